@@ -1,0 +1,304 @@
+/*
+ * ec1's guest init: PID 1 of every ec1 microVM.
+ *
+ * Mounts /proc, /sys, /dev and /tmp, reads the process description the VMM put in the initramfs
+ * (/.ec1/process), connects the process's stdin, stdout and stderr to their virtio-console ports,
+ * runs it, reaps every child, forwards termination signals, and reports the process's exit status
+ * on the control port. The VMM stops the VM when it reads that report.
+ *
+ * Exit status (libkrun's convention): the process's own status; 125 when init cannot set up the
+ * environment; 126 found but not executable; 127 not found; 128+N killed by signal N.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/reboot.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PROCESS_FILE "/.ec1/process"
+#define EXIT_SETUP 125
+#define EXIT_NOEXEC 126
+#define EXIT_NOTFOUND 127
+
+/* virtio-console port ids, as the VMM numbers them. */
+enum { PORT_STDIN, PORT_STDOUT, PORT_STDERR, PORT_CONTROL, NR_PORTS };
+
+static int control_fd = -1;
+static int err_fd = 2;
+
+static void say(const char *fmt, ...)
+{
+	char buf[512];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n > (int)sizeof(buf) - 1)
+		n = sizeof(buf) - 1;
+	if (err_fd >= 0 && write(err_fd, buf, (size_t)n) < 0)
+		return;
+}
+
+static void control(const char *fmt, ...)
+{
+	char buf[128];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (control_fd >= 0 && write(control_fd, buf, (size_t)n) < 0)
+		say("ec1-init: control port: %s\n", strerror(errno));
+}
+
+static void power_off(void)
+{
+	sync();
+	reboot(RB_AUTOBOOT); /* reboot=k: the VMM sees the keyboard-controller reset and stops */
+	for (;;)
+		pause();
+}
+
+static void finish(int status)
+{
+	control("exit %d\n", status);
+	power_off();
+}
+
+/* Ports appear once the console driver has processed the VMM's PORT_ADD messages. */
+static int open_port(int id, int flags)
+{
+	char path[32];
+	snprintf(path, sizeof(path), "/dev/vport0p%d", id);
+	for (int tries = 0; tries < 20000; tries++) {
+		int fd = open(path, flags | O_CLOEXEC);
+		if (fd >= 0 || errno != ENOENT)
+			return fd;
+		struct timespec ts = {0, 100000};
+		nanosleep(&ts, NULL);
+	}
+	return -1;
+}
+
+static int mount_basics(void)
+{
+	/* EBUSY: already mounted (by the kernel's devtmpfs.mount or a root file system). */
+	if (mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, NULL) && errno != EBUSY)
+		return -1;
+	if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) && errno != EBUSY)
+		return -1;
+	if (mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) && errno != EBUSY)
+		return -1;
+	mkdir("/tmp", 01777);
+	mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+	mkdir("/dev/pts", 0755);
+	mount("devpts", "/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC, "ptmxmode=0666,mode=0620");
+	mkdir("/dev/shm", 01777);
+	mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
+	symlink("/proc/self/fd", "/dev/fd");
+	return 0;
+}
+
+struct process {
+	char *exec_path, *workdir;
+	char **argv, **envp;
+};
+
+static char *read_file(const char *path, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return NULL;
+	char *buf = malloc((size_t)st.st_size + 1);
+	size_t done = 0;
+	while (buf && done < (size_t)st.st_size) {
+		ssize_t r = read(fd, buf + done, (size_t)st.st_size - done);
+		if (r <= 0) {
+			free(buf);
+			buf = NULL;
+			break;
+		}
+		done += (size_t)r;
+	}
+	close(fd);
+	if (buf)
+		buf[done] = 0;
+	*len = done;
+	return buf;
+}
+
+/* Format: "EC1P1", exec path, workdir, argc, argv..., envc, env..., each NUL-terminated. */
+static int parse_process(struct process *p)
+{
+	size_t len;
+	char *buf = read_file(PROCESS_FILE, &len), *end = buf + len, *cur = buf;
+	char **fields[2] = {NULL, NULL};
+
+	if (!buf)
+		return -1;
+	char *magic = cur;
+	cur += strlen(cur) + 1;
+	if (strcmp(magic, "EC1P1") != 0 || cur >= end)
+		return -1;
+	p->exec_path = cur;
+	cur += strlen(cur) + 1;
+	p->workdir = cur;
+	cur += strlen(cur) + 1;
+	for (int f = 0; f < 2; f++) {
+		if (cur >= end)
+			return -1;
+		long n = strtol(cur, NULL, 10);
+		cur += strlen(cur) + 1;
+		if (n < 0 || n > 1 << 20)
+			return -1;
+		fields[f] = calloc((size_t)n + 1, sizeof(char *));
+		if (!fields[f])
+			return -1;
+		for (long i = 0; i < n; i++) {
+			if (cur >= end)
+				return -1;
+			fields[f][i] = cur;
+			cur += strlen(cur) + 1;
+		}
+	}
+	p->argv = fields[0];
+	p->envp = fields[1];
+	return 0;
+}
+
+static const char *env_get(char **envp, const char *name)
+{
+	size_t n = strlen(name);
+	for (; *envp; envp++)
+		if (strncmp(*envp, name, n) == 0 && (*envp)[n] == '=')
+			return *envp + n + 1;
+	return NULL;
+}
+
+/* execve, or a search of PATH when the name has no '/'; returns the errno worth reporting. */
+static int exec_process(const struct process *p)
+{
+	char **argv = p->argv[0] ? p->argv : (char *[]){p->exec_path, NULL};
+	if (strchr(p->exec_path, '/')) {
+		execve(p->exec_path, argv, p->envp);
+		return errno;
+	}
+	const char *path = env_get(p->envp, "PATH");
+	if (!path)
+		path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+	int saved = ENOENT;
+	while (*path) {
+		const char *colon = strchrnul(path, ':');
+		char full[4096];
+		snprintf(full, sizeof(full), "%.*s/%s", (int)(colon - path), path, p->exec_path);
+		execve(full, argv, p->envp);
+		if (errno != ENOENT && errno != ENOTDIR)
+			saved = errno;
+		path = *colon ? colon + 1 : colon;
+	}
+	return saved;
+}
+
+static pid_t child_pid;
+
+static void forward(int sig)
+{
+	if (child_pid > 0)
+		kill(-child_pid, sig);
+}
+
+int main(void)
+{
+	struct process p;
+	int fds[NR_PORTS];
+
+	if (getpid() != 1)
+		return EXIT_SETUP;
+	if (mount_basics()) {
+		say("ec1-init: mounting /dev, /proc, /sys: %s\n", strerror(errno));
+		power_off();
+	}
+	struct timespec boot;
+	clock_gettime(CLOCK_BOOTTIME, &boot);
+	static const int modes[NR_PORTS] = {O_RDONLY, O_WRONLY, O_WRONLY, O_RDWR};
+	for (int i = 0; i < NR_PORTS; i++) {
+		fds[i] = open_port(i, modes[i]);
+		if (fds[i] < 0) {
+			say("ec1-init: /dev/vport0p%d: %s\n", i, strerror(errno));
+			power_off();
+		}
+	}
+	control_fd = fds[PORT_CONTROL];
+	err_fd = fds[PORT_STDERR];
+	control("start %llu\n", (unsigned long long)boot.tv_sec * 1000000000ull +
+					 (unsigned long long)boot.tv_nsec);
+	if (parse_process(&p)) {
+		say("ec1-init: %s: unreadable or malformed\n", PROCESS_FILE);
+		finish(EXIT_SETUP);
+	}
+
+	/* A pipe that closes on a successful exec tells init when the process really started. */
+	int status_pipe[2];
+	if (pipe2(status_pipe, O_CLOEXEC)) {
+		say("ec1-init: pipe: %s\n", strerror(errno));
+		finish(EXIT_SETUP);
+	}
+	child_pid = fork();
+	if (child_pid < 0) {
+		say("ec1-init: fork: %s\n", strerror(errno));
+		finish(EXIT_SETUP);
+	}
+	if (child_pid == 0) {
+		setsid();
+		for (int i = 0; i < 3; i++)
+			if (dup2(fds[i], i) < 0)
+				_exit(EXIT_SETUP);
+		if (chdir(p.workdir)) {
+			say("ec1-init: workdir %s: %s\n", p.workdir, strerror(errno));
+			int code = EXIT_SETUP;
+			if (write(status_pipe[1], &code, sizeof(code)) < 0)
+				_exit(EXIT_SETUP);
+			_exit(EXIT_SETUP);
+		}
+		int e = exec_process(&p);
+		int code = e == ENOENT || e == ENOTDIR ? EXIT_NOTFOUND : EXIT_NOEXEC;
+		say("ec1-init: %s: %s\n", p.exec_path, strerror(e));
+		if (write(status_pipe[1], &code, sizeof(code)) < 0)
+			_exit(code);
+		_exit(code);
+	}
+	close(status_pipe[1]);
+	int code;
+	if (read(status_pipe[0], &code, sizeof(code)) == 0)
+		control("exec\n");
+	close(status_pipe[0]);
+
+	struct sigaction sa = {.sa_handler = forward};
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	for (;;) {
+		int st;
+		pid_t pid = waitpid(-1, &st, 0);
+		if (pid < 0 && errno == EINTR)
+			continue;
+		if (pid < 0)
+			finish(EXIT_SETUP);
+		if (pid != child_pid)
+			continue; /* an orphan re-parented to us: reaped, nothing more */
+		if (WIFEXITED(st))
+			finish(WEXITSTATUS(st));
+		if (WIFSIGNALED(st))
+			finish(128 + WTERMSIG(st));
+	}
+}

@@ -1,0 +1,219 @@
+/*
+ * ec1 — run a program inside a KVM microVM.
+ *
+ * Usage: ec1_ctx_new(), then ec1_ctx_set_* calls to describe the VM and the process, then
+ * ec1_run() (returns the guest process's exit status) or ec1_start_enter() (exits this process
+ * with it, as libkrun's krun_start_enter does), then ec1_ctx_free().
+ *
+ * Every call returns EC1_OK (0) or a negative EC1_E* code; ec1_ctx_message() then names the field
+ * or path and the reason. Paths are checked when they are set. Strings and arrays passed in are
+ * copied: the caller may free them as soon as the call returns.
+ */
+#ifndef EC1_EC1_H
+#define EC1_EC1_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Result codes: stable values, never reused. */
+enum ec1_error {
+	EC1_OK = 0,
+	EC1_ENOTAVAIL = -1,	/* backend not available (stub, or libkrun not found) */
+	EC1_EVMNET = -2,	/* vmnet networking not available here */
+	EC1_EUNSUPPORTED = -3,	/* not supported by this backend or variant */
+	EC1_EINVAL = -4,	/* invalid argument: the message names the field */
+	EC1_EBACKEND = -5,	/* the backend failed; ec1_ctx_backend_errno() has its errno */
+	EC1_EALREADY = -6,	/* already done (a second ec1_set_log_level call) */
+	EC1_ENOMEM = -7,	/* out of memory */
+	EC1_EKVM = -8,		/* /dev/kvm missing, not permitted, or unable to run a guest */
+	EC1_EGUEST = -9,	/* the guest failed: kernel panic, triple fault, broken driver */
+	EC1_ETIMEDOUT = -10,	/* the run exceeded its timeout */
+	EC1_ESTATE = -11,	/* call out of order (e.g. running a context twice) */
+};
+
+/* Short English description of a code; never NULL. */
+const char *ec1_strerror(int code);
+
+/* Log levels, libkrun's values. */
+enum ec1_log_level {
+	EC1_LOG_OFF = 0,
+	EC1_LOG_ERROR = 1,
+	EC1_LOG_WARN = 2,
+	EC1_LOG_INFO = 3,
+	EC1_LOG_DEBUG = 4,
+	EC1_LOG_TRACE = 5,
+};
+
+/*
+ * Sets the process-wide log level. May succeed once per process (libkrun's logger cannot be
+ * initialised twice); later calls return EC1_EALREADY and change nothing. Default: EC1_LOG_WARN.
+ */
+int ec1_set_log_level(enum ec1_log_level level);
+
+/* Backends. */
+enum ec1_backend {
+	EC1_BACKEND_DEFAULT = 0, /* EC1_BACKEND environment variable, else the build's default */
+	EC1_BACKEND_BUILTIN = 1, /* ec1's own KVM engine (Linux x86_64) */
+	EC1_BACKEND_LIBKRUN = 2, /* libkrun loaded at run time (generic variant) */
+	EC1_BACKEND_LIBKRUN_SEV = 3, /* libkrun-sev loaded at run time */
+	EC1_BACKEND_LIBKRUN_EFI = 4, /* libkrun-efi loaded at run time */
+	EC1_BACKEND_STUB = 5,	 /* every call returns EC1_ENOTAVAIL */
+};
+
+/* Name of a backend ("builtin", "libkrun", "libkrun-sev", "libkrun-efi", "stub"). */
+const char *ec1_backend_name(enum ec1_backend backend);
+/* Parses a backend name; returns EC1_EINVAL for an unknown one. */
+int ec1_backend_parse(const char *name, enum ec1_backend *out);
+
+/* An opaque configuration and run of one microVM. */
+struct ec1_ctx;
+
+/* Creates a context on the default backend. */
+int ec1_ctx_new(struct ec1_ctx **out);
+/* Creates a context on the given backend. EC1_ENOTAVAIL if it cannot be used here. */
+int ec1_ctx_new_backend(enum ec1_backend backend, struct ec1_ctx **out);
+/* Frees a context (NULL is fine); stops helpers it started. */
+void ec1_ctx_free(struct ec1_ctx *ctx);
+/* The backend this context uses. */
+enum ec1_backend ec1_ctx_backend(const struct ec1_ctx *ctx);
+/* Message of the last failed call on ctx: field or path, and reason. "" if none. */
+const char *ec1_ctx_message(const struct ec1_ctx *ctx);
+/* errno-style value of the last EC1_EBACKEND error (libkrun's negative return), else 0. */
+int ec1_ctx_backend_errno(const struct ec1_ctx *ctx);
+
+/* VM size. */
+struct ec1_vm_config {
+	uint8_t num_vcpus; /* virtual CPUs, 1..64; default 1 */
+	uint32_t ram_mib;  /* guest RAM in MiB, 16..65536; default 512 */
+};
+int ec1_ctx_set_vm(struct ec1_ctx *ctx, const struct ec1_vm_config *config);
+
+/* Uses a host directory as the guest's root file system (not in the SEV variant). */
+int ec1_ctx_set_root(struct ec1_ctx *ctx, const char *dir);
+/* Maps host directories into the guest: "HOST:GUEST[:ro]" each (not in the SEV variant). */
+int ec1_ctx_set_mapped_volumes(struct ec1_ctx *ctx, const char *const *volumes, size_t count);
+/* Adds a virtio-fs share the guest mounts itself with `mount -t virtiofs TAG DIR`. */
+int ec1_ctx_add_virtiofs(struct ec1_ctx *ctx, const char *tag, const char *dir);
+
+/* Disk image formats, libkrun's values. */
+enum ec1_disk_format {
+	EC1_DISK_RAW = 0,
+	EC1_DISK_QCOW2 = 1,
+};
+
+/* A block device. */
+struct ec1_disk_config {
+	const char *block_id;	     /* guest-visible id, required */
+	const char *path;	     /* host image file, required, must exist */
+	enum ec1_disk_format format; /* default EC1_DISK_RAW */
+	bool read_only;		     /* default false */
+};
+int ec1_ctx_add_disk(struct ec1_ctx *ctx, const struct ec1_disk_config *config);
+
+/* Networking. Leave passt_fd at -1 and gvproxy_path NULL for the default (TSI on libkrun). */
+struct ec1_network_config {
+	int passt_fd;		     /* connected passt socket, or -1 for none */
+	const char *gvproxy_path;    /* gvproxy unix socket path, or NULL for none */
+	const uint8_t *mac;	     /* 6 bytes, or NULL to generate one */
+	const char *const *port_map; /* "HOST:GUEST" entries; only with the default backend */
+	size_t port_map_count;
+};
+int ec1_ctx_set_network(struct ec1_ctx *ctx, const struct ec1_network_config *config);
+
+/* The process to run as the guest's main process. */
+struct ec1_process_config {
+	const char *exec_path;	/* program path in the guest (searched in PATH if no '/'), required */
+	const char *const *argv; /* NULL-terminated, argv[0] included (execve convention); NULL: {exec_path} */
+	const char *const *envp; /* NULL-terminated "K=V"; NULL: PATH, HOME=/ and TERM */
+	const char *workdir;	/* working directory in the guest; NULL: "/" */
+};
+int ec1_ctx_set_process(struct ec1_ctx *ctx, const struct ec1_process_config *config);
+
+/* Kernel image formats, libkrun's values. */
+enum ec1_kernel_format {
+	EC1_KERNEL_RAW = 0,
+	EC1_KERNEL_ELF = 1,
+	EC1_KERNEL_PE_GZ = 2,
+	EC1_KERNEL_IMAGE_BZ2 = 3,
+	EC1_KERNEL_IMAGE_GZ = 4,
+	EC1_KERNEL_IMAGE_ZSTD = 5,
+};
+
+/* The guest kernel. Default (builtin): ec1's own kernel, found at build or install time. */
+struct ec1_kernel_config {
+	const char *path;	       /* kernel image, required, must exist */
+	enum ec1_kernel_format format; /* builtin: ELF (vmlinux, PVH) or RAW (bzImage) */
+	const char *initramfs;	       /* base root archive (newc cpio), or NULL for the default */
+	const char *cmdline;	       /* appended to the kernel command line, or NULL */
+};
+int ec1_ctx_set_kernel(struct ec1_ctx *ctx, const struct ec1_kernel_config *config);
+
+/* AMD SEV (SEV variant only). */
+struct ec1_sev_config {
+	const char *tee_config_file; /* TEE configuration file, or NULL for none */
+};
+int ec1_ctx_set_sev(struct ec1_ctx *ctx, const struct ec1_sev_config *config);
+
+/*
+ * An eventfd the caller writes to ask the guest for an orderly shutdown (EFI variant, builtin).
+ * The fd belongs to the context and is closed by ec1_ctx_free().
+ */
+int ec1_ctx_get_shutdown_eventfd(struct ec1_ctx *ctx, int *fd);
+
+/* vmnet (macOS vmnet-helper) operation modes. */
+enum ec1_vmnet_mode {
+	EC1_VMNET_SHARED = 0,  /* NAT: Internet, host, other shared VMs */
+	EC1_VMNET_BRIDGED = 1, /* bridged to a physical interface (shared_interface required) */
+	EC1_VMNET_HOST = 2,    /* host and other host-only VMs; optional isolation */
+};
+
+/* vmnet networking through vmnet-helper. NULL strings mean the helper's defaults. */
+struct ec1_vmnet_config {
+	const char *interface_id;     /* interface UUID, or NULL to generate */
+	enum ec1_vmnet_mode mode;     /* default EC1_VMNET_SHARED */
+	const char *start_address;    /* DHCP range start, or NULL */
+	const char *end_address;      /* DHCP range end, or NULL */
+	const char *subnet_mask;      /* or NULL */
+	const char *shared_interface; /* bridged mode: physical interface, e.g. "en0" */
+	bool enable_isolation;	      /* host mode: no VM-to-VM traffic */
+	bool verbose;		      /* helper logs verbosely */
+	const char *const *port_map;  /* "HOST:GUEST" entries */
+	size_t port_map_count;
+	const char *helper_path;      /* NULL: /opt/vmnet-helper/bin/vmnet-helper */
+};
+int ec1_ctx_set_vmnet(struct ec1_ctx *ctx, const struct ec1_vmnet_config *config);
+int ec1_ctx_set_vmnet_shared(struct ec1_ctx *ctx, const char *const *port_map, size_t count);
+int ec1_ctx_set_vmnet_bridged(struct ec1_ctx *ctx, const char *iface, const char *const *port_map,
+			      size_t count);
+int ec1_ctx_set_vmnet_host(struct ec1_ctx *ctx, bool isolation, const char *const *port_map,
+			   size_t count);
+
+/* Builtin-engine extras (EC1_EUNSUPPORTED elsewhere). */
+/* Guest process stdio: host fds for its stdin, stdout, stderr. Default: 0, 1, 2; -1 for none. */
+int ec1_ctx_set_stdio(struct ec1_ctx *ctx, int stdin_fd, int stdout_fd, int stderr_fd);
+/* Stops the run with EC1_ETIMEDOUT after timeout_ms milliseconds (0: never, the default). */
+int ec1_ctx_set_timeout(struct ec1_ctx *ctx, uint32_t timeout_ms);
+/* Boot-phase timing printed to stderr after the run (also EC1_TIMING=1). Default off. */
+int ec1_ctx_set_timing(struct ec1_ctx *ctx, bool enable);
+/* Copies the guest kernel's console to stderr (also EC1_CONSOLE=1). Default off. */
+int ec1_ctx_set_console(struct ec1_ctx *ctx, bool enable);
+
+/*
+ * Boots the VM, runs the process and waits for it. On EC1_OK *status is the process's exit
+ * status: its own code; 125 init could not set up the environment; 126 not executable;
+ * 127 not found; 128+N killed by signal N. A context runs once.
+ */
+int ec1_run(struct ec1_ctx *ctx, int *status);
+/* Like ec1_run, then exit(status) as libkrun does; returns only on error. */
+int ec1_start_enter(struct ec1_ctx *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,273 @@
+/* ec1: the command-line tool. `ec1 run [options] -- CMD [ARGS...]` */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ec1/ec1.h"
+
+#define EXIT_EC1_ERROR 125
+
+static const char run_usage[] =
+	"usage: ec1 run [options] [--] CMD [ARGS...]\n"
+	"Boots a microVM, runs CMD in it with this terminal's stdin, stdout and stderr, and exits\n"
+	"with CMD's exit status (125: ec1 or the guest's init failed; 126: CMD not executable;\n"
+	"127: CMD not found; 128+N: CMD killed by signal N).\n"
+	"\n"
+	"options:\n"
+	"  -c, --cpus N          virtual CPUs, 1..64 (default 1)\n"
+	"  -m, --mem MIB         guest RAM in MiB, 32..65536 (default 512)\n"
+	"  -k, --kernel PATH     guest kernel: vmlinux (PVH) or bzImage (default: ec1's own kernel;\n"
+	"                        environment EC1_KERNEL)\n"
+	"  -i, --initramfs PATH  base root file system, a newc cpio archive (default: ec1's busybox\n"
+	"                        root; environment EC1_INITRAMFS). ec1's init is added to it.\n"
+	"      --cmdline STR     extra kernel command-line arguments\n"
+	"  -e, --env K=V         environment variable for CMD (repeatable; added to PATH, HOME, TERM)\n"
+	"  -w, --workdir DIR     working directory of CMD in the guest (default /)\n"
+	"  -t, --timeout SEC     stop the VM and fail after SEC seconds (default: no limit)\n"
+	"  -b, --backend NAME    builtin, libkrun, libkrun-sev, libkrun-efi or stub\n"
+	"                        (default: environment EC1_BACKEND, else builtin)\n"
+	"      --timing          print where the time went: VMM set-up, kernel, init, CMD, teardown\n"
+	"                        (environment EC1_TIMING=1)\n"
+	"      --console         copy the guest kernel's console to stderr (EC1_CONSOLE=1)\n"
+	"  -v, --verbose         more log output (repeat for debug)\n"
+	"  -h, --help            this help\n";
+
+static const char main_usage[] =
+	"usage: ec1 COMMAND ...\n"
+	"commands:\n"
+	"  run [options] -- CMD [ARGS...]   run CMD in a new microVM (ec1 run --help)\n"
+	"  variants                         backends and what each offers on this machine\n"
+	"  version                          print the version\n";
+
+static int fail(struct ec1_ctx *ctx, int code)
+{
+	const char *msg = ctx ? ec1_ctx_message(ctx) : "";
+	fprintf(stderr, "ec1: %s\n", *msg ? msg : ec1_strerror(code));
+	ec1_ctx_free(ctx);
+	return EXIT_EC1_ERROR;
+}
+
+static int parse_uint(const char *opt, const char *s, unsigned long min, unsigned long max,
+		      unsigned long *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max || *s == '-') {
+		fprintf(stderr, "ec1: %s: \"%s\": expected a number %lu..%lu\n", opt, s, min, max);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+/* Default environment plus --env entries; an entry replaces one with the same name. */
+static int add_env(const char ***env, size_t *n, const char *kv)
+{
+	const char *eq = strchr(kv, '=');
+	if (!eq || eq == kv) {
+		fprintf(stderr, "ec1: --env: \"%s\": expected K=V\n", kv);
+		return -1;
+	}
+	for (size_t i = 0; i < *n; i++) {
+		if (strncmp((*env)[i], kv, (size_t)(eq - kv) + 1) == 0) {
+			(*env)[i] = kv;
+			return 0;
+		}
+	}
+	const char **grown = realloc(*env, (*n + 2) * sizeof(char *));
+	if (!grown)
+		return -1;
+	grown[(*n)++] = kv;
+	grown[*n] = NULL;
+	*env = grown;
+	return 0;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"cpus", required_argument, NULL, 'c'},
+		{"mem", required_argument, NULL, 'm'},
+		{"kernel", required_argument, NULL, 'k'},
+		{"initramfs", required_argument, NULL, 'i'},
+		{"cmdline", required_argument, NULL, 'C'},
+		{"env", required_argument, NULL, 'e'},
+		{"workdir", required_argument, NULL, 'w'},
+		{"timeout", required_argument, NULL, 't'},
+		{"backend", required_argument, NULL, 'b'},
+		{"timing", no_argument, NULL, 'T'},
+		{"console", no_argument, NULL, 'K'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	struct ec1_vm_config vm = {.num_vcpus = 1, .ram_mib = 512};
+	struct ec1_kernel_config kernel = {.format = EC1_KERNEL_ELF};
+	const char **env = NULL;
+	size_t nenv = 0;
+	const char *workdir = NULL, *backend_name = NULL;
+	double timeout_s = 0;
+	bool timing = false, console = false;
+	int verbose = 0, c;
+	unsigned long v;
+
+	static const char *const defaults[] = {
+		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/",
+		"TERM=linux"};
+	for (size_t i = 0; i < 3; i++)
+		if (add_env(&env, &nenv, defaults[i]))
+			return EXIT_EC1_ERROR;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "+c:m:k:i:e:w:t:b:vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			if (parse_uint("--cpus", optarg, 1, 64, &v))
+				return EXIT_EC1_ERROR;
+			vm.num_vcpus = (uint8_t)v;
+			break;
+		case 'm':
+			if (parse_uint("--mem", optarg, 32, 65536, &v))
+				return EXIT_EC1_ERROR;
+			vm.ram_mib = (uint32_t)v;
+			break;
+		case 'k':
+			kernel.path = optarg;
+			break;
+		case 'i':
+			kernel.initramfs = optarg;
+			break;
+		case 'C':
+			kernel.cmdline = optarg;
+			break;
+		case 'e':
+			if (add_env(&env, &nenv, optarg))
+				return EXIT_EC1_ERROR;
+			break;
+		case 'w':
+			workdir = optarg;
+			break;
+		case 't': {
+			char *end;
+			timeout_s = strtod(optarg, &end);
+			if (end == optarg || *end || timeout_s <= 0 || timeout_s > 4e6) {
+				fprintf(stderr, "ec1: --timeout: \"%s\": expected seconds > 0\n", optarg);
+				return EXIT_EC1_ERROR;
+			}
+			break;
+		}
+		case 'b':
+			backend_name = optarg;
+			break;
+		case 'T':
+			timing = true;
+			break;
+		case 'K':
+			console = true;
+			break;
+		case 'v':
+			verbose++;
+			break;
+		case 'h':
+			fputs(run_usage, stdout);
+			return 0;
+		default:
+			fputs(run_usage, stderr);
+			return EXIT_EC1_ERROR;
+		}
+	}
+	if (optind >= argc) {
+		fprintf(stderr, "ec1 run: no command given\n%s", run_usage);
+		return EXIT_EC1_ERROR;
+	}
+	enum ec1_backend backend = EC1_BACKEND_DEFAULT;
+	if (backend_name && ec1_backend_parse(backend_name, &backend)) {
+		fprintf(stderr, "ec1: --backend: \"%s\": expected builtin, libkrun, libkrun-sev, "
+				"libkrun-efi or stub\n", backend_name);
+		return EXIT_EC1_ERROR;
+	}
+	if (verbose)
+		ec1_set_log_level(verbose > 1 ? EC1_LOG_DEBUG : EC1_LOG_INFO);
+
+	struct ec1_ctx *ctx;
+	int err = ec1_ctx_new_backend(backend, &ctx);
+	if (err) {
+		fprintf(stderr, "ec1: backend %s: %s\n",
+			backend_name ? backend_name : "default", ec1_strerror(err));
+		return EXIT_EC1_ERROR;
+	}
+	struct ec1_process_config proc = {
+		.exec_path = argv[optind],
+		.argv = (const char *const *)&argv[optind],
+		.envp = env,
+		.workdir = workdir,
+	};
+	if ((err = ec1_ctx_set_vm(ctx, &vm)) || (err = ec1_ctx_set_process(ctx, &proc)))
+		return fail(ctx, err);
+	if (kernel.path && (err = ec1_ctx_set_kernel(ctx, &kernel)))
+		return fail(ctx, err);
+	if (!kernel.path && (kernel.initramfs || kernel.cmdline)) {
+		kernel.path = getenv("EC1_KERNEL");
+		if (!kernel.path) {
+			fprintf(stderr, "ec1: --initramfs and --cmdline need --kernel (or EC1_KERNEL)\n");
+			ec1_ctx_free(ctx);
+			return EXIT_EC1_ERROR;
+		}
+		if ((err = ec1_ctx_set_kernel(ctx, &kernel)))
+			return fail(ctx, err);
+	}
+	if (timeout_s > 0 && (err = ec1_ctx_set_timeout(ctx, (uint32_t)(timeout_s * 1000))))
+		return fail(ctx, err);
+	if (timing && (err = ec1_ctx_set_timing(ctx, true)))
+		return fail(ctx, err);
+	if (console && (err = ec1_ctx_set_console(ctx, true)))
+		return fail(ctx, err);
+
+	int status;
+	err = ec1_run(ctx, &status);
+	free(env);
+	if (err)
+		return fail(ctx, err);
+	ec1_ctx_free(ctx);
+	return status;
+}
+
+static int cmd_variants(void)
+{
+	static const enum ec1_backend all[] = {EC1_BACKEND_BUILTIN, EC1_BACKEND_LIBKRUN,
+					       EC1_BACKEND_LIBKRUN_SEV, EC1_BACKEND_LIBKRUN_EFI,
+					       EC1_BACKEND_STUB};
+	printf("%-12s %-10s %s\n", "backend", "available", "note");
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
+		struct ec1_ctx *ctx;
+		int err = ec1_ctx_new_backend(all[i], &ctx);
+		printf("%-12s %-10s %s\n", ec1_backend_name(all[i]), err ? "no" : "yes",
+		       err ? ec1_strerror(err) : "");
+		ec1_ctx_free(ctx);
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	/* A closed stdout ends the guest's output stream, not ec1 (the VMM sees EPIPE). */
+	signal(SIGPIPE, SIG_IGN);
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		fputs(main_usage, argc < 2 ? stderr : stdout);
+		return argc < 2 ? EXIT_EC1_ERROR : 0;
+	}
+	if (strcmp(argv[1], "run") == 0)
+		return cmd_run(argc - 1, argv + 1);
+	if (strcmp(argv[1], "variants") == 0)
+		return cmd_variants();
+	if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
+		printf("ec1 %s\n", EC1_VERSION);
+		return 0;
+	}
+	fprintf(stderr, "ec1: unknown command \"%s\"\n%s", argv[1], main_usage);
+	return EXIT_EC1_ERROR;
+}

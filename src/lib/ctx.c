@@ -1,0 +1,656 @@
+/* The public API: argument checks, copies, the availability table, dispatch to the backend. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ec1_internal.h"
+
+int ec1_fail(struct ec1_ctx *ctx, int code, const char *fmt, ...)
+{
+	if (ctx) {
+		va_list ap;
+		va_start(ap, fmt);
+		vsnprintf(ctx->message, sizeof(ctx->message), fmt, ap);
+		va_end(ap);
+	}
+	return code;
+}
+
+const char *ec1_strerror(int code)
+{
+	switch (code) {
+	case EC1_OK:
+		return "success";
+	case EC1_ENOTAVAIL:
+		return "backend not available";
+	case EC1_EVMNET:
+		return "vmnet not available";
+	case EC1_EUNSUPPORTED:
+		return "not supported by this backend or variant";
+	case EC1_EINVAL:
+		return "invalid argument";
+	case EC1_EBACKEND:
+		return "backend error";
+	case EC1_EALREADY:
+		return "already done";
+	case EC1_ENOMEM:
+		return "out of memory";
+	case EC1_EKVM:
+		return "KVM not usable";
+	case EC1_EGUEST:
+		return "guest failure";
+	case EC1_ETIMEDOUT:
+		return "timed out";
+	case EC1_ESTATE:
+		return "call out of order";
+	default:
+		return "unknown error";
+	}
+}
+
+static const char *const backend_names[] = {
+	[EC1_BACKEND_DEFAULT] = "default",	 [EC1_BACKEND_BUILTIN] = "builtin",
+	[EC1_BACKEND_LIBKRUN] = "libkrun",	 [EC1_BACKEND_LIBKRUN_SEV] = "libkrun-sev",
+	[EC1_BACKEND_LIBKRUN_EFI] = "libkrun-efi", [EC1_BACKEND_STUB] = "stub",
+};
+
+const char *ec1_backend_name(enum ec1_backend backend)
+{
+	if ((unsigned int)backend < sizeof(backend_names) / sizeof(backend_names[0]))
+		return backend_names[backend];
+	return "unknown";
+}
+
+int ec1_backend_parse(const char *name, enum ec1_backend *out)
+{
+	for (unsigned int i = 0; name && i < sizeof(backend_names) / sizeof(backend_names[0]); i++) {
+		if (strcmp(name, backend_names[i]) == 0) {
+			*out = (enum ec1_backend)i;
+			return EC1_OK;
+		}
+	}
+	return EC1_EINVAL;
+}
+
+/* Process-wide: libkrun's logger panics when initialised twice, so every backend gets one call. */
+static int log_level_set;
+
+int ec1_set_log_level(enum ec1_log_level level)
+{
+	if ((unsigned int)level > EC1_LOG_TRACE)
+		return EC1_EINVAL;
+	if (__atomic_exchange_n(&log_level_set, 1, __ATOMIC_SEQ_CST))
+		return EC1_EALREADY;
+	extern int vm_log_level;
+	vm_log_level = (int)level;
+	return EC1_OK;
+}
+
+static const struct ec1_backend_ops *backend_ops(enum ec1_backend b)
+{
+	switch (b) {
+	case EC1_BACKEND_BUILTIN:
+		return &ec1_backend_builtin;
+	case EC1_BACKEND_LIBKRUN:
+		return &ec1_backend_libkrun;
+	case EC1_BACKEND_LIBKRUN_SEV:
+		return &ec1_backend_libkrun_sev;
+	case EC1_BACKEND_LIBKRUN_EFI:
+		return &ec1_backend_libkrun_efi;
+	case EC1_BACKEND_STUB:
+		return &ec1_backend_stub;
+	default:
+		return NULL;
+	}
+}
+
+#ifndef EC1_DEFAULT_BACKEND
+#define EC1_DEFAULT_BACKEND EC1_BACKEND_BUILTIN
+#endif
+
+int ec1_ctx_new(struct ec1_ctx **out)
+{
+	return ec1_ctx_new_backend(EC1_BACKEND_DEFAULT, out);
+}
+
+int ec1_ctx_new_backend(enum ec1_backend backend, struct ec1_ctx **out)
+{
+	if (!out)
+		return EC1_EINVAL;
+	*out = NULL;
+	if (backend == EC1_BACKEND_DEFAULT) {
+		const char *env = getenv("EC1_BACKEND");
+		backend = EC1_DEFAULT_BACKEND;
+		if (env && *env && ec1_backend_parse(env, &backend))
+			return EC1_EINVAL;
+		if (backend == EC1_BACKEND_DEFAULT)
+			backend = EC1_DEFAULT_BACKEND;
+	}
+	const struct ec1_backend_ops *ops = backend_ops(backend);
+	if (!ops)
+		return EC1_EINVAL;
+	struct ec1_ctx *ctx = calloc(1, sizeof(*ctx));
+	if (!ctx)
+		return EC1_ENOMEM;
+	ctx->ops = ops;
+	ctx->vm = (struct ec1_vm_config){.num_vcpus = 1, .ram_mib = 512};
+	ctx->stdio[0] = 0;
+	ctx->stdio[1] = 1;
+	ctx->stdio[2] = 2;
+	ctx->shutdown_fd = -1;
+	const char *t = getenv("EC1_TIMING");
+	ctx->timing = t && *t && strcmp(t, "0") != 0;
+	const char *c = getenv("EC1_CONSOLE");
+	ctx->console = c && *c && strcmp(c, "0") != 0;
+	int err = ops->open ? ops->open(ctx) : EC1_OK;
+	if (err) {
+		free(ctx);
+		return err;
+	}
+	*out = ctx;
+	return EC1_OK;
+}
+
+static void free_list(char **list)
+{
+	for (size_t i = 0; list && list[i]; i++)
+		free(list[i]);
+	free(list);
+}
+
+void ec1_ctx_free(struct ec1_ctx *ctx)
+{
+	if (!ctx)
+		return;
+	if (ctx->ops->close)
+		ctx->ops->close(ctx);
+	free(ctx->root);
+	free_list(ctx->volumes);
+	for (size_t i = 0; i < ctx->nr_shares; i++) {
+		free(ctx->shares[i].tag);
+		free(ctx->shares[i].dir);
+	}
+	free(ctx->exec_path);
+	free(ctx->workdir);
+	free_list(ctx->argv);
+	free_list(ctx->envp);
+	free(ctx->kernel_path);
+	free(ctx->initramfs);
+	free(ctx->cmdline);
+	if (ctx->shutdown_fd >= 0)
+		close(ctx->shutdown_fd);
+	free(ctx);
+}
+
+enum ec1_backend ec1_ctx_backend(const struct ec1_ctx *ctx)
+{
+	return ctx ? ctx->ops->id : EC1_BACKEND_DEFAULT;
+}
+
+const char *ec1_ctx_message(const struct ec1_ctx *ctx)
+{
+	return ctx ? ctx->message : "no context";
+}
+
+int ec1_ctx_backend_errno(const struct ec1_ctx *ctx)
+{
+	return ctx ? ctx->backend_errno : 0;
+}
+
+/* Common entry checks; clears the previous message. */
+#define ENTER(ctx)                                                                  \
+	do {                                                                        \
+		if (!(ctx))                                                         \
+			return EC1_EINVAL;                                          \
+		(ctx)->message[0] = 0;                                              \
+		(ctx)->backend_errno = 0;                                           \
+		if ((ctx)->ran)                                                     \
+			return ec1_fail((ctx), EC1_ESTATE, "context already ran");  \
+	} while (0)
+
+static int need_feature(struct ec1_ctx *ctx, unsigned int feature, const char *call)
+{
+	if (ctx->ops->features & feature)
+		return EC1_OK;
+	return ec1_fail(ctx, EC1_EUNSUPPORTED, "%s: not available in the %s variant", call,
+			ec1_backend_name(ctx->ops->id));
+}
+
+/* Checks that path names an existing file (want_dir: a directory). */
+static int check_path(struct ec1_ctx *ctx, const char *field, const char *path, bool want_dir)
+{
+	struct stat st;
+	if (!path || !*path)
+		return ec1_fail(ctx, EC1_EINVAL, "%s: empty path", field);
+	if (stat(path, &st) < 0)
+		return ec1_fail(ctx, EC1_EINVAL, "%s: %s: %s", field, path, strerror(errno));
+	if (want_dir && !S_ISDIR(st.st_mode))
+		return ec1_fail(ctx, EC1_EINVAL, "%s: %s: Not a directory", field, path);
+	if (!want_dir && S_ISDIR(st.st_mode))
+		return ec1_fail(ctx, EC1_EINVAL, "%s: %s: Is a directory", field, path);
+	return EC1_OK;
+}
+
+static int replace_str(struct ec1_ctx *ctx, char **slot, const char *value)
+{
+	char *copy = NULL;
+	if (value && !(copy = strdup(value)))
+		return ec1_fail(ctx, EC1_ENOMEM, "out of memory");
+	free(*slot);
+	*slot = copy;
+	return EC1_OK;
+}
+
+/* Copies a list given as (array, count) or NULL-terminated (count == SIZE_MAX). */
+static int copy_list(struct ec1_ctx *ctx, const char *field, const char *const *src, size_t count,
+		     char ***out)
+{
+	if (count == SIZE_MAX)
+		for (count = 0; src && src[count]; count++)
+			;
+	if (count && !src)
+		return ec1_fail(ctx, EC1_EINVAL, "%s: NULL array with %zu entries", field, count);
+	char **list = calloc(count + 1, sizeof(char *));
+	if (!list)
+		return ec1_fail(ctx, EC1_ENOMEM, "out of memory");
+	for (size_t i = 0; i < count; i++) {
+		if (!src[i]) {
+			free_list(list);
+			return ec1_fail(ctx, EC1_EINVAL, "%s[%zu]: NULL entry", field, i);
+		}
+		if (!(list[i] = strdup(src[i]))) {
+			free_list(list);
+			return ec1_fail(ctx, EC1_ENOMEM, "out of memory");
+		}
+	}
+	*out = list;
+	return EC1_OK;
+}
+
+static int call(struct ec1_ctx *ctx, int (*hook)(struct ec1_ctx *))
+{
+	return hook ? hook(ctx) : EC1_OK;
+}
+
+int ec1_ctx_set_vm(struct ec1_ctx *ctx, const struct ec1_vm_config *config)
+{
+	ENTER(ctx);
+	if (!config)
+		return ec1_fail(ctx, EC1_EINVAL, "vm: NULL config");
+	if (config->num_vcpus < 1 || config->num_vcpus > 64)
+		return ec1_fail(ctx, EC1_EINVAL, "vm.num_vcpus: %u: must be 1..64", config->num_vcpus);
+	if (config->ram_mib < 32 || config->ram_mib > 65536)
+		return ec1_fail(ctx, EC1_EINVAL, "vm.ram_mib: %u: must be 32..65536", config->ram_mib);
+	struct ec1_vm_config old = ctx->vm;
+	ctx->vm = *config;
+	int err = call(ctx, ctx->ops->set_vm);
+	if (err)
+		ctx->vm = old;
+	return err;
+}
+
+int ec1_ctx_set_root(struct ec1_ctx *ctx, const char *dir)
+{
+	ENTER(ctx);
+	int err = need_feature(ctx, EC1_F_ROOT, "set_root");
+	err = err ?: check_path(ctx, "root", dir, true);
+	err = err ?: replace_str(ctx, &ctx->root, dir);
+	return err ?: call(ctx, ctx->ops->set_root);
+}
+
+/* "HOST:GUEST[:ro]": HOST an existing directory, GUEST absolute. */
+static int check_volume(struct ec1_ctx *ctx, size_t i, const char *spec)
+{
+	char field[32];
+	snprintf(field, sizeof(field), "volumes[%zu]", i);
+	const char *colon = strchr(spec, ':');
+	if (!colon || colon == spec)
+		return ec1_fail(ctx, EC1_EINVAL, "%s: \"%s\": expected HOST:GUEST[:ro]", field, spec);
+	const char *guest = colon + 1, *opt = strchr(guest, ':');
+	if (*guest != '/')
+		return ec1_fail(ctx, EC1_EINVAL, "%s: \"%s\": guest path must be absolute", field,
+				spec);
+	if (opt && strcmp(opt, ":ro") != 0 && strcmp(opt, ":rw") != 0)
+		return ec1_fail(ctx, EC1_EINVAL, "%s: \"%s\": unknown option \"%s\" (ro or rw)", field,
+				spec, opt + 1);
+	char host[4096];
+	snprintf(host, sizeof(host), "%.*s", (int)(colon - spec), spec);
+	return check_path(ctx, field, host, true);
+}
+
+int ec1_ctx_set_mapped_volumes(struct ec1_ctx *ctx, const char *const *volumes, size_t count)
+{
+	ENTER(ctx);
+	int err = need_feature(ctx, EC1_F_VOLUMES, "set_mapped_volumes");
+	if (err)
+		return err;
+	if (count && !volumes)
+		return ec1_fail(ctx, EC1_EINVAL, "volumes: NULL array with %zu entries", count);
+	for (size_t i = 0; i < count; i++) {
+		if (!volumes[i])
+			return ec1_fail(ctx, EC1_EINVAL, "volumes[%zu]: NULL entry", i);
+		if ((err = check_volume(ctx, i, volumes[i])))
+			return err;
+	}
+	char **list;
+	if ((err = copy_list(ctx, "volumes", volumes, count, &list)))
+		return err;
+	free_list(ctx->volumes);
+	ctx->volumes = list;
+	return call(ctx, ctx->ops->set_mapped_volumes);
+}
+
+int ec1_ctx_add_virtiofs(struct ec1_ctx *ctx, const char *tag, const char *dir)
+{
+	ENTER(ctx);
+	int err = need_feature(ctx, EC1_F_VOLUMES, "add_virtiofs");
+	if (err)
+		return err;
+	/* virtio 1.2 §5.11.4: the tag is at most 36 bytes, and not empty. */
+	if (!tag || !*tag || strlen(tag) > 36)
+		return ec1_fail(ctx, EC1_EINVAL, "virtiofs.tag: \"%s\": must be 1..36 bytes",
+				tag ? tag : "");
+	for (size_t i = 0; i < ctx->nr_shares; i++)
+		if (strcmp(ctx->shares[i].tag, tag) == 0)
+			return ec1_fail(ctx, EC1_EINVAL, "virtiofs.tag: \"%s\": already used", tag);
+	if (ctx->nr_shares == EC1_MAX_LIST)
+		return ec1_fail(ctx, EC1_EINVAL, "virtiofs: at most %d shares", EC1_MAX_LIST);
+	if ((err = check_path(ctx, "virtiofs.dir", dir, true)))
+		return err;
+	if (ctx->ops->add_virtiofs && (err = ctx->ops->add_virtiofs(ctx, tag, dir)))
+		return err;
+	struct ec1_share *s = &ctx->shares[ctx->nr_shares];
+	s->tag = strdup(tag);
+	s->dir = strdup(dir);
+	if (!s->tag || !s->dir) {
+		free(s->tag);
+		free(s->dir);
+		return ec1_fail(ctx, EC1_ENOMEM, "out of memory");
+	}
+	ctx->nr_shares++;
+	return EC1_OK;
+}
+
+int ec1_ctx_add_disk(struct ec1_ctx *ctx, const struct ec1_disk_config *config)
+{
+	ENTER(ctx);
+	if (!config)
+		return ec1_fail(ctx, EC1_EINVAL, "disk: NULL config");
+	if (!config->block_id || !*config->block_id)
+		return ec1_fail(ctx, EC1_EINVAL, "disk.block_id: empty");
+	if (config->format != EC1_DISK_RAW && config->format != EC1_DISK_QCOW2)
+		return ec1_fail(ctx, EC1_EINVAL, "disk.format: %d: must be raw (0) or qcow2 (1)",
+				(int)config->format);
+	int err = check_path(ctx, "disk.path", config->path, false);
+	if (err)
+		return err;
+	if (!ctx->ops->add_disk)
+		return ec1_fail(ctx, EC1_EUNSUPPORTED, "disk: not supported by the %s backend yet",
+				ec1_backend_name(ctx->ops->id));
+	return ctx->ops->add_disk(ctx, config);
+}
+
+/* "HOST:GUEST", both 1..65535. */
+static int check_port_map(struct ec1_ctx *ctx, const char *field, const char *const *map,
+			  size_t count)
+{
+	if (count && !map)
+		return ec1_fail(ctx, EC1_EINVAL, "%s: NULL array with %zu entries", field, count);
+	for (size_t i = 0; i < count; i++) {
+		unsigned int h, g;
+		char end;
+		if (!map[i] || sscanf(map[i], "%u:%u%c", &h, &g, &end) != 2 || h < 1 || h > 65535 ||
+		    g < 1 || g > 65535)
+			return ec1_fail(ctx, EC1_EINVAL, "%s[%zu]: \"%s\": expected HOST:GUEST ports "
+					"1..65535", field, i, map[i] ? map[i] : "(null)");
+	}
+	return EC1_OK;
+}
+
+int ec1_ctx_set_network(struct ec1_ctx *ctx, const struct ec1_network_config *config)
+{
+	ENTER(ctx);
+	if (!config)
+		return ec1_fail(ctx, EC1_EINVAL, "network: NULL config");
+	if (config->passt_fd >= 0 && config->gvproxy_path)
+		return ec1_fail(ctx, EC1_EINVAL, "network: passt_fd and gvproxy_path exclude each other");
+	if (config->passt_fd >= 0 && fcntl(config->passt_fd, F_GETFD) < 0)
+		return ec1_fail(ctx, EC1_EINVAL, "network.passt_fd: %d: %s", config->passt_fd,
+				strerror(errno));
+	if (config->gvproxy_path) {
+		struct stat st;
+		if (stat(config->gvproxy_path, &st) < 0)
+			return ec1_fail(ctx, EC1_EINVAL, "network.gvproxy_path: %s: %s",
+					config->gvproxy_path, strerror(errno));
+	}
+	if (config->mac && (config->mac[0] & 1))
+		return ec1_fail(ctx, EC1_EINVAL, "network.mac: multicast address (low bit of the first "
+				"byte set)");
+	int err = check_port_map(ctx, "network.port_map", config->port_map, config->port_map_count);
+	if (err)
+		return err;
+	/* libkrun rejects a port map together with passt or gvproxy: say so here, not at start. */
+	if (config->port_map_count && (config->passt_fd >= 0 || config->gvproxy_path))
+		return ec1_fail(ctx, EC1_EINVAL, "network.port_map: only with the default (TSI) "
+				"network, not with passt or gvproxy");
+	if (!ctx->ops->set_network)
+		return ec1_fail(ctx, EC1_EUNSUPPORTED, "network: not supported by the %s backend yet",
+				ec1_backend_name(ctx->ops->id));
+	return ctx->ops->set_network(ctx);
+}
+
+int ec1_ctx_set_process(struct ec1_ctx *ctx, const struct ec1_process_config *config)
+{
+	ENTER(ctx);
+	if (!config)
+		return ec1_fail(ctx, EC1_EINVAL, "process: NULL config");
+	if (!config->exec_path || !*config->exec_path)
+		return ec1_fail(ctx, EC1_EINVAL, "process.exec_path: empty");
+	if (config->workdir && config->workdir[0] != '/')
+		return ec1_fail(ctx, EC1_EINVAL, "process.workdir: \"%s\": must be absolute",
+				config->workdir);
+	for (size_t i = 0; config->envp && config->envp[i]; i++)
+		if (!strchr(config->envp[i], '=') || config->envp[i][0] == '=')
+			return ec1_fail(ctx, EC1_EINVAL, "process.envp[%zu]: \"%s\": expected K=V", i,
+					config->envp[i]);
+	char **argv, **envp = NULL;
+	const char *const def_argv[] = {config->exec_path, NULL};
+	int err = copy_list(ctx, "process.argv", config->argv ? config->argv : def_argv, SIZE_MAX,
+			    &argv);
+	if (err)
+		return err;
+	if (!argv[0]) {
+		free_list(argv);
+		return ec1_fail(ctx, EC1_EINVAL, "process.argv: empty (argv[0] is required)");
+	}
+	if (config->envp && (err = copy_list(ctx, "process.envp", config->envp, SIZE_MAX, &envp))) {
+		free_list(argv);
+		return err;
+	}
+	char *exec_path = strdup(config->exec_path);
+	char *workdir = config->workdir ? strdup(config->workdir) : NULL;
+	if (!exec_path || (config->workdir && !workdir)) {
+		free(exec_path);
+		free(workdir);
+		free_list(argv);
+		free_list(envp);
+		return ec1_fail(ctx, EC1_ENOMEM, "out of memory");
+	}
+	free(ctx->exec_path);
+	free(ctx->workdir);
+	free_list(ctx->argv);
+	free_list(ctx->envp);
+	ctx->exec_path = exec_path;
+	ctx->workdir = workdir;
+	ctx->argv = argv;
+	ctx->envp = envp;
+	ctx->process_set = true;
+	return call(ctx, ctx->ops->set_process);
+}
+
+int ec1_ctx_set_kernel(struct ec1_ctx *ctx, const struct ec1_kernel_config *config)
+{
+	ENTER(ctx);
+	if (!config)
+		return ec1_fail(ctx, EC1_EINVAL, "kernel: NULL config");
+	if ((unsigned int)config->format > EC1_KERNEL_IMAGE_ZSTD)
+		return ec1_fail(ctx, EC1_EINVAL, "kernel.format: %d: unknown", (int)config->format);
+	int err = check_path(ctx, "kernel.path", config->path, false);
+	if (!err && config->initramfs)
+		err = check_path(ctx, "kernel.initramfs", config->initramfs, false);
+	if (err)
+		return err;
+	if ((err = replace_str(ctx, &ctx->kernel_path, config->path)) ||
+	    (err = replace_str(ctx, &ctx->initramfs, config->initramfs)) ||
+	    (err = replace_str(ctx, &ctx->cmdline, config->cmdline)))
+		return err;
+	ctx->kernel_format = config->format;
+	return call(ctx, ctx->ops->set_kernel);
+}
+
+int ec1_ctx_set_sev(struct ec1_ctx *ctx, const struct ec1_sev_config *config)
+{
+	ENTER(ctx);
+	int err = need_feature(ctx, EC1_F_SEV, "set_sev");
+	if (err)
+		return err;
+	if (!config)
+		return ec1_fail(ctx, EC1_EINVAL, "sev: NULL config");
+	if (config->tee_config_file &&
+	    (err = check_path(ctx, "sev.tee_config_file", config->tee_config_file, false)))
+		return err;
+	return call(ctx, ctx->ops->set_sev);
+}
+
+int ec1_ctx_get_shutdown_eventfd(struct ec1_ctx *ctx, int *fd)
+{
+	ENTER(ctx);
+	int err = need_feature(ctx, EC1_F_SHUTDOWN_FD, "get_shutdown_eventfd");
+	if (err)
+		return err;
+	if (!fd)
+		return ec1_fail(ctx, EC1_EINVAL, "fd: NULL");
+	return ctx->ops->get_shutdown_eventfd(ctx, fd);
+}
+
+int ec1_ctx_set_vmnet(struct ec1_ctx *ctx, const struct ec1_vmnet_config *config)
+{
+	ENTER(ctx);
+	if (!config)
+		return ec1_fail(ctx, EC1_EINVAL, "vmnet: NULL config");
+	if ((unsigned int)config->mode > EC1_VMNET_HOST)
+		return ec1_fail(ctx, EC1_EINVAL, "vmnet.mode: %d: unknown", (int)config->mode);
+	if (config->mode == EC1_VMNET_BRIDGED &&
+	    (!config->shared_interface || !*config->shared_interface))
+		return ec1_fail(ctx, EC1_EINVAL, "vmnet.shared_interface: required in bridged mode");
+	int err = check_port_map(ctx, "vmnet.port_map", config->port_map, config->port_map_count);
+	if (err)
+		return err;
+	if (!(ctx->ops->features & EC1_F_VMNET) || !ctx->ops->set_vmnet)
+		return ec1_fail(ctx, EC1_EVMNET, "vmnet: not available with the %s backend on this "
+				"system", ec1_backend_name(ctx->ops->id));
+	return call(ctx, ctx->ops->set_vmnet);
+}
+
+int ec1_ctx_set_vmnet_shared(struct ec1_ctx *ctx, const char *const *port_map, size_t count)
+{
+	struct ec1_vmnet_config c = {
+		.mode = EC1_VMNET_SHARED, .port_map = port_map, .port_map_count = count};
+	return ec1_ctx_set_vmnet(ctx, &c);
+}
+
+int ec1_ctx_set_vmnet_bridged(struct ec1_ctx *ctx, const char *iface, const char *const *port_map,
+			      size_t count)
+{
+	struct ec1_vmnet_config c = {.mode = EC1_VMNET_BRIDGED,
+				     .shared_interface = iface,
+				     .port_map = port_map,
+				     .port_map_count = count};
+	return ec1_ctx_set_vmnet(ctx, &c);
+}
+
+int ec1_ctx_set_vmnet_host(struct ec1_ctx *ctx, bool isolation, const char *const *port_map,
+			   size_t count)
+{
+	struct ec1_vmnet_config c = {.mode = EC1_VMNET_HOST,
+				     .enable_isolation = isolation,
+				     .port_map = port_map,
+				     .port_map_count = count};
+	return ec1_ctx_set_vmnet(ctx, &c);
+}
+
+static int need_extras(struct ec1_ctx *ctx, const char *call)
+{
+	if (ctx->ops->builtin_extras)
+		return EC1_OK;
+	return ec1_fail(ctx, EC1_EUNSUPPORTED, "%s: only with the builtin backend", call);
+}
+
+int ec1_ctx_set_stdio(struct ec1_ctx *ctx, int stdin_fd, int stdout_fd, int stderr_fd)
+{
+	ENTER(ctx);
+	int err = need_extras(ctx, "set_stdio");
+	if (err)
+		return err;
+	const int fds[3] = {stdin_fd, stdout_fd, stderr_fd};
+	static const char *const names[3] = {"stdin", "stdout", "stderr"};
+	for (int i = 0; i < 3; i++)
+		if (fds[i] >= 0 && fcntl(fds[i], F_GETFD) < 0)
+			return ec1_fail(ctx, EC1_EINVAL, "stdio.%s: fd %d: %s", names[i], fds[i],
+					strerror(errno));
+	memcpy(ctx->stdio, fds, sizeof(fds));
+	return EC1_OK;
+}
+
+int ec1_ctx_set_timeout(struct ec1_ctx *ctx, uint32_t timeout_ms)
+{
+	ENTER(ctx);
+	int err = need_extras(ctx, "set_timeout");
+	if (!err)
+		ctx->timeout_ms = timeout_ms;
+	return err;
+}
+
+int ec1_ctx_set_timing(struct ec1_ctx *ctx, bool enable)
+{
+	ENTER(ctx);
+	int err = need_extras(ctx, "set_timing");
+	if (!err)
+		ctx->timing = enable;
+	return err;
+}
+
+int ec1_ctx_set_console(struct ec1_ctx *ctx, bool enable)
+{
+	ENTER(ctx);
+	int err = need_extras(ctx, "set_console");
+	if (!err)
+		ctx->console = enable;
+	return err;
+}
+
+int ec1_run(struct ec1_ctx *ctx, int *status)
+{
+	ENTER(ctx);
+	if (!status)
+		return ec1_fail(ctx, EC1_EINVAL, "status: NULL");
+	if (!ctx->process_set)
+		return ec1_fail(ctx, EC1_ESTATE, "process: not set (call ec1_ctx_set_process first)");
+	ctx->ran = true;
+	return ctx->ops->run(ctx, status);
+}
+
+int ec1_start_enter(struct ec1_ctx *ctx)
+{
+	int status;
+	int err = ec1_run(ctx, &status);
+	if (err)
+		return err;
+	fflush(NULL);
+	exit(status);
+}

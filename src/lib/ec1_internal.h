@@ -1,0 +1,90 @@
+/* Library internals shared by the API layer, the backends and the VMM. */
+#ifndef EC1_INTERNAL_H
+#define EC1_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ec1/ec1.h"
+
+/* The injected init (guest/init/init.c, static), embedded at build time. */
+extern const unsigned char ec1_init_binary[];
+extern const size_t ec1_init_binary_size;
+
+/* Functions whose availability depends on the variant (SEED.md's table). */
+enum ec1_feature {
+	EC1_F_ROOT = 1 << 0,	     /* ec1_ctx_set_root */
+	EC1_F_VOLUMES = 1 << 1,	     /* ec1_ctx_set_mapped_volumes, ec1_ctx_add_virtiofs */
+	EC1_F_SEV = 1 << 2,	     /* ec1_ctx_set_sev */
+	EC1_F_SHUTDOWN_FD = 1 << 3,  /* ec1_ctx_get_shutdown_eventfd */
+	EC1_F_VMNET = 1 << 4,	     /* ec1_ctx_set_vmnet* */
+};
+
+#define EC1_MAX_LIST 64
+
+struct ec1_ctx;
+
+/* A backend: what it offers and how each call reaches it. NULL hooks are no-ops. */
+struct ec1_backend_ops {
+	enum ec1_backend id;
+	unsigned int features; /* enum ec1_feature bits */
+	int (*open)(struct ec1_ctx *ctx);
+	void (*close)(struct ec1_ctx *ctx);
+	int (*set_log_level)(enum ec1_log_level level);
+	int (*set_vm)(struct ec1_ctx *ctx);
+	int (*set_root)(struct ec1_ctx *ctx);
+	int (*set_mapped_volumes)(struct ec1_ctx *ctx);
+	int (*add_virtiofs)(struct ec1_ctx *ctx, const char *tag, const char *dir);
+	int (*add_disk)(struct ec1_ctx *ctx, const struct ec1_disk_config *disk);
+	int (*set_network)(struct ec1_ctx *ctx);
+	int (*set_process)(struct ec1_ctx *ctx);
+	int (*set_kernel)(struct ec1_ctx *ctx);
+	int (*set_sev)(struct ec1_ctx *ctx);
+	int (*get_shutdown_eventfd)(struct ec1_ctx *ctx, int *fd);
+	int (*set_vmnet)(struct ec1_ctx *ctx);
+	int (*run)(struct ec1_ctx *ctx, int *status);
+	bool builtin_extras; /* ec1_ctx_set_stdio/timeout/timing/console */
+};
+
+struct ec1_share {
+	char *tag, *dir;
+};
+
+struct ec1_ctx {
+	const struct ec1_backend_ops *ops;
+	char message[1024];
+	int backend_errno;
+	bool ran;
+	void *backend; /* backend-private state */
+
+	struct ec1_vm_config vm;
+	char *root;
+	char **volumes; /* NULL-terminated */
+	struct ec1_share shares[EC1_MAX_LIST];
+	size_t nr_shares;
+	char *exec_path, *workdir;
+	char **argv, **envp; /* NULL-terminated; envp NULL for the default */
+	bool process_set;
+	char *kernel_path, *initramfs, *cmdline;
+	enum ec1_kernel_format kernel_format;
+	int stdio[3];
+	uint32_t timeout_ms;
+	bool timing, console;
+	int shutdown_fd;
+};
+
+/* Sets ctx->message (printf-style) and returns code. */
+int ec1_fail(struct ec1_ctx *ctx, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Where the build or install put the guest kernel and base root archive (may not exist). */
+const char *ec1_default_kernel(void);
+const char *ec1_default_initramfs(void);
+
+extern const struct ec1_backend_ops ec1_backend_builtin;
+extern const struct ec1_backend_ops ec1_backend_stub;
+extern const struct ec1_backend_ops ec1_backend_libkrun;
+extern const struct ec1_backend_ops ec1_backend_libkrun_sev;
+extern const struct ec1_backend_ops ec1_backend_libkrun_efi;
+
+#endif

@@ -1,0 +1,275 @@
+/* virtio-mmio transport, version 2 ("modern") register layout, virtio 1.2 §4.2.2. */
+#include "mmio.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../lib/ec1_internal.h"
+#include "../vm.h"
+
+enum {
+	REG_MAGIC = 0x000,
+	REG_VERSION = 0x004,
+	REG_DEVICE_ID = 0x008,
+	REG_VENDOR_ID = 0x00c,
+	REG_DEVICE_FEATURES = 0x010,
+	REG_DEVICE_FEATURES_SEL = 0x014,
+	REG_DRIVER_FEATURES = 0x020,
+	REG_DRIVER_FEATURES_SEL = 0x024,
+	REG_QUEUE_SEL = 0x030,
+	REG_QUEUE_NUM_MAX = 0x034,
+	REG_QUEUE_NUM = 0x038,
+	REG_QUEUE_READY = 0x044,
+	REG_QUEUE_NOTIFY = 0x050,
+	REG_INTERRUPT_STATUS = 0x060,
+	REG_INTERRUPT_ACK = 0x064,
+	REG_STATUS = 0x070,
+	REG_QUEUE_DESC_LOW = 0x080,
+	REG_QUEUE_DESC_HIGH = 0x084,
+	REG_QUEUE_DRIVER_LOW = 0x090,
+	REG_QUEUE_DRIVER_HIGH = 0x094,
+	REG_QUEUE_DEVICE_LOW = 0x0a0,
+	REG_QUEUE_DEVICE_HIGH = 0x0a4,
+	REG_SHM_SEL = 0x0ac,
+	REG_SHM_LEN_LOW = 0x0b0,
+	REG_SHM_LEN_HIGH = 0x0b4,
+	REG_SHM_BASE_LOW = 0x0b8,
+	REG_SHM_BASE_HIGH = 0x0bc,
+	REG_QUEUE_RESET = 0x0c0,
+	REG_CONFIG_GENERATION = 0x0fc,
+	REG_CONFIG = 0x100,
+};
+
+#define MAGIC 0x74726976 /* "virt" */
+#define VENDOR 0x00ec1ec1
+#define STATUS_DRIVER_OK 4
+#define STATUS_FEATURES_OK 8
+#define STATUS_NEEDS_RESET 64
+
+int virtio_mmio_add(struct vm *vm, const struct virtio_dev_ops *ops, void *priv,
+		    struct virtio_mmio_dev **out)
+{
+	if (vm->nr_devs == VM_MAX_DEVICES || ops->num_queues > VIRTIO_MMIO_MAX_QUEUES ||
+	    ops->config_size > VIRTIO_MMIO_CONFIG_MAX)
+		return -ENOSPC;
+	struct virtio_mmio_dev *d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	d->vm = vm;
+	d->ops = ops;
+	d->priv = priv;
+	d->base = VM_MMIO_BASE + VM_MMIO_STRIDE * vm->nr_devs;
+	d->gsi = VM_MMIO_IRQ_BASE + vm->nr_devs;
+	pthread_mutex_init(&d->lock, NULL);
+	vm->devs[vm->nr_devs++] = d;
+	*out = d;
+	return 0;
+}
+
+void virtio_mmio_free(struct virtio_mmio_dev *d)
+{
+	if (!d)
+		return;
+	pthread_mutex_destroy(&d->lock);
+	free(d);
+}
+
+int virtio_mmio_cmdline(const struct virtio_mmio_dev *d, char *buf, size_t size)
+{
+	return snprintf(buf, size, " virtio_mmio.device=4K@0x%llx:%u", (unsigned long long)d->base,
+			d->gsi);
+}
+
+void virtio_mmio_signal(struct virtio_mmio_dev *d, unsigned int queue)
+{
+	if (!virtq_should_interrupt(&d->queues[queue]))
+		return;
+	__atomic_fetch_or(&d->isr, 1, __ATOMIC_SEQ_CST);
+	vm_irq(d->vm, d->gsi);
+}
+
+void virtio_mmio_fail(struct virtio_mmio_dev *d, const char *what)
+{
+	__atomic_fetch_or(&d->status, STATUS_NEEDS_RESET, __ATOMIC_SEQ_CST);
+	vm_stop(d->vm, EC1_EGUEST, "guest driver error on virtio-%s: %s", d->ops->name, what);
+}
+
+static void reset_locked(struct virtio_mmio_dev *d)
+{
+	if (d->ops->reset)
+		d->ops->reset(d);
+	for (unsigned int i = 0; i < VIRTIO_MMIO_MAX_QUEUES; i++)
+		virtq_reset(&d->queues[i]);
+	d->status = 0;
+	d->driver_features = 0;
+	d->isr = 0;
+}
+
+static uint32_t read_reg(struct virtio_mmio_dev *d, uint64_t off)
+{
+	uint64_t features = d->ops->features | VIRTIO_F_VERSION_1;
+	struct virtq *q = d->queue_sel < d->ops->num_queues ? &d->queues[d->queue_sel] : NULL;
+
+	switch (off) {
+	case REG_MAGIC:
+		return MAGIC;
+	case REG_VERSION:
+		return 2;
+	case REG_DEVICE_ID:
+		return d->ops->device_id;
+	case REG_VENDOR_ID:
+		return VENDOR;
+	case REG_DEVICE_FEATURES:
+		return d->dev_features_sel == 0 ? (uint32_t)features
+		       : d->dev_features_sel == 1 ? (uint32_t)(features >> 32)
+						  : 0;
+	case REG_QUEUE_NUM_MAX:
+		return q ? d->ops->queue_max : 0;
+	case REG_QUEUE_READY:
+		return q ? q->ready : 0;
+	case REG_INTERRUPT_STATUS:
+		return __atomic_load_n(&d->isr, __ATOMIC_SEQ_CST);
+	case REG_STATUS:
+		return d->status;
+	case REG_SHM_LEN_LOW:
+	case REG_SHM_LEN_HIGH:
+		return 0xffffffff; /* §4.2.2: no shared memory region with this id */
+	case REG_CONFIG_GENERATION:
+		return d->config_generation;
+	default:
+		return 0;
+	}
+}
+
+static void set_addr_half(uint64_t *addr, uint32_t v, bool high)
+{
+	if (high)
+		*addr = (*addr & 0xffffffffull) | ((uint64_t)v << 32);
+	else
+		*addr = (*addr & ~0xffffffffull) | v;
+}
+
+static void write_reg(struct virtio_mmio_dev *d, uint64_t off, uint32_t v)
+{
+	struct virtq *q = d->queue_sel < d->ops->num_queues ? &d->queues[d->queue_sel] : NULL;
+	/* Ring addresses and sizes are fixed once a queue is ready (§4.2.3.2). */
+	struct virtq *setup = q && !q->ready ? q : NULL;
+
+	switch (off) {
+	case REG_DEVICE_FEATURES_SEL:
+		d->dev_features_sel = v;
+		break;
+	case REG_DRIVER_FEATURES_SEL:
+		d->drv_features_sel = v;
+		break;
+	case REG_DRIVER_FEATURES:
+		if (d->status & STATUS_FEATURES_OK)
+			break;
+		if (d->drv_features_sel < 2)
+			set_addr_half(&d->driver_features, v, d->drv_features_sel == 1);
+		break;
+	case REG_QUEUE_SEL:
+		d->queue_sel = v;
+		break;
+	case REG_QUEUE_NUM:
+		if (setup)
+			setup->num = v <= d->ops->queue_max ? (uint16_t)v : 0;
+		break;
+	case REG_QUEUE_READY:
+		if (!q)
+			break;
+		if (v == 1 && !q->ready) {
+			q->indirect_ok = d->driver_features & VIRTIO_F_INDIRECT_DESC;
+			if (virtq_enable(q, &d->vm->mem))
+				virtio_mmio_fail(d, "queue rings outside guest memory or misaligned");
+		} else if (v == 0) {
+			q->ready = false;
+		}
+		break;
+	case REG_QUEUE_DESC_LOW:
+	case REG_QUEUE_DESC_HIGH:
+		if (setup)
+			set_addr_half(&setup->desc_gpa, v, off == REG_QUEUE_DESC_HIGH);
+		break;
+	case REG_QUEUE_DRIVER_LOW:
+	case REG_QUEUE_DRIVER_HIGH:
+		if (setup)
+			set_addr_half(&setup->avail_gpa, v, off == REG_QUEUE_DRIVER_HIGH);
+		break;
+	case REG_QUEUE_DEVICE_LOW:
+	case REG_QUEUE_DEVICE_HIGH:
+		if (setup)
+			set_addr_half(&setup->used_gpa, v, off == REG_QUEUE_DEVICE_HIGH);
+		break;
+	case REG_QUEUE_RESET:
+		if (q && v == 1)
+			virtq_reset(q);
+		break;
+	case REG_INTERRUPT_ACK:
+		__atomic_fetch_and(&d->isr, ~v, __ATOMIC_SEQ_CST);
+		break;
+	case REG_STATUS:
+		if (v == 0) {
+			reset_locked(d);
+			break;
+		}
+		if ((v & STATUS_FEATURES_OK) && !(d->status & STATUS_FEATURES_OK)) {
+			uint64_t offered = d->ops->features | VIRTIO_F_VERSION_1;
+			/* §2.2: the driver may accept only offered bits; we require VERSION_1. */
+			if ((d->driver_features & ~offered) || !(d->driver_features & VIRTIO_F_VERSION_1))
+				v &= ~STATUS_FEATURES_OK;
+		}
+		bool now_ok = (v & STATUS_DRIVER_OK) && !(d->status & STATUS_DRIVER_OK);
+		d->status = v;
+		if (now_ok && d->ops->driver_ok)
+			d->ops->driver_ok(d);
+		break;
+	default:
+		break;
+	}
+}
+
+void virtio_mmio_access(struct virtio_mmio_dev *d, uint64_t offset, uint8_t *data, uint32_t len,
+			bool is_write)
+{
+	if (offset >= REG_CONFIG) {
+		uint64_t off = offset - REG_CONFIG;
+		pthread_mutex_lock(&d->lock);
+		if (off < d->ops->config_size && len <= d->ops->config_size - off) {
+			if (is_write)
+				memcpy(d->config + off, data, len);
+			else
+				memcpy(data, d->config + off, len);
+		} else if (!is_write) {
+			memset(data, 0, len);
+		}
+		pthread_mutex_unlock(&d->lock);
+		return;
+	}
+	/* §4.2.2.2: registers are 32 bits wide and accessed as such. */
+	if (len != 4 || (offset & 3)) {
+		if (!is_write)
+			memset(data, 0xff, len);
+		return;
+	}
+	uint32_t v;
+	if (!is_write) {
+		pthread_mutex_lock(&d->lock);
+		v = read_reg(d, offset);
+		pthread_mutex_unlock(&d->lock);
+		memcpy(data, &v, 4);
+		return;
+	}
+	memcpy(&v, data, 4);
+	if (offset == REG_QUEUE_NOTIFY) {
+		/* Notifications run outside the register lock: devices do their own locking. */
+		if (v < d->ops->num_queues && d->queues[v].ready && (d->status & STATUS_DRIVER_OK))
+			d->ops->notify(d, v);
+		return;
+	}
+	pthread_mutex_lock(&d->lock);
+	write_reg(d, offset, v);
+	pthread_mutex_unlock(&d->lock);
+}

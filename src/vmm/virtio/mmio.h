@@ -1,0 +1,63 @@
+/* virtio-mmio transport (virtio 1.2 §4.2): knows registers and queues, nothing of device types. */
+#ifndef EC1_VIRTIO_MMIO_H
+#define EC1_VIRTIO_MMIO_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "queue.h"
+
+#define VIRTIO_MMIO_MAX_QUEUES 16
+#define VIRTIO_MMIO_CONFIG_MAX 256
+#define VIRTIO_F_INDIRECT_DESC (1ull << 28)
+#define VIRTIO_F_VERSION_1 (1ull << 32)
+
+struct vm;
+struct virtio_mmio_dev;
+
+/* What a device type provides; the transport calls nothing else. */
+struct virtio_dev_ops {
+	const char *name;
+	uint32_t device_id;		/* virtio 1.2 §5 */
+	uint64_t features;		/* device feature bits (VERSION_1 is added by the transport) */
+	unsigned int num_queues;
+	uint16_t queue_max;
+	uint32_t config_size;		/* bytes of d->config the driver may read */
+	/* A queue was kicked (vCPU thread). */
+	void (*notify)(struct virtio_mmio_dev *d, unsigned int queue);
+	/* The driver set DRIVER_OK. Optional. */
+	void (*driver_ok)(struct virtio_mmio_dev *d);
+	/* The driver wrote 0 to Status: forget all queue state. Optional. */
+	void (*reset)(struct virtio_mmio_dev *d);
+};
+
+struct virtio_mmio_dev {
+	struct vm *vm;
+	const struct virtio_dev_ops *ops;
+	void *priv;
+	uint64_t base;
+	unsigned int gsi;
+	pthread_mutex_t lock; /* register state below */
+	uint32_t status, dev_features_sel, drv_features_sel, queue_sel, config_generation;
+	uint64_t driver_features;
+	uint32_t isr; /* InterruptStatus, updated atomically */
+	uint8_t config[VIRTIO_MMIO_CONFIG_MAX];
+	struct virtq queues[VIRTIO_MMIO_MAX_QUEUES];
+};
+
+/* Creates a device at the next free window and adds it to the VM. Returns 0 or -errno. */
+int virtio_mmio_add(struct vm *vm, const struct virtio_dev_ops *ops, void *priv,
+		    struct virtio_mmio_dev **out) __attribute__((warn_unused_result));
+void virtio_mmio_free(struct virtio_mmio_dev *d);
+/* A guest access inside the device's window. */
+void virtio_mmio_access(struct virtio_mmio_dev *d, uint64_t offset, uint8_t *data, uint32_t len,
+			bool is_write);
+/* Signals used buffers to the driver (if it asked for interrupts on q). */
+void virtio_mmio_signal(struct virtio_mmio_dev *d, unsigned int queue);
+/* The driver broke the protocol: mark the device as needing reset and stop the VM. */
+void virtio_mmio_fail(struct virtio_mmio_dev *d, const char *what);
+/* Kernel command-line fragment that lets the guest find the device. */
+int virtio_mmio_cmdline(const struct virtio_mmio_dev *d, char *buf, size_t size);
+
+#endif

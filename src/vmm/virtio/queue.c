@@ -1,0 +1,143 @@
+/* Split virtqueue processing (virtio 1.2 §2.7). */
+#include "queue.h"
+
+#include <errno.h>
+#include <string.h>
+
+void virtq_reset(struct virtq *q)
+{
+	memset(q, 0, sizeof(*q));
+}
+
+int virtq_enable(struct virtq *q, const struct guest_mem *mem)
+{
+	uint64_t n = q->num;
+
+	if (n == 0 || n > VIRTQ_MAX_SIZE)
+		return -EINVAL;
+	/* §2.7: descriptor table 16-byte aligned, available ring 2, used ring 4. */
+	if ((q->desc_gpa & 15) || (q->avail_gpa & 1) || (q->used_gpa & 3))
+		return -EINVAL;
+	q->desc = guest_mem_ptr(mem, q->desc_gpa, 16 * n);
+	q->avail = guest_mem_ptr(mem, q->avail_gpa, 6 + 2 * n);
+	q->used = guest_mem_ptr(mem, q->used_gpa, 6 + 8 * n);
+	if (!q->desc || !q->avail || !q->used)
+		return -EINVAL;
+	q->last_avail = 0;
+	q->used_idx = 0;
+	q->ready = true;
+	return 0;
+}
+
+static int chain_add(struct virtq_chain *c, const struct guest_mem *mem, const struct virtq_desc *d,
+		     unsigned int *total)
+{
+	void *p = guest_mem_ptr(mem, d->addr, d->len);
+
+	if (!p || ++*total > VIRTQ_MAX_SIZE)
+		return -EINVAL;
+	if (d->flags & VIRTQ_DESC_F_WRITE) {
+		c->in[c->n_in].iov_base = p;
+		c->in[c->n_in++].iov_len = d->len;
+		c->in_len += d->len;
+	} else {
+		/* §2.7.4.2: device-readable descriptors come before device-writable ones. */
+		if (c->n_in)
+			return -EINVAL;
+		c->out[c->n_out].iov_base = p;
+		c->out[c->n_out++].iov_len = d->len;
+		c->out_len += d->len;
+	}
+	return 0;
+}
+
+/* Walks a table of n descriptors from index i; the loop bound stops cycles. */
+static int walk(struct virtq_chain *c, const struct guest_mem *mem, const struct virtq_desc *table,
+		uint32_t n, uint16_t i, bool indirect_ok, unsigned int *total)
+{
+	for (uint32_t steps = 0;; steps++) {
+		struct virtq_desc d;
+		if (i >= n || steps >= n)
+			return -EINVAL;
+		memcpy(&d, (const void *)&table[i], sizeof(d)); /* read once: the guest may change it */
+		if (d.flags & VIRTQ_DESC_F_INDIRECT) {
+			/* §2.7.5.3.1: one indirect table per chain, not nested, no NEXT with it. */
+			if (!indirect_ok || (d.flags & VIRTQ_DESC_F_NEXT) || d.len % 16 || d.len == 0 ||
+			    d.len / 16 > VIRTQ_MAX_SIZE)
+				return -EINVAL;
+			const struct virtq_desc *sub = guest_mem_ptr(mem, d.addr, d.len);
+			if (!sub || (d.addr & 7))
+				return -EINVAL;
+			return walk(c, mem, sub, d.len / 16, 0, false, total);
+		}
+		if (chain_add(c, mem, &d, total))
+			return -EINVAL;
+		if (!(d.flags & VIRTQ_DESC_F_NEXT))
+			return 0;
+		i = d.next;
+	}
+}
+
+int virtq_pop(struct virtq *q, const struct guest_mem *mem, struct virtq_chain *c)
+{
+	if (!q->ready)
+		return 0;
+	uint16_t avail_idx = __atomic_load_n(&q->avail[1], __ATOMIC_ACQUIRE);
+	if (avail_idx == q->last_avail)
+		return 0;
+	/* More new entries than the ring holds means the driver is broken or hostile. */
+	if ((uint16_t)(avail_idx - q->last_avail) > q->num)
+		return -EINVAL;
+	uint16_t head = q->avail[2 + q->last_avail % q->num];
+	c->head = head;
+	c->n_in = c->n_out = 0;
+	c->in_len = c->out_len = 0;
+	unsigned int total = 0;
+	if (walk(c, mem, q->desc, q->num, head, q->indirect_ok, &total))
+		return -EINVAL;
+	q->last_avail++;
+	return 1;
+}
+
+void virtq_unpop(struct virtq *q)
+{
+	q->last_avail--;
+}
+
+void virtq_push(struct virtq *q, uint16_t head, uint32_t len)
+{
+	volatile uint32_t *elem = (volatile uint32_t *)(q->used + 4 + 8 * (q->used_idx % q->num));
+	elem[0] = head;
+	elem[1] = len;
+	q->used_idx++;
+	/* The entry must be visible before the index that publishes it (§2.7.8). */
+	__atomic_store_n((uint16_t *)(q->used + 2), q->used_idx, __ATOMIC_RELEASE);
+}
+
+bool virtq_should_interrupt(const struct virtq *q)
+{
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return !(q->avail[0] & VIRTQ_AVAIL_F_NO_INTERRUPT);
+}
+
+size_t iov_to_buf(const struct iovec *iov, unsigned int n, void *buf, size_t len)
+{
+	size_t done = 0;
+	for (unsigned int i = 0; i < n && done < len; i++) {
+		size_t k = iov[i].iov_len < len - done ? iov[i].iov_len : len - done;
+		memcpy((char *)buf + done, iov[i].iov_base, k);
+		done += k;
+	}
+	return done;
+}
+
+size_t iov_from_buf(const struct iovec *iov, unsigned int n, const void *buf, size_t len)
+{
+	size_t done = 0;
+	for (unsigned int i = 0; i < n && done < len; i++) {
+		size_t k = iov[i].iov_len < len - done ? iov[i].iov_len : len - done;
+		memcpy(iov[i].iov_base, (const char *)buf + done, k);
+		done += k;
+	}
+	return done;
+}

@@ -1,0 +1,67 @@
+/* Split virtqueues (virtio 1.2 §2.7), device side, over guest memory the guest may change at will. */
+#ifndef EC1_VIRTIO_QUEUE_H
+#define EC1_VIRTIO_QUEUE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "../guest_mem.h"
+
+#define VIRTQ_MAX_SIZE 256
+
+struct virtq_desc {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t flags;
+	uint16_t next;
+};
+#define VIRTQ_DESC_F_NEXT 1
+#define VIRTQ_DESC_F_WRITE 2
+#define VIRTQ_DESC_F_INDIRECT 4
+#define VIRTQ_AVAIL_F_NO_INTERRUPT 1
+
+struct virtq {
+	/* Set by the driver through the transport. */
+	uint16_t num;
+	bool ready;
+	uint64_t desc_gpa, avail_gpa, used_gpa;
+	/* Host views, valid once the queue is ready. */
+	struct virtq_desc *desc;
+	volatile uint16_t *avail; /* flags, idx, ring[num], used_event */
+	volatile uint8_t *used;	  /* flags, idx, ring[num] of {id, len}, avail_event */
+	uint16_t last_avail;
+	uint16_t used_idx;
+	bool indirect_ok; /* VIRTIO_F_INDIRECT_DESC negotiated */
+};
+
+/* One descriptor chain, split into the parts the device reads and the parts it writes. */
+struct virtq_chain {
+	uint16_t head;
+	unsigned int n_out, n_in;
+	struct iovec out[VIRTQ_MAX_SIZE]; /* device-readable */
+	struct iovec in[VIRTQ_MAX_SIZE];  /* device-writable */
+	uint64_t out_len, in_len;
+};
+
+/* Validates the rings' addresses; on success the queue is ready. Returns 0 or -EINVAL. */
+int virtq_enable(struct virtq *q, const struct guest_mem *mem) __attribute__((warn_unused_result));
+void virtq_reset(struct virtq *q);
+/*
+ * Takes the next available chain. Returns 1 with c filled, 0 when the ring is empty, -EINVAL when
+ * the guest handed over a malformed chain (bad index, address, length or loop).
+ */
+int virtq_pop(struct virtq *q, const struct guest_mem *mem, struct virtq_chain *c)
+	__attribute__((warn_unused_result));
+/* Gives the last popped chain back unconsumed. */
+void virtq_unpop(struct virtq *q);
+/* Returns a chain to the driver with len bytes written into it. */
+void virtq_push(struct virtq *q, uint16_t head, uint32_t len);
+/* Whether the driver wants an interrupt for used buffers. */
+bool virtq_should_interrupt(const struct virtq *q);
+
+/* Copies between a flat buffer and an iovec array; return bytes copied. */
+size_t iov_to_buf(const struct iovec *iov, unsigned int n, void *buf, size_t len);
+size_t iov_from_buf(const struct iovec *iov, unsigned int n, const void *buf, size_t len);
+
+#endif

@@ -1,0 +1,113 @@
+/* The builtin VMM: one microVM, from configuration to the guest process's exit status. */
+#ifndef EC1_VM_H
+#define EC1_VM_H
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "guest_mem.h"
+#include "serial.h"
+
+#define VM_MAX_VCPUS 64
+#define VM_MAX_DEVICES 16
+
+/* Where virtio-mmio devices sit: one 4 KiB window each, interrupt lines from VM_MMIO_IRQ_BASE. */
+#define VM_MMIO_BASE 0xd0000000ull
+#define VM_MMIO_STRIDE 0x1000ull
+#define VM_MMIO_IRQ_BASE 5
+#define VM_IRQ_LINES (VM_MMIO_IRQ_BASE + VM_MAX_DEVICES)
+
+/* Everything the engine needs to run one VM; strings and arrays are borrowed for the call. */
+struct vm_config {
+	unsigned int cpus;	    /* vCPUs, 1..VM_MAX_VCPUS */
+	uint32_t ram_mib;	    /* guest RAM in MiB */
+	const char *kernel_path;    /* vmlinux (ELF with a PVH note) or bzImage */
+	const char *initramfs_path; /* base root archive (newc cpio), or NULL for none */
+	const char *cmdline_extra;  /* appended to the kernel command line, or NULL */
+	const char *exec_path;	    /* program to run in the guest */
+	const char *const *argv;    /* NULL-terminated, argv[0] included */
+	const char *const *envp;    /* NULL-terminated, or NULL for the default */
+	const char *workdir;	    /* or NULL for "/" */
+	int stdin_fd, stdout_fd, stderr_fd;
+	uint32_t timeout_ms;	    /* 0: no limit */
+	bool console;		    /* copy the guest kernel's serial console to stderr */
+	bool timing;		    /* print boot-phase timing to stderr */
+	bool allow_pvm;		    /* set up the VM even on a PVM /dev/kvm (benchmarks) */
+	bool setup_only;	    /* set the VM up and tear it down without running it */
+};
+
+/* Boot-phase timestamps, CLOCK_MONOTONIC nanoseconds; 0 when the phase was not reached. */
+struct vm_timing {
+	uint64_t start, first_run, init_start, exec, exit, stopped, torn_down;
+	uint64_t guest_boot_ns; /* guest clock at init start: kernel entry to init */
+};
+
+struct vcpu {
+	struct vm *vm;
+	unsigned int index;
+	int fd;
+	struct kvm_run *run;
+	pthread_t thread;
+	bool started;
+};
+
+struct virtio_mmio_dev;
+
+struct vm {
+	const struct vm_config *cfg;
+	int kvm_fd, vm_fd;
+	size_t run_size;
+	struct guest_mem mem;
+	struct vcpu vcpus[VM_MAX_VCPUS];
+	unsigned int nr_vcpus;
+	struct serial serial;
+	struct virtio_mmio_dev *devs[VM_MAX_DEVICES];
+	unsigned int nr_devs;
+	uint64_t entry;	     /* guest entry point */
+	uint64_t boot_info;  /* guest address of the boot information (start_info or boot_params) */
+	bool entry_64bit;    /* bzImage: enter in long mode; vmlinux/PVH: 32-bit protected mode */
+	uint64_t kernel_end; /* first guest address above the loaded kernel */
+	uint64_t initrd_max; /* highest address + 1 the kernel accepts for the initrd */
+	char cmdline[4096];
+	/* Interrupt lines are eventfds bound with KVM_IRQFD: one write injects an edge. */
+	int irqfds[VM_IRQ_LINES];
+
+	pthread_mutex_t lock; /* guards what follows */
+	pthread_cond_t stopped_cond;
+	bool stopping;
+	bool status_reported;
+	int exit_status;
+	int error_code; /* 0, or the EC1_E* code of the first error */
+	char error[512];
+	struct vm_timing timing;
+};
+
+struct vm_result {
+	int status; /* guest process exit status (libkrun convention) */
+	struct vm_timing timing;
+};
+
+/* Runs the VM to completion. Returns 0 (result filled) or an EC1_E* code with msg filled. */
+int vm_run(const struct vm_config *cfg, struct vm_result *result, char *msg, size_t msg_size);
+
+/* Ends the run: the first call's code and message win. code 0 means a normal stop. */
+void vm_stop(struct vm *vm, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The guest's init reported the process's exit status. */
+void vm_report_status(struct vm *vm, int status);
+/* Guest memory pointer or NULL; see guest_mem_ptr. */
+static inline void *vm_ptr(struct vm *vm, uint64_t gpa, uint64_t len)
+{
+	return guest_mem_ptr(&vm->mem, gpa, len);
+}
+uint64_t vm_now_ns(void);
+/* Records a boot phase (first call per phase wins). */
+void vm_mark(struct vm *vm, uint64_t *slot);
+/* Injects an edge on a guest interrupt line. */
+void vm_irq(struct vm *vm, unsigned int gsi);
+/* Logs to stderr when the configured log level allows it. */
+void vm_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+extern int vm_log_level;
+
+#endif

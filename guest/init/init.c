@@ -33,7 +33,7 @@
 enum { PORT_STDIN, PORT_STDOUT, PORT_STDERR, PORT_CONTROL, NR_PORTS };
 
 static int control_fd = -1;
-static int err_fd = 2;
+static int err_fd = -1; /* the process's stderr port once open, else the kernel log */
 
 static void say(const char *fmt, ...)
 {
@@ -44,8 +44,18 @@ static void say(const char *fmt, ...)
 	va_end(ap);
 	if (n > (int)sizeof(buf) - 1)
 		n = sizeof(buf) - 1;
-	if (err_fd >= 0 && write(err_fd, buf, (size_t)n) < 0)
+	if (err_fd >= 0) {
+		if (write(err_fd, buf, (size_t)n) < 0)
+			return;
 		return;
+	}
+	/* Before the ports exist: the kernel log, which the VMM shows when the guest fails. */
+	int kmsg = open("/dev/kmsg", O_WRONLY | O_CLOEXEC);
+	if (kmsg >= 0) {
+		if (write(kmsg, buf, (size_t)n) < 0)
+			n = 0;
+		close(kmsg);
+	}
 }
 
 static void control(const char *fmt, ...)
@@ -73,14 +83,17 @@ static void finish(int status)
 	power_off();
 }
 
-/* Ports appear once the console driver has processed the VMM's PORT_ADD messages. */
+/*
+ * Ports appear once the console driver has processed the VMM's PORT_ADD messages; the device node
+ * exists a moment before the port can be opened (ENXIO until the driver lists it).
+ */
 static int open_port(int id, int flags)
 {
 	char path[32];
 	snprintf(path, sizeof(path), "/dev/vport0p%d", id);
 	for (int tries = 0; tries < 20000; tries++) {
 		int fd = open(path, flags | O_CLOEXEC);
-		if (fd >= 0 || errno != ENOENT)
+		if (fd >= 0 || (errno != ENOENT && errno != ENXIO && errno != ENODEV))
 			return fd;
 		struct timespec ts = {0, 100000};
 		nanosleep(&ts, NULL);

@@ -316,19 +316,23 @@ static int setup_initrd(struct vm *vm, char *msg, size_t msg_size)
 
 static int open_kvm(struct vm *vm, char *msg, size_t msg_size)
 {
-	vm->kvm_fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	/* EC1_KVM_DEVICE: another KVM device node (tests use it to check the missing-device error). */
+	const char *dev = getenv("EC1_KVM_DEVICE");
+	if (!dev || !*dev)
+		dev = "/dev/kvm";
+	vm->kvm_fd = open(dev, O_RDWR | O_CLOEXEC);
 	if (vm->kvm_fd < 0) {
 		if (errno == ENOENT)
-			FAIL(EC1_EKVM, "/dev/kvm: No such file or directory: this machine offers no KVM "
+			FAIL(EC1_EKVM, "%s: No such file or directory: this machine offers no KVM "
 				       "(enable virtualization in the firmware or the host, then load "
-				       "kvm-intel or kvm-amd)");
+				       "kvm-intel or kvm-amd)", dev);
 		if (errno == EACCES || errno == EPERM)
-			FAIL(EC1_EKVM, "/dev/kvm: Permission denied: add the user to the group that owns "
-				       "it (usermod -aG kvm USER, then log in again) or run as root");
-		FAIL(EC1_EKVM, "/dev/kvm: %s", strerror(errno));
+			FAIL(EC1_EKVM, "%s: Permission denied: add the user to the group that owns "
+				       "it (usermod -aG kvm USER, then log in again) or run as root", dev);
+		FAIL(EC1_EKVM, "%s: %s", dev, strerror(errno));
 	}
 	if (ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0) != KVM_API_VERSION)
-		FAIL(EC1_EKVM, "/dev/kvm: unsupported KVM API version");
+		FAIL(EC1_EKVM, "%s: not a KVM device, or an unsupported KVM API version", dev);
 	if (arch_kvm_is_pvm() && !vm->cfg->allow_pvm)
 		FAIL(EC1_EKVM, "/dev/kvm is PVM (module kvm_pvm), not hardware KVM: guest kernel code is "
 			       "instruction-emulated there and an unmodified Linux kernel cannot boot; "

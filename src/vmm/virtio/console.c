@@ -49,6 +49,7 @@ struct console {
 	struct ctl_msg pending[PENDING_MAX];
 	unsigned int nr_pending;
 	bool port_ready[CONSOLE_PORTS];
+	bool guest_open[CONSOLE_PORTS]; /* the guest holds the port open (atomic access) */
 	bool stdin_eof;
 	char line[128]; /* partial control line from init */
 	unsigned int line_len;
@@ -149,8 +150,19 @@ static void ctl_handle(struct console *c, const struct ctl_msg *m)
 		if (host_open(c, m->id))
 			ctl_send(c, m->id, CTL_PORT_OPEN, 1);
 		break;
+	case CTL_PORT_OPEN:
+		if (m->id >= CONSOLE_PORTS)
+			break;
+		/* The guest driver drops data that arrives for a port nobody holds open. */
+		__atomic_store_n(&c->guest_open[m->id], m->value != 0, __ATOMIC_RELEASE);
+		if (m->id == CONSOLE_STDIN && m->value) {
+			uint64_t one = 1;
+			ssize_t n = write(c->wake_fd, &one, sizeof(one));
+			(void)n;
+		}
+		break;
 	default:
-		break; /* PORT_OPEN from the guest: nothing to do */
+		break;
 	}
 }
 
@@ -326,6 +338,11 @@ static void *stdin_main(void *arg)
 		return NULL;
 	}
 	for (;;) {
+		if (!__atomic_load_n(&c->guest_open[CONSOLE_STDIN], __ATOMIC_ACQUIRE)) {
+			if (!wait_readable(c, -1))
+				break;
+			continue;
+		}
 		int r = virtq_pop(q, &d->vm->mem, chain);
 		if (r < 0) {
 			virtio_mmio_fail(d, "bad stdin receive chain");
@@ -362,6 +379,7 @@ static void console_reset(struct virtio_mmio_dev *d)
 {
 	struct console *c = d->priv;
 	memset(c->port_ready, 0, sizeof(c->port_ready));
+	memset(c->guest_open, 0, sizeof(c->guest_open));
 	c->nr_pending = 0;
 }
 

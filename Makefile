@@ -1,0 +1,48 @@
+# ec1 — thin wrapper over Meson/Ninja. On a fresh Debian 12 machine, as root:
+#   make run    install missing packages, build library, CLI, init, root and guest kernel, run a VM
+#   make test   the same set-up, then every test suite
+PREFIX ?= /usr/local
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+RUN_CMD ?= uname -a
+
+.PHONY: all deps kernel build asan run test unit-test vm-test bench install clean format
+
+all: build
+
+deps:
+	@scripts/install-deps
+
+kernel: deps
+	@scripts/build-kernel >/dev/null
+
+$(BUILD)/build.ninja:
+	meson setup $(BUILD) --prefix=$(PREFIX)
+
+build: deps kernel $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+$(ASAN_BUILD)/build.ninja:
+	meson setup $(ASAN_BUILD) -Db_sanitize=address,undefined -Db_lundef=false
+
+asan: deps kernel $(ASAN_BUILD)/build.ninja
+	ninja -C $(ASAN_BUILD)
+
+run: build
+	@echo "make run: ec1 run -- $(RUN_CMD)"
+	@scripts/ec1-vm run -- $(RUN_CMD)
+
+test: build asan
+	@tests/run
+
+bench: build
+	@bench/boot
+
+install: build
+	DESTDIR=$(DESTDIR) meson install -C $(BUILD)
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,74 @@
+#!/bin/sh
+# Host test suite: the CLI's behaviour that needs no running guest. Runs everywhere.
+# usage: suite.sh BUILD_DIR
+build=$1
+EC1=$build/ec1
+T=$(mktemp -d)
+mode=$("$(dirname "$0")/../../scripts/kvm-mode")
+
+pass() { echo "PASS: $name"; }
+fail() { echo "FAIL: $name: $1"; }
+skip() { echo "SKIP: $name: $1"; }
+# expect RC PATTERN CMD...: CMD exits with RC and its stderr matches PATTERN
+expect() {
+	rc=$1 pat=$2; shift 2
+	"$@" >$T/out 2>$T/err; got=$?
+	if [ "$got" = "$rc" ] && grep -q -- "$pat" $T/err; then pass
+	else fail "exit $got (want $rc), stderr: $(head -c 300 $T/err)"; fi
+}
+
+t_cli_help_documents_every_option() {
+	"$EC1" run --help >$T/help
+	for o in --cpus --mem --kernel --initramfs --cmdline --env --workdir --timeout --backend --timing; do
+		grep -q -- "$o" $T/help || { fail "help lacks $o"; return; }
+	done
+	pass
+}
+t_cli_rejects_bad_cpus() { expect 125 '--cpus: "0": expected a number 1..64' "$EC1" run --cpus 0 -- /bin/true; }
+t_cli_rejects_bad_mem() { expect 125 '--mem: "lots"' "$EC1" run --mem lots -- /bin/true; }
+t_cli_rejects_bad_timeout() { expect 125 '--timeout' "$EC1" run --timeout -1 -- /bin/true; }
+t_cli_rejects_bad_env() { expect 125 '--env: "NOVALUE": expected K=V' "$EC1" run --env NOVALUE -- /bin/true; }
+t_cli_requires_command() { expect 125 'no command given' "$EC1" run; }
+t_cli_bad_kernel_path_named() {
+	expect 125 'kernel.path: /no/such/vmlinux: No such file or directory' "$EC1" run --kernel /no/such/vmlinux -- /bin/true
+}
+t_cli_missing_kvm_device_explained() {
+	EC1_KVM_DEVICE=/nonexistent/kvm expect 125 '/nonexistent/kvm: No such file or directory: this machine offers no KVM' \
+		"$EC1" run -- /bin/true
+}
+t_cli_kvm_permission_explained() {
+	if [ "$(id -u)" = 0 ]; then
+		# root ignores file modes: drop to nobody to see the permission error.
+		command -v setpriv >/dev/null || { skip "setpriv missing"; return; }
+		[ -c /dev/kvm ] || { skip "no /dev/kvm"; return; }
+		EC1_KERNEL=/proc/self/exe expect 125 'Permission denied: add the user to the group' \
+			setpriv --reuid=65534 --regid=65534 --clear-groups env LD_LIBRARY_PATH="$build" "$EC1" run -- /bin/true
+	else
+		skip "needs root to test as another user"
+	fi
+}
+t_cli_pvm_host_explained() {
+	[ "$mode" = pvm ] || { skip "not a PVM host"; return; }
+	expect 125 'PVM (module kvm_pvm), not hardware KVM' "$EC1" run -- /bin/true
+}
+t_cli_stub_backend_not_available() { expect 125 'not available' "$EC1" run --backend stub -- /bin/true; }
+t_cli_unknown_backend() { expect 125 '--backend: "qemu"' "$EC1" run --backend qemu -- /bin/true; }
+t_cli_variants_lists_backends() {
+	"$EC1" variants >$T/v
+	for b in builtin libkrun libkrun-sev libkrun-efi stub; do
+		grep -q "^$b " $T/v || { fail "no row for $b"; return; }
+	done
+	pass
+}
+t_vmm_sets_up_and_tears_down_natively() {
+	# KVM set-up ioctls work on PVM too: build the whole VM, then tear it down without running it.
+	[ "$mode" = none ] && { skip "no usable /dev/kvm"; return; }
+	EC1_ALLOW_PVM=1 EC1_SETUP_ONLY=1 "$EC1" run --cpus 2 -- /bin/true 2>$T/err; rc=$?
+	if [ $rc = 0 ]; then pass; else fail "exit $rc: $(cat $T/err)"; fi
+}
+
+for t in $(grep -o '^t_[a-z0-9_]*' "$0"); do
+	name=${t#t_}
+	$t
+done
+rm -rf "$T"

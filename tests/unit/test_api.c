@@ -1,0 +1,189 @@
+/* The public API: argument checks name the field, the availability table, the log-level guard. */
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "ec1/ec1.h"
+#include "check.h"
+
+static struct ec1_ctx *new_builtin(void)
+{
+	struct ec1_ctx *ctx = NULL;
+	CHECK(ec1_ctx_new_backend(EC1_BACKEND_BUILTIN, &ctx) == EC1_OK);
+	return ctx;
+}
+
+static void log_level_second_call_is_already(void)
+{
+	CHECK(ec1_set_log_level(99) == EC1_EINVAL);
+	CHECK(ec1_set_log_level(EC1_LOG_WARN) == EC1_OK);
+	CHECK(ec1_set_log_level(EC1_LOG_DEBUG) == EC1_EALREADY);
+	CHECK(ec1_set_log_level(EC1_LOG_DEBUG) == EC1_EALREADY);
+}
+
+static void stub_backend_is_not_available(void)
+{
+	struct ec1_ctx *ctx = (void *)1;
+	CHECK(ec1_ctx_new_backend(EC1_BACKEND_STUB, &ctx) == EC1_ENOTAVAIL);
+	CHECK(ctx == NULL);
+	setenv("EC1_BACKEND", "stub", 1);
+	CHECK(ec1_ctx_new(&ctx) == EC1_ENOTAVAIL);
+	setenv("EC1_BACKEND", "nonsense", 1);
+	CHECK(ec1_ctx_new(&ctx) == EC1_EINVAL);
+	unsetenv("EC1_BACKEND");
+}
+
+static void vm_config_checks_ranges(void)
+{
+	struct ec1_ctx *ctx = new_builtin();
+	struct ec1_vm_config vm = {.num_vcpus = 0, .ram_mib = 512};
+	CHECK(ec1_ctx_set_vm(ctx, &vm) == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "vm.num_vcpus");
+	vm = (struct ec1_vm_config){.num_vcpus = 65, .ram_mib = 512};
+	CHECK(ec1_ctx_set_vm(ctx, &vm) == EC1_EINVAL);
+	vm = (struct ec1_vm_config){.num_vcpus = 2, .ram_mib = 8};
+	CHECK(ec1_ctx_set_vm(ctx, &vm) == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "vm.ram_mib");
+	vm = (struct ec1_vm_config){.num_vcpus = 2, .ram_mib = 256};
+	CHECK(ec1_ctx_set_vm(ctx, &vm) == EC1_OK);
+	CHECK(ec1_ctx_message(ctx)[0] == 0);
+	CHECK(ec1_ctx_set_vm(ctx, NULL) == EC1_EINVAL);
+	ec1_ctx_free(ctx);
+}
+
+static void kernel_path_checked_when_set(void)
+{
+	struct ec1_ctx *ctx = new_builtin();
+	struct ec1_kernel_config k = {.path = "/x/no-such-kernel", .format = EC1_KERNEL_ELF};
+	CHECK(ec1_ctx_set_kernel(ctx, &k) == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx),
+			   "kernel.path: /x/no-such-kernel: No such file or directory");
+	k.path = "/";
+	CHECK(ec1_ctx_set_kernel(ctx, &k) == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "Is a directory");
+	k.path = "/proc/self/exe";
+	k.initramfs = "/x/none.cpio";
+	CHECK(ec1_ctx_set_kernel(ctx, &k) == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "kernel.initramfs: /x/none.cpio");
+	k.initramfs = NULL;
+	k.format = EC1_KERNEL_IMAGE_GZ;
+	CHECK(ec1_ctx_set_kernel(ctx, &k) == EC1_EUNSUPPORTED);
+	k.format = 42;
+	CHECK(ec1_ctx_set_kernel(ctx, &k) == EC1_EINVAL);
+	k.format = EC1_KERNEL_ELF;
+	CHECK(ec1_ctx_set_kernel(ctx, &k) == EC1_OK);
+	ec1_ctx_free(ctx);
+}
+
+static void process_config_checks_fields(void)
+{
+	struct ec1_ctx *ctx = new_builtin();
+	struct ec1_process_config p = {.exec_path = ""};
+	CHECK(ec1_ctx_set_process(ctx, &p) == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "process.exec_path");
+	const char *const bad_env[] = {"PATH=/bin", "NOEQUALS", NULL};
+	p = (struct ec1_process_config){.exec_path = "/bin/true", .envp = bad_env};
+	CHECK(ec1_ctx_set_process(ctx, &p) == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "process.envp[1]");
+	p = (struct ec1_process_config){.exec_path = "/bin/true", .workdir = "relative"};
+	CHECK(ec1_ctx_set_process(ctx, &p) == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "process.workdir");
+	const char *const empty[] = {NULL};
+	p = (struct ec1_process_config){.exec_path = "/bin/true", .argv = empty};
+	CHECK(ec1_ctx_set_process(ctx, &p) == EC1_EINVAL);
+	p = (struct ec1_process_config){.exec_path = "/bin/true"};
+	CHECK(ec1_ctx_set_process(ctx, &p) == EC1_OK);
+	ec1_ctx_free(ctx);
+}
+
+static void run_requires_process(void)
+{
+	struct ec1_ctx *ctx = new_builtin();
+	int status;
+	CHECK(ec1_run(ctx, &status) == EC1_ESTATE);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "process");
+	ec1_ctx_free(ctx);
+}
+
+static void variant_table_enforced(void)
+{
+	struct ec1_ctx *ctx = new_builtin();
+	struct ec1_sev_config sev = {0};
+	CHECK(ec1_ctx_set_sev(ctx, &sev) == EC1_EUNSUPPORTED);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "set_sev");
+	CHECK(ec1_ctx_set_vmnet_shared(ctx, NULL, 0) == EC1_EVMNET);
+	ec1_ctx_free(ctx);
+}
+
+static void volumes_and_shares_checked(void)
+{
+	struct ec1_ctx *ctx = new_builtin();
+	const char *const bad[] = {"/nonexistent-dir:/mnt"};
+	CHECK(ec1_ctx_set_mapped_volumes(ctx, bad, 1) == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "volumes[0]: /nonexistent-dir");
+	const char *const rel[] = {"/tmp:relative"};
+	CHECK(ec1_ctx_set_mapped_volumes(ctx, rel, 1) == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "absolute");
+	const char *const opt[] = {"/tmp:/mnt:rx"};
+	CHECK(ec1_ctx_set_mapped_volumes(ctx, opt, 1) == EC1_EINVAL);
+	CHECK(ec1_ctx_add_virtiofs(ctx, "", "/tmp") == EC1_EINVAL);
+	CHECK(ec1_ctx_add_virtiofs(ctx, "0123456789012345678901234567890123456", "/tmp") ==
+	      EC1_EINVAL);
+	CHECK(ec1_ctx_set_root(ctx, "/nonexistent-root") == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "root: /nonexistent-root");
+	ec1_ctx_free(ctx);
+}
+
+static void network_config_checked(void)
+{
+	struct ec1_ctx *ctx = new_builtin();
+	const char *const ports[] = {"8080:80"};
+	struct ec1_network_config n = {.passt_fd = 0, .port_map = ports, .port_map_count = 1};
+	CHECK(ec1_ctx_set_network(ctx, &n) == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "port_map");
+	const char *const badport[] = {"80:99999"};
+	n = (struct ec1_network_config){.passt_fd = -1, .port_map = badport, .port_map_count = 1};
+	CHECK(ec1_ctx_set_network(ctx, &n) == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "network.port_map[0]");
+	n = (struct ec1_network_config){.passt_fd = 1000};
+	CHECK(ec1_ctx_set_network(ctx, &n) == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "network.passt_fd");
+	ec1_ctx_free(ctx);
+}
+
+static void disk_config_checked(void)
+{
+	struct ec1_ctx *ctx = new_builtin();
+	struct ec1_disk_config d = {.block_id = "", .path = "/proc/self/exe"};
+	CHECK(ec1_ctx_add_disk(ctx, &d) == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "disk.block_id");
+	d = (struct ec1_disk_config){.block_id = "vda", .path = "/no/disk.img"};
+	CHECK(ec1_ctx_add_disk(ctx, &d) == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "disk.path: /no/disk.img");
+	ec1_ctx_free(ctx);
+}
+
+static void strerror_covers_codes(void)
+{
+	for (int c = 0; c >= EC1_ESTATE; c--)
+		CHECK(strcmp(ec1_strerror(c), "unknown error") != 0);
+	CHECK(strcmp(ec1_strerror(-999), "unknown error") == 0);
+	enum ec1_backend b;
+	CHECK(ec1_backend_parse("libkrun-sev", &b) == EC1_OK && b == EC1_BACKEND_LIBKRUN_SEV);
+	CHECK(ec1_backend_parse("x", &b) == EC1_EINVAL);
+}
+
+int main(void)
+{
+	TEST(log_level_second_call_is_already);
+	TEST(stub_backend_is_not_available);
+	TEST(vm_config_checks_ranges);
+	TEST(kernel_path_checked_when_set);
+	TEST(process_config_checks_fields);
+	TEST(run_requires_process);
+	TEST(variant_table_enforced);
+	TEST(volumes_and_shares_checked);
+	TEST(network_config_checked);
+	TEST(disk_config_checked);
+	TEST(strerror_covers_codes);
+	return tests_failed != 0;
+}

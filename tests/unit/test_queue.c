@@ -1,0 +1,192 @@
+/* Virtqueue handling over a fake guest memory: well-formed chains, and hostile ones. */
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "../../src/vmm/guest_mem.h"
+#include "../../src/vmm/virtio/queue.h"
+#include <errno.h>
+#include "check.h"
+
+#define QSIZE 8
+#define DESC 0x1000
+#define AVAIL 0x2000
+#define USED 0x3000
+
+static struct guest_mem mem;
+static struct virtq q;
+
+static struct virtq_desc *desc(unsigned int i)
+{
+	return (struct virtq_desc *)guest_mem_ptr(&mem, DESC + 16 * i, 16);
+}
+
+static uint16_t *avail(void)
+{
+	return guest_mem_ptr(&mem, AVAIL, 6 + 2 * QSIZE);
+}
+
+static void setup(void)
+{
+	memset(mem.regions[0].host, 0, 0x10000);
+	virtq_reset(&q);
+	q.num = QSIZE;
+	q.desc_gpa = DESC;
+	q.avail_gpa = AVAIL;
+	q.used_gpa = USED;
+	CHECK(virtq_enable(&q, &mem) == 0);
+}
+
+/* Makes descriptor head the next available entry. */
+static void offer(uint16_t head)
+{
+	uint16_t *a = avail();
+	a[2 + a[1] % QSIZE] = head;
+	a[1]++;
+}
+
+static void queue_pops_readable_then_writable_chain(void)
+{
+	setup();
+	*desc(0) = (struct virtq_desc){.addr = 0x8000, .len = 100, .flags = VIRTQ_DESC_F_NEXT, .next = 1};
+	*desc(1) = (struct virtq_desc){.addr = 0x9000, .len = 200, .flags = VIRTQ_DESC_F_WRITE};
+	offer(0);
+	struct virtq_chain c;
+	CHECK(virtq_pop(&q, &mem, &c) == 1);
+	CHECK(c.head == 0 && c.n_out == 1 && c.n_in == 1);
+	CHECK(c.out_len == 100 && c.in_len == 200);
+	CHECK(c.out[0].iov_base == guest_mem_ptr(&mem, 0x8000, 1));
+	CHECK(virtq_pop(&q, &mem, &c) == 0);
+	virtq_push(&q, c.head, 42);
+	uint32_t *used = guest_mem_ptr(&mem, USED, 16);
+	CHECK((used[0] >> 16) == 1);	/* used idx */
+	CHECK(used[1] == 0 && used[2] == 42); /* id, len */
+}
+
+static void queue_rejects_head_out_of_range(void)
+{
+	setup();
+	offer(QSIZE);
+	struct virtq_chain c;
+	CHECK(virtq_pop(&q, &mem, &c) == -EINVAL);
+}
+
+static void queue_rejects_descriptor_loop(void)
+{
+	setup();
+	*desc(0) = (struct virtq_desc){.addr = 0x8000, .len = 1, .flags = VIRTQ_DESC_F_NEXT, .next = 1};
+	*desc(1) = (struct virtq_desc){.addr = 0x8000, .len = 1, .flags = VIRTQ_DESC_F_NEXT, .next = 0};
+	offer(0);
+	struct virtq_chain c;
+	CHECK(virtq_pop(&q, &mem, &c) == -EINVAL);
+}
+
+static void queue_rejects_address_outside_memory(void)
+{
+	setup();
+	*desc(0) = (struct virtq_desc){.addr = (1ull << 20) - 10, .len = 100};
+	offer(0);
+	struct virtq_chain c;
+	CHECK(virtq_pop(&q, &mem, &c) == -EINVAL);
+	setup();
+	*desc(0) = (struct virtq_desc){.addr = UINT64_MAX - 5, .len = 10};
+	offer(0);
+	CHECK(virtq_pop(&q, &mem, &c) == -EINVAL);
+}
+
+static void queue_rejects_readable_after_writable(void)
+{
+	setup();
+	*desc(0) = (struct virtq_desc){.addr = 0x8000, .len = 8, .flags = VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, .next = 1};
+	*desc(1) = (struct virtq_desc){.addr = 0x9000, .len = 8};
+	offer(0);
+	struct virtq_chain c;
+	CHECK(virtq_pop(&q, &mem, &c) == -EINVAL);
+}
+
+static struct virtq_desc *indirect_chain(bool negotiated)
+{
+	setup();
+	q.indirect_ok = negotiated;
+	*desc(0) = (struct virtq_desc){.addr = 0x4000, .len = 32, .flags = VIRTQ_DESC_F_INDIRECT};
+	struct virtq_desc *table = guest_mem_ptr(&mem, 0x4000, 32);
+	table[0] = (struct virtq_desc){.addr = 0x8000, .len = 4, .flags = VIRTQ_DESC_F_NEXT, .next = 1};
+	table[1] = (struct virtq_desc){.addr = 0x9000, .len = 4, .flags = VIRTQ_DESC_F_WRITE};
+	offer(0);
+	return table;
+}
+
+static void queue_rejects_indirect_unless_negotiated(void)
+{
+	struct virtq_chain c;
+	indirect_chain(false);
+	CHECK(virtq_pop(&q, &mem, &c) == -EINVAL);
+	indirect_chain(true);
+	CHECK(virtq_pop(&q, &mem, &c) == 1);
+	CHECK(c.n_out == 1 && c.n_in == 1 && c.in_len == 4);
+	/* An indirect table whose entry points past its end. */
+	indirect_chain(true)[0].next = 7;
+	CHECK(virtq_pop(&q, &mem, &c) == -EINVAL);
+}
+
+static void queue_rejects_avail_index_jump(void)
+{
+	setup();
+	avail()[1] = QSIZE + 1; /* more new entries than the ring has */
+	struct virtq_chain c;
+	CHECK(virtq_pop(&q, &mem, &c) == -EINVAL);
+}
+
+static void queue_enable_rejects_rings_outside_memory(void)
+{
+	virtq_reset(&q);
+	q.num = QSIZE;
+	q.desc_gpa = (1 << 20) - 16;
+	q.avail_gpa = AVAIL;
+	q.used_gpa = USED;
+	CHECK(virtq_enable(&q, &mem) == -EINVAL);
+	q.desc_gpa = DESC + 1; /* misaligned */
+	CHECK(virtq_enable(&q, &mem) == -EINVAL);
+	q.desc_gpa = DESC;
+	q.num = 0;
+	CHECK(virtq_enable(&q, &mem) == -EINVAL);
+}
+
+static void guest_mem_ptr_checks_bounds(void)
+{
+	CHECK(guest_mem_ptr(&mem, 0, 1 << 20) != NULL);
+	CHECK(guest_mem_ptr(&mem, 1, 1 << 20) == NULL);
+	CHECK(guest_mem_ptr(&mem, (1 << 20) - 1, 1) != NULL);
+	CHECK(guest_mem_ptr(&mem, 1 << 20, 1) == NULL);
+	CHECK(guest_mem_ptr(&mem, UINT64_MAX, 2) == NULL);
+	CHECK(guest_mem_ptr(&mem, 16, UINT64_MAX) == NULL);
+}
+
+static void iov_copies_across_segments(void)
+{
+	char a[3], b[5], out[8];
+	struct iovec iov[2] = {{a, sizeof(a)}, {b, sizeof(b)}};
+	CHECK(iov_from_buf(iov, 2, "abcdefgh", 8) == 8);
+	CHECK(memcmp(a, "abc", 3) == 0 && memcmp(b, "defgh", 5) == 0);
+	CHECK(iov_to_buf(iov, 2, out, 6) == 6);
+	CHECK(memcmp(out, "abcdef", 6) == 0);
+	CHECK(iov_from_buf(iov, 2, "0123456789", 10) == 8);
+}
+
+int main(void)
+{
+	if (guest_mem_init(&mem, 1 << 20))
+		return 1;
+	TEST(queue_pops_readable_then_writable_chain);
+	TEST(queue_rejects_head_out_of_range);
+	TEST(queue_rejects_descriptor_loop);
+	TEST(queue_rejects_address_outside_memory);
+	TEST(queue_rejects_readable_after_writable);
+	TEST(queue_rejects_indirect_unless_negotiated);
+	TEST(queue_rejects_avail_index_jump);
+	TEST(queue_enable_rejects_rings_outside_memory);
+	TEST(guest_mem_ptr_checks_bounds);
+	TEST(iov_copies_across_segments);
+	guest_mem_free(&mem);
+	return tests_failed != 0;
+}

@@ -4,6 +4,7 @@
  * Usage: mkrootfs BUSYBOX OUTPUT
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,7 +75,12 @@ int main(int argc, char **argv)
 	}
 	err = err ?: cpio_finish(&c);
 	FILE *out = fopen(argv[2], "wb");
-	if (err || !out || fwrite(c.buf, 1, c.len, out) != c.len || fclose(out)) {
+	bool ok = !err && out && fwrite(c.buf, 1, c.len, out) == c.len;
+	if (out && fclose(out))
+		ok = false;
+	cpio_free(&c);
+	free(bb);
+	if (!ok) {
 		fprintf(stderr, "mkrootfs: %s: write failed\n", argv[2]);
 		return 1;
 	}

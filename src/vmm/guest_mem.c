@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 static int map_region(struct guest_mem_region *r, uint64_t gpa, uint64_t size)
 {
@@ -59,4 +60,41 @@ void *guest_mem_ptr(const struct guest_mem *mem, uint64_t gpa, uint64_t len)
 			return r->host + (gpa - r->gpa);
 	}
 	return NULL;
+}
+
+static int read_full(int fd, uint8_t *dst, uint64_t len, uint64_t off)
+{
+	while (len) {
+		ssize_t r = pread(fd, dst, len, (off_t)off);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? -errno : -EIO;
+		dst += r;
+		off += (uint64_t)r;
+		len -= (uint64_t)r;
+	}
+	return 0;
+}
+
+#define PAGE 4096ull
+
+int guest_mem_load_file(struct guest_mem *mem, uint64_t gpa, int fd, uint64_t off, uint64_t len)
+{
+	uint8_t *dst = guest_mem_ptr(mem, gpa, len);
+	if (!dst)
+		return -EFAULT;
+	/* Mappable part: page-aligned on both sides, same offset within a page. */
+	uint64_t head = (PAGE - (gpa & (PAGE - 1))) & (PAGE - 1);
+	if ((gpa & (PAGE - 1)) != (off & (PAGE - 1)) || len < head + PAGE)
+		return read_full(fd, dst, len, off);
+	uint64_t pages = (len - head) & ~(PAGE - 1);
+	void *p = mmap(dst + head, pages, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_FIXED, fd,
+		       (off_t)(off + head));
+	if (p == MAP_FAILED)
+		return read_full(fd, dst, len, off);
+	int err = read_full(fd, dst, head, off);
+	if (!err)
+		err = read_full(fd, dst + head + pages, len - head - pages, off + head + pages);
+	return err;
 }

@@ -262,7 +262,7 @@ static int setup_initrd(struct vm *vm, char *msg, size_t msg_size)
 {
 	const struct vm_config *cfg = vm->cfg;
 	struct cpio rt;
-	uint64_t base_size = 0;
+	uint64_t base_size = 0, file_size = 0;
 	int fd = -1;
 
 	if (cfg->initramfs_path) {
@@ -274,7 +274,8 @@ static int setup_initrd(struct vm *vm, char *msg, size_t msg_size)
 				close(fd);
 			FAIL(EC1_EINVAL, "kernel.initramfs: %s: %s", cfg->initramfs_path, strerror(e));
 		}
-		base_size = ((uint64_t)st.st_size + 3) & ~3ull;
+		file_size = (uint64_t)st.st_size;
+		base_size = (file_size + 3) & ~3ull; /* the next archive starts 4-byte aligned */
 	}
 	if (runtime_archive(cfg, &rt)) {
 		if (fd >= 0)
@@ -291,18 +292,9 @@ static int setup_initrd(struct vm *vm, char *msg, size_t msg_size)
 		err = EC1_EINVAL;
 	}
 	uint8_t *dst = err ? NULL : vm_ptr(vm, gpa, total);
-	for (uint64_t done = 0; !err && done < base_size;) {
-		ssize_t r = pread(fd, dst + done, base_size - done, (off_t)done);
-		if (r == 0)
-			break; /* the 4-byte pad stays zero */
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			snprintf(msg, msg_size, "kernel.initramfs: %s: %s", cfg->initramfs_path,
-				 strerror(errno));
-			err = EC1_EINVAL;
-		}
-		done += r > 0 ? (uint64_t)r : 0;
+	if (!err && fd >= 0 && guest_mem_load_file(&vm->mem, gpa, fd, 0, file_size)) {
+		snprintf(msg, msg_size, "kernel.initramfs: %s: read failed", cfg->initramfs_path);
+		err = EC1_EINVAL;
 	}
 	if (fd >= 0)
 		close(fd);

@@ -117,7 +117,7 @@ static int load_elf(struct vm *vm, int fd, const char *path, char *msg, size_t m
 			     "guest RAM",
 			     path, (unsigned long long)ph[i].p_paddr,
 			     (unsigned long long)ph[i].p_memsz, vm->cfg->ram_mib);
-		if (read_at(fd, dst, ph[i].p_filesz, (off_t)ph[i].p_offset))
+		if (guest_mem_load_file(&vm->mem, ph[i].p_paddr, fd, ph[i].p_offset, ph[i].p_filesz))
 			FAIL(EC1_EINVAL, "kernel.path: %s: truncated segment", path);
 		/* Guest RAM is fresh anonymous memory: the rest of p_memsz is already zero. */
 		if (ph[i].p_paddr + ph[i].p_memsz > vm->kernel_end)
@@ -218,7 +218,7 @@ static int load_bzimage(struct vm *vm, int fd, const char *path, uint64_t file_s
 	if (!dst)
 		FAIL(EC1_EINVAL, "kernel.path: %s: needs %llu MiB, more than the guest RAM", path,
 		     (unsigned long long)(span >> 20) + 1);
-	if (read_at(fd, dst, kernel_size, (off_t)kernel_off))
+	if (guest_mem_load_file(&vm->mem, X86_HIGH_START, fd, kernel_off, kernel_size))
 		FAIL(EC1_EINVAL, "kernel.path: %s: read failed", path);
 	vm->kernel_end = X86_HIGH_START + span;
 

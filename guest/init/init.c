@@ -29,8 +29,8 @@
 #define EXIT_NOEXEC 126
 #define EXIT_NOTFOUND 127
 
-/* virtio-console port ids, as the VMM numbers them. */
-enum { PORT_STDIN, PORT_STDOUT, PORT_STDERR, PORT_CONTROL, NR_PORTS };
+/* virtio-console port ids, as the VMM numbers them (port 0 is unused). */
+enum { PORT_STDIN = 1, PORT_STDOUT, PORT_STDERR, PORT_CONTROL, NR_PORTS };
 
 static int control_fd = -1;
 static int err_fd = -1; /* the process's stderr port once open, else the kernel log */
@@ -242,8 +242,13 @@ int main(void)
 	}
 	struct timespec boot;
 	clock_gettime(CLOCK_BOOTTIME, &boot);
-	static const int modes[NR_PORTS] = {O_RDONLY, O_WRONLY, O_WRONLY, O_RDWR};
-	for (int i = 0; i < NR_PORTS; i++) {
+	static const int modes[NR_PORTS] = {
+		[PORT_STDIN] = O_RDONLY,
+		[PORT_STDOUT] = O_WRONLY,
+		[PORT_STDERR] = O_WRONLY,
+		[PORT_CONTROL] = O_RDWR,
+	};
+	for (int i = PORT_STDIN; i < NR_PORTS; i++) {
 		fds[i] = open_port(i, modes[i]);
 		if (fds[i] < 0) {
 			say("ec1-init: /dev/vport0p%d: %s\n", i, strerror(errno));
@@ -273,7 +278,7 @@ int main(void)
 	if (child_pid == 0) {
 		setsid();
 		for (int i = 0; i < 3; i++)
-			if (dup2(fds[i], i) < 0)
+			if (dup2(fds[PORT_STDIN + i], i) < 0)
 				_exit(EXIT_SETUP);
 		if (chdir(p.workdir)) {
 			say("ec1-init: workdir %s: %s\n", p.workdir, strerror(errno));

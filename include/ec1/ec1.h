@@ -70,6 +70,17 @@ const char *ec1_backend_name(enum ec1_backend backend);
 /* Parses a backend name; returns EC1_EINVAL for an unknown one. */
 int ec1_backend_parse(const char *name, enum ec1_backend *out);
 
+/* Variant-dependent calls (SEED.md's availability table); see ec1_backend_capabilities(). */
+enum ec1_capability {
+	EC1_CAP_ROOT = 1 << 0,	      /* ec1_ctx_set_root */
+	EC1_CAP_VOLUMES = 1 << 1,     /* ec1_ctx_set_mapped_volumes, ec1_ctx_add_virtiofs */
+	EC1_CAP_SEV = 1 << 2,	      /* ec1_ctx_set_sev */
+	EC1_CAP_SHUTDOWN_FD = 1 << 3, /* ec1_ctx_get_shutdown_eventfd */
+	EC1_CAP_VMNET = 1 << 4,	      /* ec1_ctx_set_vmnet* */
+};
+/* The EC1_CAP_* bits a backend offers (whether or not it is installed here). */
+unsigned int ec1_backend_capabilities(enum ec1_backend backend);
+
 /* An opaque configuration and run of one microVM. */
 struct ec1_ctx;
 

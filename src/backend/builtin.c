@@ -26,20 +26,6 @@ const char *ec1_default_initramfs(void)
 	return env && *env ? env : EC1_INITRAMFS_PATH;
 }
 
-static int not_yet(struct ec1_ctx *ctx)
-{
-	return ec1_fail(ctx, EC1_EUNSUPPORTED,
-			"host directories (root, volumes, virtio-fs shares) are not in the builtin "
-			"engine yet");
-}
-
-static int builtin_virtiofs(struct ec1_ctx *ctx, const char *tag, const char *dir)
-{
-	(void)tag;
-	(void)dir;
-	return not_yet(ctx);
-}
-
 static int builtin_set_kernel(struct ec1_ctx *ctx)
 {
 	if (ctx->kernel_format != EC1_KERNEL_ELF && ctx->kernel_format != EC1_KERNEL_RAW)
@@ -95,10 +81,8 @@ static int builtin_run(struct ec1_ctx *ctx, int *status)
 
 const struct ec1_backend_ops ec1_backend_builtin = {
 	.id = EC1_BACKEND_BUILTIN,
-	.features = EC1_F_ROOT | EC1_F_VOLUMES,
-	.set_root = not_yet,
-	.set_mapped_volumes = not_yet,
-	.add_virtiofs = builtin_virtiofs,
+	/* Host directories (root, volumes, shares) arrive with virtio-fs; until then not offered. */
+	.features = 0,
 	.set_kernel = builtin_set_kernel,
 	.run = builtin_run,
 	.builtin_extras = true,

@@ -1,27 +1,273 @@
-/* The libkrun backend: the real libkrun, loaded at run time with dlopen. */
+/*
+ * The libkrun backends: the real libkrun (generic, SEV or EFI build) loaded at run time with
+ * dlopen. Each ec1 call maps to its krun_* call at once, so libkrun's own errors surface where the
+ * caller made the mistake. Functions the loaded library lacks answer EC1_EUNSUPPORTED.
+ *
+ * Differences from the seed's Go package, on purpose: argv[0] is not passed to krun_set_exec
+ * (which takes the arguments after the program name); a port map goes to libkrun only with the
+ * default (TSI) network, never with passt or gvproxy; ec1_run() returns the guest's status by
+ * running krun_start_enter() in a child process, since krun_start_enter() exits the process.
+ */
 #include <dlfcn.h>
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "../lib/ec1_internal.h"
 
-static int libkrun_open(struct ec1_ctx *ctx)
+/* The krun_* functions ec1 uses, with libkrun.h's signatures. */
+#define KRUN_FUNCS(X)                                                                          \
+	X(set_log_level, int32_t, (uint32_t))                                                  \
+	X(create_ctx, int32_t, (void))                                                         \
+	X(free_ctx, int32_t, (uint32_t))                                                       \
+	X(set_vm_config, int32_t, (uint32_t, uint8_t, uint32_t))                               \
+	X(set_root, int32_t, (uint32_t, const char *))                                         \
+	X(set_mapped_volumes, int32_t, (uint32_t, const char *const *))                        \
+	X(add_virtiofs, int32_t, (uint32_t, const char *, const char *))                       \
+	X(add_disk, int32_t, (uint32_t, const char *, const char *, bool))                     \
+	X(add_disk2, int32_t, (uint32_t, const char *, const char *, uint32_t, bool))          \
+	X(set_passt_fd, int32_t, (uint32_t, int))                                              \
+	X(set_gvproxy_path, int32_t, (uint32_t, const char *))                                 \
+	X(set_net_mac, int32_t, (uint32_t, const uint8_t *))                                   \
+	X(set_port_map, int32_t, (uint32_t, const char *const *))                              \
+	X(set_workdir, int32_t, (uint32_t, const char *))                                      \
+	X(set_exec, int32_t, (uint32_t, const char *, const char *const *, const char *const *)) \
+	X(set_kernel, int32_t, (uint32_t, const char *, uint32_t, const char *, const char *))  \
+	X(set_tee_config_file, int32_t, (uint32_t, const char *))                              \
+	X(get_shutdown_eventfd, int32_t, (uint32_t))                                           \
+	X(start_enter, int32_t, (uint32_t))
+
+struct krun {
+	void *dl;
+	uint32_t id;
+#define FIELD(name, ret, args) ret(*name) args;
+	KRUN_FUNCS(FIELD)
+#undef FIELD
+};
+
+static const char *soname(enum ec1_backend b)
 {
-	(void)ctx;
-	return EC1_ENOTAVAIL;
+	switch (b) {
+	case EC1_BACKEND_LIBKRUN_SEV:
+		return "libkrun-sev.so.1";
+	case EC1_BACKEND_LIBKRUN_EFI:
+		return "libkrun-efi.so.1";
+	default:
+		return "libkrun.so.1";
+	}
 }
 
-const struct ec1_backend_ops ec1_backend_libkrun = {
-	.id = EC1_BACKEND_LIBKRUN,
-	.features = EC1_F_ROOT | EC1_F_VOLUMES,
-	.open = libkrun_open,
-};
-const struct ec1_backend_ops ec1_backend_libkrun_sev = {
-	.id = EC1_BACKEND_LIBKRUN_SEV,
-	.features = EC1_F_SEV,
-	.open = libkrun_open,
-};
-const struct ec1_backend_ops ec1_backend_libkrun_efi = {
-	.id = EC1_BACKEND_LIBKRUN_EFI,
-	.features = EC1_F_ROOT | EC1_F_VOLUMES | EC1_F_SHUTDOWN_FD,
-	.open = libkrun_open,
-};
+/* A libkrun return value: 0 and positive pass, negative errno becomes EC1_EBACKEND. */
+static int krun_result(struct ec1_ctx *ctx, const char *call, int32_t r)
+{
+	if (r >= 0)
+		return EC1_OK;
+	ctx->backend_errno = r;
+	return ec1_fail(ctx, EC1_EBACKEND, "krun_%s: %s (%d)", call, strerror(-r), r);
+}
+
+static int missing(struct ec1_ctx *ctx, const char *call)
+{
+	return ec1_fail(ctx, EC1_EUNSUPPORTED, "krun_%s: not in the loaded %s", call,
+			soname(ctx->ops->id));
+}
+
+#define K(ctx) ((struct krun *)(ctx)->backend)
+/* Calls krun_<fn> if the library has it. */
+#define KCALL(ctx, fn, ...)                                                     \
+	(K(ctx)->fn ? krun_result((ctx), #fn, K(ctx)->fn(K(ctx)->id, __VA_ARGS__)) \
+		    : missing((ctx), #fn))
+
+static int libkrun_open(struct ec1_ctx *ctx)
+{
+	/* EC1_LIBKRUN_PATH: load this file instead (tests use a recording fake). */
+	const char *path = getenv("EC1_LIBKRUN_PATH");
+	struct krun *k = calloc(1, sizeof(*k));
+	if (!k)
+		return EC1_ENOMEM;
+	k->dl = dlopen(path && *path ? path : soname(ctx->ops->id), RTLD_NOW | RTLD_LOCAL);
+	if (!k->dl) {
+		free(k);
+		return EC1_ENOTAVAIL;
+	}
+#define LOAD(name, ret, args) *(void **)&k->name = dlsym(k->dl, "krun_" #name);
+	KRUN_FUNCS(LOAD)
+#undef LOAD
+	if (!k->create_ctx || !k->free_ctx || !k->start_enter) {
+		dlclose(k->dl);
+		free(k);
+		return EC1_ENOTAVAIL;
+	}
+	/* libkrun's logger may be initialised once per process: ec1_set_log_level guards that. */
+	int level = ec1_log_level_requested();
+	static int log_applied;
+	if (level >= 0 && k->set_log_level && !__atomic_exchange_n(&log_applied, 1, __ATOMIC_SEQ_CST))
+		k->set_log_level((uint32_t)level);
+	int32_t id = k->create_ctx();
+	if (id < 0) {
+		dlclose(k->dl);
+		free(k);
+		return EC1_EBACKEND;
+	}
+	k->id = (uint32_t)id;
+	ctx->backend = k;
+	return EC1_OK;
+}
+
+static void libkrun_close(struct ec1_ctx *ctx)
+{
+	struct krun *k = K(ctx);
+	if (!k)
+		return;
+	k->free_ctx(k->id);
+	/* The library stays loaded: libkrun keeps process-wide state (its logger, threads). */
+	free(k);
+	ctx->backend = NULL;
+}
+
+static int libkrun_set_vm(struct ec1_ctx *ctx)
+{
+	return KCALL(ctx, set_vm_config, ctx->vm.num_vcpus, ctx->vm.ram_mib);
+}
+
+static int libkrun_set_root(struct ec1_ctx *ctx)
+{
+	return KCALL(ctx, set_root, ctx->root);
+}
+
+static int libkrun_set_mapped_volumes(struct ec1_ctx *ctx)
+{
+	for (size_t i = 0; ctx->volumes[i]; i++) {
+		size_t n = strlen(ctx->volumes[i]);
+		if (n > 3 && strcmp(ctx->volumes[i] + n - 3, ":ro") == 0)
+			return ec1_fail(ctx, EC1_EUNSUPPORTED,
+					"volumes[%zu]: libkrun maps volumes read-write only", i);
+	}
+	return KCALL(ctx, set_mapped_volumes, (const char *const *)ctx->volumes);
+}
+
+static int libkrun_add_virtiofs(struct ec1_ctx *ctx, const char *tag, const char *dir)
+{
+	return KCALL(ctx, add_virtiofs, tag, dir);
+}
+
+static int libkrun_add_disk(struct ec1_ctx *ctx, const struct ec1_disk_config *d)
+{
+	if (K(ctx)->add_disk2)
+		return KCALL(ctx, add_disk2, d->block_id, d->path, (uint32_t)d->format, d->read_only);
+	if (d->format != EC1_DISK_RAW)
+		return missing(ctx, "add_disk2 (needed for qcow2)");
+	return KCALL(ctx, add_disk, d->block_id, d->path, d->read_only);
+}
+
+static int libkrun_set_network(struct ec1_ctx *ctx, const struct ec1_network_config *n)
+{
+	int err = EC1_OK;
+	if (n->passt_fd >= 0)
+		err = KCALL(ctx, set_passt_fd, n->passt_fd);
+	else if (n->gvproxy_path)
+		err = KCALL(ctx, set_gvproxy_path, n->gvproxy_path);
+	if (!err && n->mac)
+		err = KCALL(ctx, set_net_mac, n->mac);
+	if (!err && n->port_map_count) {
+		/* ec1_ctx_set_network already refused a port map with passt or gvproxy. */
+		const char **map = calloc(n->port_map_count + 1, sizeof(char *));
+		if (!map)
+			return ec1_fail(ctx, EC1_ENOMEM, "out of memory");
+		memcpy(map, n->port_map, n->port_map_count * sizeof(char *));
+		err = KCALL(ctx, set_port_map, map);
+		free(map);
+	}
+	return err;
+}
+
+static int libkrun_set_process(struct ec1_ctx *ctx)
+{
+	/* krun_set_exec takes the arguments after the program name: skip argv[0]. */
+	int err = KCALL(ctx, set_exec, ctx->exec_path, (const char *const *)ctx->argv + 1,
+			(const char *const *)ctx->envp);
+	if (!err && ctx->workdir)
+		err = KCALL(ctx, set_workdir, ctx->workdir);
+	return err;
+}
+
+static int libkrun_set_kernel(struct ec1_ctx *ctx)
+{
+	return KCALL(ctx, set_kernel, ctx->kernel_path, (uint32_t)ctx->kernel_format, ctx->initramfs,
+		     ctx->cmdline);
+}
+
+static int libkrun_set_sev(struct ec1_ctx *ctx, const struct ec1_sev_config *sev)
+{
+	if (!sev->tee_config_file)
+		return EC1_OK;
+	return KCALL(ctx, set_tee_config_file, sev->tee_config_file);
+}
+
+static int libkrun_shutdown_eventfd(struct ec1_ctx *ctx, int *fd)
+{
+	struct krun *k = K(ctx);
+	if (!k->get_shutdown_eventfd)
+		return missing(ctx, "get_shutdown_eventfd");
+	int32_t r = k->get_shutdown_eventfd(k->id);
+	if (r < 0)
+		return krun_result(ctx, "get_shutdown_eventfd", r);
+	*fd = r;
+	return EC1_OK;
+}
+
+/* krun_start_enter exits the process: run it in a child and return the child's status. */
+static int libkrun_run(struct ec1_ctx *ctx, int *status)
+{
+	struct krun *k = K(ctx);
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0)
+		return ec1_fail(ctx, EC1_EBACKEND, "fork: %s", strerror(errno));
+	if (pid == 0) {
+		int32_t r = k->start_enter(k->id);
+		/* Only reached when libkrun could not start the VM. */
+		fprintf(stderr, "ec1: krun_start_enter: %s (%d)\n", strerror(-r), r);
+		_exit(125);
+	}
+	int st;
+	while (waitpid(pid, &st, 0) < 0)
+		if (errno != EINTR)
+			return ec1_fail(ctx, EC1_EBACKEND, "waitpid: %s", strerror(errno));
+	*status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+	return EC1_OK;
+}
+
+static int libkrun_start_enter(struct ec1_ctx *ctx)
+{
+	struct krun *k = K(ctx);
+	return krun_result(ctx, "start_enter", k->start_enter(k->id));
+}
+
+#define LIBKRUN_OPS(backend, feats)                              \
+	{                                                        \
+		.id = (backend), .features = (feats),            \
+		.open = libkrun_open, .close = libkrun_close,    \
+		.set_vm = libkrun_set_vm,                        \
+		.set_root = libkrun_set_root,                    \
+		.set_mapped_volumes = libkrun_set_mapped_volumes, \
+		.add_virtiofs = libkrun_add_virtiofs,            \
+		.add_disk = libkrun_add_disk,                    \
+		.set_network = libkrun_set_network,              \
+		.set_process = libkrun_set_process,              \
+		.set_kernel = libkrun_set_kernel,                \
+		.set_sev = libkrun_set_sev,                      \
+		.get_shutdown_eventfd = libkrun_shutdown_eventfd, \
+		.run = libkrun_run,                              \
+		.start_enter = libkrun_start_enter,              \
+	}
+
+/* SEED.md's availability table. */
+const struct ec1_backend_ops ec1_backend_libkrun =
+	LIBKRUN_OPS(EC1_BACKEND_LIBKRUN, EC1_F_ROOT | EC1_F_VOLUMES);
+const struct ec1_backend_ops ec1_backend_libkrun_sev = LIBKRUN_OPS(EC1_BACKEND_LIBKRUN_SEV, EC1_F_SEV);
+const struct ec1_backend_ops ec1_backend_libkrun_efi =
+	LIBKRUN_OPS(EC1_BACKEND_LIBKRUN_EFI, EC1_F_ROOT | EC1_F_VOLUMES | EC1_F_SHUTDOWN_FD);

@@ -240,14 +240,29 @@ static int cmd_variants(void)
 	static const enum ec1_backend all[] = {EC1_BACKEND_BUILTIN, EC1_BACKEND_LIBKRUN,
 					       EC1_BACKEND_LIBKRUN_SEV, EC1_BACKEND_LIBKRUN_EFI,
 					       EC1_BACKEND_STUB};
-	printf("%-12s %-10s %s\n", "backend", "available", "note");
+	static const struct {
+		unsigned int cap;
+		const char *name;
+	} caps[] = {
+		{EC1_CAP_ROOT, "root"},	    {EC1_CAP_VOLUMES, "volumes"},
+		{EC1_CAP_SEV, "sev"},	    {EC1_CAP_SHUTDOWN_FD, "shutdown-fd"},
+		{EC1_CAP_VMNET, "vmnet"},
+	};
+	printf("%-12s %-10s", "backend", "here");
+	for (size_t c = 0; c < sizeof(caps) / sizeof(caps[0]); c++)
+		printf(" %-11s", caps[c].name);
+	printf("\n");
 	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++) {
 		struct ec1_ctx *ctx;
 		int err = ec1_ctx_new_backend(all[i], &ctx);
-		printf("%-12s %-10s %s\n", ec1_backend_name(all[i]), err ? "no" : "yes",
-		       err ? ec1_strerror(err) : "");
+		unsigned int have = ec1_backend_capabilities(all[i]);
+		printf("%-12s %-10s", ec1_backend_name(all[i]), err ? "no" : "yes");
+		for (size_t c = 0; c < sizeof(caps) / sizeof(caps[0]); c++)
+			printf(" %-11s", have & caps[c].cap ? "yes" : "-");
+		printf("\n");
 		ec1_ctx_free(ctx);
 	}
+	printf("(here: usable on this machine; the other columns: calls the variant offers)\n");
 	return 0;
 }
 

@@ -77,18 +77,29 @@ int ec1_backend_parse(const char *name, enum ec1_backend *out)
 	return EC1_EINVAL;
 }
 
+static enum ec1_backend default_backend(void);
+
 /* Process-wide: libkrun's logger panics when initialised twice, so every backend gets one call. */
 static int log_level_set;
+static int log_level_requested = -1;
 
 int ec1_set_log_level(enum ec1_log_level level)
 {
 	if ((unsigned int)level > EC1_LOG_TRACE)
 		return EC1_EINVAL;
+	if (default_backend() == EC1_BACKEND_STUB)
+		return EC1_ENOTAVAIL;
 	if (__atomic_exchange_n(&log_level_set, 1, __ATOMIC_SEQ_CST))
 		return EC1_EALREADY;
 	extern int vm_log_level;
 	vm_log_level = (int)level;
+	__atomic_store_n(&log_level_requested, (int)level, __ATOMIC_SEQ_CST);
 	return EC1_OK;
+}
+
+int ec1_log_level_requested(void)
+{
+	return __atomic_load_n(&log_level_requested, __ATOMIC_SEQ_CST);
 }
 
 static const struct ec1_backend_ops *backend_ops(enum ec1_backend b)
@@ -109,6 +120,12 @@ static const struct ec1_backend_ops *backend_ops(enum ec1_backend b)
 	}
 }
 
+unsigned int ec1_backend_capabilities(enum ec1_backend backend)
+{
+	const struct ec1_backend_ops *ops = backend_ops(backend);
+	return ops ? ops->features : 0;
+}
+
 #ifndef EC1_DEFAULT_BACKEND
 #define EC1_DEFAULT_BACKEND EC1_BACKEND_BUILTIN
 #endif
@@ -118,19 +135,23 @@ int ec1_ctx_new(struct ec1_ctx **out)
 	return ec1_ctx_new_backend(EC1_BACKEND_DEFAULT, out);
 }
 
+/* EC1_BACKEND, else the build's default; EC1_BACKEND_DEFAULT for an unknown name. */
+static enum ec1_backend default_backend(void)
+{
+	const char *env = getenv("EC1_BACKEND");
+	enum ec1_backend backend = EC1_DEFAULT_BACKEND;
+	if (env && *env && ec1_backend_parse(env, &backend))
+		return EC1_BACKEND_DEFAULT;
+	return backend == EC1_BACKEND_DEFAULT ? EC1_DEFAULT_BACKEND : backend;
+}
+
 int ec1_ctx_new_backend(enum ec1_backend backend, struct ec1_ctx **out)
 {
 	if (!out)
 		return EC1_EINVAL;
 	*out = NULL;
-	if (backend == EC1_BACKEND_DEFAULT) {
-		const char *env = getenv("EC1_BACKEND");
-		backend = EC1_DEFAULT_BACKEND;
-		if (env && *env && ec1_backend_parse(env, &backend))
-			return EC1_EINVAL;
-		if (backend == EC1_BACKEND_DEFAULT)
-			backend = EC1_DEFAULT_BACKEND;
-	}
+	if (backend == EC1_BACKEND_DEFAULT && (backend = default_backend()) == EC1_BACKEND_DEFAULT)
+		return EC1_EINVAL;
 	const struct ec1_backend_ops *ops = backend_ops(backend);
 	if (!ops)
 		return EC1_EINVAL;
@@ -441,7 +462,7 @@ int ec1_ctx_set_network(struct ec1_ctx *ctx, const struct ec1_network_config *co
 	if (!ctx->ops->set_network)
 		return ec1_fail(ctx, EC1_EUNSUPPORTED, "network: not supported by the %s backend yet",
 				ec1_backend_name(ctx->ops->id));
-	return ctx->ops->set_network(ctx);
+	return ctx->ops->set_network(ctx, config);
 }
 
 int ec1_ctx_set_process(struct ec1_ctx *ctx, const struct ec1_process_config *config)
@@ -524,7 +545,7 @@ int ec1_ctx_set_sev(struct ec1_ctx *ctx, const struct ec1_sev_config *config)
 	if (config->tee_config_file &&
 	    (err = check_path(ctx, "sev.tee_config_file", config->tee_config_file, false)))
 		return err;
-	return call(ctx, ctx->ops->set_sev);
+	return ctx->ops->set_sev ? ctx->ops->set_sev(ctx, config) : EC1_OK;
 }
 
 int ec1_ctx_get_shutdown_eventfd(struct ec1_ctx *ctx, int *fd)
@@ -648,6 +669,14 @@ int ec1_run(struct ec1_ctx *ctx, int *status)
 int ec1_start_enter(struct ec1_ctx *ctx)
 {
 	int status;
+	if (ctx && ctx->ops->start_enter) {
+		ENTER(ctx);
+		if (!ctx->process_set)
+			return ec1_fail(ctx, EC1_ESTATE, "process: not set (call ec1_ctx_set_process first)");
+		ctx->ran = true;
+		fflush(NULL);
+		return ctx->ops->start_enter(ctx);
+	}
 	int err = ec1_run(ctx, &status);
 	if (err)
 		return err;

@@ -12,14 +12,12 @@
 extern const unsigned char ec1_init_binary[];
 extern const size_t ec1_init_binary_size;
 
-/* Functions whose availability depends on the variant (SEED.md's table). */
-enum ec1_feature {
-	EC1_F_ROOT = 1 << 0,	     /* ec1_ctx_set_root */
-	EC1_F_VOLUMES = 1 << 1,	     /* ec1_ctx_set_mapped_volumes, ec1_ctx_add_virtiofs */
-	EC1_F_SEV = 1 << 2,	     /* ec1_ctx_set_sev */
-	EC1_F_SHUTDOWN_FD = 1 << 3,  /* ec1_ctx_get_shutdown_eventfd */
-	EC1_F_VMNET = 1 << 4,	     /* ec1_ctx_set_vmnet* */
-};
+/* Short names for the public capability bits. */
+#define EC1_F_ROOT EC1_CAP_ROOT
+#define EC1_F_VOLUMES EC1_CAP_VOLUMES
+#define EC1_F_SEV EC1_CAP_SEV
+#define EC1_F_SHUTDOWN_FD EC1_CAP_SHUTDOWN_FD
+#define EC1_F_VMNET EC1_CAP_VMNET
 
 #define EC1_MAX_LIST 64
 
@@ -28,7 +26,7 @@ struct ec1_ctx;
 /* A backend: what it offers and how each call reaches it. NULL hooks are no-ops. */
 struct ec1_backend_ops {
 	enum ec1_backend id;
-	unsigned int features; /* enum ec1_feature bits */
+	unsigned int features; /* EC1_CAP_* bits */
 	int (*open)(struct ec1_ctx *ctx);
 	void (*close)(struct ec1_ctx *ctx);
 	int (*set_log_level)(enum ec1_log_level level);
@@ -37,13 +35,14 @@ struct ec1_backend_ops {
 	int (*set_mapped_volumes)(struct ec1_ctx *ctx);
 	int (*add_virtiofs)(struct ec1_ctx *ctx, const char *tag, const char *dir);
 	int (*add_disk)(struct ec1_ctx *ctx, const struct ec1_disk_config *disk);
-	int (*set_network)(struct ec1_ctx *ctx);
+	int (*set_network)(struct ec1_ctx *ctx, const struct ec1_network_config *config);
 	int (*set_process)(struct ec1_ctx *ctx);
 	int (*set_kernel)(struct ec1_ctx *ctx);
-	int (*set_sev)(struct ec1_ctx *ctx);
+	int (*set_sev)(struct ec1_ctx *ctx, const struct ec1_sev_config *config);
 	int (*get_shutdown_eventfd)(struct ec1_ctx *ctx, int *fd);
 	int (*set_vmnet)(struct ec1_ctx *ctx);
 	int (*run)(struct ec1_ctx *ctx, int *status);
+	int (*start_enter)(struct ec1_ctx *ctx); /* optional: the backend's own (exits on success) */
 	bool builtin_extras; /* ec1_ctx_set_stdio/timeout/timing/console */
 };
 
@@ -76,6 +75,9 @@ struct ec1_ctx {
 
 /* Sets ctx->message (printf-style) and returns code. */
 int ec1_fail(struct ec1_ctx *ctx, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* The level given to ec1_set_log_level, or -1 if it was never called. */
+int ec1_log_level_requested(void);
 
 /* Where the build or install put the guest kernel and base root archive (may not exist). */
 const char *ec1_default_kernel(void);

@@ -2,6 +2,9 @@
 #include "guest_mem.h"
 
 #include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -97,4 +100,31 @@ int guest_mem_load_file(struct guest_mem *mem, uint64_t gpa, int fd, uint64_t of
 	if (!err)
 		err = read_full(fd, dst + head + pages, len - head - pages, off + head + pages);
 	return err;
+}
+
+uint64_t guest_mem_resident(const struct guest_mem *mem)
+{
+	/* Pages of the guest ranges mapped into this process (smaps "Rss"), file-backed ones too. */
+	FILE *f = fopen("/proc/self/smaps", "r");
+	char line[512];
+	uint64_t total = 0;
+	bool inside = false;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long start, end, kb;
+		if (sscanf(line, "%llx-%llx ", &start, &end) == 2) {
+			inside = false;
+			for (unsigned int i = 0; i < mem->nr_regions; i++) {
+				uintptr_t h = (uintptr_t)mem->regions[i].host;
+				if (start >= h && end <= h + mem->regions[i].size)
+					inside = true;
+			}
+		} else if (inside && sscanf(line, "Rss: %llu kB", &kb) == 1) {
+			total += kb * 1024;
+		}
+	}
+	fclose(f);
+	return total;
 }

@@ -302,6 +302,15 @@ static int setup_initrd(struct vm *vm, char *msg, size_t msg_size)
 		memcpy(dst + base_size, rt.buf, rt.len);
 		err = arch_write_boot_info(vm, vm->cmdline, gpa, total, msg, msg_size);
 	}
+	/* EC1_DUMP_INITRD=FILE: keep a copy of the initramfs (bench/boot gives it to QEMU). */
+	const char *dump = getenv("EC1_DUMP_INITRD");
+	if (!err && dump && *dump) {
+		FILE *f = fopen(dump, "wb");
+		if (!f || fwrite(dst, 1, total, f) != total)
+			vm_log(EC1_LOG_WARN, "ec1: EC1_DUMP_INITRD: %s: write failed\n", dump);
+		if (f)
+			fclose(f);
+	}
 	cpio_free(&rt);
 	return err;
 }
@@ -407,6 +416,21 @@ static int build_cmdline(struct vm *vm, char *msg, size_t msg_size)
 	return 0;
 }
 
+/* Resident set of the process, and the part of it that is guest RAM. */
+static void measure_memory(struct vm *vm)
+{
+	long rss_pages = 0;
+	FILE *f = fopen("/proc/self/statm", "r");
+	if (f) {
+		long size_pages;
+		if (fscanf(f, "%ld %ld", &size_pages, &rss_pages) != 2)
+			rss_pages = 0;
+		fclose(f);
+	}
+	vm->timing.rss_bytes = (uint64_t)rss_pages * (uint64_t)sysconf(_SC_PAGESIZE);
+	vm->timing.guest_resident_bytes = guest_mem_resident(&vm->mem);
+}
+
 static void print_timing(const struct vm_timing *t)
 {
 #define MS(a, b) ((a) && (b) ? ((double)((int64_t)(b) - (int64_t)(a))) / 1e6 : -1.0)
@@ -416,12 +440,17 @@ static void print_timing(const struct vm_timing *t)
 		MS(t->start, t->first_run), MS(t->first_run, t->init_start),
 		(double)t->guest_boot_ns / 1e6, MS(t->init_start, t->exec), MS(t->exec, t->exit),
 		MS(t->stopped, t->torn_down), MS(t->start, t->torn_down));
+	fprintf(stderr, "ec1 memory (MiB): process RSS %.2f | guest RAM touched %.2f | VMM own %.2f\n",
+		(double)t->rss_bytes / 1048576.0, (double)t->guest_resident_bytes / 1048576.0,
+		((double)t->rss_bytes - (double)t->guest_resident_bytes) / 1048576.0);
 #undef MS
 }
 
 static void teardown(struct vm *vm, struct console *con)
 {
 	vm_stop(vm, 0, "teardown");
+	if (vm->cfg->timing)
+		measure_memory(vm);
 	for (unsigned int i = 0; i < vm->nr_vcpus; i++)
 		if (vm->vcpus[i].started)
 			pthread_join(vm->vcpus[i].thread, NULL);

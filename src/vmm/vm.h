@@ -42,6 +42,7 @@ struct vm_config {
 struct vm_timing {
 	uint64_t start, first_run, init_start, exec, exit, stopped, torn_down;
 	uint64_t guest_boot_ns; /* guest clock at init start: kernel entry to init */
+	uint64_t rss_bytes, guest_resident_bytes; /* measured at teardown when timing is on */
 };
 
 struct vcpu {

@@ -60,6 +60,28 @@ t_cli_variants_lists_backends() {
 	done
 	pass
 }
+t_cli_variants_finds_libkrun_by_soname() {
+	# The fake libkrun builds carry the real sonames: dlopen finds them on the library path.
+	LD_LIBRARY_PATH="$build/tests/fake:$build" "$EC1" variants >$T/v
+	for b in libkrun libkrun-sev libkrun-efi; do
+		grep -q "^$b  *yes " $T/v || { fail "$b not found: $(cat $T/v)"; return; }
+	done
+	grep -q "^stub  *no " $T/v || { fail "stub should be unavailable"; return; }
+	grep -q "^libkrun-sev  *yes  *-  *-  *yes " $T/v || { fail "sev row: $(grep sev $T/v)"; return; }
+	pass
+}
+t_example_runs_unchanged_on_fake_libkrun_and_stub() {
+	for lib in libkrun libkrun-sev libkrun-efi; do
+		rm -f $T/calls
+		FAKE_KRUN_LOG=$T/calls EC1_BACKEND=$lib LD_LIBRARY_PATH="$build/tests/fake:$build" \
+			"$build/hello" >$T/out 2>&1 || { fail "$lib: $(cat $T/out)"; return; }
+		grep -q '^krun_set_exec 7 /bin/echo \[Hello World\] \[PATH=/bin\]$' $T/calls &&
+			grep -q '^krun_start_enter 7$' $T/calls || { fail "$lib calls: $(cat $T/calls)"; return; }
+	done
+	EC1_BACKEND=stub "$build/hello" >$T/out 2>&1 && { fail "stub run succeeded"; return; }
+	grep -q 'not available' $T/out || { fail "stub: $(cat $T/out)"; return; }
+	pass
+}
 t_vmm_sets_up_and_tears_down_natively() {
 	# KVM set-up ioctls work on PVM too: build the whole VM, then tear it down without running it.
 	[ "$mode" = none ] && { skip "no usable /dev/kvm"; return; }

@@ -59,8 +59,12 @@ struct console {
 	bool thread_started;
 };
 
-static const char *const port_names[CONSOLE_PORTS] = {"ec1.stdin", "ec1.stdout", "ec1.stderr",
-						      "ec1.control"};
+static const char *const port_names[CONSOLE_PORTS] = {
+	[CONSOLE_STDIN] = "ec1.stdin",
+	[CONSOLE_STDOUT] = "ec1.stdout",
+	[CONSOLE_STDERR] = "ec1.stderr",
+	[CONSOLE_CONTROL] = "ec1.control",
+};
 
 /* Queue numbers (§5.3.2): port 0 uses 0/1, the control queues are 2/3, port N uses 2N+2/2N+3. */
 static unsigned int rx_queue(unsigned int port)
@@ -139,11 +143,12 @@ static void ctl_handle(struct console *c, const struct ctl_msg *m)
 	case CTL_DEVICE_READY:
 		if (m->value != 1)
 			break;
-		for (uint32_t p = 0; p < CONSOLE_PORTS; p++)
+		for (uint32_t p = CONSOLE_STDIN; p < CONSOLE_PORTS; p++)
 			ctl_send(c, p, CTL_DEVICE_ADD, 0);
 		break;
 	case CTL_PORT_READY:
-		if (m->id >= CONSOLE_PORTS || m->value != 1 || c->port_ready[m->id])
+		if (m->id < CONSOLE_STDIN || m->id >= CONSOLE_PORTS || m->value != 1 ||
+		    c->port_ready[m->id])
 			break;
 		c->port_ready[m->id] = true;
 		ctl_send(c, m->id, CTL_PORT_NAME, 1);
@@ -284,7 +289,13 @@ static void console_notify(struct virtio_mmio_dev *d, unsigned int q)
 	} else if (q == rx_queue(CONSOLE_STDIN)) {
 		ssize_t n = write(c->wake_fd, &one, sizeof(one));
 		(void)n; /* the counter cannot overflow in practice; a lost wake-up is re-sent */
-	} else if (q & 1) {
+	} else if (!(q & 1)) {
+		/*
+		 * The driver fills every port's receive queue one buffer and one kick at a time. Only
+		 * stdin's buffers matter to us: for the others, ask for no more kicks (§2.7.7).
+		 */
+		virtq_set_no_notify(&d->queues[q], true);
+	} else {
 		int port = queue_port(q);
 		if (port >= 0 && port < CONSOLE_PORTS)
 			port_tx(c, (unsigned int)port);

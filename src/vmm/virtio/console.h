@@ -5,8 +5,17 @@
 struct vm;
 struct console;
 
-/* Port ids; the guest sees /dev/vport0p<id>. */
-enum console_port { CONSOLE_STDIN, CONSOLE_STDOUT, CONSOLE_STDERR, CONSOLE_CONTROL, CONSOLE_PORTS };
+/*
+ * Port ids; the guest sees /dev/vport0p<id>. Port 0 stays unused: QEMU reserves it for a console
+ * port, and keeping the same numbering lets the same init run under QEMU in bench/boot.
+ */
+enum console_port {
+	CONSOLE_STDIN = 1,
+	CONSOLE_STDOUT = 2,
+	CONSOLE_STDERR = 3,
+	CONSOLE_CONTROL = 4,
+	CONSOLE_PORTS = 5
+};
 
 /* Adds the device; fds may be -1. Starts its stdin thread. Returns 0 or -errno. */
 int console_create(struct vm *vm, int stdin_fd, int stdout_fd, int stderr_fd, struct console **out)

@@ -114,6 +114,13 @@ void virtq_push(struct virtq *q, uint16_t head, uint32_t len)
 	__atomic_store_n((uint16_t *)(q->used + 2), q->used_idx, __ATOMIC_RELEASE);
 }
 
+void virtq_set_no_notify(struct virtq *q, bool no_notify)
+{
+	if (q->ready)
+		__atomic_store_n((uint16_t *)q->used, no_notify ? VIRTQ_USED_F_NO_NOTIFY : 0,
+				 __ATOMIC_RELEASE);
+}
+
 bool virtq_should_interrupt(const struct virtq *q)
 {
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);

@@ -20,6 +20,7 @@ struct virtq_desc {
 #define VIRTQ_DESC_F_WRITE 2
 #define VIRTQ_DESC_F_INDIRECT 4
 #define VIRTQ_AVAIL_F_NO_INTERRUPT 1
+#define VIRTQ_USED_F_NO_NOTIFY 1
 
 struct virtq {
 	/* Set by the driver through the transport. */
@@ -57,6 +58,8 @@ int virtq_pop(struct virtq *q, const struct guest_mem *mem, struct virtq_chain *
 void virtq_unpop(struct virtq *q);
 /* Returns a chain to the driver with len bytes written into it. */
 void virtq_push(struct virtq *q, uint16_t head, uint32_t len);
+/* Tells the driver whether to notify (kick) us about new buffers. */
+void virtq_set_no_notify(struct virtq *q, bool no_notify);
 /* Whether the driver wants an interrupt for used buffers. */
 bool virtq_should_interrupt(const struct virtq *q);
 

@@ -1,0 +1,49 @@
+#!/bin/sh
+# bench/boot-inner.sh DIR RUNS: the part of bench/boot that needs a KVM that can boot a guest
+# (hardware, or inside the rig). DIR holds ec1, timeit, vmlinux, rootfs.cpio, qemu-initrd.cpio.
+dir=$1 runs=$2
+export LD_LIBRARY_PATH=$dir EC1_KERNEL=$dir/vmlinux EC1_INITRAMFS=$dir/rootfs.cpio
+EC1=$dir/ec1
+T=$(mktemp -d)
+median() { sort -n | awk '{v[NR]=$1} END {if (NR) printf "%.3f", NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+
+"$dir/timeit" "$runs" "$EC1" run -- /bin/true >$T/ec1 || { echo "bench: ec1 run failed"; exit 1; }
+ec1_ms=$(awk '/^median/ {print $2}' $T/ec1)
+
+# The same kernel and initramfs (ec1's base root + init + the /bin/true description), the same
+# command line, and the same virtio-console ports, under QEMU's microvm machine.
+cat >$T/qemu.sh <<QEMU
+exec qemu-system-x86_64 -M microvm,x-option-roms=off,rtc=off -accel kvm -cpu host,-arch-capabilities \
+	-m 512 -smp 1 -nodefaults -no-user-config -display none -no-reboot \
+	-L /usr/share/qemu -serial null \
+	-kernel $dir/vmlinux -initrd $dir/qemu-initrd.cpio \
+	-append "console=ttyS0 quiet reboot=k panic=-1 rdinit=/.ec1/init tsc=reliable no_timer_check cryptomgr.notests" \
+	-device virtio-serial-device,max_ports=5 \
+	-chardev null,id=p1 -device virtserialport,nr=1,chardev=p1,name=ec1.stdin \
+	-chardev null,id=p2 -device virtserialport,nr=2,chardev=p2,name=ec1.stdout \
+	-chardev null,id=p3 -device virtserialport,nr=3,chardev=p3,name=ec1.stderr \
+	-chardev file,id=p4,path=$T/qemu-control -device virtserialport,nr=4,chardev=p4,name=ec1.control
+QEMU
+"$dir/timeit" "$runs" sh $T/qemu.sh >$T/qemu || { echo "bench: qemu microvm failed:"; TIMEIT_SHOW=1 "$dir/timeit" 1 sh $T/qemu.sh; }
+qemu_ms=$(awk '/^median/ {print $2}' $T/qemu)
+grep -q 'exit 0' $T/qemu-control 2>/dev/null || echo "bench: WARNING: QEMU's guest did not report 'exit 0' (got: $(cat $T/qemu-control 2>/dev/null))"
+
+for i in $(seq "$runs"); do "$EC1" run --timing -- /bin/true 2>>$T/timing; done
+field() { grep '^ec1 timing' $T/timing | sed "s/.*$1 \([-0-9.]*\).*/\1/" | median; }
+guest() { grep '^ec1 timing' $T/timing | sed 's/.*guest clock \([-0-9.]*\).*/\1/' | median; }
+vmm_own=$(grep '^ec1 memory' $T/timing | sed 's/.*VMM own \([-0-9.]*\).*/\1/' | median)
+
+bytes=268435456
+"$dir/timeit" 3 "$EC1" run -- /bin/sh -c "head -c $bytes /dev/zero" >$T/tput
+"$dir/timeit" 3 /bin/sh -c "head -c $bytes /dev/zero | cat" >$T/host
+tput_ms=$(awk '/^median/ {print $2}' $T/tput)
+host_ms=$(awk '/^median/ {print $2}' $T/host)
+
+echo "boot+run+exit of /bin/true, median of $runs:"
+echo "  ec1 run                 $ec1_ms ms"
+echo "  qemu -M microvm         $qemu_ms ms"
+echo "  ratio (qemu / ec1)      $(awk -v a="$qemu_ms" -v b="$ec1_ms" 'BEGIN {printf "%.2f", a / b}')"
+echo "ec1 phases (median ms): vmm-setup $(field vmm-setup) | kernel-entry->init $(field 'kernel-entry->init') (guest clock $(guest)) | init->exec $(field 'init->exec') | exec->exit $(field 'exec->exit') | teardown $(field teardown)"
+echo "ec1 VMM own memory (RSS beyond guest RAM touched, median): $vmm_own MiB"
+echo "stdout throughput, 256 MiB: ec1 $(awk -v ms="$tput_ms" 'BEGIN {printf "%.0f", 256 / (ms / 1000)}') MiB/s (whole run, boot included) | host pipe (head | cat) $(awk -v ms="$host_ms" 'BEGIN {printf "%.0f", 256 / (ms / 1000)}') MiB/s"
+rm -rf "$T"

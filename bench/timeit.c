@@ -1,0 +1,63 @@
+/*
+ * timeit N CMD [ARGS...]: runs CMD N times (stdout and stderr to /dev/null unless TIMEIT_SHOW=1)
+ * and prints each run's wall time in milliseconds, then "median MS". Exits non-zero if a run
+ * fails. busybox's date has no sub-second clock, so bench/ uses this inside the rig.
+ */
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static int cmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 3) {
+		fprintf(stderr, "usage: timeit N CMD [ARGS...]\n");
+		return 2;
+	}
+	int n = atoi(argv[1]);
+	if (n < 1 || n > 10000)
+		return 2;
+	double *t = calloc((size_t)n, sizeof(double));
+	bool show = getenv("TIMEIT_SHOW") != NULL;
+	for (int i = 0; i < n; i++) {
+		double start = now_ms();
+		pid_t pid = fork();
+		if (pid == 0) {
+			if (!show) {
+				int null = open("/dev/null", O_WRONLY);
+				dup2(null, 1);
+				dup2(null, 2);
+			}
+			execvp(argv[2], argv + 2);
+			_exit(127);
+		}
+		int st;
+		waitpid(pid, &st, 0);
+		t[i] = now_ms() - start;
+		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+			fprintf(stderr, "timeit: run %d of %s failed (status 0x%x)\n", i, argv[2], st);
+			return 1;
+		}
+		printf("%.3f\n", t[i]);
+	}
+	qsort(t, (size_t)n, sizeof(double), cmp);
+	printf("median %.3f\n", n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2);
+	free(t);
+	return 0;
+}

@@ -318,8 +318,8 @@ int ec1_ctx_set_vm(struct ec1_ctx *ctx, const struct ec1_vm_config *config)
 int ec1_ctx_set_root(struct ec1_ctx *ctx, const char *dir)
 {
 	ENTER(ctx);
-	int err = need_feature(ctx, EC1_F_ROOT, "set_root");
-	err = err ?: check_path(ctx, "root", dir, true);
+	int err = check_path(ctx, "root", dir, true);
+	err = err ?: need_feature(ctx, EC1_F_ROOT, "set_root");
 	err = err ?: replace_str(ctx, &ctx->root, dir);
 	return err ?: call(ctx, ctx->ops->set_root);
 }
@@ -347,9 +347,7 @@ static int check_volume(struct ec1_ctx *ctx, size_t i, const char *spec)
 int ec1_ctx_set_mapped_volumes(struct ec1_ctx *ctx, const char *const *volumes, size_t count)
 {
 	ENTER(ctx);
-	int err = need_feature(ctx, EC1_F_VOLUMES, "set_mapped_volumes");
-	if (err)
-		return err;
+	int err;
 	if (count && !volumes)
 		return ec1_fail(ctx, EC1_EINVAL, "volumes: NULL array with %zu entries", count);
 	for (size_t i = 0; i < count; i++) {
@@ -358,6 +356,8 @@ int ec1_ctx_set_mapped_volumes(struct ec1_ctx *ctx, const char *const *volumes, 
 		if ((err = check_volume(ctx, i, volumes[i])))
 			return err;
 	}
+	if ((err = need_feature(ctx, EC1_F_VOLUMES, "set_mapped_volumes")))
+		return err;
 	char **list;
 	if ((err = copy_list(ctx, "volumes", volumes, count, &list)))
 		return err;
@@ -369,9 +369,7 @@ int ec1_ctx_set_mapped_volumes(struct ec1_ctx *ctx, const char *const *volumes, 
 int ec1_ctx_add_virtiofs(struct ec1_ctx *ctx, const char *tag, const char *dir)
 {
 	ENTER(ctx);
-	int err = need_feature(ctx, EC1_F_VOLUMES, "add_virtiofs");
-	if (err)
-		return err;
+	int err;
 	/* virtio 1.2 §5.11.4: the tag is at most 36 bytes, and not empty. */
 	if (!tag || !*tag || strlen(tag) > 36)
 		return ec1_fail(ctx, EC1_EINVAL, "virtiofs.tag: \"%s\": must be 1..36 bytes",
@@ -381,7 +379,8 @@ int ec1_ctx_add_virtiofs(struct ec1_ctx *ctx, const char *tag, const char *dir)
 			return ec1_fail(ctx, EC1_EINVAL, "virtiofs.tag: \"%s\": already used", tag);
 	if (ctx->nr_shares == EC1_MAX_LIST)
 		return ec1_fail(ctx, EC1_EINVAL, "virtiofs: at most %d shares", EC1_MAX_LIST);
-	if ((err = check_path(ctx, "virtiofs.dir", dir, true)))
+	if ((err = check_path(ctx, "virtiofs.dir", dir, true)) ||
+	    (err = need_feature(ctx, EC1_F_VOLUMES, "add_virtiofs")))
 		return err;
 	if (ctx->ops->add_virtiofs && (err = ctx->ops->add_virtiofs(ctx, tag, dir)))
 		return err;

@@ -130,6 +130,9 @@ static void volumes_and_shares_checked(void)
 	      EC1_EINVAL);
 	CHECK(ec1_ctx_set_root(ctx, "/nonexistent-root") == EC1_EINVAL);
 	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "root: /nonexistent-root");
+	/* Well-formed, but host directories are not offered by the builtin engine yet. */
+	CHECK(ec1_ctx_set_root(ctx, "/tmp") == EC1_EUNSUPPORTED);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "set_root: not available in the builtin variant");
 	ec1_ctx_free(ctx);
 }
 

@@ -13,11 +13,11 @@ ec1_ms=$(awk '/^median/ {print $2}' $T/ec1)
 # The same kernel and initramfs (ec1's base root + init + the /bin/true description), the same
 # command line, and the same virtio-console ports, under QEMU's microvm machine.
 cat >$T/qemu.sh <<QEMU
-exec qemu-system-x86_64 -M microvm,x-option-roms=off,rtc=off -accel kvm -cpu host,-arch-capabilities \
+exec qemu-system-x86_64 -M microvm,x-option-roms=off,rtc=off,acpi=off -accel kvm -cpu host,-arch-capabilities \
 	-m 512 -smp 1 -nodefaults -no-user-config -display none -no-reboot \
 	-L /usr/share/qemu -serial null \
 	-kernel $dir/vmlinux -initrd $dir/qemu-initrd.cpio \
-	-append "console=ttyS0 quiet reboot=k panic=-1 rdinit=/.ec1/init tsc=reliable no_timer_check cryptomgr.notests" \
+	-append "console=ttyS0 quiet reboot=t panic=-1 rdinit=/.ec1/init tsc=reliable no_timer_check cryptomgr.notests" \
 	-device virtio-serial-device,max_ports=5 \
 	-chardev null,id=p1 -device virtserialport,nr=1,chardev=p1,name=ec1.stdin \
 	-chardev null,id=p2 -device virtserialport,nr=2,chardev=p2,name=ec1.stdout \

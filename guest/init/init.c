@@ -18,7 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <poll.h>
 #include <sys/reboot.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -72,7 +74,7 @@ static void control(const char *fmt, ...)
 static void power_off(void)
 {
 	sync();
-	reboot(RB_AUTOBOOT); /* reboot=k: the VMM sees the keyboard-controller reset and stops */
+	reboot(RB_AUTOBOOT); /* reboot=t: a triple fault, which ends the VM (KVM_EXIT_SHUTDOWN) */
 	for (;;)
 		pause();
 }
@@ -305,18 +307,49 @@ int main(void)
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
+	/* Children's exits arrive on a signalfd, so one poll also hears the VMM's requests. */
+	sigset_t chld;
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &chld, NULL);
+	int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+	char line[64];
+	size_t line_len = 0;
 	for (;;) {
 		int st;
-		pid_t pid = waitpid(-1, &st, 0);
-		if (pid < 0 && errno == EINTR)
-			continue;
-		if (pid < 0)
+		pid_t pid;
+		while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+			if (pid != child_pid)
+				continue; /* an orphan re-parented to us: reaped, nothing more */
+			finish(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+		}
+		if (pid < 0 && errno == ECHILD)
 			finish(EXIT_SETUP);
-		if (pid != child_pid)
-			continue; /* an orphan re-parented to us: reaped, nothing more */
-		if (WIFEXITED(st))
-			finish(WEXITSTATUS(st));
-		if (WIFSIGNALED(st))
-			finish(128 + WTERMSIG(st));
+		struct pollfd pfd[2] = {{.fd = sfd, .events = POLLIN},
+					{.fd = control_fd, .events = POLLIN}};
+		if (poll(pfd, 2, sfd < 0 ? 100 : -1) < 0)
+			continue;
+		if (pfd[0].revents & POLLIN) {
+			struct signalfd_siginfo si;
+			while (read(sfd, &si, sizeof(si)) == sizeof(si))
+				;
+		}
+		if (!(pfd[1].revents & POLLIN))
+			continue;
+		/* Requests from the VMM, one per line: "term" (SIGTERM), "kill" (SIGKILL). */
+		char c;
+		while (read(control_fd, &c, 1) == 1) {
+			if (c != '\n' && line_len < sizeof(line) - 1) {
+				line[line_len++] = c;
+				continue;
+			}
+			line[line_len] = 0;
+			line_len = 0;
+			if (strcmp(line, "term") == 0)
+				forward(SIGTERM);
+			else if (strcmp(line, "kill") == 0)
+				forward(SIGKILL);
+			break;
+		}
 	}
 }

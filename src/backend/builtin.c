@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "../lib/ec1_internal.h"
@@ -32,6 +33,14 @@ static int builtin_set_kernel(struct ec1_ctx *ctx)
 		return ec1_fail(ctx, EC1_EUNSUPPORTED,
 				"kernel.format: the builtin engine boots ELF vmlinux (PVH) or a raw "
 				"bzImage");
+	return EC1_OK;
+}
+
+static int builtin_shutdown_eventfd(struct ec1_ctx *ctx, int *fd)
+{
+	if (ctx->shutdown_fd < 0 && (ctx->shutdown_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
+		return ec1_fail(ctx, EC1_ENOMEM, "eventfd: %s", strerror(errno));
+	*fd = ctx->shutdown_fd;
 	return EC1_OK;
 }
 
@@ -67,6 +76,7 @@ static int builtin_run(struct ec1_ctx *ctx, int *status)
 		.stdout_fd = ctx->stdio[1],
 		.stderr_fd = ctx->stdio[2],
 		.timeout_ms = ctx->timeout_ms,
+		.shutdown_fd = ctx->shutdown_fd,
 		.console = ctx->console,
 		.timing = ctx->timing,
 		.allow_pvm = getenv("EC1_ALLOW_PVM") != NULL,
@@ -82,7 +92,8 @@ static int builtin_run(struct ec1_ctx *ctx, int *status)
 const struct ec1_backend_ops ec1_backend_builtin = {
 	.id = EC1_BACKEND_BUILTIN,
 	/* Host directories (root, volumes, shares) arrive with virtio-fs; until then not offered. */
-	.features = 0,
+	.features = EC1_F_SHUTDOWN_FD,
+	.get_shutdown_eventfd = builtin_shutdown_eventfd,
 	.set_kernel = builtin_set_kernel,
 	.run = builtin_run,
 	.builtin_extras = true,

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ec1/ec1.h"
 
@@ -41,6 +42,28 @@ static const char main_usage[] =
 	"  run [options] -- CMD [ARGS...]   run CMD in a new microVM (ec1 run --help)\n"
 	"  variants                         backends and what each offers on this machine\n"
 	"  version                          print the version\n";
+
+/* SIGINT, SIGTERM, SIGHUP: ask the guest for an orderly shutdown (SIGTERM to CMD, then SIGKILL). */
+static int shutdown_fd = -1;
+
+static void on_signal(int sig)
+{
+	uint64_t one = 1;
+	(void)sig;
+	if (write(shutdown_fd, &one, sizeof(one)) < 0)
+		_exit(EXIT_EC1_ERROR);
+}
+
+static void forward_signals(struct ec1_ctx *ctx)
+{
+	if (ec1_ctx_get_shutdown_eventfd(ctx, &shutdown_fd) != EC1_OK)
+		return; /* backends without it: the default dispositions stay */
+	struct sigaction sa = {.sa_handler = on_signal};
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+}
 
 static int fail(struct ec1_ctx *ctx, int code)
 {
@@ -226,6 +249,7 @@ static int cmd_run(int argc, char **argv)
 	if (console && (err = ec1_ctx_set_console(ctx, true)))
 		return fail(ctx, err);
 
+	forward_signals(ctx);
 	int status;
 	err = ec1_run(ctx, &status);
 	free(env);

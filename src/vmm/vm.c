@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/kvm.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,7 +79,7 @@ void vm_stop(struct vm *vm, int code, const char *fmt, ...)
 {
 	pthread_mutex_lock(&vm->lock);
 	if (!vm->stopping) {
-		vm->stopping = true;
+		__atomic_store_n(&vm->stopping, true, __ATOMIC_RELEASE); /* vCPU threads poll it */
 		vm->error_code = code;
 		if (code && fmt) {
 			va_list ap;
@@ -87,7 +88,9 @@ void vm_stop(struct vm *vm, int code, const char *fmt, ...)
 			va_end(ap);
 		}
 		vm_mark(vm, &vm->timing.stopped);
-		pthread_cond_broadcast(&vm->stopped_cond);
+		uint64_t one = 1;
+		if (write(vm->stop_fd, &one, sizeof(one)) < 0)
+			vm_log(EC1_LOG_ERROR, "ec1: waking the VM's main thread: %s\n", strerror(errno));
 	}
 	pthread_mutex_unlock(&vm->lock);
 	kick_vcpus(vm);
@@ -403,7 +406,7 @@ static int build_cmdline(struct vm *vm, char *msg, size_t msg_size)
 {
 	const struct vm_config *cfg = vm->cfg;
 	size_t n = (size_t)snprintf(vm->cmdline, sizeof(vm->cmdline),
-				    "console=ttyS0 %s reboot=k panic=-1 rdinit=/.ec1/init tsc=reliable "
+				    "console=ttyS0 %s reboot=t panic=-1 rdinit=/.ec1/init tsc=reliable "
 				    "no_timer_check cryptomgr.notests",
 				    cfg->console ? "loglevel=7" : "quiet");
 	for (unsigned int i = 0; i < vm->nr_devs && n < sizeof(vm->cmdline); i++)
@@ -474,34 +477,48 @@ static void teardown(struct vm *vm, struct console *con)
 		close(vm->kvm_fd);
 	guest_mem_free(&vm->mem);
 	pthread_mutex_destroy(&vm->lock);
-	pthread_cond_destroy(&vm->stopped_cond);
+	close(vm->stop_fd);
 }
 
-static int wait_for_stop(struct vm *vm)
+/*
+ * Waits until the VM stops, the timeout passes, or the caller asks for an orderly shutdown
+ * through cfg->shutdown_fd: then init is asked to send SIGTERM to the process (SIGKILL on a
+ * second request). A request made before init can hear it is retried.
+ */
+static void wait_for_stop(struct vm *vm, struct console *con)
 {
-	struct timespec deadline;
-	int timed_out = 0;
+	uint64_t deadline = vm->cfg->timeout_ms ? vm->timing.start + vm->cfg->timeout_ms * 1000000ull : 0;
+	unsigned int requests = 0, delivered = 0;
 
-	clock_gettime(CLOCK_MONOTONIC, &deadline);
-	deadline.tv_sec += vm->cfg->timeout_ms / 1000;
-	deadline.tv_nsec += (long)(vm->cfg->timeout_ms % 1000) * 1000000;
-	if (deadline.tv_nsec >= 1000000000) {
-		deadline.tv_sec++;
-		deadline.tv_nsec -= 1000000000;
+	for (;;) {
+		struct pollfd p[2] = {{.fd = vm->stop_fd, .events = POLLIN},
+				      {.fd = vm->cfg->shutdown_fd, .events = POLLIN}};
+		int wait_ms = -1;
+		if (deadline) {
+			uint64_t now = vm_now_ns();
+			if (now >= deadline) {
+				vm_stop(vm, EC1_ETIMEDOUT, "timeout: the guest was still running after %u ms",
+					vm->cfg->timeout_ms);
+				return;
+			}
+			wait_ms = (int)((deadline - now) / 1000000 + 1);
+		}
+		if (delivered < requests && (wait_ms < 0 || wait_ms > 50))
+			wait_ms = 50; /* init not listening yet: try again shortly */
+		int n = poll(p, vm->cfg->shutdown_fd >= 0 ? 2 : 1, wait_ms);
+		if (n < 0 && errno != EINTR)
+			return;
+		if (__atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE))
+			return;
+		if (n > 0 && (p[1].revents & POLLIN)) {
+			uint64_t v;
+			if (read(vm->cfg->shutdown_fd, &v, sizeof(v)) == sizeof(v))
+				requests++;
+		}
+		if (delivered < requests &&
+		    console_send_control(con, delivered == 0 ? "term\n" : "kill\n") == 0)
+			delivered++;
 	}
-	pthread_mutex_lock(&vm->lock);
-	while (!vm->stopping && !timed_out) {
-		if (vm->cfg->timeout_ms)
-			timed_out = pthread_cond_timedwait(&vm->stopped_cond, &vm->lock, &deadline) ==
-				    ETIMEDOUT;
-		else
-			pthread_cond_wait(&vm->stopped_cond, &vm->lock);
-	}
-	pthread_mutex_unlock(&vm->lock);
-	if (timed_out)
-		vm_stop(vm, EC1_ETIMEDOUT, "timeout: the guest was still running after %u ms",
-			vm->cfg->timeout_ms);
-	return 0;
 }
 
 int vm_run(const struct vm_config *cfg, struct vm_result *result, char *msg, size_t msg_size)
@@ -516,11 +533,11 @@ int vm_run(const struct vm_config *cfg, struct vm_result *result, char *msg, siz
 	vm->cfg = cfg;
 	vm->nr_vcpus = cfg->cpus;
 	pthread_mutex_init(&vm->lock, NULL);
-	pthread_condattr_t ca;
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&vm->stopped_cond, &ca);
-	pthread_condattr_destroy(&ca);
+	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->stop_fd < 0) {
+		free(vm);
+		FAIL(EC1_ENOMEM, "eventfd: %s", strerror(errno));
+	}
 	serial_init(&vm->serial, cfg->console ? STDERR_FILENO : -1);
 
 	struct sigaction sa = {.sa_handler = kick_handler};
@@ -550,7 +567,7 @@ int vm_run(const struct vm_config *cfg, struct vm_result *result, char *msg, siz
 			}
 		}
 		if (!err)
-			wait_for_stop(vm);
+			wait_for_stop(vm, con);
 	}
 	if (cfg->setup_only)
 		vm_mark(vm, &vm->timing.first_run);

@@ -32,6 +32,7 @@ struct vm_config {
 	const char *workdir;	    /* or NULL for "/" */
 	int stdin_fd, stdout_fd, stderr_fd;
 	uint32_t timeout_ms;	    /* 0: no limit */
+	int shutdown_fd;	    /* eventfd: a write asks for an orderly shutdown; -1 for none */
 	bool console;		    /* copy the guest kernel's serial console to stderr */
 	bool timing;		    /* print boot-phase timing to stderr */
 	bool allow_pvm;		    /* set up the VM even on a PVM /dev/kvm (benchmarks) */
@@ -75,8 +76,8 @@ struct vm {
 	/* Interrupt lines are eventfds bound with KVM_IRQFD: one write injects an edge. */
 	int irqfds[VM_IRQ_LINES];
 
+	int stop_fd; /* eventfd: written once when the VM stops */
 	pthread_mutex_t lock; /* guards what follows */
-	pthread_cond_t stopped_cond;
 	bool stopping;
 	bool status_reported;
 	int exit_status;

@@ -111,6 +111,9 @@ static void variant_table_enforced(void)
 	CHECK(ec1_ctx_set_sev(ctx, &sev) == EC1_EUNSUPPORTED);
 	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "set_sev");
 	CHECK(ec1_ctx_set_vmnet_shared(ctx, NULL, 0) == EC1_EVMNET);
+	int fd = -1, again = -1;
+	CHECK(ec1_ctx_get_shutdown_eventfd(ctx, &fd) == EC1_OK && fd >= 0);
+	CHECK(ec1_ctx_get_shutdown_eventfd(ctx, &again) == EC1_OK && again == fd);
 	ec1_ctx_free(ctx);
 }
 

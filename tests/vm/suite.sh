@@ -62,6 +62,14 @@ t_run_boots_bzimage_through_64bit_protocol() {
 	[ -f "$dir/bzImage" ] || { echo "SKIP: $name: no bzImage built"; return; }
 	check $name "bz ok" "$(run --kernel "$dir/bzImage" -- /bin/echo bz ok)"
 }
+t_run_sigterm_to_ec1_reaches_process() {
+	# SIGTERM to ec1 asks init to send SIGTERM to CMD, which ends with 128+15.
+	run -- /bin/sleep 1000 & pid=$!
+	sleep 8
+	kill -TERM $pid
+	wait $pid
+	check $name 143 $?
+}
 t_example_hello_runs() { check $name "Hello World" "$("$dir/hello")"; }
 t_run_kernel_panic_reported() {
 	# An init that cannot run makes the kernel panic: ec1 must report it, not hang or crash.
@@ -77,7 +85,7 @@ for t in t_run_prints_echo_output t_run_status_zero t_run_propagates_exit_status
 	t_run_stdout_stderr_kept_apart t_run_64mib_stdin_and_stdout_roundtrip \
 	t_run_64mib_stdin_hashed_in_guest t_run_64mib_stdout_from_guest \
 	t_run_timeout_stops_hung_guest t_run_bad_kernel_path_names_it t_example_hello_runs \
-	t_run_boots_bzimage_through_64bit_protocol \
+	t_run_boots_bzimage_through_64bit_protocol t_run_sigterm_to_ec1_reaches_process \
 	t_run_kernel_panic_reported; do
 	selected $t || continue
 	name=${t#t_}

@@ -386,6 +386,36 @@ static void *stdin_main(void *arg)
 	return NULL;
 }
 
+int console_send_control(struct console *c, const char *line)
+{
+	struct virtio_mmio_dev *d = c->dev;
+	struct virtq *q = &d->queues[rx_queue(CONSOLE_CONTROL)];
+	struct virtq_chain *chain = malloc(sizeof(*chain));
+	size_t len = strlen(line);
+	int err = -EAGAIN;
+
+	if (!chain)
+		return -ENOMEM;
+	pthread_mutex_lock(&c->ctl_lock);
+	/* Data for a port nobody holds open would be dropped by the driver. */
+	if (__atomic_load_n(&c->guest_open[CONSOLE_CONTROL], __ATOMIC_ACQUIRE)) {
+		int r = virtq_pop(q, &d->vm->mem, chain);
+		if (r < 0) {
+			virtio_mmio_fail(d, "bad control port receive chain");
+			err = -EINVAL;
+		} else if (r > 0 && chain->in_len < len) {
+			virtq_unpop(q);
+		} else if (r > 0) {
+			virtq_push(q, chain->head, (uint32_t)iov_from_buf(chain->in, chain->n_in, line, len));
+			virtio_mmio_signal(d, rx_queue(CONSOLE_CONTROL));
+			err = 0;
+		}
+	}
+	pthread_mutex_unlock(&c->ctl_lock);
+	free(chain);
+	return err;
+}
+
 static void console_reset(struct virtio_mmio_dev *d)
 {
 	struct console *c = d->priv;

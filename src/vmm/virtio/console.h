@@ -20,6 +20,8 @@ enum console_port {
 /* Adds the device; fds may be -1. Starts its stdin thread. Returns 0 or -errno. */
 int console_create(struct vm *vm, int stdin_fd, int stdout_fd, int stderr_fd, struct console **out)
 	__attribute__((warn_unused_result));
+/* Sends one line to init on the control port. -EAGAIN when the guest cannot take it yet. */
+int console_send_control(struct console *c, const char *line);
 /* Stops the stdin thread and frees the device state. */
 void console_destroy(struct console *c);
 

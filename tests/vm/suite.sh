@@ -13,7 +13,8 @@ pass() { echo "PASS: $1"; }
 fail() { echo "FAIL: $1: $2"; }
 # check NAME EXPECTED ACTUAL
 check() { if [ "$2" = "$3" ]; then pass "$1"; else fail "$1" "expected [$2], got [$3]"; fi; }
-run() { "$EC1" run --timeout 120 "$@"; }
+# ec1's own --timeout stops a hung guest; the outer one turns a hung ec1 into a failure, not a hang.
+run() { timeout -s KILL 180 "$EC1" run --timeout 120 "$@"; }
 selected() { [ -z "$only" ] || echo " $only " | grep -q " $1 "; }
 
 t_run_prints_echo_output() { check $name "hello world" "$(run -- /bin/echo hello world)"; }
@@ -64,7 +65,7 @@ t_run_boots_bzimage_through_64bit_protocol() {
 }
 t_run_sigterm_to_ec1_reaches_process() {
 	# SIGTERM to ec1 asks init to send SIGTERM to CMD, which ends with 128+15.
-	run -- /bin/sleep 1000 & pid=$!
+	"$EC1" run --timeout 120 -- /bin/sleep 1000 & pid=$!
 	sleep 8
 	kill -TERM $pid
 	wait $pid

@@ -8,23 +8,33 @@
 #include "../lib/ec1_internal.h"
 #include "../vmm/vm.h"
 
+#ifndef EC1_DATADIR
+#define EC1_DATADIR "/usr/local/share/ec1"
+#endif
 #ifndef EC1_KERNEL_PATH
-#define EC1_KERNEL_PATH "/usr/local/share/ec1/vmlinux"
+#define EC1_KERNEL_PATH EC1_DATADIR "/vmlinux"
 #endif
 #ifndef EC1_INITRAMFS_PATH
-#define EC1_INITRAMFS_PATH "/usr/local/share/ec1/rootfs.cpio"
+#define EC1_INITRAMFS_PATH EC1_DATADIR "/rootfs.cpio"
 #endif
+
+/* The environment's choice, else the build tree's file, else the installed one. */
+static const char *default_file(const char *env_name, const char *built, const char *installed)
+{
+	const char *env = getenv(env_name);
+	if (env && *env)
+		return env;
+	return access(built, R_OK) == 0 ? built : installed;
+}
 
 const char *ec1_default_kernel(void)
 {
-	const char *env = getenv("EC1_KERNEL");
-	return env && *env ? env : EC1_KERNEL_PATH;
+	return default_file("EC1_KERNEL", EC1_KERNEL_PATH, EC1_DATADIR "/vmlinux");
 }
 
 const char *ec1_default_initramfs(void)
 {
-	const char *env = getenv("EC1_INITRAMFS");
-	return env && *env ? env : EC1_INITRAMFS_PATH;
+	return default_file("EC1_INITRAMFS", EC1_INITRAMFS_PATH, EC1_DATADIR "/rootfs.cpio");
 }
 
 static int builtin_set_kernel(struct ec1_ctx *ctx)

@@ -82,6 +82,17 @@ t_example_runs_unchanged_on_fake_libkrun_and_stub() {
 	grep -q 'not available' $T/out || { fail "stub: $(cat $T/out)"; return; }
 	pass
 }
+t_install_honours_destdir() {
+	DESTDIR=$T/inst meson install -C "$build" --no-rebuild --quiet >$T/inst.log 2>&1 ||
+		{ fail "meson install: $(tail -3 $T/inst.log)"; return; }
+	for f in bin/ec1 include/ec1/ec1.h share/ec1/rootfs.cpio share/ec1/vmlinux; do
+		[ -e "$T/inst/usr/local/$f" ] || { fail "missing $f"; return; }
+	done
+	ls "$T"/inst/usr/local/lib*/*/libec1.so.0 "$T"/inst/usr/local/lib*/*/libec1.a \
+		"$T"/inst/usr/local/lib*/*/pkgconfig/ec1.pc >/dev/null 2>&1 || ls "$T"/inst/usr/local/lib/libec1.so.0 >/dev/null 2>&1 ||
+		{ fail "library files missing: $(find $T/inst -name '*ec1*')"; return; }
+	pass
+}
 t_vmm_sets_up_and_tears_down_natively() {
 	# KVM set-up ioctls work on PVM too: build the whole VM, then tear it down without running it.
 	[ "$mode" = none ] && { skip "no usable /dev/kvm"; return; }

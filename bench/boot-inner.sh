@@ -33,7 +33,7 @@ field() { grep '^ec1 timing' $T/timing | sed "s/.*$1 \([-0-9.]*\).*/\1/" | media
 guest() { grep '^ec1 timing' $T/timing | sed 's/.*guest clock \([-0-9.]*\).*/\1/' | median; }
 vmm_own=$(grep '^ec1 memory' $T/timing | sed 's/.*VMM own \([-0-9.]*\).*/\1/' | median)
 
-bytes=268435456
+bytes=67108864
 "$dir/timeit" 3 "$EC1" run -- /bin/sh -c "head -c $bytes /dev/zero" >$T/tput
 "$dir/timeit" 3 /bin/sh -c "head -c $bytes /dev/zero | cat" >$T/host
 tput_ms=$(awk '/^median/ {print $2}' $T/tput)
@@ -45,5 +45,5 @@ echo "  qemu -M microvm         $qemu_ms ms"
 echo "  ratio (qemu / ec1)      $(awk -v a="$qemu_ms" -v b="$ec1_ms" 'BEGIN {printf "%.2f", a / b}')"
 echo "ec1 phases (median ms): vmm-setup $(field vmm-setup) | kernel-entry->init $(field 'kernel-entry->init') (guest clock $(guest)) | init->exec $(field 'init->exec') | exec->exit $(field 'exec->exit') | teardown $(field teardown)"
 echo "ec1 VMM own memory (RSS beyond guest RAM touched, median): $vmm_own MiB"
-echo "stdout throughput, 256 MiB: ec1 $(awk -v ms="$tput_ms" 'BEGIN {printf "%.0f", 256 / (ms / 1000)}') MiB/s (whole run, boot included) | host pipe (head | cat) $(awk -v ms="$host_ms" 'BEGIN {printf "%.0f", 256 / (ms / 1000)}') MiB/s"
+echo "stdout throughput, 64 MiB: ec1 $(awk -v ms="$tput_ms" 'BEGIN {printf "%.0f", 64 / (ms / 1000)}') MiB/s (whole run, boot included) | host pipe (head | cat) $(awk -v ms="$host_ms" 'BEGIN {printf "%.0f", 64 / (ms / 1000)}') MiB/s"
 rm -rf "$T"

@@ -152,7 +152,7 @@ static void *vcpu_main(void *arg)
 		case KVM_EXIT_IO: {
 			uint8_t *data = (uint8_t *)run + run->io.data_offset;
 			if (run->io.data_offset > vm->run_size ||
-			    run->io.size * run->io.count > vm->run_size - run->io.data_offset)
+			    (uint64_t)run->io.size * run->io.count > vm->run_size - run->io.data_offset)
 				break;
 			for (uint32_t i = 0; i < run->io.count; i++, data += run->io.size)
 				arch_pio(vm, run->io.port, run->io.direction == KVM_EXIT_IO_OUT, data,

@@ -16,17 +16,17 @@ static double now_ns(void)
 	return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
-#define BENCH(label, setup, op, teardown)                                         \
-	do {                                                                      \
-		double total = 0;                                                 \
-		for (long i = 0; i < iters; i++) {                                \
-			setup;                                                    \
-			double t0 = now_ns();                                     \
-			op;                                                       \
-			total += now_ns() - t0;                                   \
-			teardown;                                                 \
-		}                                                                 \
-		printf("%-28s %10.1f ns/op\n", label, total / (double)iters);     \
+#define BENCH(label, setup, op, teardown)                                     \
+	do {                                                                  \
+		double total = 0;                                             \
+		for (long i = 0; i < iters; i++) {                            \
+			setup;                                                \
+			double t0 = now_ns();                                 \
+			op;                                                   \
+			total += now_ns() - t0;                               \
+			teardown;                                             \
+		}                                                             \
+		printf("%-28s %10.1f ns/op\n", label, total / (double)iters); \
 	} while (0)
 
 int main(int argc, char **argv)
@@ -52,7 +52,8 @@ int main(int argc, char **argv)
 	      ec1_ctx_free(ctx));
 	BENCH("ctx_set_kernel (stat)", ec1_ctx_new(&ctx), ec1_ctx_set_kernel(ctx, &kernel),
 	      ec1_ctx_free(ctx));
-	BENCH("ctx_set_timeout", ec1_ctx_new(&ctx), ec1_ctx_set_timeout(ctx, 1000), ec1_ctx_free(ctx));
+	BENCH("ctx_set_timeout", ec1_ctx_new(&ctx), ec1_ctx_set_timeout(ctx, 1000),
+	      ec1_ctx_free(ctx));
 	BENCH("ctx_set_vm (invalid)", ec1_ctx_new(&ctx),
 	      ec1_ctx_set_vm(ctx, &(struct ec1_vm_config){0}), ec1_ctx_free(ctx));
 	return 0;

@@ -51,7 +51,8 @@ int main(int argc, char **argv)
 		waitpid(pid, &st, 0);
 		t[i] = now_ms() - start;
 		if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-			fprintf(stderr, "timeit: run %d of %s failed (status 0x%x)\n", i, argv[2], st);
+			fprintf(stderr, "timeit: run %d of %s failed (status 0x%x)\n", i, argv[2],
+				st);
 			return 1;
 		}
 		printf("%.3f\n", t[i]);

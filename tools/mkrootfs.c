@@ -46,8 +46,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	cpio_init(&c);
-	static const char *const dirs[] = {"bin", "sbin", "usr", "usr/bin", "usr/sbin", "etc",
-					   "root", "var", "run", "mnt"};
+	static const char *const dirs[] = {"bin", "sbin", "usr", "usr/bin", "usr/sbin",
+					   "etc", "root", "var", "run",	    "mnt"};
 	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++)
 		err = err ?: cpio_add(&c, dirs[i], S_IFDIR | 0755, NULL, 0);
 	err = err ?: cpio_add(&c, "bin/busybox", S_IFREG | 0755, bb, len);

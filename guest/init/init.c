@@ -26,9 +26,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PROCESS_FILE "/.ec1/process"
-#define EXIT_SETUP 125
-#define EXIT_NOEXEC 126
+#define PROCESS_FILE  "/.ec1/process"
+#define EXIT_SETUP    125
+#define EXIT_NOEXEC   126
 #define EXIT_NOTFOUND 127
 
 /* virtio-console port ids, as the VMM numbers them (port 0 is unused). */
@@ -108,9 +108,11 @@ static int mount_basics(void)
 	/* EBUSY: already mounted (by the kernel's devtmpfs.mount or a root file system). */
 	if (mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, NULL) && errno != EBUSY)
 		return -1;
-	if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) && errno != EBUSY)
+	if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) &&
+	    errno != EBUSY)
 		return -1;
-	if (mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) && errno != EBUSY)
+	if (mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) &&
+	    errno != EBUSY)
 		return -1;
 	mkdir("/tmp", 01777);
 	mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777");
@@ -259,8 +261,8 @@ int main(void)
 	}
 	control_fd = fds[PORT_CONTROL];
 	err_fd = fds[PORT_STDERR];
-	control("start %llu\n", (unsigned long long)boot.tv_sec * 1000000000ull +
-					 (unsigned long long)boot.tv_nsec);
+	control("start %llu\n",
+		(unsigned long long)boot.tv_sec * 1000000000ull + (unsigned long long)boot.tv_nsec);
 	if (parse_process(&p)) {
 		say("ec1-init: %s: unreadable or malformed\n", PROCESS_FILE);
 		finish(EXIT_SETUP);

@@ -23,17 +23,17 @@ extern "C" {
 /* Result codes: stable values, never reused. */
 enum ec1_error {
 	EC1_OK = 0,
-	EC1_ENOTAVAIL = -1,	/* backend not available (stub, or libkrun not found) */
-	EC1_EVMNET = -2,	/* vmnet networking not available here */
-	EC1_EUNSUPPORTED = -3,	/* not supported by this backend or variant */
-	EC1_EINVAL = -4,	/* invalid argument: the message names the field */
-	EC1_EBACKEND = -5,	/* the backend failed; ec1_ctx_backend_errno() has its errno */
-	EC1_EALREADY = -6,	/* already done (a second ec1_set_log_level call) */
-	EC1_ENOMEM = -7,	/* out of memory */
-	EC1_EKVM = -8,		/* /dev/kvm missing, not permitted, or unable to run a guest */
-	EC1_EGUEST = -9,	/* the guest failed: kernel panic, triple fault, broken driver */
-	EC1_ETIMEDOUT = -10,	/* the run exceeded its timeout */
-	EC1_ESTATE = -11,	/* call out of order (e.g. running a context twice) */
+	EC1_ENOTAVAIL = -1,    /* backend not available (stub, or libkrun not found) */
+	EC1_EVMNET = -2,       /* vmnet networking not available here */
+	EC1_EUNSUPPORTED = -3, /* not supported by this backend or variant */
+	EC1_EINVAL = -4,       /* invalid argument: the message names the field */
+	EC1_EBACKEND = -5,     /* the backend failed; ec1_ctx_backend_errno() has its errno */
+	EC1_EALREADY = -6,     /* already done (a second ec1_set_log_level call) */
+	EC1_ENOMEM = -7,       /* out of memory */
+	EC1_EKVM = -8,	       /* /dev/kvm missing, not permitted, or unable to run a guest */
+	EC1_EGUEST = -9,       /* the guest failed: kernel panic, triple fault, broken driver */
+	EC1_ETIMEDOUT = -10,   /* the run exceeded its timeout */
+	EC1_ESTATE = -11,      /* call out of order (e.g. running a context twice) */
 };
 
 /* Short English description of a code; never NULL. */
@@ -62,7 +62,7 @@ enum ec1_backend {
 	EC1_BACKEND_LIBKRUN = 2, /* libkrun loaded at run time (generic variant) */
 	EC1_BACKEND_LIBKRUN_SEV = 3, /* libkrun-sev loaded at run time */
 	EC1_BACKEND_LIBKRUN_EFI = 4, /* libkrun-efi loaded at run time */
-	EC1_BACKEND_STUB = 5,	 /* every call returns EC1_ENOTAVAIL */
+	EC1_BACKEND_STUB = 5,	     /* every call returns EC1_ENOTAVAIL */
 };
 
 /* Name of a backend ("builtin", "libkrun", "libkrun-sev", "libkrun-efi", "stub"). */
@@ -138,10 +138,12 @@ int ec1_ctx_set_network(struct ec1_ctx *ctx, const struct ec1_network_config *co
 
 /* The process to run as the guest's main process. */
 struct ec1_process_config {
-	const char *exec_path;	/* program path in the guest (searched in PATH if no '/'), required */
-	const char *const *argv; /* NULL-terminated, argv[0] included (execve convention); NULL: {exec_path} */
+	const char
+		*exec_path; /* program path in the guest (searched in PATH if no '/'), required */
+	const char *const *
+		argv; /* NULL-terminated, argv[0] included (execve convention); NULL: {exec_path} */
 	const char *const *envp; /* NULL-terminated "K=V"; NULL: PATH, HOME=/ and TERM */
-	const char *workdir;	/* working directory in the guest; NULL: "/" */
+	const char *workdir;	 /* working directory in the guest; NULL: "/" */
 };
 int ec1_ctx_set_process(struct ec1_ctx *ctx, const struct ec1_process_config *config);
 
@@ -195,7 +197,7 @@ struct ec1_vmnet_config {
 	bool verbose;		      /* helper logs verbosely */
 	const char *const *port_map;  /* "HOST:GUEST" entries */
 	size_t port_map_count;
-	const char *helper_path;      /* NULL: /opt/vmnet-helper/bin/vmnet-helper */
+	const char *helper_path; /* NULL: /opt/vmnet-helper/bin/vmnet-helper */
 };
 int ec1_ctx_set_vmnet(struct ec1_ctx *ctx, const struct ec1_vmnet_config *config);
 int ec1_ctx_set_vmnet_shared(struct ec1_ctx *ctx, const char *const *port_map, size_t count);

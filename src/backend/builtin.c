@@ -40,9 +40,10 @@ const char *ec1_default_initramfs(void)
 static int builtin_set_kernel(struct ec1_ctx *ctx)
 {
 	if (ctx->kernel_format != EC1_KERNEL_ELF && ctx->kernel_format != EC1_KERNEL_RAW)
-		return ec1_fail(ctx, EC1_EUNSUPPORTED,
-				"kernel.format: the builtin engine boots ELF vmlinux (PVH) or a raw "
-				"bzImage");
+		return ec1_fail(
+			ctx, EC1_EUNSUPPORTED,
+			"kernel.format: the builtin engine boots ELF vmlinux (PVH) or a raw "
+			"bzImage");
 	return EC1_OK;
 }
 
@@ -60,17 +61,19 @@ static int builtin_run(struct ec1_ctx *ctx, int *status)
 	const char *initramfs = ctx->initramfs;
 
 	if (!ctx->kernel_path && access(kernel, R_OK) < 0)
-		return ec1_fail(ctx, EC1_EINVAL,
-				"kernel.path: default guest kernel %s: %s (build it with `make kernel`, "
-				"set EC1_KERNEL, or call ec1_ctx_set_kernel)",
-				kernel, strerror(errno));
+		return ec1_fail(
+			ctx, EC1_EINVAL,
+			"kernel.path: default guest kernel %s: %s (build it with `make kernel`, "
+			"set EC1_KERNEL, or call ec1_ctx_set_kernel)",
+			kernel, strerror(errno));
 	if (!initramfs) {
 		initramfs = ec1_default_initramfs();
 		if (access(initramfs, R_OK) < 0)
-			return ec1_fail(ctx, EC1_EINVAL,
-					"kernel.initramfs: default root %s: %s (build it with `make`, "
-					"set EC1_INITRAMFS, or name one in ec1_ctx_set_kernel)",
-					initramfs, strerror(errno));
+			return ec1_fail(
+				ctx, EC1_EINVAL,
+				"kernel.initramfs: default root %s: %s (build it with `make`, "
+				"set EC1_INITRAMFS, or name one in ec1_ctx_set_kernel)",
+				initramfs, strerror(errno));
 	}
 	struct vm_config cfg = {
 		.cpus = ctx->vm.num_vcpus,
@@ -101,7 +104,8 @@ static int builtin_run(struct ec1_ctx *ctx, int *status)
 
 const struct ec1_backend_ops ec1_backend_builtin = {
 	.id = EC1_BACKEND_BUILTIN,
-	/* Host directories (root, volumes, shares) arrive with virtio-fs; until then not offered. */
+	/* Host directories (root, volumes, shares) arrive with virtio-fs; until then not offered.
+	 */
 	.features = EC1_F_SHUTDOWN_FD,
 	.get_shutdown_eventfd = builtin_shutdown_eventfd,
 	.set_kernel = builtin_set_kernel,

@@ -19,25 +19,25 @@
 #include "../lib/ec1_internal.h"
 
 /* The krun_* functions ec1 uses, with libkrun.h's signatures. */
-#define KRUN_FUNCS(X)                                                                          \
-	X(set_log_level, int32_t, (uint32_t))                                                  \
-	X(create_ctx, int32_t, (void))                                                         \
-	X(free_ctx, int32_t, (uint32_t))                                                       \
-	X(set_vm_config, int32_t, (uint32_t, uint8_t, uint32_t))                               \
-	X(set_root, int32_t, (uint32_t, const char *))                                         \
-	X(set_mapped_volumes, int32_t, (uint32_t, const char *const *))                        \
-	X(add_virtiofs, int32_t, (uint32_t, const char *, const char *))                       \
-	X(add_disk, int32_t, (uint32_t, const char *, const char *, bool))                     \
-	X(add_disk2, int32_t, (uint32_t, const char *, const char *, uint32_t, bool))          \
-	X(set_passt_fd, int32_t, (uint32_t, int))                                              \
-	X(set_gvproxy_path, int32_t, (uint32_t, const char *))                                 \
-	X(set_net_mac, int32_t, (uint32_t, const uint8_t *))                                   \
-	X(set_port_map, int32_t, (uint32_t, const char *const *))                              \
-	X(set_workdir, int32_t, (uint32_t, const char *))                                      \
+#define KRUN_FUNCS(X)                                                                            \
+	X(set_log_level, int32_t, (uint32_t))                                                    \
+	X(create_ctx, int32_t, (void))                                                           \
+	X(free_ctx, int32_t, (uint32_t))                                                         \
+	X(set_vm_config, int32_t, (uint32_t, uint8_t, uint32_t))                                 \
+	X(set_root, int32_t, (uint32_t, const char *))                                           \
+	X(set_mapped_volumes, int32_t, (uint32_t, const char *const *))                          \
+	X(add_virtiofs, int32_t, (uint32_t, const char *, const char *))                         \
+	X(add_disk, int32_t, (uint32_t, const char *, const char *, bool))                       \
+	X(add_disk2, int32_t, (uint32_t, const char *, const char *, uint32_t, bool))            \
+	X(set_passt_fd, int32_t, (uint32_t, int))                                                \
+	X(set_gvproxy_path, int32_t, (uint32_t, const char *))                                   \
+	X(set_net_mac, int32_t, (uint32_t, const uint8_t *))                                     \
+	X(set_port_map, int32_t, (uint32_t, const char *const *))                                \
+	X(set_workdir, int32_t, (uint32_t, const char *))                                        \
 	X(set_exec, int32_t, (uint32_t, const char *, const char *const *, const char *const *)) \
-	X(set_kernel, int32_t, (uint32_t, const char *, uint32_t, const char *, const char *))  \
-	X(set_tee_config_file, int32_t, (uint32_t, const char *))                              \
-	X(get_shutdown_eventfd, int32_t, (uint32_t))                                           \
+	X(set_kernel, int32_t, (uint32_t, const char *, uint32_t, const char *, const char *))   \
+	X(set_tee_config_file, int32_t, (uint32_t, const char *))                                \
+	X(get_shutdown_eventfd, int32_t, (uint32_t))                                             \
 	X(start_enter, int32_t, (uint32_t))
 
 struct krun {
@@ -77,7 +77,7 @@ static int missing(struct ec1_ctx *ctx, const char *call)
 
 #define K(ctx) ((struct krun *)(ctx)->backend)
 /* Calls krun_<fn> if the library has it. */
-#define KCALL(ctx, fn, ...)                                                     \
+#define KCALL(ctx, fn, ...)                                                        \
 	(K(ctx)->fn ? krun_result((ctx), #fn, K(ctx)->fn(K(ctx)->id, __VA_ARGS__)) \
 		    : missing((ctx), #fn))
 
@@ -104,7 +104,8 @@ static int libkrun_open(struct ec1_ctx *ctx)
 	/* libkrun's logger may be initialised once per process: ec1_set_log_level guards that. */
 	int level = ec1_log_level_requested();
 	static int log_applied;
-	if (level >= 0 && k->set_log_level && !__atomic_exchange_n(&log_applied, 1, __ATOMIC_SEQ_CST))
+	if (level >= 0 && k->set_log_level &&
+	    !__atomic_exchange_n(&log_applied, 1, __ATOMIC_SEQ_CST))
 		k->set_log_level((uint32_t)level);
 	int32_t id = k->create_ctx();
 	if (id < 0) {
@@ -157,7 +158,8 @@ static int libkrun_add_virtiofs(struct ec1_ctx *ctx, const char *tag, const char
 static int libkrun_add_disk(struct ec1_ctx *ctx, const struct ec1_disk_config *d)
 {
 	if (K(ctx)->add_disk2)
-		return KCALL(ctx, add_disk2, d->block_id, d->path, (uint32_t)d->format, d->read_only);
+		return KCALL(ctx, add_disk2, d->block_id, d->path, (uint32_t)d->format,
+			     d->read_only);
 	if (d->format != EC1_DISK_RAW)
 		return missing(ctx, "add_disk2 (needed for qcow2)");
 	return KCALL(ctx, add_disk, d->block_id, d->path, d->read_only);
@@ -196,8 +198,8 @@ static int libkrun_set_process(struct ec1_ctx *ctx)
 
 static int libkrun_set_kernel(struct ec1_ctx *ctx)
 {
-	return KCALL(ctx, set_kernel, ctx->kernel_path, (uint32_t)ctx->kernel_format, ctx->initramfs,
-		     ctx->cmdline);
+	return KCALL(ctx, set_kernel, ctx->kernel_path, (uint32_t)ctx->kernel_format,
+		     ctx->initramfs, ctx->cmdline);
 }
 
 static int libkrun_set_sev(struct ec1_ctx *ctx, const struct ec1_sev_config *sev)
@@ -247,27 +249,22 @@ static int libkrun_start_enter(struct ec1_ctx *ctx)
 	return krun_result(ctx, "start_enter", k->start_enter(k->id));
 }
 
-#define LIBKRUN_OPS(backend, feats)                              \
-	{                                                        \
-		.id = (backend), .features = (feats),            \
-		.open = libkrun_open, .close = libkrun_close,    \
-		.set_vm = libkrun_set_vm,                        \
-		.set_root = libkrun_set_root,                    \
-		.set_mapped_volumes = libkrun_set_mapped_volumes, \
-		.add_virtiofs = libkrun_add_virtiofs,            \
-		.add_disk = libkrun_add_disk,                    \
-		.set_network = libkrun_set_network,              \
-		.set_process = libkrun_set_process,              \
-		.set_kernel = libkrun_set_kernel,                \
-		.set_sev = libkrun_set_sev,                      \
-		.get_shutdown_eventfd = libkrun_shutdown_eventfd, \
-		.run = libkrun_run,                              \
-		.start_enter = libkrun_start_enter,              \
+#define LIBKRUN_OPS(backend, feats)                                                             \
+	{                                                                                       \
+		.id = (backend), .features = (feats), .open = libkrun_open,                     \
+		.close = libkrun_close, .set_vm = libkrun_set_vm, .set_root = libkrun_set_root, \
+		.set_mapped_volumes = libkrun_set_mapped_volumes,                               \
+		.add_virtiofs = libkrun_add_virtiofs, .add_disk = libkrun_add_disk,             \
+		.set_network = libkrun_set_network, .set_process = libkrun_set_process,         \
+		.set_kernel = libkrun_set_kernel, .set_sev = libkrun_set_sev,                   \
+		.get_shutdown_eventfd = libkrun_shutdown_eventfd, .run = libkrun_run,           \
+		.start_enter = libkrun_start_enter,                                             \
 	}
 
 /* SEED.md's availability table. */
 const struct ec1_backend_ops ec1_backend_libkrun =
 	LIBKRUN_OPS(EC1_BACKEND_LIBKRUN, EC1_F_ROOT | EC1_F_VOLUMES);
-const struct ec1_backend_ops ec1_backend_libkrun_sev = LIBKRUN_OPS(EC1_BACKEND_LIBKRUN_SEV, EC1_F_SEV);
+const struct ec1_backend_ops ec1_backend_libkrun_sev =
+	LIBKRUN_OPS(EC1_BACKEND_LIBKRUN_SEV, EC1_F_SEV);
 const struct ec1_backend_ops ec1_backend_libkrun_efi =
 	LIBKRUN_OPS(EC1_BACKEND_LIBKRUN_EFI, EC1_F_ROOT | EC1_F_VOLUMES | EC1_F_SHUTDOWN_FD);

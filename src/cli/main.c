@@ -20,17 +20,21 @@ static const char run_usage[] =
 	"options:\n"
 	"  -c, --cpus N          virtual CPUs, 1..64 (default 1)\n"
 	"  -m, --mem MIB         guest RAM in MiB, 32..65536 (default 512)\n"
-	"  -k, --kernel PATH     guest kernel: vmlinux (PVH) or bzImage (default: ec1's own kernel;\n"
+	"  -k, --kernel PATH     guest kernel: vmlinux (PVH) or bzImage (default: ec1's own "
+	"kernel;\n"
 	"                        environment EC1_KERNEL)\n"
-	"  -i, --initramfs PATH  base root file system, a newc cpio archive (default: ec1's busybox\n"
+	"  -i, --initramfs PATH  base root file system, a newc cpio archive (default: ec1's "
+	"busybox\n"
 	"                        root; environment EC1_INITRAMFS). ec1's init is added to it.\n"
 	"      --cmdline STR     extra kernel command-line arguments\n"
-	"  -e, --env K=V         environment variable for CMD (repeatable; added to PATH, HOME, TERM)\n"
+	"  -e, --env K=V         environment variable for CMD (repeatable; added to PATH, HOME, "
+	"TERM)\n"
 	"  -w, --workdir DIR     working directory of CMD in the guest (default /)\n"
 	"  -t, --timeout SEC     stop the VM and fail after SEC seconds (default: no limit)\n"
 	"  -b, --backend NAME    builtin, libkrun, libkrun-sev, libkrun-efi or stub\n"
 	"                        (default: environment EC1_BACKEND, else builtin)\n"
-	"      --timing          print where the time went: VMM set-up, kernel, init, CMD, teardown\n"
+	"      --timing          print where the time went: VMM set-up, kernel, init, CMD, "
+	"teardown\n"
 	"                        (environment EC1_TIMING=1)\n"
 	"      --console         copy the guest kernel's console to stderr (EC1_CONSOLE=1)\n"
 	"  -v, --verbose         more log output (repeat for debug)\n"
@@ -177,7 +181,8 @@ static int cmd_run(int argc, char **argv)
 			char *end;
 			timeout_s = strtod(optarg, &end);
 			if (end == optarg || *end || timeout_s <= 0 || timeout_s > 4e6) {
-				fprintf(stderr, "ec1: --timeout: \"%s\": expected seconds > 0\n", optarg);
+				fprintf(stderr, "ec1: --timeout: \"%s\": expected seconds > 0\n",
+					optarg);
 				return EXIT_EC1_ERROR;
 			}
 			break;
@@ -208,8 +213,10 @@ static int cmd_run(int argc, char **argv)
 	}
 	enum ec1_backend backend = EC1_BACKEND_DEFAULT;
 	if (backend_name && ec1_backend_parse(backend_name, &backend)) {
-		fprintf(stderr, "ec1: --backend: \"%s\": expected builtin, libkrun, libkrun-sev, "
-				"libkrun-efi or stub\n", backend_name);
+		fprintf(stderr,
+			"ec1: --backend: \"%s\": expected builtin, libkrun, libkrun-sev, "
+			"libkrun-efi or stub\n",
+			backend_name);
 		return EXIT_EC1_ERROR;
 	}
 	if (verbose)
@@ -218,8 +225,8 @@ static int cmd_run(int argc, char **argv)
 	struct ec1_ctx *ctx;
 	int err = ec1_ctx_new_backend(backend, &ctx);
 	if (err) {
-		fprintf(stderr, "ec1: backend %s: %s\n",
-			backend_name ? backend_name : "default", ec1_strerror(err));
+		fprintf(stderr, "ec1: backend %s: %s\n", backend_name ? backend_name : "default",
+			ec1_strerror(err));
 		return EXIT_EC1_ERROR;
 	}
 	struct ec1_process_config proc = {
@@ -235,7 +242,8 @@ static int cmd_run(int argc, char **argv)
 	if (!kernel.path && (kernel.initramfs || kernel.cmdline)) {
 		kernel.path = getenv("EC1_KERNEL");
 		if (!kernel.path) {
-			fprintf(stderr, "ec1: --initramfs and --cmdline need --kernel (or EC1_KERNEL)\n");
+			fprintf(stderr,
+				"ec1: --initramfs and --cmdline need --kernel (or EC1_KERNEL)\n");
 			ec1_ctx_free(ctx);
 			return EXIT_EC1_ERROR;
 		}
@@ -268,8 +276,8 @@ static int cmd_variants(void)
 		unsigned int cap;
 		const char *name;
 	} caps[] = {
-		{EC1_CAP_ROOT, "root"},	    {EC1_CAP_VOLUMES, "volumes"},
-		{EC1_CAP_SEV, "sev"},	    {EC1_CAP_SHUTDOWN_FD, "shutdown-fd"},
+		{EC1_CAP_ROOT, "root"},	  {EC1_CAP_VOLUMES, "volumes"},
+		{EC1_CAP_SEV, "sev"},	  {EC1_CAP_SHUTDOWN_FD, "shutdown-fd"},
 		{EC1_CAP_VMNET, "vmnet"},
 	};
 	printf("%-12s %-10s", "backend", "here");

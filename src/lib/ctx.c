@@ -54,8 +54,8 @@ const char *ec1_strerror(int code)
 }
 
 static const char *const backend_names[] = {
-	[EC1_BACKEND_DEFAULT] = "default",	 [EC1_BACKEND_BUILTIN] = "builtin",
-	[EC1_BACKEND_LIBKRUN] = "libkrun",	 [EC1_BACKEND_LIBKRUN_SEV] = "libkrun-sev",
+	[EC1_BACKEND_DEFAULT] = "default",	   [EC1_BACKEND_BUILTIN] = "builtin",
+	[EC1_BACKEND_LIBKRUN] = "libkrun",	   [EC1_BACKEND_LIBKRUN_SEV] = "libkrun-sev",
 	[EC1_BACKEND_LIBKRUN_EFI] = "libkrun-efi", [EC1_BACKEND_STUB] = "stub",
 };
 
@@ -68,7 +68,8 @@ const char *ec1_backend_name(enum ec1_backend backend)
 
 int ec1_backend_parse(const char *name, enum ec1_backend *out)
 {
-	for (unsigned int i = 0; name && i < sizeof(backend_names) / sizeof(backend_names[0]); i++) {
+	for (unsigned int i = 0; name && i < sizeof(backend_names) / sizeof(backend_names[0]);
+	     i++) {
 		if (strcmp(name, backend_names[i]) == 0) {
 			*out = (enum ec1_backend)i;
 			return EC1_OK;
@@ -224,14 +225,14 @@ int ec1_ctx_backend_errno(const struct ec1_ctx *ctx)
 }
 
 /* Common entry checks; clears the previous message. */
-#define ENTER(ctx)                                                                  \
-	do {                                                                        \
-		if (!(ctx))                                                         \
-			return EC1_EINVAL;                                          \
-		(ctx)->message[0] = 0;                                              \
-		(ctx)->backend_errno = 0;                                           \
-		if ((ctx)->ran)                                                     \
-			return ec1_fail((ctx), EC1_ESTATE, "context already ran");  \
+#define ENTER(ctx)                                                                 \
+	do {                                                                       \
+		if (!(ctx))                                                        \
+			return EC1_EINVAL;                                         \
+		(ctx)->message[0] = 0;                                             \
+		(ctx)->backend_errno = 0;                                          \
+		if ((ctx)->ran)                                                    \
+			return ec1_fail((ctx), EC1_ESTATE, "context already ran"); \
 	} while (0)
 
 static int need_feature(struct ec1_ctx *ctx, unsigned int feature, const char *call)
@@ -304,9 +305,11 @@ int ec1_ctx_set_vm(struct ec1_ctx *ctx, const struct ec1_vm_config *config)
 	if (!config)
 		return ec1_fail(ctx, EC1_EINVAL, "vm: NULL config");
 	if (config->num_vcpus < 1 || config->num_vcpus > 64)
-		return ec1_fail(ctx, EC1_EINVAL, "vm.num_vcpus: %u: must be 1..64", config->num_vcpus);
+		return ec1_fail(ctx, EC1_EINVAL, "vm.num_vcpus: %u: must be 1..64",
+				config->num_vcpus);
 	if (config->ram_mib < 32 || config->ram_mib > 65536)
-		return ec1_fail(ctx, EC1_EINVAL, "vm.ram_mib: %u: must be 32..65536", config->ram_mib);
+		return ec1_fail(ctx, EC1_EINVAL, "vm.ram_mib: %u: must be 32..65536",
+				config->ram_mib);
 	struct ec1_vm_config old = ctx->vm;
 	ctx->vm = *config;
 	int err = call(ctx, ctx->ops->set_vm);
@@ -331,14 +334,15 @@ static int check_volume(struct ec1_ctx *ctx, size_t i, const char *spec)
 	snprintf(field, sizeof(field), "volumes[%zu]", i);
 	const char *colon = strchr(spec, ':');
 	if (!colon || colon == spec)
-		return ec1_fail(ctx, EC1_EINVAL, "%s: \"%s\": expected HOST:GUEST[:ro]", field, spec);
+		return ec1_fail(ctx, EC1_EINVAL, "%s: \"%s\": expected HOST:GUEST[:ro]", field,
+				spec);
 	const char *guest = colon + 1, *opt = strchr(guest, ':');
 	if (*guest != '/')
 		return ec1_fail(ctx, EC1_EINVAL, "%s: \"%s\": guest path must be absolute", field,
 				spec);
 	if (opt && strcmp(opt, ":ro") != 0 && strcmp(opt, ":rw") != 0)
-		return ec1_fail(ctx, EC1_EINVAL, "%s: \"%s\": unknown option \"%s\" (ro or rw)", field,
-				spec, opt + 1);
+		return ec1_fail(ctx, EC1_EINVAL, "%s: \"%s\": unknown option \"%s\" (ro or rw)",
+				field, spec, opt + 1);
 	char host[4096];
 	snprintf(host, sizeof(host), "%.*s", (int)(colon - spec), spec);
 	return check_path(ctx, field, host, true);
@@ -426,8 +430,10 @@ static int check_port_map(struct ec1_ctx *ctx, const char *field, const char *co
 		char end;
 		if (!map[i] || sscanf(map[i], "%u:%u%c", &h, &g, &end) != 2 || h < 1 || h > 65535 ||
 		    g < 1 || g > 65535)
-			return ec1_fail(ctx, EC1_EINVAL, "%s[%zu]: \"%s\": expected HOST:GUEST ports "
-					"1..65535", field, i, map[i] ? map[i] : "(null)");
+			return ec1_fail(ctx, EC1_EINVAL,
+					"%s[%zu]: \"%s\": expected HOST:GUEST ports "
+					"1..65535",
+					field, i, map[i] ? map[i] : "(null)");
 	}
 	return EC1_OK;
 }
@@ -438,7 +444,8 @@ int ec1_ctx_set_network(struct ec1_ctx *ctx, const struct ec1_network_config *co
 	if (!config)
 		return ec1_fail(ctx, EC1_EINVAL, "network: NULL config");
 	if (config->passt_fd >= 0 && config->gvproxy_path)
-		return ec1_fail(ctx, EC1_EINVAL, "network: passt_fd and gvproxy_path exclude each other");
+		return ec1_fail(ctx, EC1_EINVAL,
+				"network: passt_fd and gvproxy_path exclude each other");
 	if (config->passt_fd >= 0 && fcntl(config->passt_fd, F_GETFD) < 0)
 		return ec1_fail(ctx, EC1_EINVAL, "network.passt_fd: %d: %s", config->passt_fd,
 				strerror(errno));
@@ -449,17 +456,20 @@ int ec1_ctx_set_network(struct ec1_ctx *ctx, const struct ec1_network_config *co
 					config->gvproxy_path, strerror(errno));
 	}
 	if (config->mac && (config->mac[0] & 1))
-		return ec1_fail(ctx, EC1_EINVAL, "network.mac: multicast address (low bit of the first "
+		return ec1_fail(ctx, EC1_EINVAL,
+				"network.mac: multicast address (low bit of the first "
 				"byte set)");
 	int err = check_port_map(ctx, "network.port_map", config->port_map, config->port_map_count);
 	if (err)
 		return err;
 	/* libkrun rejects a port map together with passt or gvproxy: say so here, not at start. */
 	if (config->port_map_count && (config->passt_fd >= 0 || config->gvproxy_path))
-		return ec1_fail(ctx, EC1_EINVAL, "network.port_map: only with the default (TSI) "
+		return ec1_fail(ctx, EC1_EINVAL,
+				"network.port_map: only with the default (TSI) "
 				"network, not with passt or gvproxy");
 	if (!ctx->ops->set_network)
-		return ec1_fail(ctx, EC1_EUNSUPPORTED, "network: not supported by the %s backend yet",
+		return ec1_fail(ctx, EC1_EUNSUPPORTED,
+				"network: not supported by the %s backend yet",
 				ec1_backend_name(ctx->ops->id));
 	return ctx->ops->set_network(ctx, config);
 }
@@ -476,8 +486,8 @@ int ec1_ctx_set_process(struct ec1_ctx *ctx, const struct ec1_process_config *co
 				config->workdir);
 	for (size_t i = 0; config->envp && config->envp[i]; i++)
 		if (!strchr(config->envp[i], '=') || config->envp[i][0] == '=')
-			return ec1_fail(ctx, EC1_EINVAL, "process.envp[%zu]: \"%s\": expected K=V", i,
-					config->envp[i]);
+			return ec1_fail(ctx, EC1_EINVAL, "process.envp[%zu]: \"%s\": expected K=V",
+					i, config->envp[i]);
 	char **argv, **envp = NULL;
 	const char *const def_argv[] = {config->exec_path, NULL};
 	int err = copy_list(ctx, "process.argv", config->argv ? config->argv : def_argv, SIZE_MAX,
@@ -567,13 +577,16 @@ int ec1_ctx_set_vmnet(struct ec1_ctx *ctx, const struct ec1_vmnet_config *config
 		return ec1_fail(ctx, EC1_EINVAL, "vmnet.mode: %d: unknown", (int)config->mode);
 	if (config->mode == EC1_VMNET_BRIDGED &&
 	    (!config->shared_interface || !*config->shared_interface))
-		return ec1_fail(ctx, EC1_EINVAL, "vmnet.shared_interface: required in bridged mode");
+		return ec1_fail(ctx, EC1_EINVAL,
+				"vmnet.shared_interface: required in bridged mode");
 	int err = check_port_map(ctx, "vmnet.port_map", config->port_map, config->port_map_count);
 	if (err)
 		return err;
 	if (!(ctx->ops->features & EC1_F_VMNET) || !ctx->ops->set_vmnet)
-		return ec1_fail(ctx, EC1_EVMNET, "vmnet: not available with the %s backend on this "
-				"system", ec1_backend_name(ctx->ops->id));
+		return ec1_fail(ctx, EC1_EVMNET,
+				"vmnet: not available with the %s backend on this "
+				"system",
+				ec1_backend_name(ctx->ops->id));
 	return call(ctx, ctx->ops->set_vmnet);
 }
 
@@ -660,7 +673,8 @@ int ec1_run(struct ec1_ctx *ctx, int *status)
 	if (!status)
 		return ec1_fail(ctx, EC1_EINVAL, "status: NULL");
 	if (!ctx->process_set)
-		return ec1_fail(ctx, EC1_ESTATE, "process: not set (call ec1_ctx_set_process first)");
+		return ec1_fail(ctx, EC1_ESTATE,
+				"process: not set (call ec1_ctx_set_process first)");
 	ctx->ran = true;
 	return ctx->ops->run(ctx, status);
 }
@@ -671,7 +685,8 @@ int ec1_start_enter(struct ec1_ctx *ctx)
 	if (ctx && ctx->ops->start_enter) {
 		ENTER(ctx);
 		if (!ctx->process_set)
-			return ec1_fail(ctx, EC1_ESTATE, "process: not set (call ec1_ctx_set_process first)");
+			return ec1_fail(ctx, EC1_ESTATE,
+					"process: not set (call ec1_ctx_set_process first)");
 		ctx->ran = true;
 		fflush(NULL);
 		return ctx->ops->start_enter(ctx);

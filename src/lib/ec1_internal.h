@@ -13,11 +13,11 @@ extern const unsigned char ec1_init_binary[];
 extern const size_t ec1_init_binary_size;
 
 /* Short names for the public capability bits. */
-#define EC1_F_ROOT EC1_CAP_ROOT
-#define EC1_F_VOLUMES EC1_CAP_VOLUMES
-#define EC1_F_SEV EC1_CAP_SEV
+#define EC1_F_ROOT	  EC1_CAP_ROOT
+#define EC1_F_VOLUMES	  EC1_CAP_VOLUMES
+#define EC1_F_SEV	  EC1_CAP_SEV
 #define EC1_F_SHUTDOWN_FD EC1_CAP_SHUTDOWN_FD
-#define EC1_F_VMNET EC1_CAP_VMNET
+#define EC1_F_VMNET	  EC1_CAP_VMNET
 
 #define EC1_MAX_LIST 64
 
@@ -42,8 +42,9 @@ struct ec1_backend_ops {
 	int (*get_shutdown_eventfd)(struct ec1_ctx *ctx, int *fd);
 	int (*set_vmnet)(struct ec1_ctx *ctx);
 	int (*run)(struct ec1_ctx *ctx, int *status);
-	int (*start_enter)(struct ec1_ctx *ctx); /* optional: the backend's own (exits on success) */
-	bool builtin_extras; /* ec1_ctx_set_stdio/timeout/timing/console */
+	int (*start_enter)(
+		struct ec1_ctx *ctx); /* optional: the backend's own (exits on success) */
+	bool builtin_extras;	      /* ec1_ctx_set_stdio/timeout/timing/console */
 };
 
 struct ec1_share {
@@ -74,7 +75,8 @@ struct ec1_ctx {
 };
 
 /* Sets ctx->message (printf-style) and returns code. */
-int ec1_fail(struct ec1_ctx *ctx, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int ec1_fail(struct ec1_ctx *ctx, int code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 
 /* The level given to ec1_set_log_level, or -1 if it was never called. */
 int ec1_log_level_requested(void);

@@ -45,9 +45,11 @@ int cpio_add(struct cpio *c, const char *name, uint32_t mode, const void *data, 
 	if (size > UINT32_MAX || reserve(c, 110 + namesize + size + 8))
 		return -ENOMEM;
 	char hdr[111];
-	/* magic, ino, mode, uid, gid, nlink, mtime, filesize, maj, min, rmaj, rmin, namesize, check */
+	/* magic, ino, mode, uid, gid, nlink, mtime, filesize, maj, min, rmaj, rmin, namesize, check
+	 */
 	snprintf(hdr, sizeof(hdr), "070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X",
-		 c->next_ino++, mode, 0, 0, 1, 0, (uint32_t)size, 0, 0, 0, 0, (uint32_t)namesize, 0);
+		 c->next_ino++, mode, 0, 0, 1, 0, (uint32_t)size, 0, 0, 0, 0, (uint32_t)namesize,
+		 0);
 	memcpy(c->buf + c->len, hdr, 110);
 	c->len += 110;
 	memcpy(c->buf + c->len, name, namesize);

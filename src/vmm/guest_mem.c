@@ -11,8 +11,8 @@
 
 static int map_region(struct guest_mem_region *r, uint64_t gpa, uint64_t size)
 {
-	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-		       -1, 0);
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	if (p == MAP_FAILED)
 		return -errno;
 	/* Guest RAM is large and short-lived: huge pages cut EPT and TLB misses when available. */
@@ -104,7 +104,8 @@ int guest_mem_load_file(struct guest_mem *mem, uint64_t gpa, int fd, uint64_t of
 
 uint64_t guest_mem_resident(const struct guest_mem *mem)
 {
-	/* Pages of the guest ranges mapped into this process (smaps "Rss"), file-backed ones too. */
+	/* Pages of the guest ranges mapped into this process (smaps "Rss"), file-backed ones too.
+	 */
 	FILE *f = fopen("/proc/self/smaps", "r");
 	char line[512];
 	uint64_t total = 0;

@@ -6,7 +6,7 @@
 #include <stdint.h>
 
 /* Guest RAM lives below this address; above it up to 4 GiB is the MMIO hole (devices, APICs). */
-#define GUEST_MEM_LOW_END 0xc0000000ull
+#define GUEST_MEM_LOW_END    0xc0000000ull
 #define GUEST_MEM_HIGH_START 0x100000000ull
 
 struct guest_mem_region {
@@ -35,8 +35,9 @@ void *guest_mem_ptr(const struct guest_mem *mem, uint64_t gpa, uint64_t len);
 uint64_t guest_mem_resident(const struct guest_mem *mem);
 
 /*
- * Fills [gpa, gpa + len) with the file's bytes from offset off: whole pages are mapped copy-on-write
- * from the page cache (no copy, shared between VMs), the rest is read. Returns 0 or -errno.
+ * Fills [gpa, gpa + len) with the file's bytes from offset off: whole pages are mapped
+ * copy-on-write from the page cache (no copy, shared between VMs), the rest is read. Returns 0 or
+ * -errno.
  */
 int guest_mem_load_file(struct guest_mem *mem, uint64_t gpa, int fd, uint64_t off, uint64_t len)
 	__attribute__((warn_unused_result));

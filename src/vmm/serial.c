@@ -5,9 +5,9 @@
 #include <unistd.h>
 
 enum { RBR_THR = 0, IER = 1, IIR_FCR = 2, LCR = 3, MCR = 4, LSR = 5, MSR = 6, SCR = 7 };
-#define LCR_DLAB 0x80
-#define LSR_THRE_TEMT 0x60
-#define IIR_NO_INT 0x01
+#define LCR_DLAB	0x80
+#define LSR_THRE_TEMT	0x60
+#define IIR_NO_INT	0x01
 #define MSR_DCD_DSR_CTS 0xb0
 
 void serial_init(struct serial *s, int echo_fd)

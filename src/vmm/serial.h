@@ -5,9 +5,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define SERIAL_BASE 0x3f8
+#define SERIAL_BASE  0x3f8
 #define SERIAL_PORTS 8
-#define SERIAL_TAIL 2048
+#define SERIAL_TAIL  2048
 
 struct serial {
 	uint8_t ier, lcr, mcr, scr, dll, dlm;

@@ -90,7 +90,8 @@ void vm_stop(struct vm *vm, int code, const char *fmt, ...)
 		vm_mark(vm, &vm->timing.stopped);
 		uint64_t one = 1;
 		if (write(vm->stop_fd, &one, sizeof(one)) < 0)
-			vm_log(EC1_LOG_ERROR, "ec1: waking the VM's main thread: %s\n", strerror(errno));
+			vm_log(EC1_LOG_ERROR, "ec1: waking the VM's main thread: %s\n",
+			       strerror(errno));
 	}
 	pthread_mutex_unlock(&vm->lock);
 	kick_vcpus(vm);
@@ -152,11 +153,12 @@ static void *vcpu_main(void *arg)
 		case KVM_EXIT_IO: {
 			uint8_t *data = (uint8_t *)run + run->io.data_offset;
 			if (run->io.data_offset > vm->run_size ||
-			    (uint64_t)run->io.size * run->io.count > vm->run_size - run->io.data_offset)
+			    (uint64_t)run->io.size * run->io.count >
+				    vm->run_size - run->io.data_offset)
 				break;
 			for (uint32_t i = 0; i < run->io.count; i++, data += run->io.size)
-				arch_pio(vm, run->io.port, run->io.direction == KVM_EXIT_IO_OUT, data,
-					 run->io.size);
+				arch_pio(vm, run->io.port, run->io.direction == KVM_EXIT_IO_OUT,
+					 data, run->io.size);
 			break;
 		}
 		case KVM_EXIT_MMIO:
@@ -172,12 +174,13 @@ static void *vcpu_main(void *arg)
 		case KVM_EXIT_INTR:
 			break;
 		case KVM_EXIT_FAIL_ENTRY:
-			vm_stop(vm, EC1_EKVM, "vCPU %u: entry failed, hardware reason 0x%llx", v->index,
+			vm_stop(vm, EC1_EKVM, "vCPU %u: entry failed, hardware reason 0x%llx",
+				v->index,
 				(unsigned long long)run->fail_entry.hardware_entry_failure_reason);
 			break;
 		case KVM_EXIT_INTERNAL_ERROR:
-			vm_stop(vm, EC1_EGUEST, "vCPU %u: KVM internal error, suberror %u%s", v->index,
-				run->internal.suberror,
+			vm_stop(vm, EC1_EGUEST, "vCPU %u: KVM internal error, suberror %u%s",
+				v->index, run->internal.suberror,
 				arch_kvm_is_pvm() ? " (PVM /dev/kvm cannot run this guest)" : "");
 			break;
 		default:
@@ -243,7 +246,9 @@ static int runtime_archive(const struct vm_config *cfg, struct cpio *c)
 		return err;
 	cpio_init(c);
 	err = cpio_add(c, ".ec1", S_IFDIR | 0755, NULL, 0);
-	err = err ?: cpio_add(c, ".ec1/init", S_IFREG | 0755, ec1_init_binary, ec1_init_binary_size);
+	err = err
+		      ?: cpio_add(c, ".ec1/init", S_IFREG | 0755, ec1_init_binary,
+				  ec1_init_binary_size);
 	err = err ?: cpio_add(c, ".ec1/process", S_IFREG | 0600, blob, blob_len);
 	err = err ?: cpio_add(c, "dev", S_IFDIR | 0755, NULL, 0);
 	err = err ?: cpio_add(c, "proc", S_IFDIR | 0555, NULL, 0);
@@ -254,10 +259,10 @@ static int runtime_archive(const struct vm_config *cfg, struct cpio *c)
 	return err;
 }
 
-#define FAIL(code, ...)                                         \
-	do {                                                    \
-		snprintf(msg, msg_size, __VA_ARGS__);           \
-		return code;                                    \
+#define FAIL(code, ...)                               \
+	do {                                          \
+		snprintf(msg, msg_size, __VA_ARGS__); \
+		return code;                          \
 	} while (0)
 
 /* Places base archive + runtime archive at the top of low RAM and writes the boot information. */
@@ -275,7 +280,8 @@ static int setup_initrd(struct vm *vm, char *msg, size_t msg_size)
 			int e = errno;
 			if (fd >= 0)
 				close(fd);
-			FAIL(EC1_EINVAL, "kernel.initramfs: %s: %s", cfg->initramfs_path, strerror(e));
+			FAIL(EC1_EINVAL, "kernel.initramfs: %s: %s", cfg->initramfs_path,
+			     strerror(e));
 		}
 		file_size = (uint64_t)st.st_size;
 		base_size = (file_size + 3) & ~3ull; /* the next archive starts 4-byte aligned */
@@ -290,8 +296,10 @@ static int setup_initrd(struct vm *vm, char *msg, size_t msg_size)
 	uint64_t gpa = top > total ? (top - total) & ~0xfffull : 0;
 	int err = 0;
 	if (gpa < arch_initrd_floor(vm)) {
-		snprintf(msg, msg_size, "vm.ram_mib: %u MiB is too small for the kernel and a %llu KiB "
-			 "initramfs", cfg->ram_mib, (unsigned long long)(total >> 10));
+		snprintf(msg, msg_size,
+			 "vm.ram_mib: %u MiB is too small for the kernel and a %llu KiB "
+			 "initramfs",
+			 cfg->ram_mib, (unsigned long long)(total >> 10));
 		err = EC1_EINVAL;
 	}
 	uint8_t *dst = err ? NULL : vm_ptr(vm, gpa, total);
@@ -320,27 +328,33 @@ static int setup_initrd(struct vm *vm, char *msg, size_t msg_size)
 
 static int open_kvm(struct vm *vm, char *msg, size_t msg_size)
 {
-	/* EC1_KVM_DEVICE: another KVM device node (tests use it to check the missing-device error). */
+	/* EC1_KVM_DEVICE: another KVM device node (tests use it to check the missing-device error).
+	 */
 	const char *dev = getenv("EC1_KVM_DEVICE");
 	if (!dev || !*dev)
 		dev = "/dev/kvm";
 	vm->kvm_fd = open(dev, O_RDWR | O_CLOEXEC);
 	if (vm->kvm_fd < 0) {
 		if (errno == ENOENT)
-			FAIL(EC1_EKVM, "%s: No such file or directory: this machine offers no KVM "
-				       "(enable virtualization in the firmware or the host, then load "
-				       "kvm-intel or kvm-amd)", dev);
+			FAIL(EC1_EKVM,
+			     "%s: No such file or directory: this machine offers no KVM "
+			     "(enable virtualization in the firmware or the host, then load "
+			     "kvm-intel or kvm-amd)",
+			     dev);
 		if (errno == EACCES || errno == EPERM)
-			FAIL(EC1_EKVM, "%s: Permission denied: add the user to the group that owns "
-				       "it (usermod -aG kvm USER, then log in again) or run as root", dev);
+			FAIL(EC1_EKVM,
+			     "%s: Permission denied: add the user to the group that owns "
+			     "it (usermod -aG kvm USER, then log in again) or run as root",
+			     dev);
 		FAIL(EC1_EKVM, "%s: %s", dev, strerror(errno));
 	}
 	if (ioctl(vm->kvm_fd, KVM_GET_API_VERSION, 0) != KVM_API_VERSION)
 		FAIL(EC1_EKVM, "%s: not a KVM device, or an unsupported KVM API version", dev);
 	if (arch_kvm_is_pvm() && !vm->cfg->allow_pvm)
-		FAIL(EC1_EKVM, "/dev/kvm is PVM (module kvm_pvm), not hardware KVM: guest kernel code is "
-			       "instruction-emulated there and an unmodified Linux kernel cannot boot; "
-			       "run ec1 on hardware KVM or inside the test rig (tests/rig/run-in-rig)");
+		FAIL(EC1_EKVM,
+		     "/dev/kvm is PVM (module kvm_pvm), not hardware KVM: guest kernel code is "
+		     "instruction-emulated there and an unmodified Linux kernel cannot boot; "
+		     "run ec1 on hardware KVM or inside the test rig (tests/rig/run-in-rig)");
 	vm->vm_fd = ioctl(vm->kvm_fd, KVM_CREATE_VM, 0);
 	if (vm->vm_fd < 0)
 		FAIL(EC1_EKVM, "KVM_CREATE_VM: %s", strerror(errno));
@@ -355,7 +369,8 @@ static int setup_memory(struct vm *vm, char *msg, size_t msg_size)
 {
 	int err = guest_mem_init(&vm->mem, (uint64_t)vm->cfg->ram_mib << 20);
 	if (err)
-		FAIL(EC1_ENOMEM, "vm.ram_mib: cannot map %u MiB: %s", vm->cfg->ram_mib, strerror(-err));
+		FAIL(EC1_ENOMEM, "vm.ram_mib: cannot map %u MiB: %s", vm->cfg->ram_mib,
+		     strerror(-err));
 	for (unsigned int i = 0; i < vm->mem.nr_regions; i++) {
 		struct kvm_userspace_memory_region r = {
 			.slot = i,
@@ -405,12 +420,14 @@ static int setup_vcpus(struct vm *vm, char *msg, size_t msg_size)
 static int build_cmdline(struct vm *vm, char *msg, size_t msg_size)
 {
 	const struct vm_config *cfg = vm->cfg;
-	size_t n = (size_t)snprintf(vm->cmdline, sizeof(vm->cmdline),
-				    "console=ttyS0 %s reboot=t panic=-1 rdinit=/.ec1/init tsc=reliable "
-				    "no_timer_check cryptomgr.notests",
-				    cfg->console ? "loglevel=7" : "quiet");
+	size_t n = (size_t)snprintf(
+		vm->cmdline, sizeof(vm->cmdline),
+		"console=ttyS0 %s reboot=t panic=-1 rdinit=/.ec1/init tsc=reliable "
+		"no_timer_check cryptomgr.notests",
+		cfg->console ? "loglevel=7" : "quiet");
 	for (unsigned int i = 0; i < vm->nr_devs && n < sizeof(vm->cmdline); i++)
-		n += (size_t)virtio_mmio_cmdline(vm->devs[i], vm->cmdline + n, sizeof(vm->cmdline) - n);
+		n += (size_t)virtio_mmio_cmdline(vm->devs[i], vm->cmdline + n,
+						 sizeof(vm->cmdline) - n);
 	if (cfg->cmdline_extra && n < sizeof(vm->cmdline))
 		n += (size_t)snprintf(vm->cmdline + n, sizeof(vm->cmdline) - n, " %s",
 				      cfg->cmdline_extra);
@@ -443,7 +460,8 @@ static void print_timing(const struct vm_timing *t)
 		MS(t->start, t->first_run), MS(t->first_run, t->init_start),
 		(double)t->guest_boot_ns / 1e6, MS(t->init_start, t->exec), MS(t->exec, t->exit),
 		MS(t->stopped, t->torn_down), MS(t->start, t->torn_down));
-	fprintf(stderr, "ec1 memory (MiB): process RSS %.2f | guest RAM touched %.2f | VMM own %.2f\n",
+	fprintf(stderr,
+		"ec1 memory (MiB): process RSS %.2f | guest RAM touched %.2f | VMM own %.2f\n",
 		(double)t->rss_bytes / 1048576.0, (double)t->guest_resident_bytes / 1048576.0,
 		((double)t->rss_bytes - (double)t->guest_resident_bytes) / 1048576.0);
 #undef MS
@@ -487,7 +505,8 @@ static void teardown(struct vm *vm, struct console *con)
  */
 static void wait_for_stop(struct vm *vm, struct console *con)
 {
-	uint64_t deadline = vm->cfg->timeout_ms ? vm->timing.start + vm->cfg->timeout_ms * 1000000ull : 0;
+	uint64_t deadline =
+		vm->cfg->timeout_ms ? vm->timing.start + vm->cfg->timeout_ms * 1000000ull : 0;
 	unsigned int requests = 0, delivered = 0;
 
 	for (;;) {
@@ -497,7 +516,8 @@ static void wait_for_stop(struct vm *vm, struct console *con)
 		if (deadline) {
 			uint64_t now = vm_now_ns();
 			if (now >= deadline) {
-				vm_stop(vm, EC1_ETIMEDOUT, "timeout: the guest was still running after %u ms",
+				vm_stop(vm, EC1_ETIMEDOUT,
+					"timeout: the guest was still running after %u ms",
 					vm->cfg->timeout_ms);
 				return;
 			}
@@ -548,7 +568,8 @@ int vm_run(const struct vm_config *cfg, struct vm_result *result, char *msg, siz
 	err = err ?: setup_memory(vm, msg, msg_size);
 	err = err ?: arch_load_kernel(vm, cfg->kernel_path, msg, msg_size);
 	err = err ?: arch_vm_init(vm, msg, msg_size);
-	if (!err && (err = console_create(vm, cfg->stdin_fd, cfg->stdout_fd, cfg->stderr_fd, &con))) {
+	if (!err &&
+	    (err = console_create(vm, cfg->stdin_fd, cfg->stdout_fd, cfg->stderr_fd, &con))) {
 		snprintf(msg, msg_size, "virtio-console: %s", strerror(-err));
 		err = EC1_ENOMEM;
 	}
@@ -558,7 +579,8 @@ int vm_run(const struct vm_config *cfg, struct vm_result *result, char *msg, siz
 	err = err ?: setup_vcpus(vm, msg, msg_size);
 	if (!err && !cfg->setup_only) {
 		for (unsigned int i = 0; i < vm->nr_vcpus && !err; i++) {
-			int e = pthread_create(&vm->vcpus[i].thread, NULL, vcpu_main, &vm->vcpus[i]);
+			int e = pthread_create(&vm->vcpus[i].thread, NULL, vcpu_main,
+					       &vm->vcpus[i]);
 			if (e) {
 				snprintf(msg, msg_size, "vCPU thread: %s", strerror(e));
 				err = EC1_ENOMEM;
@@ -578,14 +600,15 @@ int vm_run(const struct vm_config *cfg, struct vm_result *result, char *msg, siz
 			err = vm->error_code;
 			char tail[512];
 			serial_tail(&vm->serial, tail, sizeof(tail));
-			snprintf(msg, msg_size, "%s%s%s", vm->error, tail[0] ? "; guest console:\n" : "",
-				 tail);
+			snprintf(msg, msg_size, "%s%s%s", vm->error,
+				 tail[0] ? "; guest console:\n" : "", tail);
 		} else if (!vm->status_reported) {
 			char tail[1024];
 			serial_tail(&vm->serial, tail, sizeof(tail));
 			err = EC1_EGUEST;
 			snprintf(msg, msg_size,
-				 "the guest stopped without reporting an exit status (kernel panic or "
+				 "the guest stopped without reporting an exit status (kernel panic "
+				 "or "
 				 "reset)%s%s",
 				 tail[0] ? "; guest console:\n" : "", tail);
 		}

@@ -10,14 +10,14 @@
 #include "guest_mem.h"
 #include "serial.h"
 
-#define VM_MAX_VCPUS 64
+#define VM_MAX_VCPUS   64
 #define VM_MAX_DEVICES 16
 
 /* Where virtio-mmio devices sit: one 4 KiB window each, interrupt lines from VM_MMIO_IRQ_BASE. */
-#define VM_MMIO_BASE 0xd0000000ull
-#define VM_MMIO_STRIDE 0x1000ull
+#define VM_MMIO_BASE	 0xd0000000ull
+#define VM_MMIO_STRIDE	 0x1000ull
 #define VM_MMIO_IRQ_BASE 5
-#define VM_IRQ_LINES (VM_MMIO_IRQ_BASE + VM_MAX_DEVICES)
+#define VM_IRQ_LINES	 (VM_MMIO_IRQ_BASE + VM_MAX_DEVICES)
 
 /* Everything the engine needs to run one VM; strings and arrays are borrowed for the call. */
 struct vm_config {
@@ -31,12 +31,12 @@ struct vm_config {
 	const char *const *envp;    /* NULL-terminated, or NULL for the default */
 	const char *workdir;	    /* or NULL for "/" */
 	int stdin_fd, stdout_fd, stderr_fd;
-	uint32_t timeout_ms;	    /* 0: no limit */
-	int shutdown_fd;	    /* eventfd: a write asks for an orderly shutdown; -1 for none */
-	bool console;		    /* copy the guest kernel's serial console to stderr */
-	bool timing;		    /* print boot-phase timing to stderr */
-	bool allow_pvm;		    /* set up the VM even on a PVM /dev/kvm (benchmarks) */
-	bool setup_only;	    /* set the VM up and tear it down without running it */
+	uint32_t timeout_ms; /* 0: no limit */
+	int shutdown_fd;     /* eventfd: a write asks for an orderly shutdown; -1 for none */
+	bool console;	     /* copy the guest kernel's serial console to stderr */
+	bool timing;	     /* print boot-phase timing to stderr */
+	bool allow_pvm;	     /* set up the VM even on a PVM /dev/kvm (benchmarks) */
+	bool setup_only;     /* set the VM up and tear it down without running it */
 };
 
 /* Boot-phase timestamps, CLOCK_MONOTONIC nanoseconds; 0 when the phase was not reached. */
@@ -76,7 +76,7 @@ struct vm {
 	/* Interrupt lines are eventfds bound with KVM_IRQFD: one write injects an edge. */
 	int irqfds[VM_IRQ_LINES];
 
-	int stop_fd; /* eventfd: written once when the VM stops */
+	int stop_fd;	      /* eventfd: written once when the VM stops */
 	pthread_mutex_t lock; /* guards what follows */
 	bool stopping;
 	bool status_reported;

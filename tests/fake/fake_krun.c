@@ -103,7 +103,8 @@ int32_t krun_set_gvproxy_path(uint32_t id, const char *path)
 }
 int32_t krun_set_net_mac(uint32_t id, const uint8_t *m)
 {
-	rec("krun_set_net_mac %u %02x:%02x:%02x:%02x:%02x:%02x", id, m[0], m[1], m[2], m[3], m[4], m[5]);
+	rec("krun_set_net_mac %u %02x:%02x:%02x:%02x:%02x:%02x", id, m[0], m[1], m[2], m[3], m[4],
+	    m[5]);
 	return 0;
 }
 int32_t krun_set_port_map(uint32_t id, const char *const *map)
@@ -116,7 +117,8 @@ int32_t krun_set_workdir(uint32_t id, const char *dir)
 	rec("krun_set_workdir %u %s", id, dir);
 	return 0;
 }
-int32_t krun_set_exec(uint32_t id, const char *path, const char *const *argv, const char *const *envp)
+int32_t krun_set_exec(uint32_t id, const char *path, const char *const *argv,
+		      const char *const *envp)
 {
 	rec("krun_set_exec %u %s %s %s", id, path, list(argv), list(envp));
 	/* Like libkrun: a path it cannot use is EINVAL. */

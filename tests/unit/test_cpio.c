@@ -28,7 +28,7 @@ static void cpio_writes_newc_entries_with_padding(void)
 	size_t off = (110 + 4 + 3) & ~3u;
 	p = c.buf + off;
 	CHECK(memcmp(p, "070701", 6) == 0);
-	CHECK(field(p, 6) == 5);	  /* filesize */
+	CHECK(field(p, 6) == 5);  /* filesize */
 	CHECK(field(p, 11) == 9); /* "dir/file\0" */
 	CHECK(memcmp(p + 110, "dir/file", 9) == 0);
 	size_t data = off + ((110 + 9 + 3) & ~3u);

@@ -31,14 +31,14 @@ static char *take_log(void)
 	return buf;
 }
 
-#define CHECK_LOG(expected)                                                                 \
-	do {                                                                                \
-		const char *got_ = take_log();                                              \
-		if (strcmp(got_, (expected)) != 0) {                                        \
+#define CHECK_LOG(expected)                                                                       \
+	do {                                                                                      \
+		const char *got_ = take_log();                                                    \
+		if (strcmp(got_, (expected)) != 0) {                                              \
 			printf("    %s:%d: calls were:\n%s    expected:\n%s", __FILE__, __LINE__, \
-			       got_, (expected));                                           \
-			check_failed = 1;                                                   \
-		}                                                                           \
+			       got_, (expected));                                                 \
+			check_failed = 1;                                                         \
+		}                                                                                 \
 	} while (0)
 
 static void libkrun_maps_each_call_exactly(void)
@@ -53,8 +53,10 @@ static void libkrun_maps_each_call_exactly(void)
 	const char *const vols[] = {"/tmp:/mnt", "/:/host"};
 	CHECK(ec1_ctx_set_mapped_volumes(ctx, vols, 2) == 0);
 	CHECK(ec1_ctx_add_virtiofs(ctx, "data", "/tmp") == 0);
-	struct ec1_disk_config disk = {
-		.block_id = "vda", .path = "/dev/null", .format = EC1_DISK_QCOW2, .read_only = true};
+	struct ec1_disk_config disk = {.block_id = "vda",
+				       .path = "/dev/null",
+				       .format = EC1_DISK_QCOW2,
+				       .read_only = true};
 	CHECK(ec1_ctx_add_disk(ctx, &disk) == 0);
 	const char *const ports[] = {"8080:80", "2222:22"};
 	struct ec1_network_config net = {.passt_fd = -1, .port_map = ports, .port_map_count = 2};
@@ -64,8 +66,8 @@ static void libkrun_maps_each_call_exactly(void)
 	struct ec1_process_config p = {
 		.exec_path = "/bin/echo", .argv = argv, .envp = envp, .workdir = "/work"};
 	CHECK(ec1_ctx_set_process(ctx, &p) == 0);
-	struct ec1_kernel_config k = {.path = "/dev/null", .format = EC1_KERNEL_IMAGE_GZ,
-				      .cmdline = "console=hvc0"};
+	struct ec1_kernel_config k = {
+		.path = "/dev/null", .format = EC1_KERNEL_IMAGE_GZ, .cmdline = "console=hvc0"};
 	CHECK(ec1_ctx_set_kernel(ctx, &k) == 0);
 	CHECK_LOG("krun_set_vm_config 7 2 1024\n"
 		  "krun_set_root 7 /tmp\n"
@@ -157,8 +159,8 @@ static void libkrun_old_library_missing_calls(void)
 	use_lib("libkrun-old.so.1");
 	CHECK(ec1_ctx_new_backend(EC1_BACKEND_LIBKRUN, &ctx) == EC1_OK);
 	take_log();
-	struct ec1_disk_config disk = {.block_id = "vda", .path = "/dev/null",
-				       .format = EC1_DISK_QCOW2};
+	struct ec1_disk_config disk = {
+		.block_id = "vda", .path = "/dev/null", .format = EC1_DISK_QCOW2};
 	CHECK(ec1_ctx_add_disk(ctx, &disk) == EC1_EUNSUPPORTED);
 	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "add_disk2");
 	disk.format = EC1_DISK_RAW;

@@ -9,9 +9,9 @@
 #include "check.h"
 
 #define QSIZE 8
-#define DESC 0x1000
+#define DESC  0x1000
 #define AVAIL 0x2000
-#define USED 0x3000
+#define USED  0x3000
 
 static struct guest_mem mem;
 static struct virtq q;
@@ -48,7 +48,8 @@ static void offer(uint16_t head)
 static void queue_pops_readable_then_writable_chain(void)
 {
 	setup();
-	*desc(0) = (struct virtq_desc){.addr = 0x8000, .len = 100, .flags = VIRTQ_DESC_F_NEXT, .next = 1};
+	*desc(0) = (struct virtq_desc){
+		.addr = 0x8000, .len = 100, .flags = VIRTQ_DESC_F_NEXT, .next = 1};
 	*desc(1) = (struct virtq_desc){.addr = 0x9000, .len = 200, .flags = VIRTQ_DESC_F_WRITE};
 	offer(0);
 	struct virtq_chain c;
@@ -59,7 +60,7 @@ static void queue_pops_readable_then_writable_chain(void)
 	CHECK(virtq_pop(&q, &mem, &c) == 0);
 	virtq_push(&q, c.head, 42);
 	uint32_t *used = guest_mem_ptr(&mem, USED, 16);
-	CHECK((used[0] >> 16) == 1);	/* used idx */
+	CHECK((used[0] >> 16) == 1);	      /* used idx */
 	CHECK(used[1] == 0 && used[2] == 42); /* id, len */
 }
 
@@ -74,8 +75,10 @@ static void queue_rejects_head_out_of_range(void)
 static void queue_rejects_descriptor_loop(void)
 {
 	setup();
-	*desc(0) = (struct virtq_desc){.addr = 0x8000, .len = 1, .flags = VIRTQ_DESC_F_NEXT, .next = 1};
-	*desc(1) = (struct virtq_desc){.addr = 0x8000, .len = 1, .flags = VIRTQ_DESC_F_NEXT, .next = 0};
+	*desc(0) = (struct virtq_desc){
+		.addr = 0x8000, .len = 1, .flags = VIRTQ_DESC_F_NEXT, .next = 1};
+	*desc(1) = (struct virtq_desc){
+		.addr = 0x8000, .len = 1, .flags = VIRTQ_DESC_F_NEXT, .next = 0};
 	offer(0);
 	struct virtq_chain c;
 	CHECK(virtq_pop(&q, &mem, &c) == -EINVAL);
@@ -97,7 +100,10 @@ static void queue_rejects_address_outside_memory(void)
 static void queue_rejects_readable_after_writable(void)
 {
 	setup();
-	*desc(0) = (struct virtq_desc){.addr = 0x8000, .len = 8, .flags = VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, .next = 1};
+	*desc(0) = (struct virtq_desc){.addr = 0x8000,
+				       .len = 8,
+				       .flags = VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT,
+				       .next = 1};
 	*desc(1) = (struct virtq_desc){.addr = 0x9000, .len = 8};
 	offer(0);
 	struct virtq_chain c;
@@ -110,7 +116,8 @@ static struct virtq_desc *indirect_chain(bool negotiated)
 	q.indirect_ok = negotiated;
 	*desc(0) = (struct virtq_desc){.addr = 0x4000, .len = 32, .flags = VIRTQ_DESC_F_INDIRECT};
 	struct virtq_desc *table = guest_mem_ptr(&mem, 0x4000, 32);
-	table[0] = (struct virtq_desc){.addr = 0x8000, .len = 4, .flags = VIRTQ_DESC_F_NEXT, .next = 1};
+	table[0] = (struct virtq_desc){
+		.addr = 0x8000, .len = 4, .flags = VIRTQ_DESC_F_NEXT, .next = 1};
 	table[1] = (struct virtq_desc){.addr = 0x9000, .len = 4, .flags = VIRTQ_DESC_F_WRITE};
 	offer(0);
 	return table;

@@ -21,9 +21,9 @@
 #include "../vm.h"
 #include "mmio.h"
 
-#define VIRTIO_ID_CONSOLE 3
+#define VIRTIO_ID_CONSOLE	   3
 #define VIRTIO_CONSOLE_F_MULTIPORT (1ull << 1)
-#define QUEUE_SIZE 256
+#define QUEUE_SIZE		   256
 
 /* §5.3.6.2 control events. */
 enum {
@@ -44,7 +44,7 @@ struct ctl_msg {
 
 struct console {
 	struct virtio_mmio_dev *dev;
-	int fds[CONSOLE_PORTS]; /* host side of each port, -1 for none */
+	int fds[CONSOLE_PORTS];	  /* host side of each port, -1 for none */
 	pthread_mutex_t ctl_lock; /* control receive queue and pending messages */
 	struct ctl_msg pending[PENDING_MAX];
 	unsigned int nr_pending;
@@ -291,8 +291,9 @@ static void console_notify(struct virtio_mmio_dev *d, unsigned int q)
 		(void)n; /* the counter cannot overflow in practice; a lost wake-up is re-sent */
 	} else if (!(q & 1)) {
 		/*
-		 * The driver fills every port's receive queue one buffer and one kick at a time. Only
-		 * stdin's buffers matter to us: for the others, ask for no more kicks (§2.7.7).
+		 * The driver fills every port's receive queue one buffer and one kick at a time.
+		 * Only stdin's buffers matter to us: for the others, ask for no more kicks
+		 * (§2.7.7).
 		 */
 		virtq_set_no_notify(&d->queues[q], true);
 	} else {
@@ -406,7 +407,8 @@ int console_send_control(struct console *c, const char *line)
 		} else if (r > 0 && chain->in_len < len) {
 			virtq_unpop(q);
 		} else if (r > 0) {
-			virtq_push(q, chain->head, (uint32_t)iov_from_buf(chain->in, chain->n_in, line, len));
+			virtq_push(q, chain->head,
+				   (uint32_t)iov_from_buf(chain->in, chain->n_in, line, len));
 			virtio_mmio_signal(d, rx_queue(CONSOLE_CONTROL));
 			err = 0;
 		}

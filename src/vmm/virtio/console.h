@@ -1,4 +1,5 @@
-/* virtio-console with multiple ports: the guest process's stdin, stdout, stderr and init's control. */
+/* virtio-console with multiple ports: the guest process's stdin, stdout, stderr and init's control.
+ */
 #ifndef EC1_VIRTIO_CONSOLE_H
 #define EC1_VIRTIO_CONSOLE_H
 

@@ -42,9 +42,9 @@ enum {
 	REG_CONFIG = 0x100,
 };
 
-#define MAGIC 0x74726976 /* "virt" */
-#define VENDOR 0x00ec1ec1
-#define STATUS_DRIVER_OK 4
+#define MAGIC		   0x74726976 /* "virt" */
+#define VENDOR		   0x00ec1ec1
+#define STATUS_DRIVER_OK   4
 #define STATUS_FEATURES_OK 8
 #define STATUS_NEEDS_RESET 64
 
@@ -122,7 +122,7 @@ static uint32_t read_reg(struct virtio_mmio_dev *d, uint64_t off)
 	case REG_VENDOR_ID:
 		return VENDOR;
 	case REG_DEVICE_FEATURES:
-		return d->dev_features_sel == 0 ? (uint32_t)features
+		return d->dev_features_sel == 0	  ? (uint32_t)features
 		       : d->dev_features_sel == 1 ? (uint32_t)(features >> 32)
 						  : 0;
 	case REG_QUEUE_NUM_MAX:
@@ -183,7 +183,8 @@ static void write_reg(struct virtio_mmio_dev *d, uint64_t off, uint32_t v)
 		if (v == 1 && !q->ready) {
 			q->indirect_ok = d->driver_features & VIRTIO_F_INDIRECT_DESC;
 			if (virtq_enable(q, &d->vm->mem))
-				virtio_mmio_fail(d, "queue rings outside guest memory or misaligned");
+				virtio_mmio_fail(d,
+						 "queue rings outside guest memory or misaligned");
 		} else if (v == 0) {
 			q->ready = false;
 		}
@@ -218,7 +219,8 @@ static void write_reg(struct virtio_mmio_dev *d, uint64_t off, uint32_t v)
 		if ((v & STATUS_FEATURES_OK) && !(d->status & STATUS_FEATURES_OK)) {
 			uint64_t offered = d->ops->features | VIRTIO_F_VERSION_1;
 			/* §2.2: the driver may accept only offered bits; we require VERSION_1. */
-			if ((d->driver_features & ~offered) || !(d->driver_features & VIRTIO_F_VERSION_1))
+			if ((d->driver_features & ~offered) ||
+			    !(d->driver_features & VIRTIO_F_VERSION_1))
 				v &= ~STATUS_FEATURES_OK;
 		}
 		bool now_ok = (v & STATUS_DRIVER_OK) && !(d->status & STATUS_DRIVER_OK);

@@ -59,11 +59,12 @@ static int walk(struct virtq_chain *c, const struct guest_mem *mem, const struct
 		struct virtq_desc d;
 		if (i >= n || steps >= n)
 			return -EINVAL;
-		memcpy(&d, (const void *)&table[i], sizeof(d)); /* read once: the guest may change it */
+		memcpy(&d, (const void *)&table[i],
+		       sizeof(d)); /* read once: the guest may change it */
 		if (d.flags & VIRTQ_DESC_F_INDIRECT) {
 			/* §2.7.5.3.1: one indirect table per chain, not nested, no NEXT with it. */
-			if (!indirect_ok || (d.flags & VIRTQ_DESC_F_NEXT) || d.len % 16 || d.len == 0 ||
-			    d.len / 16 > VIRTQ_MAX_SIZE)
+			if (!indirect_ok || (d.flags & VIRTQ_DESC_F_NEXT) || d.len % 16 ||
+			    d.len == 0 || d.len / 16 > VIRTQ_MAX_SIZE)
 				return -EINVAL;
 			const struct virtq_desc *sub = guest_mem_ptr(mem, d.addr, d.len);
 			if (!sub || (d.addr & 7))

@@ -1,4 +1,5 @@
-/* Split virtqueues (virtio 1.2 §2.7), device side, over guest memory the guest may change at will. */
+/* Split virtqueues (virtio 1.2 §2.7), device side, over guest memory the guest may change at will.
+ */
 #ifndef EC1_VIRTIO_QUEUE_H
 #define EC1_VIRTIO_QUEUE_H
 
@@ -16,11 +17,11 @@ struct virtq_desc {
 	uint16_t flags;
 	uint16_t next;
 };
-#define VIRTQ_DESC_F_NEXT 1
-#define VIRTQ_DESC_F_WRITE 2
-#define VIRTQ_DESC_F_INDIRECT 4
+#define VIRTQ_DESC_F_NEXT	   1
+#define VIRTQ_DESC_F_WRITE	   2
+#define VIRTQ_DESC_F_INDIRECT	   4
 #define VIRTQ_AVAIL_F_NO_INTERRUPT 1
-#define VIRTQ_USED_F_NO_NOTIFY 1
+#define VIRTQ_USED_F_NO_NOTIFY	   1
 
 struct virtq {
 	/* Set by the driver through the transport. */

@@ -19,9 +19,9 @@
 #include "layout.h"
 #include "mptable.h"
 
-#define E820_RAM 1
+#define E820_RAM      1
 #define E820_RESERVED 2
-#define E820_MAX 8
+#define E820_MAX      8
 
 struct e820_entry {
 	uint64_t addr, size;
@@ -35,8 +35,10 @@ static unsigned int e820_build(const struct vm *vm, struct e820_entry *e)
 	unsigned int n = 0;
 
 	e[n++] = (struct e820_entry){0, X86_EBDA_START, E820_RAM};
-	e[n++] = (struct e820_entry){X86_EBDA_START, X86_HIGH_START - X86_EBDA_START, E820_RESERVED};
-	e[n++] = (struct e820_entry){X86_HIGH_START, mem->regions[0].size - X86_HIGH_START, E820_RAM};
+	e[n++] =
+		(struct e820_entry){X86_EBDA_START, X86_HIGH_START - X86_EBDA_START, E820_RESERVED};
+	e[n++] = (struct e820_entry){X86_HIGH_START, mem->regions[0].size - X86_HIGH_START,
+				     E820_RAM};
 	if (mem->nr_regions > 1)
 		e[n++] = (struct e820_entry){mem->regions[1].gpa, mem->regions[1].size, E820_RAM};
 	return n;
@@ -76,7 +78,8 @@ static int pvh_entry(int fd, const Elf64_Phdr *ph, uint64_t *entry)
 		if (next > len)
 			break;
 		if (nh.n_type == XEN_ELFNOTE_PHYS32_ENTRY && nh.n_namesz == 4 &&
-		    memcmp(notes + name_off, "Xen", 4) == 0 && (nh.n_descsz == 4 || nh.n_descsz == 8)) {
+		    memcmp(notes + name_off, "Xen", 4) == 0 &&
+		    (nh.n_descsz == 4 || nh.n_descsz == 8)) {
 			uint64_t v = 0;
 			memcpy(&v, notes + desc_off, nh.n_descsz);
 			*entry = v;
@@ -87,10 +90,10 @@ static int pvh_entry(int fd, const Elf64_Phdr *ph, uint64_t *entry)
 	return -ENOENT;
 }
 
-#define FAIL(code, ...)                                 \
-	do {                                            \
-		snprintf(msg, msg_size, __VA_ARGS__);   \
-		return code;                            \
+#define FAIL(code, ...)                               \
+	do {                                          \
+		snprintf(msg, msg_size, __VA_ARGS__); \
+		return code;                          \
 	} while (0)
 
 static int load_elf(struct vm *vm, int fd, const char *path, char *msg, size_t msg_size)
@@ -113,19 +116,21 @@ static int load_elf(struct vm *vm, int fd, const char *path, char *msg, size_t m
 		void *dst = vm_ptr(vm, ph[i].p_paddr, ph[i].p_memsz);
 		if (!dst || ph[i].p_filesz > ph[i].p_memsz)
 			FAIL(EC1_EINVAL,
-			     "kernel.path: %s: segment at 0x%llx (%llu bytes) does not fit in %u MiB of "
+			     "kernel.path: %s: segment at 0x%llx (%llu bytes) does not fit in %u "
+			     "MiB of "
 			     "guest RAM",
 			     path, (unsigned long long)ph[i].p_paddr,
 			     (unsigned long long)ph[i].p_memsz, vm->cfg->ram_mib);
-		if (guest_mem_load_file(&vm->mem, ph[i].p_paddr, fd, ph[i].p_offset, ph[i].p_filesz))
+		if (guest_mem_load_file(&vm->mem, ph[i].p_paddr, fd, ph[i].p_offset,
+					ph[i].p_filesz))
 			FAIL(EC1_EINVAL, "kernel.path: %s: truncated segment", path);
 		/* Guest RAM is fresh anonymous memory: the rest of p_memsz is already zero. */
 		if (ph[i].p_paddr + ph[i].p_memsz > vm->kernel_end)
 			vm->kernel_end = ph[i].p_paddr + ph[i].p_memsz;
 	}
 	if (!have_entry)
-		FAIL(EC1_EINVAL, "kernel.path: %s: no PVH entry note (build the kernel with CONFIG_PVH)",
-		     path);
+		FAIL(EC1_EINVAL,
+		     "kernel.path: %s: no PVH entry note (build the kernel with CONFIG_PVH)", path);
 	vm->entry_64bit = false;
 	vm->initrd_max = GUEST_MEM_LOW_END;
 	return 0;
@@ -172,27 +177,27 @@ static void pvh_boot_info(struct vm *vm, uint64_t initrd_gpa, uint64_t initrd_si
 }
 
 /* boot_params offsets, Documentation/x86/zero-page.rst and boot.rst. */
-#define BP_E820_ENTRIES 0x1e8
-#define BP_SETUP_SECTS 0x1f1
-#define BP_HEADER 0x202
-#define BP_VERSION 0x206
-#define BP_TYPE_OF_LOADER 0x210
-#define BP_LOADFLAGS 0x211
-#define BP_CODE32_START 0x214
-#define BP_RAMDISK_IMAGE 0x218
-#define BP_RAMDISK_SIZE 0x21c
-#define BP_HEAP_END_PTR 0x224
-#define BP_CMD_LINE_PTR 0x228
+#define BP_E820_ENTRIES	   0x1e8
+#define BP_SETUP_SECTS	   0x1f1
+#define BP_HEADER	   0x202
+#define BP_VERSION	   0x206
+#define BP_TYPE_OF_LOADER  0x210
+#define BP_LOADFLAGS	   0x211
+#define BP_CODE32_START	   0x214
+#define BP_RAMDISK_IMAGE   0x218
+#define BP_RAMDISK_SIZE	   0x21c
+#define BP_HEAP_END_PTR	   0x224
+#define BP_CMD_LINE_PTR	   0x228
 #define BP_INITRD_ADDR_MAX 0x22c
-#define BP_XLOADFLAGS 0x236
-#define BP_INIT_SIZE 0x260
-#define BP_E820_TABLE 0x2d0
-#define XLF_KERNEL_64 1
-#define LOADED_HIGH 1
-#define CAN_USE_HEAP 0x80
+#define BP_XLOADFLAGS	   0x236
+#define BP_INIT_SIZE	   0x260
+#define BP_E820_TABLE	   0x2d0
+#define XLF_KERNEL_64	   1
+#define LOADED_HIGH	   1
+#define CAN_USE_HEAP	   0x80
 
-static int load_bzimage(struct vm *vm, int fd, const char *path, uint64_t file_size,
-			char *msg, size_t msg_size)
+static int load_bzimage(struct vm *vm, int fd, const char *path, uint64_t file_size, char *msg,
+			size_t msg_size)
 {
 	uint8_t *bp = vm_ptr(vm, X86_BOOT_INFO_ADDR, 4096);
 	uint8_t hdr[1024];
@@ -204,8 +209,10 @@ static int load_bzimage(struct vm *vm, int fd, const char *path, uint64_t file_s
 	uint16_t xload;
 	memcpy(&xload, hdr + BP_XLOADFLAGS, 2);
 	if (version < 0x20c || !(xload & XLF_KERNEL_64))
-		FAIL(EC1_EINVAL, "kernel.path: %s: bzImage without a 64-bit entry point (boot "
-				 "protocol 2.12+ needed)", path);
+		FAIL(EC1_EINVAL,
+		     "kernel.path: %s: bzImage without a 64-bit entry point (boot "
+		     "protocol 2.12+ needed)",
+		     path);
 	unsigned int setup_sects = hdr[BP_SETUP_SECTS] ? hdr[BP_SETUP_SECTS] : 4;
 	uint64_t kernel_off = (setup_sects + 1) * 512ull;
 	if (kernel_off >= file_size)

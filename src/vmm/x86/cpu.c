@@ -14,8 +14,9 @@
 
 int x86_write_mptable(struct vm *vm);
 
-/* Just below 4 GiB, out of the way of RAM and devices (KVM needs 3 pages for the TSS, 1 for EPT). */
-#define TSS_ADDR 0xfffbd000
+/* Just below 4 GiB, out of the way of RAM and devices (KVM needs 3 pages for the TSS, 1 for EPT).
+ */
+#define TSS_ADDR	  0xfffbd000
 #define IDENTITY_MAP_ADDR 0xfffbc000
 
 bool arch_kvm_is_pvm(void)
@@ -46,7 +47,8 @@ int arch_vm_init(struct vm *vm, char *msg, size_t msg_size)
 			 vm->nr_vcpus);
 		return EC1_EINVAL;
 	}
-	/* GDT for both entry modes (null, null, code, data, TSS); entries from the Intel SDM §3.4.5. */
+	/* GDT for both entry modes (null, null, code, data, TSS); entries from the Intel SDM
+	 * §3.4.5. */
 	uint64_t *gdt = vm_ptr(vm, X86_GDT_ADDR, 5 * 8);
 	gdt[0] = 0;
 	gdt[1] = 0;
@@ -70,7 +72,8 @@ int arch_vm_init(struct vm *vm, char *msg, size_t msg_size)
 static int set_cpuid(struct vm *vm, struct vcpu *vcpu)
 {
 	int nent = 256;
-	struct kvm_cpuid2 *cpuid = calloc(1, sizeof(*cpuid) + nent * sizeof(struct kvm_cpuid_entry2));
+	struct kvm_cpuid2 *cpuid =
+		calloc(1, sizeof(*cpuid) + nent * sizeof(struct kvm_cpuid_entry2));
 	int err = 0;
 
 	if (!cpuid)
@@ -84,7 +87,8 @@ static int set_cpuid(struct vm *vm, struct vcpu *vcpu)
 		struct kvm_cpuid_entry2 *e = &cpuid->entries[i];
 		switch (e->function) {
 		case 1:
-			/* Initial APIC id, logical CPU count; we are a hypervisor guest (bit 31). */
+			/* Initial APIC id, logical CPU count; we are a hypervisor guest (bit 31).
+			 */
 			e->ebx = (e->ebx & 0x0000ffff) | (vcpu->index << 24) | (vm->nr_vcpus << 16);
 			e->ecx |= 1u << 31;
 			if (vm->nr_vcpus > 1)
@@ -163,9 +167,9 @@ int arch_vcpu_init(struct vm *vm, struct vcpu *vcpu)
 	if (vm->entry_64bit) {
 		/* boot.rst "64-bit boot protocol": long mode, paging on, %rsi = boot_params. */
 		sregs.cr3 = X86_PML4_ADDR;
-		sregs.cr4 = 0x20;	     /* PAE */
-		sregs.cr0 |= 0x80000000u;    /* PG */
-		sregs.efer = 0x500;	     /* LME, LMA */
+		sregs.cr4 = 0x20;	  /* PAE */
+		sregs.cr0 |= 0x80000000u; /* PG */
+		sregs.efer = 0x500;	  /* LME, LMA */
 		regs.rsi = vm->boot_info;
 	} else {
 		/* PVH: 32-bit flat protected mode, paging off, %ebx = hvm_start_info. */
@@ -173,14 +177,14 @@ int arch_vcpu_init(struct vm *vm, struct vcpu *vcpu)
 		sregs.efer = 0;
 		regs.rbx = vm->boot_info;
 	}
-	if (ioctl(vcpu->fd, KVM_SET_SREGS, &sregs) < 0 || ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0 ||
-	    ioctl(vcpu->fd, KVM_SET_FPU, &fpu) < 0)
+	if (ioctl(vcpu->fd, KVM_SET_SREGS, &sregs) < 0 ||
+	    ioctl(vcpu->fd, KVM_SET_REGS, &regs) < 0 || ioctl(vcpu->fd, KVM_SET_FPU, &fpu) < 0)
 		return -errno;
 	return 0;
 }
 
 #define I8042_COMMAND 0x64
-#define I8042_RESET 0xfe
+#define I8042_RESET   0xfe
 
 void arch_pio(struct vm *vm, uint16_t port, bool is_write, uint8_t *data, uint32_t size)
 {

@@ -50,9 +50,9 @@ struct mpc_intsrc { /* I/O (type 3) and local (type 4) interrupt assignments */
 
 enum { MP_PROCESSOR, MP_BUS, MP_IOAPIC, MP_INTSRC, MP_LINTSRC };
 enum { MP_INT, MP_NMI, MP_SMI, MP_EXTINT };
-#define CPU_ENABLED 1
-#define CPU_BSP 2
-#define APIC_VERSION 0x14
+#define CPU_ENABLED    1
+#define CPU_BSP	       2
+#define APIC_VERSION   0x14
 #define IOAPIC_VERSION 0x11
 
 static uint8_t checksum(const void *p, size_t n)
@@ -86,7 +86,7 @@ void mptable_write(void *dst, uint32_t gpa, unsigned int cpus)
 		c->apicid = (uint8_t)i;
 		c->apicver = APIC_VERSION;
 		c->cpuflag = CPU_ENABLED | (i == 0 ? CPU_BSP : 0);
-		c->cpufeature = 0x600; /* family 6 */
+		c->cpufeature = 0x600;		 /* family 6 */
 		c->featureflag = (1u << 9) | 1u; /* APIC, FPU */
 		p += sizeof(*c);
 		count++;
@@ -105,7 +105,8 @@ void mptable_write(void *dst, uint32_t gpa, unsigned int cpus)
 	io->apicaddr = X86_IOAPIC_ADDR;
 	p += sizeof(*io);
 	count++;
-	/* ISA lines 0..23 straight to the same I/O APIC pins; flags 0: conforms to bus (edge, high). */
+	/* ISA lines 0..23 straight to the same I/O APIC pins; flags 0: conforms to bus (edge,
+	 * high). */
 	for (unsigned int irq = 0; irq < X86_IOAPIC_PINS; irq++) {
 		struct mpc_intsrc *s = (void *)p;
 		s->type = MP_INTSRC;

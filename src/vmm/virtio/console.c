@@ -305,6 +305,7 @@ static void console_notify(struct virtio_mmio_dev *d, unsigned int q)
 
 static void stdin_eof(struct console *c)
 {
+	virtio_mmio_queues_begin(c->dev);
 	pthread_mutex_lock(&c->ctl_lock);
 	c->stdin_eof = true;
 	/* §5.3.6.2 PORT_OPEN 0: the host end is closed; the guest's reads then return 0 (EOF). */
@@ -312,6 +313,7 @@ static void stdin_eof(struct console *c)
 		ctl_send(c, CONSOLE_STDIN, CTL_PORT_OPEN, 0);
 	ctl_flush(c);
 	pthread_mutex_unlock(&c->ctl_lock);
+	virtio_mmio_queues_end(c->dev);
 }
 
 /* Waits for fd readable; false when asked to stop. */
@@ -355,7 +357,9 @@ static void *stdin_main(void *arg)
 				break;
 			continue;
 		}
+		virtio_mmio_queues_begin(d);
 		int r = virtq_pop(q, &d->vm->mem, chain);
+		virtio_mmio_queues_end(d);
 		if (r < 0) {
 			virtio_mmio_fail(d, "bad stdin receive chain");
 			break;
@@ -370,6 +374,8 @@ static void *stdin_main(void *arg)
 			virtq_unpop(q);
 			break;
 		}
+		/* The chain's buffers are guest RAM, mapped for the VM's life: safe even if reset.
+		 */
 		ssize_t n = readv(fd, chain->in, (int)chain->n_in);
 		if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
 			virtq_unpop(q);
@@ -380,8 +386,10 @@ static void *stdin_main(void *arg)
 			stdin_eof(c);
 			break;
 		}
+		virtio_mmio_queues_begin(d);
 		virtq_push(q, chain->head, (uint32_t)n);
 		virtio_mmio_signal(d, rx_queue(CONSOLE_STDIN));
+		virtio_mmio_queues_end(d);
 	}
 	free(chain);
 	return NULL;
@@ -397,6 +405,7 @@ int console_send_control(struct console *c, const char *line)
 
 	if (!chain)
 		return -ENOMEM;
+	virtio_mmio_queues_begin(d);
 	pthread_mutex_lock(&c->ctl_lock);
 	/* Data for a port nobody holds open would be dropped by the driver. */
 	if (__atomic_load_n(&c->guest_open[CONSOLE_CONTROL], __ATOMIC_ACQUIRE)) {
@@ -414,6 +423,7 @@ int console_send_control(struct console *c, const char *line)
 		}
 	}
 	pthread_mutex_unlock(&c->ctl_lock);
+	virtio_mmio_queues_end(d);
 	free(chain);
 	return err;
 }

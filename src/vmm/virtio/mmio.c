@@ -63,6 +63,7 @@ int virtio_mmio_add(struct vm *vm, const struct virtio_dev_ops *ops, void *priv,
 	d->base = VM_MMIO_BASE + VM_MMIO_STRIDE * vm->nr_devs;
 	d->gsi = VM_MMIO_IRQ_BASE + vm->nr_devs;
 	pthread_mutex_init(&d->lock, NULL);
+	pthread_rwlock_init(&d->qlock, NULL);
 	vm->devs[vm->nr_devs++] = d;
 	*out = d;
 	return 0;
@@ -73,6 +74,7 @@ void virtio_mmio_free(struct virtio_mmio_dev *d)
 	if (!d)
 		return;
 	pthread_mutex_destroy(&d->lock);
+	pthread_rwlock_destroy(&d->qlock);
 	free(d);
 }
 
@@ -80,6 +82,16 @@ int virtio_mmio_cmdline(const struct virtio_mmio_dev *d, char *buf, size_t size)
 {
 	return snprintf(buf, size, " virtio_mmio.device=4K@0x%llx:%u", (unsigned long long)d->base,
 			d->gsi);
+}
+
+void virtio_mmio_queues_begin(struct virtio_mmio_dev *d)
+{
+	pthread_rwlock_rdlock(&d->qlock);
+}
+
+void virtio_mmio_queues_end(struct virtio_mmio_dev *d)
+{
+	pthread_rwlock_unlock(&d->qlock);
 }
 
 void virtio_mmio_signal(struct virtio_mmio_dev *d, unsigned int queue)
@@ -267,11 +279,19 @@ void virtio_mmio_access(struct virtio_mmio_dev *d, uint64_t offset, uint8_t *dat
 	memcpy(&v, data, 4);
 	if (offset == REG_QUEUE_NOTIFY) {
 		/* Notifications run outside the register lock: devices do their own locking. */
+		virtio_mmio_queues_begin(d);
 		if (v < d->ops->num_queues && d->queues[v].ready && (d->status & STATUS_DRIVER_OK))
 			d->ops->notify(d, v);
+		virtio_mmio_queues_end(d);
 		return;
 	}
+	/* Writes that can change a ring in use wait until no device is processing queues. */
+	bool rings = offset == REG_QUEUE_READY || offset == REG_QUEUE_RESET || offset == REG_STATUS;
 	pthread_mutex_lock(&d->lock);
+	if (rings)
+		pthread_rwlock_wrlock(&d->qlock);
 	write_reg(d, offset, v);
+	if (rings)
+		pthread_rwlock_unlock(&d->qlock);
 	pthread_mutex_unlock(&d->lock);
 }

@@ -38,6 +38,12 @@ struct virtio_mmio_dev {
 	void *priv;
 	uint64_t base;
 	unsigned int gsi;
+	/*
+	 * Queue processing (notify handlers, device threads) holds qlock for reading; the driver's
+	 * queue set-up, queue reset and device reset take it for writing, so rings never change
+	 * under a device that is using them.
+	 */
+	pthread_rwlock_t qlock;
 	pthread_mutex_t lock; /* register state below */
 	uint32_t status, dev_features_sel, drv_features_sel, queue_sel, config_generation;
 	uint64_t driver_features;
@@ -53,6 +59,9 @@ void virtio_mmio_free(struct virtio_mmio_dev *d);
 /* A guest access inside the device's window. */
 void virtio_mmio_access(struct virtio_mmio_dev *d, uint64_t offset, uint8_t *data, uint32_t len,
 			bool is_write);
+/* Brackets device-side use of the queues from a thread other than a notify handler. */
+void virtio_mmio_queues_begin(struct virtio_mmio_dev *d);
+void virtio_mmio_queues_end(struct virtio_mmio_dev *d);
 /* Signals used buffers to the driver (if it asked for interrupts on q). */
 void virtio_mmio_signal(struct virtio_mmio_dev *d, unsigned int queue);
 /* The driver broke the protocol: mark the device as needing reset and stop the VM. */

@@ -107,6 +107,8 @@ void virtq_unpop(struct virtq *q)
 
 void virtq_push(struct virtq *q, uint16_t head, uint32_t len)
 {
+	if (!q->ready)
+		return; /* reset since the chain was popped: nothing to return it to */
 	volatile uint32_t *elem = (volatile uint32_t *)(q->used + 4 + 8 * (q->used_idx % q->num));
 	elem[0] = head;
 	elem[1] = len;

@@ -75,8 +75,11 @@ t_run_sigterm_to_ec1_reaches_process() {
 t_example_hello_runs() { check $name "Hello World" "$("$dir/hello")"; }
 t_run_kernel_panic_reported() {
 	# An init that cannot run makes the kernel panic: ec1 must report it, not hang or crash.
-	"$EC1" run --timeout 60 --kernel "$EC1_KERNEL" --cmdline 'rdinit=/nonexistent init=/nonexistent' -- /bin/true 2>$T/err; rc=$?
-	if [ $rc = 125 ] && grep -qi 'panic\|without reporting' $T/err; then pass $name
+	# panic=0 (the guest halts) rather than a reboot: a guest triple fault once stalled the
+	# nested SVM of the rig for good; the panic text then arrives through --timeout's report.
+	timeout -s KILL 120 "$EC1" run --timeout 25 --kernel "$EC1_KERNEL" \
+		--cmdline 'rdinit=/nonexistent init=/nonexistent panic=0' -- /bin/true 2>$T/err; rc=$?
+	if [ $rc = 125 ] && grep -q 'Kernel panic' $T/err; then pass $name
 	else fail $name "rc $rc, stderr: $(head -c 400 $T/err)"; fi
 }
 

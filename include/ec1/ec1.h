@@ -185,19 +185,26 @@ enum ec1_vmnet_mode {
 	EC1_VMNET_HOST = 2,    /* host and other host-only VMs; optional isolation */
 };
 
-/* vmnet networking through vmnet-helper. NULL strings mean the helper's defaults. */
+/*
+ * vmnet networking through vmnet-helper (libkrun and libkrun-efi backends; needs libkrun >= 1.15
+ * for krun_add_net_unixgram). ec1 starts the helper with one end of a datagram socket pair as its
+ * fd 3 (`--fd 3`), reads the one JSON line it prints, and gives the guest a virtio-net device on
+ * our end: one Ethernet frame per datagram. The helper is stopped by ec1_ctx_free(). Off macOS
+ * the call answers EC1_EVMNET unless a helper is configured (helper_path or EC1_VMNET_HELPER),
+ * e.g. a compatible program on Linux. NULL strings mean the helper's defaults.
+ */
 struct ec1_vmnet_config {
-	const char *interface_id;     /* interface UUID, or NULL to generate */
+	const char *interface_id;     /* interface UUID (keeps the MAC across runs), or NULL */
 	enum ec1_vmnet_mode mode;     /* default EC1_VMNET_SHARED */
-	const char *start_address;    /* DHCP range start, or NULL */
-	const char *end_address;      /* DHCP range end, or NULL */
-	const char *subnet_mask;      /* or NULL */
-	const char *shared_interface; /* bridged mode: physical interface, e.g. "en0" */
-	bool enable_isolation;	      /* host mode: no VM-to-VM traffic */
-	bool verbose;		      /* helper logs verbosely */
-	const char *const *port_map;  /* "HOST:GUEST" entries */
+	const char *start_address;    /* IPv4 DHCP range start (shared, host), or NULL */
+	const char *end_address;      /* IPv4 DHCP range end, or NULL */
+	const char *subnet_mask;      /* IPv4 subnet mask, or NULL */
+	const char *shared_interface; /* bridged mode only, required: physical interface ("en0") */
+	bool enable_isolation;	      /* host mode only: no VM-to-VM traffic */
+	bool verbose;		      /* helper logs verbosely (to this process's stderr) */
+	const char *const *port_map;  /* must be empty: the guest has its own address on vmnet */
 	size_t port_map_count;
-	const char *helper_path; /* NULL: /opt/vmnet-helper/bin/vmnet-helper */
+	const char *helper_path; /* NULL: $EC1_VMNET_HELPER, else /opt/vmnet-helper/bin/vmnet-helper */
 };
 int ec1_ctx_set_vmnet(struct ec1_ctx *ctx, const struct ec1_vmnet_config *config);
 int ec1_ctx_set_vmnet_shared(struct ec1_ctx *ctx, const char *const *port_map, size_t count);
@@ -205,6 +212,23 @@ int ec1_ctx_set_vmnet_bridged(struct ec1_ctx *ctx, const char *iface, const char
 			      size_t count);
 int ec1_ctx_set_vmnet_host(struct ec1_ctx *ctx, bool isolation, const char *const *port_map,
 			   size_t count);
+
+/* What the running vmnet-helper reported. Empty strings where it said nothing. */
+struct ec1_vmnet_info {
+	uint8_t mac[6];		  /* the guest's MAC address (vmnet_mac_address) */
+	char mac_address[18];	  /* the same, "xx:xx:xx:xx:xx:xx" */
+	uint32_t mtu;		  /* bytes (vmnet_mtu) */
+	uint32_t max_packet_size; /* bytes (vmnet_max_packet_size), 0 if not given */
+	char start_address[16];	  /* IPv4 range start; in shared mode the host's (gateway) address */
+	char end_address[16];	  /* IPv4 range end */
+	char subnet_mask[16];	  /* IPv4 subnet mask */
+	char interface_id[40];	  /* interface UUID: pass it again to keep the MAC address */
+	char nat66_prefix[48];	  /* IPv6 prefix in shared mode */
+	int helper_pid;		  /* the helper's process id */
+	int fd;			  /* our end of the frame socket; owned by the context */
+};
+/* Fills *info after a successful ec1_ctx_set_vmnet*; EC1_ESTATE before. */
+int ec1_ctx_get_vmnet_info(struct ec1_ctx *ctx, struct ec1_vmnet_info *info);
 
 /* Builtin-engine extras (EC1_EUNSUPPORTED elsewhere). */
 /* Guest process stdio: host fds for its stdin, stdout, stderr. Default: 0, 1, 2; -1 for none. */

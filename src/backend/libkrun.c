@@ -10,6 +10,7 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,7 @@
 	X(set_kernel, int32_t, (uint32_t, const char *, uint32_t, const char *, const char *))   \
 	X(set_tee_config_file, int32_t, (uint32_t, const char *))                                \
 	X(get_shutdown_eventfd, int32_t, (uint32_t))                                             \
+	X(add_net_unixgram, int32_t, (uint32_t, const char *, int, uint8_t *, uint32_t, uint32_t)) \
 	X(start_enter, int32_t, (uint32_t))
 
 struct krun {
@@ -221,6 +223,30 @@ static int libkrun_shutdown_eventfd(struct ec1_ctx *ctx, int *fd)
 	return EC1_OK;
 }
 
+/*
+ * vmnet: a virtio-net device on our end of the helper's datagram socket (raw Ethernet frames, one
+ * per datagram, no virtio-net header, no offloads) with the MAC vmnet assigned. The seed handed
+ * this socket to krun_set_passt_fd, which expects passt's length-prefixed stream.
+ */
+static int libkrun_set_vmnet(struct ec1_ctx *ctx)
+{
+	if (!K(ctx)->add_net_unixgram)
+		return ec1_fail(ctx, EC1_EUNSUPPORTED,
+				"vmnet: krun_add_net_unixgram is not in the loaded %s (vmnet needs "
+				"libkrun 1.15 or later)",
+				soname(ctx->ops->id));
+	/* libkrun owns the fd it is given; the context keeps its own until ec1_ctx_free. */
+	int fd = fcntl(ctx->vmnet.fd, F_DUPFD_CLOEXEC, 3);
+	if (fd < 0)
+		return ec1_fail(ctx, EC1_EBACKEND, "vmnet: dup: %s", strerror(errno));
+	uint8_t mac[6];
+	memcpy(mac, ctx->vmnet.info.mac, sizeof(mac));
+	int err = KCALL(ctx, add_net_unixgram, NULL, fd, mac, 0, 0);
+	if (err)
+		close(fd);
+	return err;
+}
+
 /* krun_start_enter exits the process: run it in a child and return the child's status. */
 static int libkrun_run(struct ec1_ctx *ctx, int *status)
 {
@@ -257,14 +283,18 @@ static int libkrun_start_enter(struct ec1_ctx *ctx)
 		.add_virtiofs = libkrun_add_virtiofs, .add_disk = libkrun_add_disk,             \
 		.set_network = libkrun_set_network, .set_process = libkrun_set_process,         \
 		.set_kernel = libkrun_set_kernel, .set_sev = libkrun_set_sev,                   \
-		.get_shutdown_eventfd = libkrun_shutdown_eventfd, .run = libkrun_run,           \
-		.start_enter = libkrun_start_enter,                                             \
+		.get_shutdown_eventfd = libkrun_shutdown_eventfd, .set_vmnet = libkrun_set_vmnet, \
+		.run = libkrun_run, .start_enter = libkrun_start_enter,                         \
 	}
 
-/* SEED.md's availability table. */
+/*
+ * SEED.md's availability table. Its "VMNet" column is the generic build with vmnet-helper; ec1
+ * offers vmnet with libkrun-efi too, where vmnet can work as well (krunkit pairs the two).
+ */
 const struct ec1_backend_ops ec1_backend_libkrun =
-	LIBKRUN_OPS(EC1_BACKEND_LIBKRUN, EC1_F_ROOT | EC1_F_VOLUMES);
+	LIBKRUN_OPS(EC1_BACKEND_LIBKRUN, EC1_F_ROOT | EC1_F_VOLUMES | EC1_F_VMNET);
 const struct ec1_backend_ops ec1_backend_libkrun_sev =
 	LIBKRUN_OPS(EC1_BACKEND_LIBKRUN_SEV, EC1_F_SEV);
 const struct ec1_backend_ops ec1_backend_libkrun_efi =
-	LIBKRUN_OPS(EC1_BACKEND_LIBKRUN_EFI, EC1_F_ROOT | EC1_F_VOLUMES | EC1_F_SHUTDOWN_FD);
+	LIBKRUN_OPS(EC1_BACKEND_LIBKRUN_EFI,
+		    EC1_F_ROOT | EC1_F_VOLUMES | EC1_F_SHUTDOWN_FD | EC1_F_VMNET);

@@ -37,6 +37,10 @@ static const char run_usage[] =
 	"teardown\n"
 	"                        (environment EC1_TIMING=1)\n"
 	"      --console         copy the guest kernel's console to stderr (EC1_CONSOLE=1)\n"
+	"      --vmnet MODE      vmnet network through vmnet-helper (libkrun backends, macOS):\n"
+	"                        shared, host, host-isolated or bridged:IFACE\n"
+	"      --vmnet-helper PATH  the helper (default /opt/vmnet-helper/bin/vmnet-helper;\n"
+	"                        environment EC1_VMNET_HELPER); needed off macOS\n"
 	"  -v, --verbose         more log output (repeat for debug)\n"
 	"  -h, --help            this help\n";
 
@@ -114,6 +118,27 @@ static int add_env(const char ***env, size_t *n, const char *kv)
 	return 0;
 }
 
+/* --vmnet MODE: shared, host, host-isolated, bridged:IFACE. */
+static int parse_vmnet(const char *s, struct ec1_vmnet_config *c)
+{
+	if (strcmp(s, "shared") == 0) {
+		c->mode = EC1_VMNET_SHARED;
+	} else if (strcmp(s, "host") == 0 || strcmp(s, "host-isolated") == 0) {
+		c->mode = EC1_VMNET_HOST;
+		c->enable_isolation = strcmp(s, "host-isolated") == 0;
+	} else if (strncmp(s, "bridged:", 8) == 0 && s[8]) {
+		c->mode = EC1_VMNET_BRIDGED;
+		c->shared_interface = s + 8;
+	} else {
+		fprintf(stderr,
+			"ec1: --vmnet: \"%s\": expected shared, host, host-isolated or "
+			"bridged:IFACE\n",
+			s);
+		return -1;
+	}
+	return 0;
+}
+
 static int cmd_run(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -128,6 +153,8 @@ static int cmd_run(int argc, char **argv)
 		{"backend", required_argument, NULL, 'b'},
 		{"timing", no_argument, NULL, 'T'},
 		{"console", no_argument, NULL, 'K'},
+		{"vmnet", required_argument, NULL, 'N'},
+		{"vmnet-helper", required_argument, NULL, 'H'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -138,7 +165,8 @@ static int cmd_run(int argc, char **argv)
 	size_t nenv = 0;
 	const char *workdir = NULL, *backend_name = NULL;
 	double timeout_s = 0;
-	bool timing = false, console = false;
+	bool timing = false, console = false, vmnet = false;
+	struct ec1_vmnet_config vmnet_config = {0};
 	int verbose = 0, c;
 	unsigned long v;
 
@@ -195,6 +223,14 @@ static int cmd_run(int argc, char **argv)
 			break;
 		case 'K':
 			console = true;
+			break;
+		case 'N':
+			if (parse_vmnet(optarg, &vmnet_config))
+				return EXIT_EC1_ERROR;
+			vmnet = true;
+			break;
+		case 'H':
+			vmnet_config.helper_path = optarg;
 			break;
 		case 'v':
 			verbose++;
@@ -256,6 +292,15 @@ static int cmd_run(int argc, char **argv)
 		return fail(ctx, err);
 	if (console && (err = ec1_ctx_set_console(ctx, true)))
 		return fail(ctx, err);
+	if (vmnet && (err = ec1_ctx_set_vmnet(ctx, &vmnet_config)))
+		return fail(ctx, err);
+	if (vmnet && verbose) {
+		struct ec1_vmnet_info info;
+		if (ec1_ctx_get_vmnet_info(ctx, &info) == EC1_OK)
+			fprintf(stderr, "ec1: vmnet: mac %s mtu %u range %s-%s mask %s id %s\n",
+				info.mac_address, info.mtu, info.start_address, info.end_address,
+				info.subnet_mask, info.interface_id);
+	}
 
 	forward_signals(ctx);
 	int status;

@@ -165,6 +165,7 @@ int ec1_ctx_new_backend(enum ec1_backend backend, struct ec1_ctx **out)
 	ctx->stdio[1] = 1;
 	ctx->stdio[2] = 2;
 	ctx->shutdown_fd = -1;
+	ctx->vmnet.fd = ctx->vmnet.out_fd = -1;
 	const char *t = getenv("EC1_TIMING");
 	ctx->timing = t && *t && strcmp(t, "0") != 0;
 	const char *c = getenv("EC1_CONSOLE");
@@ -191,6 +192,7 @@ void ec1_ctx_free(struct ec1_ctx *ctx)
 		return;
 	if (ctx->ops->close)
 		ctx->ops->close(ctx);
+	ec1_vmnet_stop(&ctx->vmnet);
 	free(ctx->root);
 	free_list(ctx->volumes);
 	for (size_t i = 0; i < ctx->nr_shares; i++) {
@@ -573,21 +575,38 @@ int ec1_ctx_set_vmnet(struct ec1_ctx *ctx, const struct ec1_vmnet_config *config
 	ENTER(ctx);
 	if (!config)
 		return ec1_fail(ctx, EC1_EINVAL, "vmnet: NULL config");
-	if ((unsigned int)config->mode > EC1_VMNET_HOST)
-		return ec1_fail(ctx, EC1_EINVAL, "vmnet.mode: %d: unknown", (int)config->mode);
-	if (config->mode == EC1_VMNET_BRIDGED &&
-	    (!config->shared_interface || !*config->shared_interface))
-		return ec1_fail(ctx, EC1_EINVAL,
-				"vmnet.shared_interface: required in bridged mode");
-	int err = check_port_map(ctx, "vmnet.port_map", config->port_map, config->port_map_count);
+	int err = ec1_vmnet_check(ctx, config);
 	if (err)
 		return err;
 	if (!(ctx->ops->features & EC1_F_VMNET) || !ctx->ops->set_vmnet)
-		return ec1_fail(ctx, EC1_EVMNET,
-				"vmnet: not available with the %s backend on this "
-				"system",
+		return ec1_fail(ctx, EC1_EVMNET, "vmnet: not available with the %s backend",
 				ec1_backend_name(ctx->ops->id));
-	return call(ctx, ctx->ops->set_vmnet);
+	bool configured;
+	const char *helper = ec1_vmnet_helper_path(config, &configured);
+#ifndef __APPLE__
+	if (!configured)
+		return ec1_fail(ctx, EC1_EVMNET,
+				"vmnet: macOS only (vmnet-helper); set helper_path or "
+				"EC1_VMNET_HELPER to use a compatible helper here");
+#endif
+	if (ctx->vmnet.pid)
+		return ec1_fail(ctx, EC1_ESTATE, "vmnet: already set for this context");
+	if ((err = ec1_vmnet_start(ctx, config, helper, &ctx->vmnet)))
+		return err;
+	if ((err = call(ctx, ctx->ops->set_vmnet)))
+		ec1_vmnet_stop(&ctx->vmnet);
+	return err;
+}
+
+int ec1_ctx_get_vmnet_info(struct ec1_ctx *ctx, struct ec1_vmnet_info *info)
+{
+	ENTER(ctx);
+	if (!info)
+		return ec1_fail(ctx, EC1_EINVAL, "info: NULL");
+	if (!ctx->vmnet.pid)
+		return ec1_fail(ctx, EC1_ESTATE, "vmnet: not set (call ec1_ctx_set_vmnet first)");
+	*info = ctx->vmnet.info;
+	return EC1_OK;
 }
 
 int ec1_ctx_set_vmnet_shared(struct ec1_ctx *ctx, const char *const *port_map, size_t count)

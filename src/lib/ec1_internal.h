@@ -47,6 +47,31 @@ struct ec1_backend_ops {
 	bool builtin_extras;	      /* ec1_ctx_set_stdio/timeout/timing/console */
 };
 
+/* A running vmnet-helper (src/lib/vmnet.c). */
+struct ec1_vmnet {
+	int pid;    /* the helper, 0 if none */
+	int fd;	    /* our end of the frame socket, -1 if none */
+	int out_fd; /* the helper's stdout, kept open so it never gets SIGPIPE */
+	struct ec1_vmnet_info info;
+};
+
+#define EC1_VMNET_MAX_ARGS 24
+
+/* The helper to run: config's, EC1_VMNET_HELPER, or the default; *configured unless default. */
+const char *ec1_vmnet_helper_path(const struct ec1_vmnet_config *config, bool *configured);
+/* Checks every field of config; the message names the field. */
+int ec1_vmnet_check(struct ec1_ctx *ctx, const struct ec1_vmnet_config *config);
+/* The helper's argv (NULL-terminated) for config; returns the count. */
+size_t ec1_vmnet_helper_argv(const struct ec1_vmnet_config *config, const char *helper,
+			     const char *argv[EC1_VMNET_MAX_ARGS]);
+/* Parses the helper's JSON line; on error writes the reason to err and returns -1. */
+int ec1_vmnet_parse(const char *line, struct ec1_vmnet_info *info, char *err, size_t err_size);
+/* Starts the helper and reads its configuration into v->info. */
+int ec1_vmnet_start(struct ec1_ctx *ctx, const struct ec1_vmnet_config *config,
+		    const char *helper, struct ec1_vmnet *v);
+/* Stops the helper (SIGTERM, then SIGKILL after a grace period) and closes our fds. */
+void ec1_vmnet_stop(struct ec1_vmnet *v);
+
 struct ec1_share {
 	char *tag, *dir;
 };
@@ -72,6 +97,7 @@ struct ec1_ctx {
 	uint32_t timeout_ms;
 	bool timing, console;
 	int shutdown_fd;
+	struct ec1_vmnet vmnet;
 };
 
 /* Sets ctx->message (printf-style) and returns code. */

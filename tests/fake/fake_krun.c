@@ -2,7 +2,8 @@
  * A fake libkrun for tests: every krun_* call appends one line with its arguments to the file
  * named by FAKE_KRUN_LOG. krun_start_enter exits with FAKE_KRUN_EXIT (default 0), as the real
  * one exits with the guest's status. Built once per variant soname; with -DFAKE_OLD it lacks the
- * newer calls (add_disk2, set_kernel, get_shutdown_eventfd), like an old libkrun.
+ * newer calls (add_disk2, set_kernel, get_shutdown_eventfd, add_net_unixgram), like an old
+ * libkrun.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -10,6 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 static void rec(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -151,5 +155,28 @@ int32_t krun_get_shutdown_eventfd(uint32_t id)
 {
 	rec("krun_get_shutdown_eventfd %u", id);
 	return eventfd(0, EFD_CLOEXEC);
+}
+/*
+ * Records the call, then checks that fd is a datagram socket whose peer echoes a frame (the fake
+ * vmnet-helper does). libkrun owns the fd it is given: closed here.
+ */
+int32_t krun_add_net_unixgram(uint32_t id, const char *path, int fd, uint8_t *m,
+			      uint32_t features, uint32_t flags)
+{
+	int type = 0;
+	socklen_t len = sizeof(type);
+	getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len);
+	const char frame[] = "\x0a\xbb\xcc\xdd\xee\x0f fake ethernet frame";
+	char back[64] = {0};
+	struct timeval tv = {.tv_sec = 5};
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	bool echo = send(fd, frame, sizeof(frame), 0) == (ssize_t)sizeof(frame) &&
+		    recv(fd, back, sizeof(back), 0) == (ssize_t)sizeof(frame) &&
+		    memcmp(back, frame, sizeof(frame)) == 0;
+	rec("krun_add_net_unixgram %u %s %s %02x:%02x:%02x:%02x:%02x:%02x %u %u echo=%s", id,
+	    str(path), type == SOCK_DGRAM ? "dgram" : "not-dgram", m[0], m[1], m[2], m[3], m[4],
+	    m[5], features, flags, echo ? "ok" : "no");
+	close(fd);
+	return 0;
 }
 #endif

@@ -19,7 +19,8 @@ expect() {
 
 t_cli_help_documents_every_option() {
 	"$EC1" run --help >$T/help
-	for o in --cpus --mem --kernel --initramfs --cmdline --env --workdir --timeout --backend --timing; do
+	for o in --cpus --mem --kernel --initramfs --cmdline --env --workdir --timeout --backend --timing \
+		--console --vmnet --vmnet-helper; do
 		grep -q -- "$o" $T/help || { fail "help lacks $o"; return; }
 	done
 	pass
@@ -81,6 +82,27 @@ t_example_runs_unchanged_on_fake_libkrun_and_stub() {
 	EC1_BACKEND=stub "$build/hello" >$T/out 2>&1 && { fail "stub run succeeded"; return; }
 	grep -q 'not available' $T/out || { fail "stub: $(cat $T/out)"; return; }
 	pass
+}
+t_cli_vmnet_on_libkrun_with_helper() {
+	# ec1 run --vmnet on the (fake) libkrun: the helper gets --fd 3 and the mode, libkrun gets
+	# the helper's socket with vmnet's MAC, the run exits with the guest status, the helper stops.
+	rm -f $T/calls $T/helper
+	FAKE_KRUN_LOG=$T/calls FAKE_VMNET_LOG=$T/helper FAKE_KRUN_EXIT=4 LD_LIBRARY_PATH="$build/tests/fake:$build" \
+		"$EC1" run -v --backend libkrun --vmnet host-isolated --vmnet-helper "$build/tests/fake/fake-vmnet-helper" \
+		-- /bin/true >$T/out 2>$T/err; rc=$?
+	[ $rc = 4 ] || { fail "exit $rc: $(cat $T/err)"; return; }
+	grep -q '^krun_add_net_unixgram 7 NULL dgram 0a:bb:cc:dd:ee:0f 0 0 echo=ok$' $T/calls ||
+		{ fail "calls: $(cat $T/calls)"; return; }
+	grep -q 'ec1: vmnet: mac 0a:bb:cc:dd:ee:0f mtu 1500 range 192.168.105.1-192.168.105.254' $T/err ||
+		{ fail "no vmnet line: $(cat $T/err)"; return; }
+	[ "$(cat $T/helper)" = "--fd 3 --operation-mode host --enable-isolation
+stopped" ] || { fail "helper: $(cat $T/helper)"; return; }
+	pass
+}
+t_cli_vmnet_bad_mode_named() { expect 125 '--vmnet: "nat": expected shared' "$EC1" run --vmnet nat -- /bin/true; }
+t_cli_vmnet_needs_helper_off_macos() {
+	LD_LIBRARY_PATH="$build/tests/fake:$build" expect 125 'vmnet: macOS only' \
+		"$EC1" run --backend libkrun --vmnet shared -- /bin/true
 }
 t_install_honours_destdir() {
 	DESTDIR=$T/inst meson install -C "$build" --no-rebuild --quiet >$T/inst.log 2>&1 ||

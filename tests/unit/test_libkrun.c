@@ -2,10 +2,16 @@
  * The libkrun backends against a fake libkrun that records each krun_* call with its arguments:
  * the exact calls and values, per variant, and what happens when a call is missing or fails.
  */
+#include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ec1/ec1.h"
+#include "../../src/lib/ec1_internal.h"
 #include "check.h"
 
 static char log_path[] = "/tmp/ec1-fake-krun-XXXXXX";
@@ -149,7 +155,6 @@ static void libkrun_variant_table(void)
 	CHECK(ec1_ctx_new_backend(EC1_BACKEND_LIBKRUN, &ctx) == EC1_OK);
 	CHECK(ec1_ctx_get_shutdown_eventfd(ctx, &fd) == EC1_EUNSUPPORTED);
 	CHECK(ec1_ctx_set_sev(ctx, &(struct ec1_sev_config){0}) == EC1_EUNSUPPORTED);
-	CHECK(ec1_ctx_set_vmnet_shared(ctx, NULL, 0) == EC1_EVMNET);
 	ec1_ctx_free(ctx);
 }
 
@@ -188,6 +193,274 @@ static void libkrun_absent_is_not_available(void)
 	unsetenv("EC1_BACKEND");
 }
 
+
+static char helper_log[] = "/tmp/ec1-fake-vmnet-XXXXXX";
+static char helper_path[4096];
+
+static char *take_helper_log(void)
+{
+	static char buf[4096];
+	FILE *f = fopen(helper_log, "r");
+	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+	buf[n] = 0;
+	if (f)
+		fclose(f);
+	truncate(helper_log, 0);
+	return buf;
+}
+
+static bool process_gone(int pid)
+{
+	return pid > 0 && kill(pid, 0) < 0 && errno == ESRCH;
+}
+
+static void vmnet_helper_started_with_every_option(void)
+{
+	struct ec1_ctx *ctx;
+	use_lib("libkrun.so.1");
+	CHECK(ec1_ctx_new_backend(EC1_BACKEND_LIBKRUN, &ctx) == EC1_OK);
+	take_log();
+	take_helper_log();
+	struct ec1_vmnet_config c = {
+		.interface_id = "0c3e5e4a-3f27-4c44-9d1e-2b6f0f8a7c11",
+		.mode = EC1_VMNET_HOST,
+		.start_address = "192.168.50.1",
+		.end_address = "192.168.50.99",
+		.subnet_mask = "255.255.255.0",
+		.enable_isolation = true,
+		.verbose = true,
+		.helper_path = helper_path,
+	};
+	CHECK(ec1_ctx_set_vmnet(ctx, &c) == EC1_OK);
+	/* Every option reaches the helper, and its socket is fd 3. */
+	CHECK(strcmp(take_helper_log(),
+		     "--fd 3 --operation-mode host --interface-id "
+		     "0c3e5e4a-3f27-4c44-9d1e-2b6f0f8a7c11 --start-address 192.168.50.1 "
+		     "--end-address 192.168.50.99 --subnet-mask 255.255.255.0 "
+		     "--enable-isolation --verbose\n") == 0);
+	/* libkrun gets a datagram socket whose far end is the helper, and vmnet's MAC. */
+	CHECK_LOG("krun_add_net_unixgram 7 NULL dgram 0a:bb:cc:dd:ee:0f 0 0 echo=ok\n");
+	struct ec1_vmnet_info info;
+	CHECK(ec1_ctx_get_vmnet_info(ctx, &info) == EC1_OK);
+	CHECK(strcmp(info.mac_address, "0a:bb:cc:dd:ee:0f") == 0);
+	CHECK(info.mtu == 1500 && info.max_packet_size == 1514);
+	CHECK(strcmp(info.start_address, "192.168.105.1") == 0);
+	CHECK(strcmp(info.end_address, "192.168.105.254") == 0);
+	CHECK(strcmp(info.subnet_mask, "255.255.255.0") == 0);
+	CHECK(strcmp(info.interface_id, c.interface_id) == 0);
+	CHECK(strcmp(info.nat66_prefix, "fd9b:5a14:ba57:e3d3::") == 0);
+	CHECK(info.helper_pid > 0 && info.fd >= 3);
+	/* Our end stays open and usable: a frame goes to the helper and comes back. */
+	struct timeval tv = {.tv_sec = 5};
+	setsockopt(info.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	char back[16] = {0};
+	CHECK(send(info.fd, "frame", 5, 0) == 5);
+	CHECK(recv(info.fd, back, sizeof(back), 0) == 5 && memcmp(back, "frame", 5) == 0);
+	/* One network per context. */
+	CHECK(ec1_ctx_set_vmnet(ctx, &c) == EC1_ESTATE);
+	ec1_ctx_free(ctx);
+	/* Freeing the context stops the helper. */
+	CHECK(strcmp(take_helper_log(), "stopped\n") == 0);
+	CHECK(process_gone(info.helper_pid));
+}
+
+static void vmnet_helpers_and_environment(void)
+{
+	struct ec1_ctx *ctx;
+	use_lib("libkrun-efi.so.1");
+	CHECK(ec1_ctx_new_backend(EC1_BACKEND_LIBKRUN_EFI, &ctx) == EC1_OK);
+	take_helper_log();
+	setenv("EC1_VMNET_HELPER", helper_path, 1);
+	CHECK(ec1_ctx_set_vmnet_bridged(ctx, "en0", NULL, 0) == EC1_OK);
+	CHECK(strcmp(take_helper_log(),
+		     "--fd 3 --operation-mode bridged --shared-interface en0\n") == 0);
+	ec1_ctx_free(ctx);
+	take_helper_log();
+	CHECK(ec1_ctx_new_backend(EC1_BACKEND_LIBKRUN, &ctx) == EC1_OK);
+	CHECK(ec1_ctx_set_vmnet_shared(ctx, NULL, 0) == EC1_OK);
+	CHECK(strcmp(take_helper_log(), "--fd 3 --operation-mode shared\n") == 0);
+	ec1_ctx_free(ctx);
+	take_helper_log();
+	CHECK(ec1_ctx_new_backend(EC1_BACKEND_LIBKRUN, &ctx) == EC1_OK);
+	CHECK(ec1_ctx_set_vmnet_host(ctx, false, NULL, 0) == EC1_OK);
+	CHECK(strcmp(take_helper_log(), "--fd 3 --operation-mode host\n") == 0);
+	ec1_ctx_free(ctx);
+	take_helper_log();
+	unsetenv("EC1_VMNET_HELPER");
+}
+
+/* Each bad configuration is refused before any helper starts, naming the field. */
+static void vmnet_bad_configurations(void)
+{
+	struct ec1_ctx *ctx;
+	use_lib("libkrun.so.1");
+	CHECK(ec1_ctx_new_backend(EC1_BACKEND_LIBKRUN, &ctx) == EC1_OK);
+	take_log();
+	take_helper_log();
+	const char *const ports[] = {"8080:80"};
+	struct {
+		struct ec1_vmnet_config c;
+		int code;
+		const char *msg;
+	} cases[] = {
+		{{.helper_path = helper_path, .mode = 7}, EC1_EINVAL, "vmnet.mode: 7"},
+		{{.helper_path = helper_path, .mode = EC1_VMNET_BRIDGED},
+		 EC1_EINVAL,
+		 "vmnet.shared_interface: required"},
+		{{.helper_path = helper_path, .shared_interface = "en0"},
+		 EC1_EINVAL,
+		 "vmnet.shared_interface: only in bridged mode"},
+		{{.helper_path = helper_path, .enable_isolation = true},
+		 EC1_EINVAL,
+		 "vmnet.enable_isolation: only in host mode"},
+		{{.helper_path = helper_path, .interface_id = "1234"},
+		 EC1_EINVAL,
+		 "vmnet.interface_id: \"1234\": expected a UUID"},
+		{{.helper_path = helper_path, .start_address = "1.2.3", .end_address = "1.2.3.9"},
+		 EC1_EINVAL,
+		 "vmnet.start_address: \"1.2.3\""},
+		{{.helper_path = helper_path, .start_address = "10.0.0.1"},
+		 EC1_EINVAL,
+		 "give both or neither"},
+		{{.helper_path = helper_path, .subnet_mask = "255.255.255.0 --evil"},
+		 EC1_EINVAL,
+		 "vmnet.subnet_mask"},
+		{{.helper_path = helper_path, .port_map = ports, .port_map_count = 1},
+		 EC1_EUNSUPPORTED,
+		 "vmnet.port_map"},
+		{{.helper_path = "/nonexistent/vmnet-helper"},
+		 EC1_EVMNET,
+		 "vmnet.helper_path: /nonexistent/vmnet-helper: No such file or directory"},
+		/* Off macOS, vmnet needs a helper named explicitly. */
+		{{.mode = EC1_VMNET_SHARED}, EC1_EVMNET, "macOS only"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int err = ec1_ctx_set_vmnet(ctx, &cases[i].c);
+		if (err != cases[i].code)
+			printf("    case %zu: got %d\n", i, err);
+		CHECK(err == cases[i].code);
+		CHECK_STR_CONTAINS(ec1_ctx_message(ctx), cases[i].msg);
+	}
+	CHECK(ec1_ctx_set_vmnet(ctx, NULL) == EC1_EINVAL);
+	struct ec1_vmnet_info info;
+	CHECK(ec1_ctx_get_vmnet_info(ctx, &info) == EC1_ESTATE);
+	CHECK_LOG("");
+	CHECK(strcmp(take_helper_log(), "") == 0);
+	ec1_ctx_free(ctx);
+
+	/* Variants without vmnet, and ec1's own engine (no network device yet). */
+	use_lib("libkrun-sev.so.1");
+	CHECK(ec1_ctx_new_backend(EC1_BACKEND_LIBKRUN_SEV, &ctx) == EC1_OK);
+	struct ec1_vmnet_config ok = {.helper_path = helper_path};
+	CHECK(ec1_ctx_set_vmnet(ctx, &ok) == EC1_EVMNET);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "not available with the libkrun-sev backend");
+	ec1_ctx_free(ctx);
+	CHECK(ec1_ctx_new_backend(EC1_BACKEND_BUILTIN, &ctx) == EC1_OK);
+	CHECK(ec1_ctx_set_vmnet(ctx, &ok) == EC1_EVMNET);
+	ec1_ctx_free(ctx);
+	CHECK(strcmp(take_helper_log(), "") == 0);
+}
+
+static long elapsed_ms(const struct timespec *t0)
+{
+	struct timespec t1;
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* A helper that fails, babbles, hangs or ignores SIGTERM: a clear error, and no process left. */
+static void vmnet_misbehaving_helpers(void)
+{
+	struct ec1_ctx *ctx;
+	struct ec1_vmnet_config c = {.helper_path = helper_path};
+	use_lib("libkrun.so.1");
+	CHECK(ec1_ctx_new_backend(EC1_BACKEND_LIBKRUN, &ctx) == EC1_OK);
+	setenv("EC1_VMNET_START_TIMEOUT_MS", "300", 1);
+	const struct {
+		const char *mode, *msg;
+	} cases[] = {
+		{"exit", "exited with status 3 before reporting its configuration"},
+		{"garbage", "bad configuration line: not a JSON object"},
+		{"hang", "no configuration line within 300 ms"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		setenv("FAKE_VMNET_MODE", cases[i].mode, 1);
+		CHECK(ec1_ctx_set_vmnet(ctx, &c) == EC1_EVMNET);
+		CHECK_STR_CONTAINS(ec1_ctx_message(ctx), cases[i].msg);
+	}
+	/* A failed start left nothing running: the next one works. */
+	unsetenv("FAKE_VMNET_MODE");
+	take_log();
+	CHECK(ec1_ctx_set_vmnet(ctx, &c) == EC1_OK);
+	CHECK_STR_CONTAINS(take_log(), "echo=ok");
+	ec1_ctx_free(ctx);
+
+	setenv("FAKE_VMNET_MODE", "stubborn", 1);
+	CHECK(ec1_ctx_new_backend(EC1_BACKEND_LIBKRUN, &ctx) == EC1_OK);
+	CHECK(ec1_ctx_set_vmnet(ctx, &c) == EC1_OK);
+	struct ec1_vmnet_info info;
+	CHECK(ec1_ctx_get_vmnet_info(ctx, &info) == EC1_OK);
+	struct timespec t0;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	ec1_ctx_free(ctx);
+	long ms = elapsed_ms(&t0);
+	CHECK(process_gone(info.helper_pid));
+	CHECK(ms >= 900 && ms < 5000); /* SIGTERM ignored: SIGKILL after the grace period */
+	unsetenv("FAKE_VMNET_MODE");
+	unsetenv("EC1_VMNET_START_TIMEOUT_MS");
+	take_helper_log();
+}
+
+static void vmnet_old_libkrun_says_so(void)
+{
+	struct ec1_ctx *ctx;
+	use_lib("libkrun-old.so.1");
+	CHECK(ec1_ctx_new_backend(EC1_BACKEND_LIBKRUN, &ctx) == EC1_OK);
+	take_helper_log();
+	struct ec1_vmnet_config c = {.helper_path = helper_path};
+	CHECK(ec1_ctx_set_vmnet(ctx, &c) == EC1_EUNSUPPORTED);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "vmnet needs libkrun 1.15 or later");
+	/* The helper it started for nothing is stopped at once. */
+	CHECK_STR_CONTAINS(take_helper_log(), "stopped\n");
+	struct ec1_vmnet_info info;
+	CHECK(ec1_ctx_get_vmnet_info(ctx, &info) == EC1_ESTATE);
+	ec1_ctx_free(ctx);
+}
+
+static void vmnet_parses_helper_lines(void)
+{
+	struct ec1_vmnet_info info;
+	char why[160];
+	CHECK(ec1_vmnet_parse(" { \"vmnet_mtu\" : 9000 , \"vmnet_mac_address\":"
+			      "\"02:00:00:00:00:01\", \"other\": true, \"x\": \"a\\\"b\"} ",
+			      &info, why, sizeof(why)) == 0);
+	CHECK(info.mtu == 9000 && info.mac[5] == 1 && info.start_address[0] == 0);
+	const struct {
+		const char *line, *why;
+	} bad[] = {
+		{"", "not a JSON object"},
+		{"{\"vmnet_mtu\":1500}", "no vmnet_mac_address"},
+		{"{\"vmnet_mac_address\":\"02:00:00:00:00:01\"}", "no vmnet_mtu"},
+		{"{\"vmnet_mtu\":1500,\"vmnet_mac_address\":\"02:00:00:00:01\"}", "not a MAC"},
+		{"{\"vmnet_mtu\":1500,\"vmnet_mac_address\":\"02:00:00:00:00:0100\"}",
+		 "not a MAC"},
+		{"{\"vmnet_mtu\":-1,\"vmnet_mac_address\":\"02:00:00:00:00:01\"}", "not an MTU"},
+		{"{\"vmnet_mtu\":99999999999999999999}", "not an MTU"},
+		{"{\"vmnet_start_address\":\"300.1.1.1\"}", "not valid"},
+		{"{\"a\":{\"b\":1}}", "malformed"},
+		{"{\"a\":1 \"b\":2}", "malformed"},
+		{"{\"a\":\"unterminated}", "malformed"},
+		{"{\"vmnet_mtu\":1500} trailing", "malformed"},
+		{"{\"vmnet_interface_id\":\"0123456789012345678901234567890123456789012\"}",
+		 "not valid"},
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		why[0] = 0;
+		CHECK(ec1_vmnet_parse(bad[i].line, &info, why, sizeof(why)) < 0);
+		CHECK_STR_CONTAINS(why, bad[i].why);
+	}
+}
+
 int main(void)
 {
 	int fd = mkstemp(log_path);
@@ -195,6 +468,11 @@ int main(void)
 		return 1;
 	close(fd);
 	setenv("FAKE_KRUN_LOG", log_path, 1);
+	if ((fd = mkstemp(helper_log)) < 0)
+		return 1;
+	close(fd);
+	setenv("FAKE_VMNET_LOG", helper_log, 1);
+	snprintf(helper_path, sizeof(helper_path), "%s/fake-vmnet-helper", FAKE_DIR);
 	ec1_set_log_level(EC1_LOG_INFO);
 	TEST(libkrun_maps_each_call_exactly);
 	TEST(libkrun_network_passt_and_mac);
@@ -202,6 +480,13 @@ int main(void)
 	TEST(libkrun_variant_table);
 	TEST(libkrun_old_library_missing_calls);
 	TEST(libkrun_absent_is_not_available);
+	TEST(vmnet_helper_started_with_every_option);
+	TEST(vmnet_helpers_and_environment);
+	TEST(vmnet_bad_configurations);
+	TEST(vmnet_misbehaving_helpers);
+	TEST(vmnet_old_libkrun_says_so);
+	TEST(vmnet_parses_helper_lines);
 	unlink(log_path);
+	unlink(helper_log);
 	return tests_failed != 0;
 }

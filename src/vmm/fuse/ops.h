@@ -1,0 +1,83 @@
+/* One FUSE request in flight, the helpers the operations share, and the operations. */
+#ifndef EC1_FUSE_OPS_H
+#define EC1_FUSE_OPS_H
+
+#include <sys/types.h>
+
+#include "internal.h"
+
+#define FUSE_MAX_IOV	 1024 /* iovecs per direction in one request */
+#define FUSE_DENTS_SIZE	 (64 * 1024)
+#define FUSE_TIMEOUT_SEC 1 /* how long the guest may cache names and attributes */
+
+struct fuse_req {
+	struct fuse_server *s;
+	uint64_t unique, nodeid;
+	uint32_t uid, gid;
+	const struct iovec *in, *out; /* the chain: request, and room for the reply */
+	unsigned int n_in, n_out;
+	size_t req_len, out_len;
+	const uint8_t *arg; /* the arguments after the header, copied */
+	size_t arg_len, arg_off;
+};
+
+/* The next size bytes of arguments, or NULL if the request is shorter. */
+const void *fuse_arg(struct fuse_req *r, size_t size);
+/* The next NUL-terminated string of at most max bytes, or NULL. */
+const char *fuse_arg_str(struct fuse_req *r, size_t max);
+/* 0 for a name that stays in its directory, else -EINVAL or -ENAMETOOLONG (NULL too). */
+int fuse_check_name(const char *name);
+
+/* Writes the reply (header + data, or header alone with a negative errno); returns its length. */
+ssize_t fuse_reply(struct fuse_req *r, int error, const void *data, size_t len);
+/* Writes only the header of a successful reply whose data_len bytes are already in place. */
+ssize_t fuse_reply_header(struct fuse_req *r, size_t data_len);
+
+/* Views [skip, skip + len) of an iovec array as another one; returns the bytes covered. */
+size_t fuse_iov_slice(const struct iovec *iov, unsigned int n, size_t skip, size_t len,
+		      struct iovec *out, unsigned int max_out, unsigned int *n_out);
+void iov_from_buf_at(const struct iovec *iov, unsigned int n, size_t skip, const void *buf,
+		     size_t len);
+
+void fuse_fill_attr(struct fuse_attr *a, const struct stat *st);
+int fuse_stat_node(const struct fuse_node *n, struct stat *st);
+
+/* ops_names.c */
+int fuse_lookup_at(struct fuse_server *s, int dir_fd, const char *name, struct fuse_entry_out *e);
+ssize_t fuse_op_lookup(struct fuse_req *r);
+ssize_t fuse_op_getattr(struct fuse_req *r);
+ssize_t fuse_op_setattr(struct fuse_req *r);
+ssize_t fuse_op_readlink(struct fuse_req *r);
+ssize_t fuse_op_symlink(struct fuse_req *r);
+ssize_t fuse_op_mknod(struct fuse_req *r);
+ssize_t fuse_op_mkdir(struct fuse_req *r);
+ssize_t fuse_op_unlink(struct fuse_req *r);
+ssize_t fuse_op_rmdir(struct fuse_req *r);
+ssize_t fuse_op_rename(struct fuse_req *r);
+ssize_t fuse_op_rename2(struct fuse_req *r);
+ssize_t fuse_op_link(struct fuse_req *r);
+ssize_t fuse_op_create(struct fuse_req *r);
+ssize_t fuse_op_statfs(struct fuse_req *r);
+ssize_t fuse_op_access(struct fuse_req *r);
+ssize_t fuse_op_getxattr(struct fuse_req *r);
+ssize_t fuse_op_listxattr(struct fuse_req *r);
+ssize_t fuse_op_setxattr(struct fuse_req *r);
+ssize_t fuse_op_removexattr(struct fuse_req *r);
+
+/* ops_files.c */
+int fuse_reopen(struct fuse_server *s, const struct fuse_node *n, int flags);
+ssize_t fuse_op_open(struct fuse_req *r);
+ssize_t fuse_op_opendir(struct fuse_req *r);
+ssize_t fuse_op_read(struct fuse_req *r);
+ssize_t fuse_op_write(struct fuse_req *r);
+ssize_t fuse_op_readdir(struct fuse_req *r);
+ssize_t fuse_op_readdirplus(struct fuse_req *r);
+ssize_t fuse_op_release(struct fuse_req *r);
+ssize_t fuse_op_releasedir(struct fuse_req *r);
+ssize_t fuse_op_flush(struct fuse_req *r);
+ssize_t fuse_op_fsync(struct fuse_req *r);
+ssize_t fuse_op_fsyncdir(struct fuse_req *r);
+ssize_t fuse_op_fallocate(struct fuse_req *r);
+ssize_t fuse_op_lseek(struct fuse_req *r);
+
+#endif

@@ -1,0 +1,487 @@
+/*
+ * FUSE operations on names and attributes. Each works on one directory descriptor and one
+ * checked name (never a path), with O_NOFOLLOW / AT_SYMLINK_NOFOLLOW: a symlink is an object the
+ * guest may create, read and remove, never a way for the host to go elsewhere.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include "ops.h"
+
+#define ERR(r, e) fuse_reply((r), (e), NULL, 0)
+
+/* The request's node, or an early ENOENT reply. */
+#define NODE_OR_REPLY(r, id, n)                        \
+	struct fuse_node *n = fuse_node_get((r)->s, (id)); \
+	if (!n)                                            \
+		return ERR((r), -ENOENT)
+
+#define WRITABLE_OR_REPLY(r)             \
+	do {                             \
+		if ((r)->s->read_only)   \
+			return ERR((r), -EROFS); \
+	} while (0)
+
+/* The next argument as a checked name, or an early EINVAL/ENAMETOOLONG reply. */
+#define NAME_OR_REPLY(r, name)                                  \
+	const char *name = fuse_arg_str((r), NAME_MAX);          \
+	do {                                                     \
+		int name_err_ = fuse_check_name(name);           \
+		if (name_err_)                                   \
+			return ERR((r), name_err_);              \
+	} while (0)
+
+int fuse_lookup_at(struct fuse_server *s, int dir_fd, const char *name, struct fuse_entry_out *e)
+{
+	int fd = openat(dir_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0)
+		return -errno;
+	if (fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
+		int err = -errno;
+		close(fd);
+		return err;
+	}
+	struct fuse_node *n = fuse_node_ref(s, fd, &st);
+	if (!n)
+		return -ENFILE;
+	*e = (struct fuse_entry_out){
+		.nodeid = fuse_node_id(s, n),
+		.generation = n->gen,
+		.entry_valid = FUSE_TIMEOUT_SEC,
+		.attr_valid = FUSE_TIMEOUT_SEC,
+	};
+	fuse_fill_attr(&e->attr, &st);
+	return 0;
+}
+
+ssize_t fuse_op_lookup(struct fuse_req *r)
+{
+	NODE_OR_REPLY(r, r->nodeid, dir);
+	const char *name = fuse_arg_str(r, NAME_MAX);
+	struct fuse_entry_out e;
+	/* ".." of the share's root is the root: the guest cannot climb out. */
+	if (name && dir == r->s->nodes && strcmp(name, "..") == 0)
+		name = ".";
+	if (name && strcmp(name, ".") == 0 && dir->type == S_IFDIR) {
+		struct stat st;
+		int err = fuse_stat_node(dir, &st);
+		if (err)
+			return ERR(r, err);
+		dir->nlookup++;
+		e = (struct fuse_entry_out){.nodeid = r->nodeid,
+					    .generation = dir->gen,
+					    .entry_valid = FUSE_TIMEOUT_SEC,
+					    .attr_valid = FUSE_TIMEOUT_SEC};
+		fuse_fill_attr(&e.attr, &st);
+		return fuse_reply(r, 0, &e, sizeof(e));
+	}
+	int err = fuse_check_name(name);
+	if (!err)
+		err = fuse_lookup_at(r->s, dir->fd, name, &e);
+	return err ? ERR(r, err) : fuse_reply(r, 0, &e, sizeof(e));
+}
+
+/* A new object's entry, owned by the guest caller's uid and gid (we may be root on the host). */
+static ssize_t reply_created(struct fuse_req *r, int dir_fd, const char *name,
+			     struct fuse_entry_out *e, const void *extra, size_t extra_len)
+{
+	int err = fuse_lookup_at(r->s, dir_fd, name, e);
+	if (err)
+		return ERR(r, err);
+	struct fuse_node *n = fuse_node_get(r->s, e->nodeid);
+	if (geteuid() == 0 && (e->attr.uid != r->uid || e->attr.gid != r->gid)) {
+		struct stat st;
+		if (fchownat(n->fd, "", r->uid, r->gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 &&
+		    fuse_stat_node(n, &st) == 0)
+			fuse_fill_attr(&e->attr, &st);
+	}
+	if (!extra)
+		return fuse_reply(r, 0, e, sizeof(*e));
+	uint8_t both[sizeof(*e) + sizeof(struct fuse_open_out)];
+	memcpy(both, e, sizeof(*e));
+	memcpy(both + sizeof(*e), extra, extra_len);
+	return fuse_reply(r, 0, both, sizeof(*e) + extra_len);
+}
+
+ssize_t fuse_op_getattr(struct fuse_req *r)
+{
+	NODE_OR_REPLY(r, r->nodeid, n);
+	struct stat st;
+	int err = fuse_stat_node(n, &st);
+	if (err)
+		return ERR(r, err);
+	struct fuse_attr_out out = {.attr_valid = FUSE_TIMEOUT_SEC};
+	fuse_fill_attr(&out.attr, &st);
+	return fuse_reply(r, 0, &out, sizeof(out));
+}
+
+static int set_times(struct fuse_server *s, const struct fuse_node *n, int fd,
+		     const struct fuse_setattr_in *in)
+{
+	struct timespec ts[2] = {{.tv_nsec = UTIME_OMIT}, {.tv_nsec = UTIME_OMIT}};
+	if (in->valid & FATTR_ATIME)
+		ts[0] = (in->valid & FATTR_ATIME_NOW)
+				? (struct timespec){.tv_nsec = UTIME_NOW}
+				: (struct timespec){(time_t)in->atime, in->atimensec};
+	if (in->valid & FATTR_MTIME)
+		ts[1] = (in->valid & FATTR_MTIME_NOW)
+				? (struct timespec){.tv_nsec = UTIME_NOW}
+				: (struct timespec){(time_t)in->mtime, in->mtimensec};
+	if (fd >= 0)
+		return futimens(fd, ts) < 0 ? -errno : 0;
+	if (n->type == S_IFLNK)
+		return -EOPNOTSUPP;
+	char proc[16];
+	snprintf(proc, sizeof(proc), "%d", n->fd);
+	return utimensat(s->proc_fd, proc, ts, 0) < 0 ? -errno : 0;
+}
+
+static int set_size(struct fuse_server *s, const struct fuse_node *n, int fd, uint64_t size)
+{
+	if (n->type == S_IFDIR)
+		return -EISDIR;
+	if (n->type != S_IFREG)
+		return -EINVAL;
+	if (size > (uint64_t)INT64_MAX)
+		return -EFBIG;
+	if (fd >= 0 && ftruncate(fd, (off_t)size) == 0)
+		return 0;
+	/* No handle, or one opened read-only: open the inode for writing just for this. */
+	int wfd = fuse_reopen(s, n, O_WRONLY);
+	if (wfd < 0)
+		return wfd;
+	int err = ftruncate(wfd, (off_t)size) < 0 ? -errno : 0;
+	close(wfd);
+	return err;
+}
+
+ssize_t fuse_op_setattr(struct fuse_req *r)
+{
+	const struct fuse_setattr_in *in = fuse_arg(r, sizeof(*in));
+	if (!in)
+		return ERR(r, -EINVAL);
+	NODE_OR_REPLY(r, r->nodeid, n);
+	const uint32_t changes = FATTR_MODE | FATTR_UID | FATTR_GID | FATTR_SIZE | FATTR_ATIME |
+				 FATTR_MTIME;
+	if (in->valid & changes)
+		WRITABLE_OR_REPLY(r);
+	struct fuse_handle *h = (in->valid & FATTR_FH) ? fuse_handle_get(r->s, in->fh, false) : NULL;
+	int fd = h ? h->fd : -1, err = 0;
+	char proc[16];
+	snprintf(proc, sizeof(proc), "%d", n->fd);
+	if ((in->valid & FATTR_MODE) && !err) {
+		if (n->type == S_IFLNK)
+			err = -EOPNOTSUPP;
+		else if (fchmodat(r->s->proc_fd, proc, in->mode & 07777, 0) < 0)
+			err = -errno;
+	}
+	if ((in->valid & (FATTR_UID | FATTR_GID)) && !err &&
+	    fchownat(n->fd, "", (in->valid & FATTR_UID) ? in->uid : (uid_t)-1,
+		     (in->valid & FATTR_GID) ? in->gid : (gid_t)-1,
+		     AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
+		err = -errno;
+	if ((in->valid & FATTR_SIZE) && !err)
+		err = set_size(r->s, n, fd, in->size);
+	if ((in->valid & (FATTR_ATIME | FATTR_MTIME)) && !err) {
+		if (in->atimensec >= 1000000000u || in->mtimensec >= 1000000000u)
+			err = -EINVAL;
+		else
+			err = set_times(r->s, n, fd, in);
+	}
+	if (err)
+		return ERR(r, err);
+	return fuse_op_getattr(r);
+}
+
+ssize_t fuse_op_readlink(struct fuse_req *r)
+{
+	NODE_OR_REPLY(r, r->nodeid, n);
+	if (n->type != S_IFLNK)
+		return ERR(r, -EINVAL);
+	char target[PATH_MAX];
+	ssize_t len = readlinkat(n->fd, "", target, sizeof(target));
+	if (len < 0)
+		return ERR(r, -errno);
+	return fuse_reply(r, 0, target, (size_t)len);
+}
+
+ssize_t fuse_op_symlink(struct fuse_req *r)
+{
+	NODE_OR_REPLY(r, r->nodeid, dir);
+	NAME_OR_REPLY(r, name);
+	const char *target = fuse_arg_str(r, PATH_MAX - 1);
+	if (!target || !*target)
+		return ERR(r, -EINVAL);
+	WRITABLE_OR_REPLY(r);
+	if (symlinkat(target, dir->fd, name) < 0)
+		return ERR(r, -errno);
+	struct fuse_entry_out e;
+	return reply_created(r, dir->fd, name, &e, NULL, 0);
+}
+
+ssize_t fuse_op_mknod(struct fuse_req *r)
+{
+	const struct fuse_mknod_in *in = fuse_arg(r, sizeof(*in));
+	if (!in)
+		return ERR(r, -EINVAL);
+	NODE_OR_REPLY(r, r->nodeid, dir);
+	NAME_OR_REPLY(r, name);
+	WRITABLE_OR_REPLY(r);
+	mode_t type = in->mode & S_IFMT;
+	/* No device nodes on the host: one would open host devices to whoever uses the share. */
+	if (type != S_IFREG && type != S_IFIFO && type != S_IFSOCK)
+		return ERR(r, -EPERM);
+	if (mknodat(dir->fd, name, type | (in->mode & 07777), 0) < 0)
+		return ERR(r, -errno);
+	struct fuse_entry_out e;
+	return reply_created(r, dir->fd, name, &e, NULL, 0);
+}
+
+ssize_t fuse_op_mkdir(struct fuse_req *r)
+{
+	const struct fuse_mkdir_in *in = fuse_arg(r, sizeof(*in));
+	if (!in)
+		return ERR(r, -EINVAL);
+	NODE_OR_REPLY(r, r->nodeid, dir);
+	NAME_OR_REPLY(r, name);
+	WRITABLE_OR_REPLY(r);
+	if (mkdirat(dir->fd, name, in->mode & 07777) < 0)
+		return ERR(r, -errno);
+	struct fuse_entry_out e;
+	return reply_created(r, dir->fd, name, &e, NULL, 0);
+}
+
+static ssize_t remove_name(struct fuse_req *r, int flags)
+{
+	NODE_OR_REPLY(r, r->nodeid, dir);
+	NAME_OR_REPLY(r, name);
+	WRITABLE_OR_REPLY(r);
+	return ERR(r, unlinkat(dir->fd, name, flags) < 0 ? -errno : 0);
+}
+
+ssize_t fuse_op_unlink(struct fuse_req *r)
+{
+	return remove_name(r, 0);
+}
+
+ssize_t fuse_op_rmdir(struct fuse_req *r)
+{
+	return remove_name(r, AT_REMOVEDIR);
+}
+
+static ssize_t rename_names(struct fuse_req *r, uint64_t newdir_id, uint32_t flags)
+{
+	NODE_OR_REPLY(r, r->nodeid, olddir);
+	NODE_OR_REPLY(r, newdir_id, newdir);
+	NAME_OR_REPLY(r, oldname);
+	NAME_OR_REPLY(r, newname);
+	WRITABLE_OR_REPLY(r);
+	if (flags & ~(uint32_t)(RENAME_NOREPLACE | RENAME_EXCHANGE))
+		return ERR(r, -EINVAL); /* RENAME_WHITEOUT makes device nodes */
+	if (renameat2(olddir->fd, oldname, newdir->fd, newname, flags) < 0)
+		return ERR(r, -errno);
+	return ERR(r, 0);
+}
+
+ssize_t fuse_op_rename(struct fuse_req *r)
+{
+	const struct fuse_rename_in *in = fuse_arg(r, sizeof(*in));
+	return in ? rename_names(r, in->newdir, 0) : ERR(r, -EINVAL);
+}
+
+ssize_t fuse_op_rename2(struct fuse_req *r)
+{
+	const struct fuse_rename2_in *in = fuse_arg(r, sizeof(*in));
+	return in ? rename_names(r, in->newdir, in->flags) : ERR(r, -EINVAL);
+}
+
+ssize_t fuse_op_link(struct fuse_req *r)
+{
+	const struct fuse_link_in *in = fuse_arg(r, sizeof(*in));
+	if (!in)
+		return ERR(r, -EINVAL);
+	NODE_OR_REPLY(r, in->oldnodeid, old);
+	NODE_OR_REPLY(r, r->nodeid, dir);
+	NAME_OR_REPLY(r, name);
+	WRITABLE_OR_REPLY(r);
+	if (linkat(old->fd, "", dir->fd, name, AT_EMPTY_PATH) < 0) {
+		/* AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; /proc/self/fd/N reaches the inode too. */
+		char proc[16];
+		snprintf(proc, sizeof(proc), "%d", old->fd);
+		if (errno != ENOENT ||
+		    linkat(r->s->proc_fd, proc, dir->fd, name, AT_SYMLINK_FOLLOW) < 0)
+			return ERR(r, -errno);
+	}
+	struct fuse_entry_out e;
+	int err = fuse_lookup_at(r->s, dir->fd, name, &e);
+	return err ? ERR(r, err) : fuse_reply(r, 0, &e, sizeof(e));
+}
+
+ssize_t fuse_op_create(struct fuse_req *r)
+{
+	const struct fuse_create_in *in = fuse_arg(r, sizeof(*in));
+	if (!in)
+		return ERR(r, -EINVAL);
+	NODE_OR_REPLY(r, r->nodeid, dir);
+	NAME_OR_REPLY(r, name);
+	WRITABLE_OR_REPLY(r);
+	int flags = ((int)in->flags & ~(O_NOCTTY | O_DIRECT | O_ASYNC | O_PATH | O_DIRECTORY)) |
+		    O_CREAT | O_NOFOLLOW | O_CLOEXEC;
+	int fd = openat(dir->fd, name, flags, in->mode & 07777);
+	if (fd < 0)
+		return ERR(r, -errno);
+	uint64_t fh = fuse_handle_new(r->s, fd, false);
+	if (!fh)
+		return ERR(r, -ENFILE);
+	struct fuse_open_out open_out = {.fh = fh};
+	struct fuse_entry_out e;
+	ssize_t len = reply_created(r, dir->fd, name, &e, &open_out, sizeof(open_out));
+	if (len <= (ssize_t)sizeof(struct fuse_out_header))
+		fuse_handle_close(r->s, fh, false); /* the guest got an error, not the handle */
+	return len;
+}
+
+ssize_t fuse_op_statfs(struct fuse_req *r)
+{
+	NODE_OR_REPLY(r, r->nodeid, n);
+	struct statfs st;
+	if (fstatfs(n->fd, &st) < 0)
+		return ERR(r, -errno);
+	struct fuse_statfs_out out = {.st = {
+					      .blocks = st.f_blocks,
+					      .bfree = st.f_bfree,
+					      .bavail = st.f_bavail,
+					      .files = st.f_files,
+					      .ffree = st.f_ffree,
+					      .bsize = (uint32_t)st.f_bsize,
+					      .namelen = (uint32_t)st.f_namelen,
+					      .frsize = (uint32_t)st.f_frsize,
+				      }};
+	return fuse_reply(r, 0, &out, sizeof(out));
+}
+
+ssize_t fuse_op_access(struct fuse_req *r)
+{
+	const struct fuse_access_in *in = fuse_arg(r, sizeof(*in));
+	if (!in)
+		return ERR(r, -EINVAL);
+	NODE_OR_REPLY(r, r->nodeid, n);
+	if ((in->mask & W_OK) && r->s->read_only)
+		return ERR(r, -EROFS);
+	struct stat st;
+	int err = fuse_stat_node(n, &st);
+	if (!err && (in->mask & X_OK) && !S_ISDIR(st.st_mode) && !(st.st_mode & 0111))
+		err = -EACCES;
+	return ERR(r, err);
+}
+
+/* xattr calls take paths: /proc/self/fd/N names the node's inode (not for symlinks). */
+static int xattr_path(const struct fuse_node *n, char *path, size_t size)
+{
+	if (n->type == S_IFLNK)
+		return -EOPNOTSUPP;
+	snprintf(path, size, "/proc/self/fd/%d", n->fd);
+	return 0;
+}
+
+/* Shared by GETXATTR and LISTXATTR: size 0 asks for the size only. */
+static ssize_t reply_xattr(struct fuse_req *r, ssize_t len, uint32_t size)
+{
+	if (len < 0)
+		return ERR(r, -errno);
+	if (size == 0) {
+		struct fuse_getxattr_out out = {.size = (uint32_t)len};
+		return fuse_reply(r, 0, &out, sizeof(out));
+	}
+	return fuse_reply(r, 0, r->s->reply, (size_t)len);
+}
+
+static uint32_t xattr_room(uint32_t size)
+{
+	return size > XATTR_SIZE_MAX ? XATTR_SIZE_MAX : size;
+}
+
+ssize_t fuse_op_getxattr(struct fuse_req *r)
+{
+	const struct fuse_getxattr_in *in = fuse_arg(r, sizeof(*in));
+	const char *name = in ? fuse_arg_str(r, XATTR_NAME_MAX) : NULL;
+	if (!name || !*name)
+		return ERR(r, -EINVAL);
+	NODE_OR_REPLY(r, r->nodeid, n);
+	char path[40];
+	int err = xattr_path(n, path, sizeof(path));
+	if (err)
+		return ERR(r, err);
+	uint32_t size = xattr_room(in->size);
+	return reply_xattr(r, getxattr(path, name, size ? r->s->reply : NULL, size), size);
+}
+
+ssize_t fuse_op_listxattr(struct fuse_req *r)
+{
+	const struct fuse_getxattr_in *in = fuse_arg(r, sizeof(*in));
+	if (!in)
+		return ERR(r, -EINVAL);
+	NODE_OR_REPLY(r, r->nodeid, n);
+	char path[40];
+	int err = xattr_path(n, path, sizeof(path));
+	if (err)
+		return ERR(r, err);
+	uint32_t size = xattr_room(in->size);
+	return reply_xattr(r, listxattr(path, size ? (char *)r->s->reply : NULL, size), size);
+}
+
+/*
+ * Only "user." attributes may be set or removed: security.capability would grant privileges to a
+ * host file, trusted.* steers host overlayfs, system.* carries ACLs the host enforces.
+ */
+static int xattr_settable(const char *name)
+{
+	if (!name || !*name)
+		return -EINVAL;
+	return strncmp(name, "user.", 5) == 0 ? 0 : -EPERM;
+}
+
+ssize_t fuse_op_setxattr(struct fuse_req *r)
+{
+	/* Without FUSE_SETXATTR_EXT (not offered) the kernel sends the 8-byte form. */
+	const struct {
+		uint32_t size, flags;
+	} *in = fuse_arg(r, FUSE_COMPAT_SETXATTR_IN_SIZE);
+	const char *name = in ? fuse_arg_str(r, XATTR_NAME_MAX) : NULL;
+	int err = xattr_settable(name);
+	if (err)
+		return ERR(r, err);
+	if (in->size > XATTR_SIZE_MAX)
+		return ERR(r, -E2BIG);
+	const void *value = fuse_arg(r, in->size);
+	if (!value)
+		return ERR(r, -EINVAL);
+	NODE_OR_REPLY(r, r->nodeid, n);
+	WRITABLE_OR_REPLY(r);
+	char path[40];
+	if ((err = xattr_path(n, path, sizeof(path))))
+		return ERR(r, err);
+	return ERR(r, setxattr(path, name, value, in->size, (int)in->flags) < 0 ? -errno : 0);
+}
+
+ssize_t fuse_op_removexattr(struct fuse_req *r)
+{
+	const char *name = fuse_arg_str(r, XATTR_NAME_MAX);
+	int err = xattr_settable(name);
+	if (err)
+		return ERR(r, err);
+	NODE_OR_REPLY(r, r->nodeid, n);
+	WRITABLE_OR_REPLY(r);
+	char path[40];
+	if ((err = xattr_path(n, path, sizeof(path))))
+		return ERR(r, err);
+	return ERR(r, removexattr(path, name) < 0 ? -errno : 0);
+}

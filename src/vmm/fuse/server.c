@@ -1,0 +1,395 @@
+/*
+ * FUSE request intake, replies and dispatch; the operations on names (lookup, create, rename,
+ * ...) and on open files live in ops_names.c and ops_files.c.
+ *
+ * A request is copied out of guest memory before it is parsed (the guest may change its buffers
+ * while we read them), except WRITE's data, which goes straight from guest memory to the file,
+ * and READ's reply data, which goes straight from the file into guest memory.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ops.h"
+
+#define REQ_SIZE   (sizeof(struct fuse_in_header) + 256 + 4096 + 65536 + 64)
+#define REPLY_SIZE (FUSE_SERVER_MAX_WRITE + 4096)
+
+/* How many objects a share may hold open: bounded by the descriptors this process may have. */
+static uint32_t node_limit(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return 1024;
+	/* Ask for more: a directory of 10,000 entries listed with attributes holds 10,000 nodes. */
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+		getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	uint64_t room = rl.rlim_cur == RLIM_INFINITY ? FUSE_MAX_NODES : rl.rlim_cur;
+	room = room > 512 ? room - 256 : room / 2; /* keep some for handles and the VMM */
+	return room < FUSE_MAX_NODES ? (uint32_t)room : FUSE_MAX_NODES;
+}
+
+int fuse_server_new(const char *dir, bool read_only, struct fuse_server **out)
+{
+	struct fuse_server *s = calloc(1, sizeof(*s));
+	struct stat st;
+	int err;
+
+	if (!s)
+		return -ENOMEM;
+	s->read_only = read_only;
+	s->proc_fd = -1;
+	s->max_nodes = node_limit();
+	int root = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (root < 0 || fstat(root, &st) < 0) {
+		err = -errno;
+		if (root >= 0)
+			close(root);
+		free(s);
+		return err;
+	}
+	/* Regular files are opened through /proc/self/fd/N: it reaches the very inode, by no path. */
+	s->proc_fd = open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC);
+	s->req = malloc(REQ_SIZE);
+	s->reply = malloc(REPLY_SIZE);
+	s->dents = malloc(FUSE_DENTS_SIZE);
+	if (s->proc_fd < 0) {
+		err = -errno;
+		close(root);
+	} else if (!s->req || !s->reply || !s->dents) {
+		err = -ENOMEM;
+		close(root);
+	} else {
+		err = fuse_nodes_init(s, root, &st);
+	}
+	if (err) {
+		fuse_server_free(s);
+		return err;
+	}
+	*out = s;
+	return 0;
+}
+
+void fuse_server_free(struct fuse_server *s)
+{
+	if (!s)
+		return;
+	fuse_nodes_free(s);
+	if (s->proc_fd >= 0)
+		close(s->proc_fd);
+	free(s->req);
+	free(s->reply);
+	free(s->dents);
+	free(s);
+}
+
+size_t fuse_server_nodes(const struct fuse_server *s)
+{
+	return s->nr_nodes;
+}
+
+size_t fuse_server_handles(const struct fuse_server *s)
+{
+	return s->nr_handles;
+}
+
+size_t fuse_iov_slice(const struct iovec *iov, unsigned int n, size_t skip, size_t len,
+		      struct iovec *out, unsigned int max_out, unsigned int *n_out)
+{
+	size_t got = 0;
+	unsigned int k = 0;
+	for (unsigned int i = 0; i < n && got < len && k < max_out; i++) {
+		if (skip >= iov[i].iov_len) {
+			skip -= iov[i].iov_len;
+			continue;
+		}
+		size_t take = iov[i].iov_len - skip;
+		if (take > len - got)
+			take = len - got;
+		out[k].iov_base = (uint8_t *)iov[i].iov_base + skip;
+		out[k].iov_len = take;
+		k++;
+		got += take;
+		skip = 0;
+	}
+	*n_out = k;
+	return got;
+}
+
+static size_t iov_copy_out(const struct iovec *iov, unsigned int n, size_t skip, void *buf,
+			   size_t len)
+{
+	struct iovec part[FUSE_MAX_IOV];
+	unsigned int k;
+	size_t got = fuse_iov_slice(iov, n, skip, len, part, FUSE_MAX_IOV, &k), done = 0;
+	for (unsigned int i = 0; i < k; i++) {
+		memcpy((uint8_t *)buf + done, part[i].iov_base, part[i].iov_len);
+		done += part[i].iov_len;
+	}
+	return got;
+}
+
+ssize_t fuse_reply(struct fuse_req *r, int error, const void *data, size_t len)
+{
+	struct fuse_out_header h = {.unique = r->unique};
+	if (error) {
+		len = 0;
+		h.error = error;
+	} else if (sizeof(h) + len > r->out_len) {
+		len = 0;
+		h.error = -EIO; /* the driver gave less room than this reply needs */
+	}
+	h.len = (uint32_t)(sizeof(h) + len);
+	struct iovec part[FUSE_MAX_IOV];
+	unsigned int k;
+	fuse_iov_slice(r->out, r->n_out, 0, h.len, part, FUSE_MAX_IOV, &k);
+	size_t done = 0;
+	for (unsigned int i = 0; i < k; i++) {
+		size_t from_h = done < sizeof(h) ? sizeof(h) - done : 0;
+		if (from_h > part[i].iov_len)
+			from_h = part[i].iov_len;
+		memcpy(part[i].iov_base, (uint8_t *)&h + done, from_h);
+		if (part[i].iov_len > from_h)
+			memcpy((uint8_t *)part[i].iov_base + from_h,
+			       (const uint8_t *)data + (done + from_h - sizeof(h)),
+			       part[i].iov_len - from_h);
+		done += part[i].iov_len;
+	}
+	return h.len;
+}
+
+ssize_t fuse_reply_header(struct fuse_req *r, size_t data_len)
+{
+	struct fuse_out_header h = {
+		.unique = r->unique, .len = (uint32_t)(sizeof(h) + data_len)};
+	iov_from_buf_at(r->out, r->n_out, 0, &h, sizeof(h));
+	return h.len;
+}
+
+void iov_from_buf_at(const struct iovec *iov, unsigned int n, size_t skip, const void *buf,
+		     size_t len)
+{
+	struct iovec part[FUSE_MAX_IOV];
+	unsigned int k;
+	fuse_iov_slice(iov, n, skip, len, part, FUSE_MAX_IOV, &k);
+	size_t done = 0;
+	for (unsigned int i = 0; i < k; i++) {
+		memcpy(part[i].iov_base, (const uint8_t *)buf + done, part[i].iov_len);
+		done += part[i].iov_len;
+	}
+}
+
+const void *fuse_arg(struct fuse_req *r, size_t size)
+{
+	if (r->arg_len - r->arg_off < size)
+		return NULL;
+	const void *p = r->arg + r->arg_off;
+	r->arg_off += size;
+	return p;
+}
+
+const char *fuse_arg_str(struct fuse_req *r, size_t max)
+{
+	const char *p = (const char *)r->arg + r->arg_off;
+	size_t left = r->arg_len - r->arg_off;
+	const char *nul = memchr(p, 0, left < max + 1 ? left : max + 1);
+	if (!nul)
+		return NULL;
+	r->arg_off += (size_t)(nul - p) + 1;
+	return p;
+}
+
+int fuse_check_name(const char *name)
+{
+	if (!name)
+		return -EINVAL; /* unterminated */
+	size_t len = strlen(name);
+	if (len == 0 || strchr(name, '/') || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+		return -EINVAL;
+	if (len > 255)
+		return -ENAMETOOLONG;
+	return 0;
+}
+
+void fuse_fill_attr(struct fuse_attr *a, const struct stat *st)
+{
+	*a = (struct fuse_attr){
+		.ino = st->st_ino,
+		.size = (uint64_t)st->st_size,
+		.blocks = (uint64_t)st->st_blocks,
+		.atime = (uint64_t)st->st_atim.tv_sec,
+		.mtime = (uint64_t)st->st_mtim.tv_sec,
+		.ctime = (uint64_t)st->st_ctim.tv_sec,
+		.atimensec = (uint32_t)st->st_atim.tv_nsec,
+		.mtimensec = (uint32_t)st->st_mtim.tv_nsec,
+		.ctimensec = (uint32_t)st->st_ctim.tv_nsec,
+		.mode = st->st_mode,
+		.nlink = (uint32_t)st->st_nlink,
+		.uid = st->st_uid,
+		.gid = st->st_gid,
+		.rdev = (uint32_t)st->st_rdev,
+		.blksize = (uint32_t)st->st_blksize,
+	};
+}
+
+int fuse_stat_node(const struct fuse_node *n, struct stat *st)
+{
+	return fstatat(n->fd, "", st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+}
+
+static ssize_t op_init(struct fuse_req *r)
+{
+	struct fuse_init_in in = {0};
+	/* Older kernels send the first four fields only. */
+	size_t have = r->arg_len < sizeof(in) ? r->arg_len : sizeof(in);
+	if (have < 16)
+		return fuse_reply(r, -EINVAL, NULL, 0);
+	memcpy(&in, r->arg, have);
+	if (in.major != FUSE_KERNEL_VERSION)
+		return fuse_reply(r, -EPROTO, NULL, 0);
+	r->s->proto_minor = in.minor;
+	const uint32_t want = FUSE_ASYNC_READ | FUSE_ATOMIC_O_TRUNC | FUSE_BIG_WRITES |
+			      FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO | FUSE_AUTO_INVAL_DATA |
+			      FUSE_MAX_PAGES | FUSE_CACHE_SYMLINKS | FUSE_PARALLEL_DIROPS;
+	struct fuse_init_out out = {
+		.major = FUSE_KERNEL_VERSION,
+		.minor = FUSE_KERNEL_MINOR_VERSION,
+		.max_readahead = in.max_readahead,
+		.flags = in.flags & want,
+		.max_background = 64,
+		.congestion_threshold = 48,
+		.max_write = FUSE_SERVER_MAX_WRITE,
+		.time_gran = 1,
+		.max_pages = FUSE_SERVER_MAX_WRITE / 4096,
+	};
+	return fuse_reply(r, 0, &out, sizeof(out));
+}
+
+void fuse_server_reset(struct fuse_server *s)
+{
+	for (uint32_t i = 1; i < s->hw_nodes; i++)
+		if (s->nodes[i].fd >= 0)
+			fuse_node_forget(s, fuse_node_id(s, &s->nodes[i]), UINT64_MAX);
+	for (uint32_t i = 0; i < s->hw_handles; i++) {
+		struct fuse_handle *h = &s->handles[i];
+		if (h->fd >= 0)
+			fuse_handle_close(s, ((uint64_t)h->gen << 32) | (i + 1), h->dir);
+	}
+	s->proto_minor = 0;
+}
+
+static ssize_t op_destroy(struct fuse_req *r)
+{
+	fuse_server_reset(r->s);
+	return fuse_reply(r, 0, NULL, 0);
+}
+
+static ssize_t op_forget(struct fuse_req *r)
+{
+	const struct fuse_forget_in *in = fuse_arg(r, sizeof(*in));
+	if (in)
+		fuse_node_forget(r->s, r->nodeid, in->nlookup);
+	return 0; /* FORGET takes no reply */
+}
+
+static ssize_t op_batch_forget(struct fuse_req *r)
+{
+	const struct fuse_batch_forget_in *in = fuse_arg(r, sizeof(*in));
+	const struct fuse_forget_one *one;
+	/* count is the guest's word: only what the request holds is read. */
+	for (uint32_t i = 0; in && i < in->count && (one = fuse_arg(r, sizeof(*one))); i++)
+		fuse_node_forget(r->s, one->nodeid, one->nlookup);
+	return 0;
+}
+
+typedef ssize_t (*fuse_op)(struct fuse_req *r);
+
+static const fuse_op ops[] = {
+	[FUSE_INIT] = op_init,
+	[FUSE_DESTROY] = op_destroy,
+	[FUSE_FORGET] = op_forget,
+	[FUSE_BATCH_FORGET] = op_batch_forget,
+	[FUSE_LOOKUP] = fuse_op_lookup,
+	[FUSE_GETATTR] = fuse_op_getattr,
+	[FUSE_SETATTR] = fuse_op_setattr,
+	[FUSE_READLINK] = fuse_op_readlink,
+	[FUSE_SYMLINK] = fuse_op_symlink,
+	[FUSE_MKNOD] = fuse_op_mknod,
+	[FUSE_MKDIR] = fuse_op_mkdir,
+	[FUSE_UNLINK] = fuse_op_unlink,
+	[FUSE_RMDIR] = fuse_op_rmdir,
+	[FUSE_RENAME] = fuse_op_rename,
+	[FUSE_RENAME2] = fuse_op_rename2,
+	[FUSE_LINK] = fuse_op_link,
+	[FUSE_CREATE] = fuse_op_create,
+	[FUSE_STATFS] = fuse_op_statfs,
+	[FUSE_ACCESS] = fuse_op_access,
+	[FUSE_OPEN] = fuse_op_open,
+	[FUSE_OPENDIR] = fuse_op_opendir,
+	[FUSE_READ] = fuse_op_read,
+	[FUSE_WRITE] = fuse_op_write,
+	[FUSE_READDIR] = fuse_op_readdir,
+	[FUSE_READDIRPLUS] = fuse_op_readdirplus,
+	[FUSE_RELEASE] = fuse_op_release,
+	[FUSE_RELEASEDIR] = fuse_op_releasedir,
+	[FUSE_FLUSH] = fuse_op_flush,
+	[FUSE_FSYNC] = fuse_op_fsync,
+	[FUSE_FSYNCDIR] = fuse_op_fsyncdir,
+	[FUSE_FALLOCATE] = fuse_op_fallocate,
+	[FUSE_LSEEK] = fuse_op_lseek,
+	[FUSE_GETXATTR] = fuse_op_getxattr,
+	[FUSE_LISTXATTR] = fuse_op_listxattr,
+	[FUSE_SETXATTR] = fuse_op_setxattr,
+	[FUSE_REMOVEXATTR] = fuse_op_removexattr,
+};
+
+ssize_t fuse_server_handle(struct fuse_server *s, const struct iovec *in, unsigned int n_in,
+			   const struct iovec *out, unsigned int n_out)
+{
+	struct fuse_req r = {.s = s, .in = in, .n_in = n_in, .out = out, .n_out = n_out};
+	struct fuse_in_header h;
+	size_t in_len = 0;
+
+	if (n_in > FUSE_MAX_IOV || n_out > FUSE_MAX_IOV)
+		return -EINVAL;
+	for (unsigned int i = 0; i < n_in; i++)
+		in_len += in[i].iov_len;
+	for (unsigned int i = 0; i < n_out; i++)
+		r.out_len += out[i].iov_len;
+	if (iov_copy_out(in, n_in, 0, &h, sizeof(h)) < sizeof(h))
+		return -EINVAL; /* not even a header */
+	r.unique = h.unique;
+	r.nodeid = h.nodeid;
+	r.uid = h.uid;
+	r.gid = h.gid;
+	/* FORGET and INTERRUPT take no reply, and their chains have no room for one. */
+	bool no_reply = h.opcode == FUSE_FORGET || h.opcode == FUSE_BATCH_FORGET ||
+			h.opcode == FUSE_INTERRUPT || h.opcode == FUSE_NOTIFY_REPLY;
+	if (!no_reply && r.out_len < sizeof(struct fuse_out_header))
+		return -EINVAL;
+	/* h.len is the guest's word: never read past what the chain holds. */
+	if (h.len < sizeof(h) || h.len > in_len)
+		return no_reply ? 0 : fuse_reply(&r, -EINVAL, NULL, 0);
+	r.req_len = h.len;
+	size_t copy = h.len - sizeof(h);
+	if (h.opcode == FUSE_WRITE && copy > sizeof(struct fuse_write_in))
+		copy = sizeof(struct fuse_write_in); /* the data stays in guest memory */
+	if (copy > REQ_SIZE)
+		return no_reply ? 0 : fuse_reply(&r, -EINVAL, NULL, 0);
+	iov_copy_out(in, n_in, sizeof(h), s->req, copy);
+	r.arg = s->req;
+	r.arg_len = copy;
+	fuse_op op = h.opcode < sizeof(ops) / sizeof(ops[0]) ? ops[h.opcode] : NULL;
+	if (no_reply)
+		return op ? op(&r) : 0;
+	if (!op)
+		return fuse_reply(&r, -ENOSYS, NULL, 0);
+	return op(&r);
+}

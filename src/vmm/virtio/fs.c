@@ -1,0 +1,170 @@
+/*
+ * virtio-fs (virtio 1.2 §5.11). Queue 0 is the high-priority queue (FORGET, INTERRUPT), queue 1
+ * the one request queue. A kick only wakes the device's thread, which takes each chain, lets the
+ * FUSE server answer it, and returns it: the vCPU goes back to the guest at once, and the server
+ * (single-threaded) needs no locks.
+ */
+#include "fs.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../fuse/server.h"
+#include "../vm.h"
+#include "mmio.h"
+
+#define VIRTIO_ID_FS 26
+#define QUEUE_SIZE   256
+#define NR_QUEUES    2
+
+struct virtio_fs {
+	struct virtio_mmio_dev *dev;
+	struct fuse_server *server;
+	int wake_fd; /* a queue was kicked, or stop */
+	bool stopping;
+	bool reset; /* the driver reset the device: the FUSE session is over */
+	pthread_t thread;
+	bool thread_started;
+	struct virtq_chain chain;
+};
+
+static void fs_notify(struct virtio_mmio_dev *d, unsigned int q)
+{
+	struct virtio_fs *fs = d->priv;
+	uint64_t one = 1;
+	(void)q;
+	ssize_t n = write(fs->wake_fd, &one, sizeof(one));
+	(void)n; /* the counter cannot overflow in practice */
+}
+
+static void fs_reset(struct virtio_mmio_dev *d)
+{
+	struct virtio_fs *fs = d->priv;
+	__atomic_store_n(&fs->reset, true, __ATOMIC_RELEASE);
+}
+
+/* Answers every waiting request; false when the guest broke the protocol. */
+static bool drain(struct virtio_fs *fs)
+{
+	struct virtio_mmio_dev *d = fs->dev;
+	bool ok = true;
+	virtio_mmio_queues_begin(d);
+	if (__atomic_exchange_n(&fs->reset, false, __ATOMIC_ACQ_REL))
+		fuse_server_reset(fs->server);
+	for (unsigned int qi = 0; qi < NR_QUEUES && ok; qi++) {
+		struct virtq *q = &d->queues[qi];
+		bool pushed = false;
+		int r;
+		if (!q->ready)
+			continue;
+		while ((r = virtq_pop(q, &d->vm->mem, &fs->chain)) > 0) {
+			ssize_t len = fuse_server_handle(fs->server, fs->chain.out, fs->chain.n_out,
+							 fs->chain.in, fs->chain.n_in);
+			if (len < 0) {
+				virtio_mmio_fail(d, "virtio-fs: a request with no room for its reply");
+				ok = false;
+				break;
+			}
+			virtq_push(q, fs->chain.head, (uint32_t)len);
+			pushed = true;
+		}
+		if (r < 0) {
+			virtio_mmio_fail(d, "virtio-fs: malformed descriptor chain");
+			ok = false;
+		}
+		if (pushed)
+			virtio_mmio_signal(d, qi);
+	}
+	virtio_mmio_queues_end(d);
+	return ok;
+}
+
+static void *fs_main(void *arg)
+{
+	struct virtio_fs *fs = arg;
+	/*
+	 * Our own umask of 0, not the process's: the guest kernel has applied the guest's umask, so
+	 * files get exactly the modes the guest asked for.
+	 */
+	if (unshare(CLONE_FS) == 0)
+		umask(0);
+	for (;;) {
+		struct pollfd p = {.fd = fs->wake_fd, .events = POLLIN};
+		uint64_t v;
+		if (poll(&p, 1, -1) < 0 && errno != EINTR)
+			break;
+		ssize_t n = read(fs->wake_fd, &v, sizeof(v));
+		(void)n;
+		if (__atomic_load_n(&fs->stopping, __ATOMIC_ACQUIRE))
+			break;
+		if (!drain(fs))
+			break;
+	}
+	return NULL;
+}
+
+static const struct virtio_dev_ops fs_ops = {
+	.name = "fs",
+	.device_id = VIRTIO_ID_FS,
+	.features = VIRTIO_F_INDIRECT_DESC,
+	.num_queues = NR_QUEUES,
+	.queue_max = QUEUE_SIZE,
+	.config_size = VIRTIO_FS_TAG_MAX + 4,
+	.notify = fs_notify,
+	.reset = fs_reset,
+};
+
+int virtio_fs_create(struct vm *vm, const char *tag, const char *dir, bool read_only,
+		     struct virtio_fs **out)
+{
+	size_t tag_len = strlen(tag);
+	if (tag_len == 0 || tag_len > VIRTIO_FS_TAG_MAX)
+		return -EINVAL;
+	struct virtio_fs *fs = calloc(1, sizeof(*fs));
+	if (!fs)
+		return -ENOMEM;
+	fs->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	int err = fs->wake_fd < 0 ? -errno : fuse_server_new(dir, read_only, &fs->server);
+	if (!err)
+		err = virtio_mmio_add(vm, &fs_ops, fs, &fs->dev);
+	if (err) {
+		if (fs->wake_fd >= 0)
+			close(fs->wake_fd);
+		fuse_server_free(fs->server);
+		free(fs);
+		return err;
+	}
+	/* Config (§5.11.4): tag (not NUL-terminated when 36 bytes long), num_request_queues. */
+	uint32_t nr_request_queues = NR_QUEUES - 1;
+	memcpy(fs->dev->config, tag, tag_len);
+	memcpy(fs->dev->config + VIRTIO_FS_TAG_MAX, &nr_request_queues, 4);
+	/* From here the caller owns fs and frees it with virtio_fs_destroy(), on error too. */
+	*out = fs;
+	err = pthread_create(&fs->thread, NULL, fs_main, fs);
+	if (err)
+		return -err;
+	fs->thread_started = true;
+	return 0;
+}
+
+void virtio_fs_destroy(struct virtio_fs *fs)
+{
+	uint64_t one = 1;
+	if (!fs)
+		return;
+	__atomic_store_n(&fs->stopping, true, __ATOMIC_RELEASE);
+	ssize_t n = write(fs->wake_fd, &one, sizeof(one));
+	(void)n;
+	if (fs->thread_started)
+		pthread_join(fs->thread, NULL);
+	close(fs->wake_fd);
+	fuse_server_free(fs->server);
+	free(fs);
+}

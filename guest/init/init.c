@@ -2,7 +2,8 @@
  * ec1's guest init: PID 1 of every ec1 microVM.
  *
  * Mounts /proc, /sys, /dev and /tmp, reads the process description the VMM put in the initramfs
- * (/.ec1/process), connects the process's stdin, stdout and stderr to their virtio-console ports,
+ * (/.ec1/process), mounts the shared host directories (virtio-fs) it names — a root directory
+ * becomes / through a switch of root, init itself staying in the initramfs — connects the process's stdin, stdout and stderr to their virtio-console ports,
  * runs it, reaps every child, forwards termination signals, and reports the process's exit status
  * on the control port. The VMM stops the VM when it reads that report.
  *
@@ -14,6 +15,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -124,9 +126,16 @@ static int mount_basics(void)
 	return 0;
 }
 
+struct mount_spec {
+	char *tag, *path;
+	bool read_only;
+};
+
 struct process {
 	char *exec_path, *workdir;
 	char **argv, **envp;
+	struct mount_spec *mounts;
+	long nr_mounts;
 };
 
 static char *read_file(const char *path, size_t *len)
@@ -153,7 +162,27 @@ static char *read_file(const char *path, size_t *len)
 	return buf;
 }
 
-/* Format: "EC1P1", exec path, workdir, argc, argv..., envc, env..., each NUL-terminated. */
+/* The next NUL-terminated field, or NULL past the end. */
+static char *next_field(char **cur, char *end)
+{
+	if (*cur >= end)
+		return NULL;
+	char *f = *cur;
+	*cur += strlen(f) + 1;
+	return f;
+}
+
+static long next_count(char **cur, char *end)
+{
+	char *f = next_field(cur, end);
+	long n = f ? strtol(f, NULL, 10) : -1;
+	return n < 0 || n > 1 << 20 ? -1 : n;
+}
+
+/*
+ * Format (src/vmm/vm.c): "EC1P2", exec path, workdir, argc, argv..., envc, env..., mount count,
+ * then tag, guest path, "ro"|"rw" per mount; each field NUL-terminated.
+ */
 static int parse_process(struct process *p)
 {
 	size_t len;
@@ -162,33 +191,104 @@ static int parse_process(struct process *p)
 
 	if (!buf)
 		return -1;
-	char *magic = cur;
-	cur += strlen(cur) + 1;
-	if (strcmp(magic, "EC1P1") != 0 || cur >= end)
+	char *magic = next_field(&cur, end);
+	if (!magic || strcmp(magic, "EC1P2") != 0)
 		return -1;
-	p->exec_path = cur;
-	cur += strlen(cur) + 1;
-	p->workdir = cur;
-	cur += strlen(cur) + 1;
+	p->exec_path = next_field(&cur, end);
+	p->workdir = next_field(&cur, end);
+	if (!p->workdir)
+		return -1;
 	for (int f = 0; f < 2; f++) {
-		if (cur >= end)
+		long n = next_count(&cur, end);
+		if (n < 0 || !(fields[f] = calloc((size_t)n + 1, sizeof(char *))))
 			return -1;
-		long n = strtol(cur, NULL, 10);
-		cur += strlen(cur) + 1;
-		if (n < 0 || n > 1 << 20)
-			return -1;
-		fields[f] = calloc((size_t)n + 1, sizeof(char *));
-		if (!fields[f])
-			return -1;
-		for (long i = 0; i < n; i++) {
-			if (cur >= end)
+		for (long i = 0; i < n; i++)
+			if (!(fields[f][i] = next_field(&cur, end)))
 				return -1;
-			fields[f][i] = cur;
-			cur += strlen(cur) + 1;
-		}
 	}
 	p->argv = fields[0];
 	p->envp = fields[1];
+	p->nr_mounts = next_count(&cur, end);
+	if (p->nr_mounts < 0 || !(p->mounts = calloc((size_t)p->nr_mounts + 1, sizeof(*p->mounts))))
+		return -1;
+	for (long i = 0; i < p->nr_mounts; i++) {
+		struct mount_spec *m = &p->mounts[i];
+		char *mode;
+		if (!(m->tag = next_field(&cur, end)) || !(m->path = next_field(&cur, end)) ||
+		    !(mode = next_field(&cur, end)))
+			return -1;
+		m->read_only = strcmp(mode, "ro") == 0;
+	}
+	return 0;
+}
+
+/* mkdir -p; existing directories are fine. */
+static int make_dirs(const char *path)
+{
+	char buf[4096];
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	for (char *s = buf + 1;; s++) {
+		if (*s != '/' && *s)
+			continue;
+		char c = *s;
+		*s = 0;
+		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+			return -1;
+		if (!c)
+			return 0;
+		*s = c;
+	}
+}
+
+#define NEW_ROOT "/.ec1/root"
+
+/*
+ * Mounts the shares: the root one ("/") at NEW_ROOT, the others under it (or under / when the
+ * root stays the initramfs), creating mount points; then, with a root share, moves /dev, /proc
+ * and /sys into it and makes it / (what switch_root does). Returns 0, or -1 with errno set and
+ * the failing step in *what.
+ */
+static int mount_shares(const struct process *p, const char **what)
+{
+	const char *base = "";
+	for (long i = 0; i < p->nr_mounts; i++) {
+		const struct mount_spec *m = &p->mounts[i];
+		if (strcmp(m->path, "/") != 0)
+			continue;
+		*what = m->tag;
+		if (mount(m->tag, NEW_ROOT, "virtiofs", m->read_only ? MS_RDONLY : 0, NULL) < 0)
+			return -1;
+		base = NEW_ROOT;
+	}
+	for (long i = 0; i < p->nr_mounts; i++) {
+		const struct mount_spec *m = &p->mounts[i];
+		char at[4096];
+		if (strcmp(m->path, "/") == 0)
+			continue;
+		*what = m->path;
+		snprintf(at, sizeof(at), "%s%s", base, m->path);
+		if (make_dirs(at) < 0 ||
+		    mount(m->tag, at, "virtiofs", m->read_only ? MS_RDONLY : 0, NULL) < 0)
+			return -1;
+	}
+	if (!*base)
+		return 0;
+	static const char *const moved[] = {"/dev", "/proc", "/sys"};
+	for (size_t i = 0; i < sizeof(moved) / sizeof(moved[0]); i++) {
+		char at[64];
+		snprintf(at, sizeof(at), NEW_ROOT "%s", moved[i]);
+		*what = moved[i];
+		mkdir(at, 0755);
+		if (mount(moved[i], at, NULL, MS_MOVE, NULL) < 0)
+			return -1;
+	}
+	*what = "switching root";
+	if (chdir(NEW_ROOT) < 0 || mount(".", "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0 ||
+	    chdir("/") < 0)
+		return -1;
 	return 0;
 }
 
@@ -265,6 +365,11 @@ int main(void)
 		(unsigned long long)boot.tv_sec * 1000000000ull + (unsigned long long)boot.tv_nsec);
 	if (parse_process(&p)) {
 		say("ec1-init: %s: unreadable or malformed\n", PROCESS_FILE);
+		finish(EXIT_SETUP);
+	}
+	const char *what = "";
+	if (mount_shares(&p, &what) < 0) {
+		say("ec1-init: mounting shared directories: %s: %s\n", what, strerror(errno));
 		finish(EXIT_SETUP);
 	}
 

@@ -1,5 +1,6 @@
 /* The builtin backend: ec1's own KVM engine (src/vmm). */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -55,6 +56,70 @@ static int builtin_shutdown_eventfd(struct ec1_ctx *ctx, int *fd)
 	return EC1_OK;
 }
 
+static int builtin_add_virtiofs(struct ec1_ctx *ctx, const char *tag, const char *dir)
+{
+	(void)dir;
+	if (strncmp(tag, "ec1-", 4) == 0)
+		return ec1_fail(ctx, EC1_EINVAL,
+				"virtiofs.tag: \"%s\": the ec1- prefix is ec1's own (root and "
+				"volumes)",
+				tag);
+	return EC1_OK;
+}
+
+/* The root, the volumes ("HOST:GUEST[:ro]", checked when set) and the shares, as virtio-fs. */
+struct share_list {
+	struct vm_share shares[VM_MAX_DEVICES];
+	char tags[VM_MAX_DEVICES][32];
+	char *hosts[VM_MAX_DEVICES];
+	unsigned int n;
+};
+
+static int collect_shares(struct ec1_ctx *ctx, struct share_list *l)
+{
+	size_t nr_volumes = 0;
+	while (ctx->volumes && ctx->volumes[nr_volumes])
+		nr_volumes++;
+	if ((ctx->root ? 1 : 0) + nr_volumes + ctx->nr_shares > VM_MAX_DEVICES - 1)
+		return ec1_fail(ctx, EC1_EINVAL,
+				"shares: at most %d directories (root, volumes and shares) per VM",
+				VM_MAX_DEVICES - 1);
+	if (ctx->root)
+		l->shares[l->n++] = (struct vm_share){
+			.tag = "ec1-root", .host_dir = ctx->root, .guest_path = "/"};
+	for (size_t i = 0; i < nr_volumes; i++) {
+		const char *spec = ctx->volumes[i], *colon = strchr(spec, ':');
+		const char *guest = colon + 1, *opt = strchr(guest, ':');
+		struct vm_share *sh = &l->shares[l->n];
+		snprintf(l->tags[l->n], sizeof(l->tags[0]), "ec1-vol%zu", i);
+		l->hosts[l->n] = strndup(spec, (size_t)(colon - spec));
+		char *guest_copy = opt ? strndup(guest, (size_t)(opt - guest)) : strdup(guest);
+		if (!l->hosts[l->n] || !guest_copy) {
+			free(guest_copy);
+			return ec1_fail(ctx, EC1_ENOMEM, "out of memory");
+		}
+		*sh = (struct vm_share){.tag = l->tags[l->n],
+					.host_dir = l->hosts[l->n],
+					.guest_path = guest_copy,
+					.read_only = opt && strcmp(opt, ":ro") == 0};
+		l->n++;
+	}
+	for (size_t i = 0; i < ctx->nr_shares; i++)
+		l->shares[l->n++] = (struct vm_share){.tag = ctx->shares[i].tag,
+						      .host_dir = ctx->shares[i].dir};
+	return EC1_OK;
+}
+
+static void free_shares(struct share_list *l)
+{
+	for (unsigned int i = 0; i < l->n; i++) {
+		if (l->hosts[i]) {
+			free(l->hosts[i]);
+			free((char *)l->shares[i].guest_path);
+		}
+	}
+}
+
 static int builtin_run(struct ec1_ctx *ctx, int *status)
 {
 	const char *kernel = ctx->kernel_path ? ctx->kernel_path : ec1_default_kernel();
@@ -75,6 +140,12 @@ static int builtin_run(struct ec1_ctx *ctx, int *status)
 				"set EC1_INITRAMFS, or name one in ec1_ctx_set_kernel)",
 				initramfs, strerror(errno));
 	}
+	struct share_list shares = {0};
+	int err = collect_shares(ctx, &shares);
+	if (err) {
+		free_shares(&shares);
+		return err;
+	}
 	struct vm_config cfg = {
 		.cpus = ctx->vm.num_vcpus,
 		.ram_mib = ctx->vm.ram_mib,
@@ -85,6 +156,8 @@ static int builtin_run(struct ec1_ctx *ctx, int *status)
 		.argv = (const char *const *)ctx->argv,
 		.envp = (const char *const *)ctx->envp,
 		.workdir = ctx->workdir,
+		.shares = shares.shares,
+		.nr_shares = shares.n,
 		.stdin_fd = ctx->stdio[0],
 		.stdout_fd = ctx->stdio[1],
 		.stderr_fd = ctx->stdio[2],
@@ -96,7 +169,8 @@ static int builtin_run(struct ec1_ctx *ctx, int *status)
 		.setup_only = getenv("EC1_SETUP_ONLY") != NULL,
 	};
 	struct vm_result res;
-	int err = vm_run(&cfg, &res, ctx->message, sizeof(ctx->message));
+	err = vm_run(&cfg, &res, ctx->message, sizeof(ctx->message));
+	free_shares(&shares);
 	if (!err)
 		*status = res.status;
 	return err;
@@ -104,9 +178,9 @@ static int builtin_run(struct ec1_ctx *ctx, int *status)
 
 const struct ec1_backend_ops ec1_backend_builtin = {
 	.id = EC1_BACKEND_BUILTIN,
-	/* Host directories (root, volumes, shares) arrive with virtio-fs; until then not offered.
-	 */
-	.features = EC1_F_SHUTDOWN_FD,
+	/* Host directories (root, volumes, shares) through virtio-fs. */
+	.features = EC1_F_ROOT | EC1_F_VOLUMES | EC1_F_SHUTDOWN_FD,
+	.add_virtiofs = builtin_add_virtiofs,
 	.get_shutdown_eventfd = builtin_shutdown_eventfd,
 	.set_kernel = builtin_set_kernel,
 	.run = builtin_run,

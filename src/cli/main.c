@@ -30,6 +30,12 @@ static const char run_usage[] =
 	"  -e, --env K=V         environment variable for CMD (repeatable; added to PATH, HOME, "
 	"TERM)\n"
 	"  -w, --workdir DIR     working directory of CMD in the guest (default /)\n"
+	"  -r, --root DIR        the guest's / is this host directory (virtio-fs; ec1's init is\n"
+	"                        not written into it)\n"
+	"  -V, --volume HOST:GUEST[:ro]  mount host directory HOST at GUEST in the guest, creating\n"
+	"                        GUEST if needed; :ro refuses writes (repeatable)\n"
+	"  -s, --share TAG:DIR   offer DIR as virtio-fs TAG for the guest to mount itself:\n"
+	"                        mount -t virtiofs TAG /mnt (repeatable)\n"
 	"  -t, --timeout SEC     stop the VM and fail after SEC seconds (default: no limit)\n"
 	"  -b, --backend NAME    builtin, libkrun, libkrun-sev, libkrun-efi or stub\n"
 	"                        (default: environment EC1_BACKEND, else builtin)\n"
@@ -95,7 +101,21 @@ static int parse_uint(const char *opt, const char *s, unsigned long min, unsigne
 	return 0;
 }
 
-/* Default environment plus --env entries; an entry replaces one with the same name. */
+/* Appends item to a NULL-terminated list. */
+static int add_item(const char ***list, size_t *n, const char *item)
+{
+	const char **grown = realloc(*list, (*n + 2) * sizeof(char *));
+	if (!grown) {
+		fprintf(stderr, "ec1: out of memory\n");
+		return -1;
+	}
+	grown[(*n)++] = item;
+	grown[*n] = NULL;
+	*list = grown;
+	return 0;
+}
+
+/* Adds K=V to env, replacing an earlier K. */
 static int add_env(const char ***env, size_t *n, const char *kv)
 {
 	const char *eq = strchr(kv, '=');
@@ -109,13 +129,7 @@ static int add_env(const char ***env, size_t *n, const char *kv)
 			return 0;
 		}
 	}
-	const char **grown = realloc(*env, (*n + 2) * sizeof(char *));
-	if (!grown)
-		return -1;
-	grown[(*n)++] = kv;
-	grown[*n] = NULL;
-	*env = grown;
-	return 0;
+	return add_item(env, n, kv);
 }
 
 /* --vmnet MODE: shared, host, host-isolated, bridged:IFACE. */
@@ -149,6 +163,9 @@ static int cmd_run(int argc, char **argv)
 		{"cmdline", required_argument, NULL, 'C'},
 		{"env", required_argument, NULL, 'e'},
 		{"workdir", required_argument, NULL, 'w'},
+		{"root", required_argument, NULL, 'r'},
+		{"volume", required_argument, NULL, 'V'},
+		{"share", required_argument, NULL, 's'},
 		{"timeout", required_argument, NULL, 't'},
 		{"backend", required_argument, NULL, 'b'},
 		{"timing", no_argument, NULL, 'T'},
@@ -161,8 +178,9 @@ static int cmd_run(int argc, char **argv)
 	};
 	struct ec1_vm_config vm = {.num_vcpus = 1, .ram_mib = 512};
 	struct ec1_kernel_config kernel = {.format = EC1_KERNEL_ELF};
-	const char **env = NULL;
-	size_t nenv = 0;
+	const char **env = NULL, **volumes = NULL, **shares = NULL;
+	size_t nenv = 0, nvolumes = 0, nshares = 0;
+	const char *root = NULL;
 	const char *workdir = NULL, *backend_name = NULL;
 	double timeout_s = 0;
 	bool timing = false, console = false, vmnet = false;
@@ -177,7 +195,7 @@ static int cmd_run(int argc, char **argv)
 		if (add_env(&env, &nenv, defaults[i]))
 			return EXIT_EC1_ERROR;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+c:m:k:i:e:w:t:b:vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+c:m:k:i:e:w:r:V:s:t:b:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			if (parse_uint("--cpus", optarg, 1, 64, &v))
@@ -204,6 +222,21 @@ static int cmd_run(int argc, char **argv)
 			break;
 		case 'w':
 			workdir = optarg;
+			break;
+		case 'r':
+			root = optarg;
+			break;
+		case 'V':
+			if (add_item(&volumes, &nvolumes, optarg))
+				return EXIT_EC1_ERROR;
+			break;
+		case 's':
+			if (!strchr(optarg, ':') || optarg[0] == ':') {
+				fprintf(stderr, "ec1: --share: \"%s\": expected TAG:DIR\n", optarg);
+				return EXIT_EC1_ERROR;
+			}
+			if (add_item(&shares, &nshares, optarg))
+				return EXIT_EC1_ERROR;
 			break;
 		case 't': {
 			char *end;
@@ -286,6 +319,17 @@ static int cmd_run(int argc, char **argv)
 		if ((err = ec1_ctx_set_kernel(ctx, &kernel)))
 			return fail(ctx, err);
 	}
+	if (root && (err = ec1_ctx_set_root(ctx, root)))
+		return fail(ctx, err);
+	if (nvolumes && (err = ec1_ctx_set_mapped_volumes(ctx, volumes, nvolumes)))
+		return fail(ctx, err);
+	for (size_t i = 0; i < nshares; i++) {
+		char tag[64];
+		const char *colon = strchr(shares[i], ':');
+		snprintf(tag, sizeof(tag), "%.*s", (int)(colon - shares[i]), shares[i]);
+		if ((err = ec1_ctx_add_virtiofs(ctx, tag, colon + 1)))
+			return fail(ctx, err);
+	}
 	if (timeout_s > 0 && (err = ec1_ctx_set_timeout(ctx, (uint32_t)(timeout_s * 1000))))
 		return fail(ctx, err);
 	if (timing && (err = ec1_ctx_set_timing(ctx, true)))
@@ -306,6 +350,8 @@ static int cmd_run(int argc, char **argv)
 	int status;
 	err = ec1_run(ctx, &status);
 	free(env);
+	free(volumes);
+	free(shares);
 	if (err)
 		return fail(ctx, err);
 	ec1_ctx_free(ctx);

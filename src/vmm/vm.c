@@ -24,6 +24,7 @@
 #include "arch.h"
 #include "cpio.h"
 #include "virtio/console.h"
+#include "virtio/fs.h"
 #include "virtio/mmio.h"
 
 int vm_log_level = EC1_LOG_WARN;
@@ -201,27 +202,38 @@ static const char *default_env[] = {
 	"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/", "TERM=linux",
 	NULL};
 
-/* The process description init reads: NUL-separated fields (see guest/init/init.c). */
+/*
+ * The process description init reads: NUL-separated fields (see guest/init/init.c): "EC1P2",
+ * exec path, workdir, argc, argv..., envc, env..., mount count, then tag, guest path and "ro" or
+ * "rw" for each share init mounts.
+ */
 static int process_blob(const struct vm_config *cfg, char **out, size_t *out_len)
 {
 	const char *const *env = cfg->envp ? cfg->envp : default_env;
-	size_t argc = 0, envc = 0, len = 0;
-	char num[2][24];
+	size_t argc = 0, envc = 0, mounts = 0, len = 0;
+	char num[3][24];
 
 	while (cfg->argv[argc])
 		len += strlen(cfg->argv[argc++]) + 1;
 	while (env[envc])
 		len += strlen(env[envc++]) + 1;
+	for (unsigned int i = 0; i < cfg->nr_shares; i++) {
+		if (!cfg->shares[i].guest_path)
+			continue;
+		mounts++;
+		len += strlen(cfg->shares[i].tag) + strlen(cfg->shares[i].guest_path) + 5;
+	}
 	snprintf(num[0], sizeof(num[0]), "%zu", argc);
 	snprintf(num[1], sizeof(num[1]), "%zu", envc);
+	snprintf(num[2], sizeof(num[2]), "%zu", mounts);
 	const char *workdir = cfg->workdir ? cfg->workdir : "/";
-	len += strlen("EC1P1") + strlen(cfg->exec_path) + strlen(workdir) + strlen(num[0]) +
-	       strlen(num[1]) + 5;
+	len += strlen("EC1P2") + strlen(cfg->exec_path) + strlen(workdir) + strlen(num[0]) +
+	       strlen(num[1]) + strlen(num[2]) + 6;
 	char *p = malloc(len), *w = p;
 	if (!p)
 		return -ENOMEM;
 #define PUT(s) (w = stpcpy(w, (s)) + 1)
-	PUT("EC1P1");
+	PUT("EC1P2");
 	PUT(cfg->exec_path);
 	PUT(workdir);
 	PUT(num[0]);
@@ -230,6 +242,14 @@ static int process_blob(const struct vm_config *cfg, char **out, size_t *out_len
 	PUT(num[1]);
 	for (size_t i = 0; i < envc; i++)
 		PUT(env[i]);
+	PUT(num[2]);
+	for (unsigned int i = 0; i < cfg->nr_shares; i++) {
+		if (!cfg->shares[i].guest_path)
+			continue;
+		PUT(cfg->shares[i].tag);
+		PUT(cfg->shares[i].guest_path);
+		PUT(cfg->shares[i].read_only ? "ro" : "rw");
+	}
 #undef PUT
 	*out = p;
 	*out_len = len;
@@ -254,6 +274,7 @@ static int runtime_archive(const struct vm_config *cfg, struct cpio *c)
 	err = err ?: cpio_add(c, "proc", S_IFDIR | 0555, NULL, 0);
 	err = err ?: cpio_add(c, "sys", S_IFDIR | 0555, NULL, 0);
 	err = err ?: cpio_add(c, "tmp", S_IFDIR | 01777, NULL, 0);
+	err = err ?: cpio_add(c, ".ec1/root", S_IFDIR | 0755, NULL, 0);
 	err = err ?: cpio_finish(c);
 	free(blob);
 	return err;
@@ -436,6 +457,25 @@ static int build_cmdline(struct vm *vm, char *msg, size_t msg_size)
 	return 0;
 }
 
+/* One virtio-fs device per shared directory. */
+static int add_shares(struct vm *vm, char *msg, size_t msg_size)
+{
+	const struct vm_config *cfg = vm->cfg;
+	for (unsigned int i = 0; i < cfg->nr_shares; i++) {
+		const struct vm_share *sh = &cfg->shares[i];
+		if (vm->nr_devs >= VM_MAX_DEVICES)
+			FAIL(EC1_EINVAL, "shares: at most %d directories per VM",
+			     VM_MAX_DEVICES - 1);
+		int err = virtio_fs_create(vm, sh->tag, sh->host_dir, sh->read_only,
+					   &vm->fs[vm->nr_fs]);
+		if (err == 0 || vm->fs[vm->nr_fs])
+			vm->nr_fs++;
+		if (err)
+			FAIL(EC1_EINVAL, "%s: %s", sh->host_dir, strerror(-err));
+	}
+	return 0;
+}
+
 /* Resident set of the process, and the part of it that is guest RAM. */
 static void measure_memory(struct vm *vm)
 {
@@ -476,6 +516,8 @@ static void teardown(struct vm *vm, struct console *con)
 		if (vm->vcpus[i].started)
 			pthread_join(vm->vcpus[i].thread, NULL);
 	console_destroy(con);
+	for (unsigned int i = 0; i < vm->nr_fs; i++)
+		virtio_fs_destroy(vm->fs[i]);
 	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
 		if (vm->vcpus[i].run)
 			munmap(vm->vcpus[i].run, vm->run_size);
@@ -573,6 +615,7 @@ int vm_run(const struct vm_config *cfg, struct vm_result *result, char *msg, siz
 		snprintf(msg, msg_size, "virtio-console: %s", strerror(-err));
 		err = EC1_ENOMEM;
 	}
+	err = err ?: add_shares(vm, msg, msg_size);
 	err = err ?: setup_irqfds(vm, msg, msg_size);
 	err = err ?: build_cmdline(vm, msg, msg_size);
 	err = err ?: setup_initrd(vm, msg, msg_size);

@@ -19,6 +19,14 @@
 #define VM_MMIO_IRQ_BASE 5
 #define VM_IRQ_LINES	 (VM_MMIO_IRQ_BASE + VM_MAX_DEVICES)
 
+/* A host directory shared with the guest through virtio-fs. */
+struct vm_share {
+	const char *tag;	/* virtio-fs tag, 1..36 bytes, unique */
+	const char *host_dir;	/* the directory served */
+	const char *guest_path; /* where init mounts it ("/": the root), or NULL: the guest decides */
+	bool read_only;		/* the server refuses every change (EROFS) */
+};
+
 /* Everything the engine needs to run one VM; strings and arrays are borrowed for the call. */
 struct vm_config {
 	unsigned int cpus;	    /* vCPUs, 1..VM_MAX_VCPUS */
@@ -30,6 +38,8 @@ struct vm_config {
 	const char *const *argv;    /* NULL-terminated, argv[0] included */
 	const char *const *envp;    /* NULL-terminated, or NULL for the default */
 	const char *workdir;	    /* or NULL for "/" */
+	const struct vm_share *shares;
+	unsigned int nr_shares;
 	int stdin_fd, stdout_fd, stderr_fd;
 	uint32_t timeout_ms; /* 0: no limit */
 	int shutdown_fd;     /* eventfd: a write asks for an orderly shutdown; -1 for none */
@@ -56,6 +66,7 @@ struct vcpu {
 };
 
 struct virtio_mmio_dev;
+struct virtio_fs;
 
 struct vm {
 	const struct vm_config *cfg;
@@ -67,6 +78,8 @@ struct vm {
 	struct serial serial;
 	struct virtio_mmio_dev *devs[VM_MAX_DEVICES];
 	unsigned int nr_devs;
+	struct virtio_fs *fs[VM_MAX_DEVICES];
+	unsigned int nr_fs;
 	uint64_t entry;	     /* guest entry point */
 	uint64_t boot_info;  /* guest address of the boot information (start_info or boot_params) */
 	bool entry_64bit;    /* bzImage: enter in long mode; vmlinux/PVH: 32-bit protected mode */

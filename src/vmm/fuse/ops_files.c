@@ -190,9 +190,16 @@ static ssize_t read_dir(struct fuse_req *r, bool plus)
 				struct fuse_entry_out e = {0};
 				bool dots = strcmp(d->d_name, ".") == 0 ||
 					    strcmp(d->d_name, "..") == 0;
-				/* The guest skips "." and ".." attributes: no reference taken. */
-				if (!dots && fuse_lookup_at(s, h->fd, d->d_name, &e) < 0)
+				/*
+				 * The guest ignores "." and ".." attributes: no reference taken. An
+				 * entry whose lookup fails for another reason than being gone (a full
+				 * node table) goes without attributes (node id 0).
+				 */
+				int err = dots ? 0 : fuse_lookup_at(s, h->fd, d->d_name, &e);
+				if (err == -ENOENT)
 					continue; /* gone since getdents */
+				if (err)
+					memset(&e, 0, sizeof(e));
 				memcpy(at, &e, sizeof(e));
 				at += sizeof(e);
 			}

@@ -8,6 +8,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -19,13 +20,38 @@
 #define REQ_SIZE   (sizeof(struct fuse_in_header) + 256 + 4096 + 65536 + 64)
 #define REPLY_SIZE (FUSE_SERVER_MAX_WRITE + 4096)
 
-/* How many objects a share may hold open: bounded by the descriptors this process may have. */
+/* The kernel's ceiling on any process's descriptors (fs.nr_open). */
+static rlim_t nr_open(void)
+{
+	unsigned long n = 1024 * 1024;
+	FILE *f = fopen("/proc/sys/fs/nr_open", "r");
+	if (f) {
+		if (fscanf(f, "%lu", &n) != 1)
+			n = 1024 * 1024;
+		fclose(f);
+	}
+	return (rlim_t)n;
+}
+
+/*
+ * How many objects a share may hold: each node keeps a descriptor, so raise this process's
+ * descriptor limit as far as allowed (a directory of 10,000 entries listed with attributes holds
+ * 10,000 nodes) and stay well inside it.
+ */
 static uint32_t node_limit(void)
 {
 	struct rlimit rl;
 	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
 		return 1024;
-	/* Ask for more: a directory of 10,000 entries listed with attributes holds 10,000 nodes. */
+	rlim_t want = (rlim_t)FUSE_MAX_NODES + 4096, ceiling = nr_open();
+	if (want > ceiling)
+		want = ceiling;
+	if (rl.rlim_max < want) {
+		/* Root (CAP_SYS_RESOURCE) may raise the hard limit too. */
+		struct rlimit more = {want, want};
+		if (setrlimit(RLIMIT_NOFILE, &more) == 0)
+			rl = more;
+	}
 	if (rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
 		setrlimit(RLIMIT_NOFILE, &rl);

@@ -24,6 +24,7 @@
 #include <sys/reboot.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -246,6 +247,26 @@ static int make_dirs(const char *path)
 #define NEW_ROOT "/.ec1/root"
 
 /*
+ * A FUSE mount reads ahead 128 KiB at a time, a request each; 1 MiB (two 512 KiB requests, the
+ * server's maximum) halves the round trips of sequential reads several times over.
+ */
+static void set_readahead(const char *mountpoint)
+{
+	struct stat st;
+	char path[64];
+	if (stat(mountpoint, &st) < 0)
+		return;
+	snprintf(path, sizeof(path), "/sys/class/bdi/%u:%u/read_ahead_kb", major(st.st_dev),
+		 minor(st.st_dev));
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (write(fd, "1024", 4) < 0)
+			say("ec1-init: %s: %s\n", path, strerror(errno));
+		close(fd);
+	}
+}
+
+/*
  * Mounts the shares: the root one ("/") at NEW_ROOT, the others under it (or under / when the
  * root stays the initramfs), creating mount points; then, with a root share, moves /dev, /proc
  * and /sys into it and makes it / (what switch_root does). Returns 0, or -1 with errno set and
@@ -261,6 +282,7 @@ static int mount_shares(const struct process *p, const char **what)
 		*what = m->tag;
 		if (mount(m->tag, NEW_ROOT, "virtiofs", m->read_only ? MS_RDONLY : 0, NULL) < 0)
 			return -1;
+		set_readahead(NEW_ROOT);
 		base = NEW_ROOT;
 	}
 	for (long i = 0; i < p->nr_mounts; i++) {
@@ -273,6 +295,7 @@ static int mount_shares(const struct process *p, const char **what)
 		if (make_dirs(at) < 0 ||
 		    mount(m->tag, at, "virtiofs", m->read_only ? MS_RDONLY : 0, NULL) < 0)
 			return -1;
+		set_readahead(at);
 	}
 	if (!*base)
 		return 0;

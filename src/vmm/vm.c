@@ -405,6 +405,12 @@ static int setup_memory(struct vm *vm, char *msg, size_t msg_size)
 	return 0;
 }
 
+int vm_ioeventfd(struct vm *vm, uint64_t addr, uint32_t len, int fd)
+{
+	struct kvm_ioeventfd io = {.addr = addr, .len = len, .fd = fd};
+	return ioctl(vm->vm_fd, KVM_IOEVENTFD, &io) < 0 ? -errno : 0;
+}
+
 static int setup_irqfds(struct vm *vm, char *msg, size_t msg_size)
 {
 	for (unsigned int i = 0; i < vm->nr_devs; i++) {

@@ -119,6 +119,11 @@ static inline void *vm_ptr(struct vm *vm, uint64_t gpa, uint64_t len)
 uint64_t vm_now_ns(void);
 /* Records a boot phase (first call per phase wins). */
 void vm_mark(struct vm *vm, uint64_t *slot);
+/*
+ * Makes guest writes of len bytes at MMIO address addr signal eventfd fd inside KVM, with no exit
+ * to this process. Returns 0 or -errno.
+ */
+int vm_ioeventfd(struct vm *vm, uint64_t addr, uint32_t len, int fd);
 /* Injects an edge on a guest interrupt line. */
 void vm_irq(struct vm *vm, unsigned int gsi);
 /* Logs to stderr when the configured log level allows it. */

@@ -49,6 +49,7 @@ struct fuse_server {
 	size_t req_size;
 	uint8_t *reply; /* replies built here (all but READ data) */
 	size_t reply_size;
+	struct fuse_server_stats stats;
 };
 
 /* Node ids: slot + 1 in the low 32 bits, generation in the high ones; the root is 1. */

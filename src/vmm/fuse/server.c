@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ops.h"
@@ -376,8 +377,61 @@ static const fuse_op ops[] = {
 	[FUSE_REMOVEXATTR] = fuse_op_removexattr,
 };
 
+const struct fuse_server_stats *fuse_server_stats(const struct fuse_server *s)
+{
+	return &s->stats;
+}
+
+const char *fuse_server_opcode_name(unsigned int opcode)
+{
+	static const char *const names[] = {
+		[FUSE_LOOKUP] = "LOOKUP",	[FUSE_FORGET] = "FORGET",
+		[FUSE_GETATTR] = "GETATTR",	[FUSE_SETATTR] = "SETATTR",
+		[FUSE_READLINK] = "READLINK",	[FUSE_SYMLINK] = "SYMLINK",
+		[FUSE_MKNOD] = "MKNOD",		[FUSE_MKDIR] = "MKDIR",
+		[FUSE_UNLINK] = "UNLINK",	[FUSE_RMDIR] = "RMDIR",
+		[FUSE_RENAME] = "RENAME",	[FUSE_LINK] = "LINK",
+		[FUSE_OPEN] = "OPEN",		[FUSE_READ] = "READ",
+		[FUSE_WRITE] = "WRITE",		[FUSE_STATFS] = "STATFS",
+		[FUSE_RELEASE] = "RELEASE",	[FUSE_FSYNC] = "FSYNC",
+		[FUSE_SETXATTR] = "SETXATTR",	[FUSE_GETXATTR] = "GETXATTR",
+		[FUSE_LISTXATTR] = "LISTXATTR", [FUSE_REMOVEXATTR] = "REMOVEXATTR",
+		[FUSE_FLUSH] = "FLUSH",		[FUSE_INIT] = "INIT",
+		[FUSE_OPENDIR] = "OPENDIR",	[FUSE_READDIR] = "READDIR",
+		[FUSE_RELEASEDIR] = "RELEASEDIR", [FUSE_FSYNCDIR] = "FSYNCDIR",
+		[FUSE_ACCESS] = "ACCESS",	[FUSE_CREATE] = "CREATE",
+		[FUSE_INTERRUPT] = "INTERRUPT", [FUSE_DESTROY] = "DESTROY",
+		[FUSE_BATCH_FORGET] = "BATCH_FORGET", [FUSE_FALLOCATE] = "FALLOCATE",
+		[FUSE_READDIRPLUS] = "READDIRPLUS", [FUSE_RENAME2] = "RENAME2",
+		[FUSE_LSEEK] = "LSEEK",
+	};
+	return opcode < sizeof(names) / sizeof(names[0]) ? names[opcode] : NULL;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static ssize_t handle(struct fuse_server *s, const struct iovec *in, unsigned int n_in,
+		      const struct iovec *out, unsigned int n_out, uint32_t *opcode);
+
 ssize_t fuse_server_handle(struct fuse_server *s, const struct iovec *in, unsigned int n_in,
 			   const struct iovec *out, unsigned int n_out)
+{
+	uint64_t t0 = now_ns();
+	uint32_t opcode = 0;
+	ssize_t len = handle(s, in, n_in, out, n_out, &opcode);
+	unsigned int slot = opcode < FUSE_SERVER_OPCODES ? opcode : 0;
+	s->stats.count[slot]++;
+	s->stats.ns[slot] += now_ns() - t0;
+	return len;
+}
+
+static ssize_t handle(struct fuse_server *s, const struct iovec *in, unsigned int n_in,
+		      const struct iovec *out, unsigned int n_out, uint32_t *opcode)
 {
 	struct fuse_req r = {.s = s, .in = in, .n_in = n_in, .out = out, .n_out = n_out};
 	struct fuse_in_header h;
@@ -391,6 +445,7 @@ ssize_t fuse_server_handle(struct fuse_server *s, const struct iovec *in, unsign
 		r.out_len += out[i].iov_len;
 	if (iov_copy_out(in, n_in, 0, &h, sizeof(h)) < sizeof(h))
 		return -EINVAL; /* not even a header */
+	*opcode = h.opcode;
 	r.unique = h.unique;
 	r.nodeid = h.nodeid;
 	r.uid = h.uid;

@@ -37,6 +37,16 @@ void fuse_server_reset(struct fuse_server *s);
 ssize_t fuse_server_handle(struct fuse_server *s, const struct iovec *in, unsigned int n_in,
 			   const struct iovec *out, unsigned int n_out);
 
+/* Requests served and time spent on them, per opcode (what `ec1 run --timing` prints). */
+#define FUSE_SERVER_OPCODES 64
+struct fuse_server_stats {
+	uint64_t count[FUSE_SERVER_OPCODES];
+	uint64_t ns[FUSE_SERVER_OPCODES];
+};
+const struct fuse_server_stats *fuse_server_stats(const struct fuse_server *s);
+/* Opcode name, for reports ("READ"); "op<N>" style numbers are the caller's job on NULL. */
+const char *fuse_server_opcode_name(unsigned int opcode);
+
 /* Counts, for tests and limits. */
 size_t fuse_server_nodes(const struct fuse_server *s);
 size_t fuse_server_handles(const struct fuse_server *s);

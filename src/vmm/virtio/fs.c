@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -27,6 +28,7 @@
 struct virtio_fs {
 	struct virtio_mmio_dev *dev;
 	struct fuse_server *server;
+	char tag[VIRTIO_FS_TAG_MAX + 1];
 	int wake_fd; /* a queue was kicked, or stop */
 	bool stopping;
 	bool reset; /* the driver reset the device: the FUSE session is over */
@@ -144,7 +146,11 @@ int virtio_fs_create(struct vm *vm, const char *tag, const char *dir, bool read_
 	/* Config (§5.11.4): tag (not NUL-terminated when 36 bytes long), num_request_queues. */
 	uint32_t nr_request_queues = NR_QUEUES - 1;
 	memcpy(fs->dev->config, tag, tag_len);
+	memcpy(fs->tag, tag, tag_len);
 	memcpy(fs->dev->config + VIRTIO_FS_TAG_MAX, &nr_request_queues, 4);
+	/* Kicks wake the thread straight from KVM; fs_notify stays for a KVM that cannot. */
+	if (virtio_mmio_notify_eventfd(fs->dev, fs->wake_fd) < 0)
+		vm_log(2, "virtio-fs %s: no ioeventfd, notifications go through the VMM", tag);
 	/* From here the caller owns fs and frees it with virtio_fs_destroy(), on error too. */
 	*out = fs;
 	err = pthread_create(&fs->thread, NULL, fs_main, fs);
@@ -152,6 +158,41 @@ int virtio_fs_create(struct vm *vm, const char *tag, const char *dir, bool read_
 		return -err;
 	fs->thread_started = true;
 	return 0;
+}
+
+/* With --timing: where the server's time went, the four costliest opcodes first. */
+static void print_stats(struct virtio_fs *fs)
+{
+	const struct fuse_server_stats *st = fuse_server_stats(fs->server);
+	uint64_t n = 0, ns = 0;
+	for (unsigned int i = 0; i < FUSE_SERVER_OPCODES; i++) {
+		n += st->count[i];
+		ns += st->ns[i];
+	}
+	char line[512];
+	int len = snprintf(line, sizeof(line), "ec1 virtio-fs %s: %llu requests, %.2f ms serving",
+			   fs->tag, (unsigned long long)n, ns / 1e6);
+	bool shown[FUSE_SERVER_OPCODES] = {0};
+	for (int k = 0; k < 4; k++) {
+		unsigned int top = 0;
+		for (unsigned int i = 1; i < FUSE_SERVER_OPCODES; i++)
+			if (!shown[i] && st->ns[i] > st->ns[top])
+				top = i;
+		if (!st->count[top] || shown[top])
+			break;
+		shown[top] = true;
+		char num[16];
+		const char *name = fuse_server_opcode_name(top);
+		if (!name) {
+			snprintf(num, sizeof(num), "op%u", top);
+			name = num;
+		}
+		len += snprintf(line + len, sizeof(line) - (size_t)len, " | %s %llu x %.3f ms", name,
+				(unsigned long long)st->count[top], st->ns[top] / 1e6 / st->count[top]);
+		if (len >= (int)sizeof(line))
+			break;
+	}
+	fprintf(stderr, "%s\n", line);
 }
 
 void virtio_fs_destroy(struct virtio_fs *fs)
@@ -164,6 +205,8 @@ void virtio_fs_destroy(struct virtio_fs *fs)
 	(void)n;
 	if (fs->thread_started)
 		pthread_join(fs->thread, NULL);
+	if (fs->dev && fs->dev->vm->cfg->timing)
+		print_stats(fs);
 	close(fs->wake_fd);
 	fuse_server_free(fs->server);
 	free(fs);

@@ -94,6 +94,11 @@ void virtio_mmio_queues_end(struct virtio_mmio_dev *d)
 	pthread_rwlock_unlock(&d->qlock);
 }
 
+int virtio_mmio_notify_eventfd(struct virtio_mmio_dev *d, int fd)
+{
+	return vm_ioeventfd(d->vm, d->base + REG_QUEUE_NOTIFY, 4, fd);
+}
+
 void virtio_mmio_signal(struct virtio_mmio_dev *d, unsigned int queue)
 {
 	if (!virtq_should_interrupt(&d->queues[queue]))

@@ -62,6 +62,12 @@ void virtio_mmio_access(struct virtio_mmio_dev *d, uint64_t offset, uint8_t *dat
 /* Brackets device-side use of the queues from a thread other than a notify handler. */
 void virtio_mmio_queues_begin(struct virtio_mmio_dev *d);
 void virtio_mmio_queues_end(struct virtio_mmio_dev *d);
+/*
+ * Delivers the driver's queue notifications (any queue) as a signal on eventfd fd, from inside
+ * KVM: the vCPU does not leave the kernel. ops->notify then sees none. Returns 0 or -errno (the
+ * caller keeps ops->notify as the fallback).
+ */
+int virtio_mmio_notify_eventfd(struct virtio_mmio_dev *d, int fd);
 /* Signals used buffers to the driver (if it asked for interrupts on q). */
 void virtio_mmio_signal(struct virtio_mmio_dev *d, unsigned int queue);
 /* The driver broke the protocol: mark the device as needing reset and stop the VM. */

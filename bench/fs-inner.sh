@@ -1,0 +1,45 @@
+#!/bin/sh
+# bench/fs-inner.sh DIR WORK SIZE_MIB FILES: the part of bench/fs that needs a KVM that can boot a
+# guest (hardware, or inside the rig). DIR holds ec1, vmlinux, rootfs.cpio; WORK is the host
+# directory shared with the guest. Each measurement is made through virtio-fs in the guest and
+# directly on the host, in the same environment and run; the ratio is guest / host.
+dir=$1 work=$2 size=$3 files=$4
+export LD_LIBRARY_PATH=$dir EC1_KERNEL=$dir/vmlinux EC1_INITRAMFS=$dir/rootfs.cpio
+mkdir -p "$work/share" "$work/host"
+
+# The workload, the same text for host and guest: write, then read (page cache dropped where the
+# kernel lets us; the guest re-reads from the host anyway, as every open invalidates its cache),
+# then FILES empty files created, stat'ed and unlinked.
+cat >"$work/share/load.sh" <<LOAD
+cd "\$1"
+up() { awk '{print \$1}' /proc/uptime; }
+t0=\$(up); dd if=/dev/zero of=big bs=1M count=$size conv=fsync 2>/dev/null; t1=\$(up)
+echo "write: \$t0 \$t1"
+sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null
+t0=\$(up); dd if=big of=/dev/null bs=1M 2>/dev/null; t1=\$(up)
+echo "read: \$t0 \$t1"
+rm -f big
+mkdir meta && cd meta
+t0=\$(up)
+i=0; while [ \$i -lt $files ]; do : >f\$i; i=\$((i + 1)); done
+stat -c %s f* >/dev/null
+rm -f f*
+t1=\$(up)
+cd .. && rmdir meta
+echo "meta: \$t0 \$t1"
+LOAD
+sh "$work/share/load.sh" "$work/host" >"$work/host.out" 2>&1
+"$dir/ec1" run --mem 1024 --timeout 3000 --volume "$work/share:/mnt/s" -- /bin/sh /mnt/s/load.sh /mnt/s \
+	>"$work/guest.out" 2>&1 || { echo "bench/fs: the guest run failed:"; cat "$work/guest.out"; exit 1; }
+
+report() { # LABEL HOST_RATE GUEST_RATE UNIT
+	awk -v l="$1" -v h="$2" -v g="$3" -v u="$4" 'BEGIN {
+		printf "  %-34s guest %10.1f %s   host %10.1f %s   guest/host %.2f\n", l, g, u, h, u, (h > 0 ? g / h : 0) }'
+}
+rate() { # FILE KIND: MB/s from the "KIND: T0 T1" line (seconds of uptime)
+	grep "^$2: " "$1" | awk -v m="$size" '{ d = $3 - $2; printf "%.1f", (d > 0 ? m * 1.048576 / d : 0) }'
+}
+meta() { grep '^meta: ' "$1" | awk -v n="$files" '{ d = $3 - $2; printf "%.0f", (d > 0 ? n / d : 0) }'; }
+report "sequential write, $size MiB" "$(rate "$work/host.out" write)" "$(rate "$work/guest.out" write)" MB/s
+report "sequential read, $size MiB" "$(rate "$work/host.out" read)" "$(rate "$work/guest.out" read)" MB/s
+report "create+stat+unlink, $files files" "$(meta "$work/host.out")" "$(meta "$work/guest.out")" files/s

@@ -6,7 +6,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 RUN_CMD ?= uname -a
 
-.PHONY: all deps kernel build asan run test unit-test vm-test bench install clean format
+.PHONY: all deps kernel build asan run test unit-test vm-test bench install clean format debian-root
 
 all: build
 
@@ -37,6 +37,11 @@ test: build asan
 
 bench: build
 	@bench/boot
+	@bench/fs
+
+# A Debian 12 tree for `ec1 run --root` (and the VM test that uses one when it exists).
+debian-root:
+	@scripts/make-debian-root
 
 install: build
 	DESTDIR=$(DESTDIR) meson install -C $(BUILD)

@@ -3,9 +3,10 @@
  *
  * Mounts /proc, /sys, /dev and /tmp, reads the process description the VMM put in the initramfs
  * (/.ec1/process), mounts the shared host directories (virtio-fs) it names — a root directory
- * becomes / through a switch of root, init itself staying in the initramfs — connects the process's stdin, stdout and stderr to their virtio-console ports,
- * runs it, reaps every child, forwards termination signals, and reports the process's exit status
- * on the control port. The VMM stops the VM when it reads that report.
+ * becomes / through a switch of root, init itself staying in the initramfs — connects the process's
+ * stdin, stdout and stderr to their virtio-console ports, runs it, reaps every child, forwards
+ * termination signals, and reports the process's exit status on the control port. The VMM stops the
+ * VM when it reads that report.
  *
  * Exit status (libkrun's convention): the process's own status; 125 when init cannot set up the
  * environment; 126 found but not executable; 127 not found; 128+N killed by signal N.

@@ -204,7 +204,8 @@ struct ec1_vmnet_config {
 	bool verbose;		      /* helper logs verbosely (to this process's stderr) */
 	const char *const *port_map;  /* must be empty: the guest has its own address on vmnet */
 	size_t port_map_count;
-	const char *helper_path; /* NULL: $EC1_VMNET_HELPER, else /opt/vmnet-helper/bin/vmnet-helper */
+	const char
+		*helper_path; /* NULL: $EC1_VMNET_HELPER, else /opt/vmnet-helper/bin/vmnet-helper */
 };
 int ec1_ctx_set_vmnet(struct ec1_ctx *ctx, const struct ec1_vmnet_config *config);
 int ec1_ctx_set_vmnet_shared(struct ec1_ctx *ctx, const char *const *port_map, size_t count);
@@ -219,13 +220,13 @@ struct ec1_vmnet_info {
 	char mac_address[18];	  /* the same, "xx:xx:xx:xx:xx:xx" */
 	uint32_t mtu;		  /* bytes (vmnet_mtu) */
 	uint32_t max_packet_size; /* bytes (vmnet_max_packet_size), 0 if not given */
-	char start_address[16];	  /* IPv4 range start; in shared mode the host's (gateway) address */
-	char end_address[16];	  /* IPv4 range end */
-	char subnet_mask[16];	  /* IPv4 subnet mask */
-	char interface_id[40];	  /* interface UUID: pass it again to keep the MAC address */
-	char nat66_prefix[48];	  /* IPv6 prefix in shared mode */
-	int helper_pid;		  /* the helper's process id */
-	int fd;			  /* our end of the frame socket; owned by the context */
+	char start_address[16]; /* IPv4 range start; in shared mode the host's (gateway) address */
+	char end_address[16];	/* IPv4 range end */
+	char subnet_mask[16];	/* IPv4 subnet mask */
+	char interface_id[40];	/* interface UUID: pass it again to keep the MAC address */
+	char nat66_prefix[48];	/* IPv6 prefix in shared mode */
+	int helper_pid;		/* the helper's process id */
+	int fd;			/* our end of the frame socket; owned by the context */
 };
 /* Fills *info after a successful ec1_ctx_set_vmnet*; EC1_ESTATE before. */
 int ec1_ctx_get_vmnet_info(struct ec1_ctx *ctx, struct ec1_vmnet_info *info);

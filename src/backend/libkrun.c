@@ -20,25 +20,25 @@
 #include "../lib/ec1_internal.h"
 
 /* The krun_* functions ec1 uses, with libkrun.h's signatures. */
-#define KRUN_FUNCS(X)                                                                            \
-	X(set_log_level, int32_t, (uint32_t))                                                    \
-	X(create_ctx, int32_t, (void))                                                           \
-	X(free_ctx, int32_t, (uint32_t))                                                         \
-	X(set_vm_config, int32_t, (uint32_t, uint8_t, uint32_t))                                 \
-	X(set_root, int32_t, (uint32_t, const char *))                                           \
-	X(set_mapped_volumes, int32_t, (uint32_t, const char *const *))                          \
-	X(add_virtiofs, int32_t, (uint32_t, const char *, const char *))                         \
-	X(add_disk, int32_t, (uint32_t, const char *, const char *, bool))                       \
-	X(add_disk2, int32_t, (uint32_t, const char *, const char *, uint32_t, bool))            \
-	X(set_passt_fd, int32_t, (uint32_t, int))                                                \
-	X(set_gvproxy_path, int32_t, (uint32_t, const char *))                                   \
-	X(set_net_mac, int32_t, (uint32_t, const uint8_t *))                                     \
-	X(set_port_map, int32_t, (uint32_t, const char *const *))                                \
-	X(set_workdir, int32_t, (uint32_t, const char *))                                        \
-	X(set_exec, int32_t, (uint32_t, const char *, const char *const *, const char *const *)) \
-	X(set_kernel, int32_t, (uint32_t, const char *, uint32_t, const char *, const char *))   \
-	X(set_tee_config_file, int32_t, (uint32_t, const char *))                                \
-	X(get_shutdown_eventfd, int32_t, (uint32_t))                                             \
+#define KRUN_FUNCS(X)                                                                              \
+	X(set_log_level, int32_t, (uint32_t))                                                      \
+	X(create_ctx, int32_t, (void))                                                             \
+	X(free_ctx, int32_t, (uint32_t))                                                           \
+	X(set_vm_config, int32_t, (uint32_t, uint8_t, uint32_t))                                   \
+	X(set_root, int32_t, (uint32_t, const char *))                                             \
+	X(set_mapped_volumes, int32_t, (uint32_t, const char *const *))                            \
+	X(add_virtiofs, int32_t, (uint32_t, const char *, const char *))                           \
+	X(add_disk, int32_t, (uint32_t, const char *, const char *, bool))                         \
+	X(add_disk2, int32_t, (uint32_t, const char *, const char *, uint32_t, bool))              \
+	X(set_passt_fd, int32_t, (uint32_t, int))                                                  \
+	X(set_gvproxy_path, int32_t, (uint32_t, const char *))                                     \
+	X(set_net_mac, int32_t, (uint32_t, const uint8_t *))                                       \
+	X(set_port_map, int32_t, (uint32_t, const char *const *))                                  \
+	X(set_workdir, int32_t, (uint32_t, const char *))                                          \
+	X(set_exec, int32_t, (uint32_t, const char *, const char *const *, const char *const *))   \
+	X(set_kernel, int32_t, (uint32_t, const char *, uint32_t, const char *, const char *))     \
+	X(set_tee_config_file, int32_t, (uint32_t, const char *))                                  \
+	X(get_shutdown_eventfd, int32_t, (uint32_t))                                               \
 	X(add_net_unixgram, int32_t, (uint32_t, const char *, int, uint8_t *, uint32_t, uint32_t)) \
 	X(start_enter, int32_t, (uint32_t))
 
@@ -275,16 +275,16 @@ static int libkrun_start_enter(struct ec1_ctx *ctx)
 	return krun_result(ctx, "start_enter", k->start_enter(k->id));
 }
 
-#define LIBKRUN_OPS(backend, feats)                                                             \
-	{                                                                                       \
-		.id = (backend), .features = (feats), .open = libkrun_open,                     \
-		.close = libkrun_close, .set_vm = libkrun_set_vm, .set_root = libkrun_set_root, \
-		.set_mapped_volumes = libkrun_set_mapped_volumes,                               \
-		.add_virtiofs = libkrun_add_virtiofs, .add_disk = libkrun_add_disk,             \
-		.set_network = libkrun_set_network, .set_process = libkrun_set_process,         \
-		.set_kernel = libkrun_set_kernel, .set_sev = libkrun_set_sev,                   \
+#define LIBKRUN_OPS(backend, feats)                                                               \
+	{                                                                                         \
+		.id = (backend), .features = (feats), .open = libkrun_open,                       \
+		.close = libkrun_close, .set_vm = libkrun_set_vm, .set_root = libkrun_set_root,   \
+		.set_mapped_volumes = libkrun_set_mapped_volumes,                                 \
+		.add_virtiofs = libkrun_add_virtiofs, .add_disk = libkrun_add_disk,               \
+		.set_network = libkrun_set_network, .set_process = libkrun_set_process,           \
+		.set_kernel = libkrun_set_kernel, .set_sev = libkrun_set_sev,                     \
 		.get_shutdown_eventfd = libkrun_shutdown_eventfd, .set_vmnet = libkrun_set_vmnet, \
-		.run = libkrun_run, .start_enter = libkrun_start_enter,                         \
+		.run = libkrun_run, .start_enter = libkrun_start_enter,                           \
 	}
 
 /*
@@ -295,6 +295,5 @@ const struct ec1_backend_ops ec1_backend_libkrun =
 	LIBKRUN_OPS(EC1_BACKEND_LIBKRUN, EC1_F_ROOT | EC1_F_VOLUMES | EC1_F_VMNET);
 const struct ec1_backend_ops ec1_backend_libkrun_sev =
 	LIBKRUN_OPS(EC1_BACKEND_LIBKRUN_SEV, EC1_F_SEV);
-const struct ec1_backend_ops ec1_backend_libkrun_efi =
-	LIBKRUN_OPS(EC1_BACKEND_LIBKRUN_EFI,
-		    EC1_F_ROOT | EC1_F_VOLUMES | EC1_F_SHUTDOWN_FD | EC1_F_VMNET);
+const struct ec1_backend_ops ec1_backend_libkrun_efi = LIBKRUN_OPS(
+	EC1_BACKEND_LIBKRUN_EFI, EC1_F_ROOT | EC1_F_VOLUMES | EC1_F_SHUTDOWN_FD | EC1_F_VMNET);

@@ -67,8 +67,8 @@ size_t ec1_vmnet_helper_argv(const struct ec1_vmnet_config *config, const char *
 /* Parses the helper's JSON line; on error writes the reason to err and returns -1. */
 int ec1_vmnet_parse(const char *line, struct ec1_vmnet_info *info, char *err, size_t err_size);
 /* Starts the helper and reads its configuration into v->info. */
-int ec1_vmnet_start(struct ec1_ctx *ctx, const struct ec1_vmnet_config *config,
-		    const char *helper, struct ec1_vmnet *v);
+int ec1_vmnet_start(struct ec1_ctx *ctx, const struct ec1_vmnet_config *config, const char *helper,
+		    struct ec1_vmnet *v);
 /* Stops the helper (SIGTERM, then SIGKILL after a grace period) and closes our fds. */
 void ec1_vmnet_stop(struct ec1_vmnet *v);
 

@@ -20,10 +20,10 @@
 
 #include "ec1_internal.h"
 
-#define DEFAULT_HELPER "/opt/vmnet-helper/bin/vmnet-helper"
+#define DEFAULT_HELPER	 "/opt/vmnet-helper/bin/vmnet-helper"
 #define START_TIMEOUT_MS 20000 /* vmnet_start_interface may ask macOS for permission */
-#define STOP_GRACE_MS 1000
-#define LINE_MAX_BYTES 4096
+#define STOP_GRACE_MS	 1000
+#define LINE_MAX_BYTES	 4096
 
 static const char *const mode_names[] = {
 	[EC1_VMNET_SHARED] = "shared",
@@ -122,8 +122,8 @@ size_t ec1_vmnet_helper_argv(const struct ec1_vmnet_config *c, const char *helpe
 	const struct {
 		const char *opt, *value;
 	} opts[] = {
-		{"--interface-id", c->interface_id},	 {"--start-address", c->start_address},
-		{"--end-address", c->end_address},	 {"--subnet-mask", c->subnet_mask},
+		{"--interface-id", c->interface_id},	     {"--start-address", c->start_address},
+		{"--end-address", c->end_address},	     {"--subnet-mask", c->subnet_mask},
 		{"--shared-interface", c->shared_interface},
 	};
 	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
@@ -256,15 +256,16 @@ int ec1_vmnet_parse(const char *line, struct ec1_vmnet_info *info, char *err, si
 		return -1;
 	}
 	int r;
-	for (bool first = true;
-	     (r = json_next(&p, first, key, sizeof(key), val, sizeof(val))) == 1; first = false) {
+	for (bool first = true; (r = json_next(&p, first, key, sizeof(key), val, sizeof(val))) == 1;
+	     first = false) {
 		struct {
 			const char *key;
 			char *dst;
 			size_t size;
 			bool ipv4;
 		} strs[] = {
-			{"vmnet_start_address", info->start_address, sizeof(info->start_address), 1},
+			{"vmnet_start_address", info->start_address, sizeof(info->start_address),
+			 1},
 			{"vmnet_end_address", info->end_address, sizeof(info->end_address), 1},
 			{"vmnet_subnet_mask", info->subnet_mask, sizeof(info->subnet_mask), 1},
 			{"vmnet_interface_id", info->interface_id, sizeof(info->interface_id), 0},
@@ -412,8 +413,8 @@ static int read_line(struct ec1_ctx *ctx, struct ec1_vmnet *v, const char *helpe
 	}
 }
 
-int ec1_vmnet_start(struct ec1_ctx *ctx, const struct ec1_vmnet_config *config,
-		    const char *helper, struct ec1_vmnet *v)
+int ec1_vmnet_start(struct ec1_ctx *ctx, const struct ec1_vmnet_config *config, const char *helper,
+		    struct ec1_vmnet *v)
 {
 	const char *argv[EC1_VMNET_MAX_ARGS];
 	ec1_vmnet_helper_argv(config, helper, argv);

@@ -21,10 +21,11 @@
 
 /* A host directory shared with the guest through virtio-fs. */
 struct vm_share {
-	const char *tag;	/* virtio-fs tag, 1..36 bytes, unique */
-	const char *host_dir;	/* the directory served */
-	const char *guest_path; /* where init mounts it ("/": the root), or NULL: the guest decides */
-	bool read_only;		/* the server refuses every change (EROFS) */
+	const char *tag;      /* virtio-fs tag, 1..36 bytes, unique */
+	const char *host_dir; /* the directory served */
+	const char
+		*guest_path; /* where init mounts it ("/": the root), or NULL: the guest decides */
+	bool read_only;	     /* the server refuses every change (EROFS) */
 };
 
 /* Everything the engine needs to run one VM; strings and arrays are borrowed for the call. */

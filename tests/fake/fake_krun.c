@@ -160,8 +160,8 @@ int32_t krun_get_shutdown_eventfd(uint32_t id)
  * Records the call, then checks that fd is a datagram socket whose peer echoes a frame (the fake
  * vmnet-helper does). libkrun owns the fd it is given: closed here.
  */
-int32_t krun_add_net_unixgram(uint32_t id, const char *path, int fd, uint8_t *m,
-			      uint32_t features, uint32_t flags)
+int32_t krun_add_net_unixgram(uint32_t id, const char *path, int fd, uint8_t *m, uint32_t features,
+			      uint32_t flags)
 {
 	int type = 0;
 	socklen_t len = sizeof(type);

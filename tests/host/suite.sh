@@ -20,7 +20,7 @@ expect() {
 t_cli_help_documents_every_option() {
 	"$EC1" run --help >$T/help
 	for o in --cpus --mem --kernel --initramfs --cmdline --env --workdir --timeout --backend --timing \
-		--console --vmnet --vmnet-helper; do
+		--console --vmnet --vmnet-helper --root --volume --share; do
 		grep -q -- "$o" $T/help || { fail "help lacks $o"; return; }
 	done
 	pass
@@ -83,6 +83,9 @@ t_example_runs_unchanged_on_fake_libkrun_and_stub() {
 	grep -q 'not available' $T/out || { fail "stub: $(cat $T/out)"; return; }
 	pass
 }
+t_cli_root_missing_dir_named() { expect 125 'root: /no/such/root: No such file or directory' "$EC1" run --root /no/such/root -- /bin/true; }
+t_cli_volume_bad_spec_named() { expect 125 'volumes\[0\]: "/tmp:relative": guest path must be absolute' "$EC1" run --volume /tmp:relative -- /bin/true; }
+t_cli_share_bad_spec_named() { expect 125 '--share: "data": expected TAG:DIR' "$EC1" run --share data -- /bin/true; }
 t_cli_vmnet_on_libkrun_with_helper() {
 	# ec1 run --vmnet on the (fake) libkrun: the helper gets --fd 3 and the mode, libkrun gets
 	# the helper's socket with vmnet's MAC, the run exits with the guest status, the helper stops.

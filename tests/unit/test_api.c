@@ -133,9 +133,28 @@ static void volumes_and_shares_checked(void)
 	      EC1_EINVAL);
 	CHECK(ec1_ctx_set_root(ctx, "/nonexistent-root") == EC1_EINVAL);
 	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "root: /nonexistent-root");
-	/* Well-formed, but host directories are not offered by the builtin engine yet. */
-	CHECK(ec1_ctx_set_root(ctx, "/tmp") == EC1_EUNSUPPORTED);
-	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "set_root: not available in the builtin variant");
+	CHECK(ec1_ctx_set_root(ctx, "/etc/passwd") == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "root: /etc/passwd: Not a directory");
+	/* Well-formed: accepted by the builtin engine (virtio-fs). */
+	CHECK(ec1_ctx_set_root(ctx, "/tmp") == EC1_OK);
+	const char *const good[] = {"/tmp:/mnt/a", "/:/host:ro"};
+	CHECK(ec1_ctx_set_mapped_volumes(ctx, good, 2) == EC1_OK);
+	CHECK(ec1_ctx_add_virtiofs(ctx, "data", "/tmp") == EC1_OK);
+	CHECK(ec1_ctx_add_virtiofs(ctx, "data", "/") == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "already used");
+	CHECK(ec1_ctx_add_virtiofs(ctx, "ec1-root", "/") == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "the ec1- prefix is ec1's own");
+	/* More directories than a VM has device slots: refused before anything starts. */
+	for (int i = 0; i < 14; i++) {
+		char tag[16];
+		snprintf(tag, sizeof(tag), "t%d", i);
+		CHECK(ec1_ctx_add_virtiofs(ctx, tag, "/tmp") == EC1_OK);
+	}
+	struct ec1_process_config p = {.exec_path = "/bin/true"};
+	CHECK(ec1_ctx_set_process(ctx, &p) == EC1_OK);
+	int status;
+	CHECK(ec1_run(ctx, &status) == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "shares: at most 15 directories");
 	ec1_ctx_free(ctx);
 }
 

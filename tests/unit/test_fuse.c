@@ -68,8 +68,7 @@ static int32_t call(uint32_t opcode, uint64_t nodeid, const void *args, size_t l
 }
 
 /* Builds "struct + name\0 [+ name2\0]" argument blocks. */
-static size_t args2(uint8_t *buf, const void *fixed, size_t fixed_len, const char *a,
-		    const char *b)
+static size_t args2(uint8_t *buf, const void *fixed, size_t fixed_len, const char *a, const char *b)
 {
 	size_t n = fixed_len;
 	if (fixed_len)
@@ -116,7 +115,9 @@ static void write_host(const char *rel, const char *text)
 
 static void fuse_init_and_basic_operations(void)
 {
-	struct fuse_init_in init = {.major = 7, .minor = 36, .max_readahead = 65536,
+	struct fuse_init_in init = {.major = 7,
+				    .minor = 36,
+				    .max_readahead = 65536,
 				    .flags = FUSE_MAX_PAGES | FUSE_DO_READDIRPLUS};
 	CHECK(call(FUSE_INIT, 0, &init, sizeof(init)) == 0);
 	struct fuse_init_out io;
@@ -273,7 +274,8 @@ static void fuse_names_never_leave_the_share(void)
 	      -ELOOP);
 	CHECK(access(p, F_OK) < 0);
 
-	/* Symlink race: a directory the guest holds is swapped for a symlink to /etc on the host. */
+	/* Symlink race: a directory the guest holds is swapped for a symlink to /etc on the host.
+	 */
 	char d[256], d2[256];
 	snprintf(d, sizeof(d), "%s/d", dir);
 	snprintf(d2, sizeof(d2), "%s/d-old", dir);
@@ -440,8 +442,8 @@ static void fuse_read_only_share_refuses_writes(void)
 	op.flags = O_RDONLY;
 	CHECK(call_ex(ro, FUSE_OPEN, e.nodeid, &op, sizeof(op), 0, 0) == 0);
 	struct fuse_create_in cr = {.flags = O_WRONLY, .mode = S_IFREG | 0644};
-	CHECK(call_ex(ro, FUSE_CREATE, FUSE_ROOT_ID, buf, args2(buf, &cr, sizeof(cr), "n", NULL),
-		      0, 0) == -EROFS);
+	CHECK(call_ex(ro, FUSE_CREATE, FUSE_ROOT_ID, buf, args2(buf, &cr, sizeof(cr), "n", NULL), 0,
+		      0) == -EROFS);
 	struct fuse_mkdir_in mk = {.mode = 0755};
 	CHECK(call_ex(ro, FUSE_MKDIR, FUSE_ROOT_ID, buf, args2(buf, &mk, sizeof(mk), "m", NULL), 0,
 		      0) == -EROFS);

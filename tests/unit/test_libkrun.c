@@ -193,7 +193,6 @@ static void libkrun_absent_is_not_available(void)
 	unsetenv("EC1_BACKEND");
 }
 
-
 static char helper_log[] = "/tmp/ec1-fake-vmnet-XXXXXX";
 static char helper_path[4096];
 
@@ -442,8 +441,7 @@ static void vmnet_parses_helper_lines(void)
 		{"{\"vmnet_mtu\":1500}", "no vmnet_mac_address"},
 		{"{\"vmnet_mac_address\":\"02:00:00:00:00:01\"}", "no vmnet_mtu"},
 		{"{\"vmnet_mtu\":1500,\"vmnet_mac_address\":\"02:00:00:00:01\"}", "not a MAC"},
-		{"{\"vmnet_mtu\":1500,\"vmnet_mac_address\":\"02:00:00:00:00:0100\"}",
-		 "not a MAC"},
+		{"{\"vmnet_mtu\":1500,\"vmnet_mac_address\":\"02:00:00:00:00:0100\"}", "not a MAC"},
 		{"{\"vmnet_mtu\":-1,\"vmnet_mac_address\":\"02:00:00:00:00:01\"}", "not an MTU"},
 		{"{\"vmnet_mtu\":99999999999999999999}", "not an MTU"},
 		{"{\"vmnet_start_address\":\"300.1.1.1\"}", "not valid"},

@@ -149,6 +149,16 @@ t_fs_root_directory_runs_busybox_tree() {
 	# ec1's init is not written into the root directory.
 	check $name "in-root proc|hi|" "$(echo $got)|$(cat $T/r/from-guest)|$(ls -a $T/r | grep '^\.ec1')"
 }
+t_fs_debian_root_runs_bash() {
+	# A real distribution as the root: `make debian-root` (debootstrap --variant=minbase bookworm).
+	deb=${EC1_TEST_DEBIAN_ROOT:-}
+	[ -n "$deb" ] && [ -x "$deb/bin/bash" ] || { echo "SKIP: $name: no Debian tree (make debian-root)"; return; }
+	got=$(run --root "$deb" -- /bin/bash -c '. /etc/os-release && echo "$ID $VERSION_CODENAME $BASH_VERSION"')
+	case $got in
+	"debian bookworm 5."*) pass $name ;;
+	*) fail $name "got [$got]" ;;
+	esac
+}
 t_fs_share_by_tag_mounted_by_guest() {
 	fsdir
 	echo tagged >$T/fs/f
@@ -180,7 +190,8 @@ for t in t_run_prints_echo_output t_run_status_zero t_run_propagates_exit_status
 	t_run_kernel_panic_reported t_fs_guest_changes_seen_on_host t_fs_host_changes_seen_in_guest \
 	t_fs_256mib_file_roundtrip t_fs_lists_10000_entries t_fs_read_only_volume_refuses_writes \
 	t_fs_parallel_writers_lose_nothing t_fs_root_directory_runs_busybox_tree \
-	t_fs_share_by_tag_mounted_by_guest t_fs_no_escape_through_links_or_renames; do
+	t_fs_share_by_tag_mounted_by_guest t_fs_no_escape_through_links_or_renames \
+	t_fs_debian_root_runs_bash; do
 	selected $t || continue
 	name=${t#t_}
 	start=$(date +%s)

@@ -14,10 +14,10 @@
 
 /* A host object the guest has looked up: an O_PATH descriptor, whatever its name is now. */
 struct fuse_node {
-	int fd;		  /* O_PATH | O_NOFOLLOW; -1 when the slot is free */
-	uint32_t gen;	  /* bumped when the slot is reused, so stale node ids miss */
-	uint32_t next;	  /* hash chain (slot + 1, 0 ends) */
-	dev_t dev;	  /* identity: one node per host inode */
+	int fd;	       /* O_PATH | O_NOFOLLOW; -1 when the slot is free */
+	uint32_t gen;  /* bumped when the slot is reused, so stale node ids miss */
+	uint32_t next; /* hash chain (slot + 1, 0 ends) */
+	dev_t dev;     /* identity: one node per host inode */
 	ino_t ino;
 	mode_t type;	  /* S_IFMT bits: an inode's type never changes */
 	uint64_t nlookup; /* lookups the kernel has not yet forgotten */
@@ -34,11 +34,11 @@ struct fuse_handle {
 struct fuse_server {
 	bool read_only;
 	struct fuse_node *nodes;
-	uint32_t nr_nodes;  /* in use */
-	uint32_t hw_nodes;  /* slots ever used: [0, hw_nodes) */
-	uint32_t free_node; /* free slots chained through next: slot + 1, 0 for none */
-	uint32_t max_nodes; /* bound: FUSE_MAX_NODES, lower when few descriptors are allowed */
-	uint32_t *buckets;  /* slot + 1 of the first node, 0 for none */
+	uint32_t nr_nodes;   /* in use */
+	uint32_t hw_nodes;   /* slots ever used: [0, hw_nodes) */
+	uint32_t free_node;  /* free slots chained through next: slot + 1, 0 for none */
+	uint32_t max_nodes;  /* bound: FUSE_MAX_NODES, lower when few descriptors are allowed */
+	uint32_t *buckets;   /* slot + 1 of the first node, 0 for none */
 	uint32_t nr_buckets; /* power of two */
 	struct fuse_handle *handles;
 	uint32_t nr_handles, hw_handles, free_handle;

@@ -12,7 +12,8 @@
 
 static uint32_t hash(dev_t dev, ino_t ino)
 {
-	uint64_t h = ((uint64_t)ino * 0x9e3779b97f4a7c15ull) ^ ((uint64_t)dev * 0xc2b2ae3d27d4eb4full);
+	uint64_t h =
+		((uint64_t)ino * 0x9e3779b97f4a7c15ull) ^ ((uint64_t)dev * 0xc2b2ae3d27d4eb4full);
 	return (uint32_t)(h >> 32);
 }
 
@@ -148,8 +149,8 @@ void fuse_node_forget(struct fuse_server *s, uint64_t nodeid, uint64_t count)
 /* Tables never move (node pointers stay valid across lookups): reserved once, touched as used. */
 static void *reserve(size_t bytes)
 {
-	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-		       -1, 0);
+	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	return p == MAP_FAILED ? NULL : p;
 }
 

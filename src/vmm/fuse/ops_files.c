@@ -188,12 +188,12 @@ static ssize_t read_dir(struct fuse_req *r, bool plus)
 			uint8_t *at = s->reply + used;
 			if (plus) {
 				struct fuse_entry_out e = {0};
-				bool dots = strcmp(d->d_name, ".") == 0 ||
-					    strcmp(d->d_name, "..") == 0;
+				bool dots =
+					strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0;
 				/*
 				 * The guest ignores "." and ".." attributes: no reference taken. An
-				 * entry whose lookup fails for another reason than being gone (a full
-				 * node table) goes without attributes (node id 0).
+				 * entry whose lookup fails for another reason than being gone (a
+				 * full node table) goes without attributes (node id 0).
 				 */
 				int err = dots ? 0 : fuse_lookup_at(s, h->fd, d->d_name, &e);
 				if (err == -ENOENT)
@@ -211,7 +211,8 @@ static ssize_t read_dir(struct fuse_req *r, bool plus)
 			};
 			memcpy(at, &de, FUSE_NAME_OFFSET);
 			memcpy(at + FUSE_NAME_OFFSET, d->d_name, namelen);
-			memset(at + FUSE_NAME_OFFSET + namelen, 0, entsize - FUSE_NAME_OFFSET - namelen);
+			memset(at + FUSE_NAME_OFFSET + namelen, 0,
+			       entsize - FUSE_NAME_OFFSET - namelen);
 			used += plussize + entsize;
 		}
 		if (full)

@@ -18,24 +18,24 @@
 #define ERR(r, e) fuse_reply((r), (e), NULL, 0)
 
 /* The request's node, or an early ENOENT reply. */
-#define NODE_OR_REPLY(r, id, n)                        \
+#define NODE_OR_REPLY(r, id, n)                            \
 	struct fuse_node *n = fuse_node_get((r)->s, (id)); \
 	if (!n)                                            \
-		return ERR((r), -ENOENT)
+	return ERR((r), -ENOENT)
 
-#define WRITABLE_OR_REPLY(r)             \
-	do {                             \
-		if ((r)->s->read_only)   \
+#define WRITABLE_OR_REPLY(r)                     \
+	do {                                     \
+		if ((r)->s->read_only)           \
 			return ERR((r), -EROFS); \
 	} while (0)
 
 /* The next argument as a checked name, or an early EINVAL/ENAMETOOLONG reply. */
-#define NAME_OR_REPLY(r, name)                                  \
-	const char *name = fuse_arg_str((r), NAME_MAX);          \
-	do {                                                     \
-		int name_err_ = fuse_check_name(name);           \
-		if (name_err_)                                   \
-			return ERR((r), name_err_);              \
+#define NAME_OR_REPLY(r, name)                          \
+	const char *name = fuse_arg_str((r), NAME_MAX); \
+	do {                                            \
+		int name_err_ = fuse_check_name(name);  \
+		if (name_err_)                          \
+			return ERR((r), name_err_);     \
 	} while (0)
 
 int fuse_lookup_at(struct fuse_server *s, int dir_fd, const char *name, struct fuse_entry_out *e)
@@ -169,11 +169,12 @@ ssize_t fuse_op_setattr(struct fuse_req *r)
 	if (!in)
 		return ERR(r, -EINVAL);
 	NODE_OR_REPLY(r, r->nodeid, n);
-	const uint32_t changes = FATTR_MODE | FATTR_UID | FATTR_GID | FATTR_SIZE | FATTR_ATIME |
-				 FATTR_MTIME;
+	const uint32_t changes =
+		FATTR_MODE | FATTR_UID | FATTR_GID | FATTR_SIZE | FATTR_ATIME | FATTR_MTIME;
 	if (in->valid & changes)
 		WRITABLE_OR_REPLY(r);
-	struct fuse_handle *h = (in->valid & FATTR_FH) ? fuse_handle_get(r->s, in->fh, false) : NULL;
+	struct fuse_handle *h =
+		(in->valid & FATTR_FH) ? fuse_handle_get(r->s, in->fh, false) : NULL;
 	int fd = h ? h->fd : -1, err = 0;
 	char proc[16];
 	snprintf(proc, sizeof(proc), "%d", n->fd);
@@ -313,7 +314,8 @@ ssize_t fuse_op_link(struct fuse_req *r)
 	NAME_OR_REPLY(r, name);
 	WRITABLE_OR_REPLY(r);
 	if (linkat(old->fd, "", dir->fd, name, AT_EMPTY_PATH) < 0) {
-		/* AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; /proc/self/fd/N reaches the inode too. */
+		/* AT_EMPTY_PATH needs CAP_DAC_READ_SEARCH; /proc/self/fd/N reaches the inode too.
+		 */
 		char proc[16];
 		snprintf(proc, sizeof(proc), "%d", old->fd);
 		if (errno != ENOENT ||

@@ -82,7 +82,8 @@ int fuse_server_new(const char *dir, bool read_only, struct fuse_server **out)
 		free(s);
 		return err;
 	}
-	/* Regular files are opened through /proc/self/fd/N: it reaches the very inode, by no path. */
+	/* Regular files are opened through /proc/self/fd/N: it reaches the very inode, by no path.
+	 */
 	s->proc_fd = open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC);
 	s->req = malloc(REQ_SIZE);
 	s->reply = malloc(REPLY_SIZE);
@@ -194,8 +195,7 @@ ssize_t fuse_reply(struct fuse_req *r, int error, const void *data, size_t len)
 
 ssize_t fuse_reply_header(struct fuse_req *r, size_t data_len)
 {
-	struct fuse_out_header h = {
-		.unique = r->unique, .len = (uint32_t)(sizeof(h) + data_len)};
+	struct fuse_out_header h = {.unique = r->unique, .len = (uint32_t)(sizeof(h) + data_len)};
 	iov_from_buf_at(r->out, r->n_out, 0, &h, sizeof(h));
 	return h.len;
 }
@@ -385,24 +385,42 @@ const struct fuse_server_stats *fuse_server_stats(const struct fuse_server *s)
 const char *fuse_server_opcode_name(unsigned int opcode)
 {
 	static const char *const names[] = {
-		[FUSE_LOOKUP] = "LOOKUP",	[FUSE_FORGET] = "FORGET",
-		[FUSE_GETATTR] = "GETATTR",	[FUSE_SETATTR] = "SETATTR",
-		[FUSE_READLINK] = "READLINK",	[FUSE_SYMLINK] = "SYMLINK",
-		[FUSE_MKNOD] = "MKNOD",		[FUSE_MKDIR] = "MKDIR",
-		[FUSE_UNLINK] = "UNLINK",	[FUSE_RMDIR] = "RMDIR",
-		[FUSE_RENAME] = "RENAME",	[FUSE_LINK] = "LINK",
-		[FUSE_OPEN] = "OPEN",		[FUSE_READ] = "READ",
-		[FUSE_WRITE] = "WRITE",		[FUSE_STATFS] = "STATFS",
-		[FUSE_RELEASE] = "RELEASE",	[FUSE_FSYNC] = "FSYNC",
-		[FUSE_SETXATTR] = "SETXATTR",	[FUSE_GETXATTR] = "GETXATTR",
-		[FUSE_LISTXATTR] = "LISTXATTR", [FUSE_REMOVEXATTR] = "REMOVEXATTR",
-		[FUSE_FLUSH] = "FLUSH",		[FUSE_INIT] = "INIT",
-		[FUSE_OPENDIR] = "OPENDIR",	[FUSE_READDIR] = "READDIR",
-		[FUSE_RELEASEDIR] = "RELEASEDIR", [FUSE_FSYNCDIR] = "FSYNCDIR",
-		[FUSE_ACCESS] = "ACCESS",	[FUSE_CREATE] = "CREATE",
-		[FUSE_INTERRUPT] = "INTERRUPT", [FUSE_DESTROY] = "DESTROY",
-		[FUSE_BATCH_FORGET] = "BATCH_FORGET", [FUSE_FALLOCATE] = "FALLOCATE",
-		[FUSE_READDIRPLUS] = "READDIRPLUS", [FUSE_RENAME2] = "RENAME2",
+		[FUSE_LOOKUP] = "LOOKUP",
+		[FUSE_FORGET] = "FORGET",
+		[FUSE_GETATTR] = "GETATTR",
+		[FUSE_SETATTR] = "SETATTR",
+		[FUSE_READLINK] = "READLINK",
+		[FUSE_SYMLINK] = "SYMLINK",
+		[FUSE_MKNOD] = "MKNOD",
+		[FUSE_MKDIR] = "MKDIR",
+		[FUSE_UNLINK] = "UNLINK",
+		[FUSE_RMDIR] = "RMDIR",
+		[FUSE_RENAME] = "RENAME",
+		[FUSE_LINK] = "LINK",
+		[FUSE_OPEN] = "OPEN",
+		[FUSE_READ] = "READ",
+		[FUSE_WRITE] = "WRITE",
+		[FUSE_STATFS] = "STATFS",
+		[FUSE_RELEASE] = "RELEASE",
+		[FUSE_FSYNC] = "FSYNC",
+		[FUSE_SETXATTR] = "SETXATTR",
+		[FUSE_GETXATTR] = "GETXATTR",
+		[FUSE_LISTXATTR] = "LISTXATTR",
+		[FUSE_REMOVEXATTR] = "REMOVEXATTR",
+		[FUSE_FLUSH] = "FLUSH",
+		[FUSE_INIT] = "INIT",
+		[FUSE_OPENDIR] = "OPENDIR",
+		[FUSE_READDIR] = "READDIR",
+		[FUSE_RELEASEDIR] = "RELEASEDIR",
+		[FUSE_FSYNCDIR] = "FSYNCDIR",
+		[FUSE_ACCESS] = "ACCESS",
+		[FUSE_CREATE] = "CREATE",
+		[FUSE_INTERRUPT] = "INTERRUPT",
+		[FUSE_DESTROY] = "DESTROY",
+		[FUSE_BATCH_FORGET] = "BATCH_FORGET",
+		[FUSE_FALLOCATE] = "FALLOCATE",
+		[FUSE_READDIRPLUS] = "READDIRPLUS",
+		[FUSE_RENAME2] = "RENAME2",
 		[FUSE_LSEEK] = "LSEEK",
 	};
 	return opcode < sizeof(names) / sizeof(names[0]) ? names[opcode] : NULL;

@@ -70,7 +70,8 @@ static bool drain(struct virtio_fs *fs)
 			ssize_t len = fuse_server_handle(fs->server, fs->chain.out, fs->chain.n_out,
 							 fs->chain.in, fs->chain.n_in);
 			if (len < 0) {
-				virtio_mmio_fail(d, "virtio-fs: a request with no room for its reply");
+				virtio_mmio_fail(d,
+						 "virtio-fs: a request with no room for its reply");
 				ok = false;
 				break;
 			}
@@ -187,8 +188,9 @@ static void print_stats(struct virtio_fs *fs)
 			snprintf(num, sizeof(num), "op%u", top);
 			name = num;
 		}
-		len += snprintf(line + len, sizeof(line) - (size_t)len, " | %s %llu x %.3f ms", name,
-				(unsigned long long)st->count[top], st->ns[top] / 1e6 / st->count[top]);
+		len += snprintf(line + len, sizeof(line) - (size_t)len, " | %s %llu x %.3f ms",
+				name, (unsigned long long)st->count[top],
+				st->ns[top] / 1e6 / st->count[top]);
 		if (len >= (int)sizeof(line))
 			break;
 	}

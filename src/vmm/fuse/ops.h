@@ -42,6 +42,19 @@ void iov_from_buf_at(const struct iovec *iov, unsigned int n, size_t skip, const
 void fuse_fill_attr(struct fuse_attr *a, const struct stat *st);
 int fuse_stat_node(const struct fuse_node *n, struct stat *st);
 
+/* Early replies shared by the operations: each declares the variable it names. */
+#define FUSE_ERR(r, e) fuse_reply((r), (e), NULL, 0)
+/* The request's fixed argument struct, or EINVAL. */
+#define FUSE_ARG_OR_REPLY(r, type, in)               \
+	const type *in = fuse_arg((r), sizeof(*in)); \
+	if (!in)                                     \
+	return FUSE_ERR((r), -EINVAL)
+/* An open file (dir false) or directory handle, or EBADF. */
+#define FUSE_HANDLE_OR_REPLY(r, fh, dir, h)                           \
+	struct fuse_handle *h = fuse_handle_get((r)->s, (fh), (dir)); \
+	if (!h)                                                       \
+	return FUSE_ERR((r), -EBADF)
+
 /* ops_names.c */
 int fuse_lookup_at(struct fuse_server *s, int dir_fd, const char *name, struct fuse_entry_out *e);
 ssize_t fuse_op_lookup(struct fuse_req *r);

@@ -10,7 +10,7 @@
 
 #include "ops.h"
 
-#define ERR(r, e) fuse_reply((r), (e), NULL, 0)
+#define ERR FUSE_ERR
 
 int fuse_reopen(struct fuse_server *s, const struct fuse_node *n, int flags)
 {
@@ -42,9 +42,7 @@ static bool writes(int flags)
 
 static ssize_t open_node(struct fuse_req *r, bool dir)
 {
-	const struct fuse_open_in *in = fuse_arg(r, sizeof(*in));
-	if (!in)
-		return ERR(r, -EINVAL);
+	FUSE_ARG_OR_REPLY(r, struct fuse_open_in, in);
 	struct fuse_node *n = fuse_node_get(r->s, r->nodeid);
 	if (!n)
 		return ERR(r, -ENOENT);
@@ -76,9 +74,7 @@ ssize_t fuse_op_opendir(struct fuse_req *r)
 
 static ssize_t release(struct fuse_req *r, bool dir)
 {
-	const struct fuse_release_in *in = fuse_arg(r, sizeof(*in));
-	if (!in)
-		return ERR(r, -EINVAL);
+	FUSE_ARG_OR_REPLY(r, struct fuse_release_in, in);
 	if (!fuse_handle_get(r->s, in->fh, dir))
 		return ERR(r, -EBADF);
 	fuse_handle_close(r->s, in->fh, dir);
@@ -97,12 +93,8 @@ ssize_t fuse_op_releasedir(struct fuse_req *r)
 
 ssize_t fuse_op_read(struct fuse_req *r)
 {
-	const struct fuse_read_in *in = fuse_arg(r, sizeof(*in));
-	if (!in)
-		return ERR(r, -EINVAL);
-	struct fuse_handle *h = fuse_handle_get(r->s, in->fh, false);
-	if (!h)
-		return ERR(r, -EBADF);
+	FUSE_ARG_OR_REPLY(r, struct fuse_read_in, in);
+	FUSE_HANDLE_OR_REPLY(r, in->fh, false, h);
 	if (in->offset > (uint64_t)INT64_MAX)
 		return ERR(r, -EINVAL);
 	size_t hdr = sizeof(struct fuse_out_header);
@@ -121,14 +113,10 @@ ssize_t fuse_op_read(struct fuse_req *r)
 
 ssize_t fuse_op_write(struct fuse_req *r)
 {
-	const struct fuse_write_in *in = fuse_arg(r, sizeof(*in));
-	if (!in)
-		return ERR(r, -EINVAL);
+	FUSE_ARG_OR_REPLY(r, struct fuse_write_in, in);
 	if (r->s->read_only)
 		return ERR(r, -EROFS);
-	struct fuse_handle *h = fuse_handle_get(r->s, in->fh, false);
-	if (!h)
-		return ERR(r, -EBADF);
+	FUSE_HANDLE_OR_REPLY(r, in->fh, false, h);
 	size_t at = sizeof(struct fuse_in_header) + sizeof(*in);
 	/* in->size is the guest's word: the data must really be in the request. */
 	if (in->size > FUSE_SERVER_MAX_WRITE || in->size > r->req_len - at ||
@@ -151,9 +139,7 @@ ssize_t fuse_op_write(struct fuse_req *r)
  */
 static ssize_t read_dir(struct fuse_req *r, bool plus)
 {
-	const struct fuse_read_in *in = fuse_arg(r, sizeof(*in));
-	if (!in)
-		return ERR(r, -EINVAL);
+	FUSE_ARG_OR_REPLY(r, struct fuse_read_in, in);
 	struct fuse_server *s = r->s;
 	struct fuse_handle *h = fuse_handle_get(s, in->fh, true);
 	if (!h)
@@ -233,20 +219,14 @@ ssize_t fuse_op_readdirplus(struct fuse_req *r)
 
 ssize_t fuse_op_flush(struct fuse_req *r)
 {
-	const struct fuse_flush_in *in = fuse_arg(r, sizeof(*in));
-	if (!in)
-		return ERR(r, -EINVAL);
+	FUSE_ARG_OR_REPLY(r, struct fuse_flush_in, in);
 	return ERR(r, fuse_handle_get(r->s, in->fh, false) ? 0 : -EBADF);
 }
 
 static ssize_t sync_handle(struct fuse_req *r, bool dir)
 {
-	const struct fuse_fsync_in *in = fuse_arg(r, sizeof(*in));
-	if (!in)
-		return ERR(r, -EINVAL);
-	struct fuse_handle *h = fuse_handle_get(r->s, in->fh, dir);
-	if (!h)
-		return ERR(r, -EBADF);
+	FUSE_ARG_OR_REPLY(r, struct fuse_fsync_in, in);
+	FUSE_HANDLE_OR_REPLY(r, in->fh, dir, h);
 	int rc = (in->fsync_flags & FUSE_FSYNC_FDATASYNC) ? fdatasync(h->fd) : fsync(h->fd);
 	return ERR(r, rc < 0 ? -errno : 0);
 }
@@ -263,14 +243,10 @@ ssize_t fuse_op_fsyncdir(struct fuse_req *r)
 
 ssize_t fuse_op_fallocate(struct fuse_req *r)
 {
-	const struct fuse_fallocate_in *in = fuse_arg(r, sizeof(*in));
-	if (!in)
-		return ERR(r, -EINVAL);
+	FUSE_ARG_OR_REPLY(r, struct fuse_fallocate_in, in);
 	if (r->s->read_only)
 		return ERR(r, -EROFS);
-	struct fuse_handle *h = fuse_handle_get(r->s, in->fh, false);
-	if (!h)
-		return ERR(r, -EBADF);
+	FUSE_HANDLE_OR_REPLY(r, in->fh, false, h);
 	if (in->offset > (uint64_t)INT64_MAX || in->length > (uint64_t)INT64_MAX)
 		return ERR(r, -EINVAL);
 	int rc = fallocate(h->fd, (int)in->mode, (off_t)in->offset, (off_t)in->length);
@@ -279,12 +255,8 @@ ssize_t fuse_op_fallocate(struct fuse_req *r)
 
 ssize_t fuse_op_lseek(struct fuse_req *r)
 {
-	const struct fuse_lseek_in *in = fuse_arg(r, sizeof(*in));
-	if (!in)
-		return ERR(r, -EINVAL);
-	struct fuse_handle *h = fuse_handle_get(r->s, in->fh, false);
-	if (!h)
-		return ERR(r, -EBADF);
+	FUSE_ARG_OR_REPLY(r, struct fuse_lseek_in, in);
+	FUSE_HANDLE_OR_REPLY(r, in->fh, false, h);
 	if (in->whence != SEEK_DATA && in->whence != SEEK_HOLE && in->whence != SEEK_SET &&
 	    in->whence != SEEK_END)
 		return ERR(r, -EINVAL);

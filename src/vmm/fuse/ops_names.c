@@ -15,7 +15,7 @@
 
 #include "ops.h"
 
-#define ERR(r, e) fuse_reply((r), (e), NULL, 0)
+#define ERR FUSE_ERR
 
 /* The request's node, or an early ENOENT reply. */
 #define NODE_OR_REPLY(r, id, n)                            \
@@ -165,9 +165,7 @@ static int set_size(struct fuse_server *s, const struct fuse_node *n, int fd, ui
 
 ssize_t fuse_op_setattr(struct fuse_req *r)
 {
-	const struct fuse_setattr_in *in = fuse_arg(r, sizeof(*in));
-	if (!in)
-		return ERR(r, -EINVAL);
+	FUSE_ARG_OR_REPLY(r, struct fuse_setattr_in, in);
 	NODE_OR_REPLY(r, r->nodeid, n);
 	const uint32_t changes =
 		FATTR_MODE | FATTR_UID | FATTR_GID | FATTR_SIZE | FATTR_ATIME | FATTR_MTIME;
@@ -230,9 +228,7 @@ ssize_t fuse_op_symlink(struct fuse_req *r)
 
 ssize_t fuse_op_mknod(struct fuse_req *r)
 {
-	const struct fuse_mknod_in *in = fuse_arg(r, sizeof(*in));
-	if (!in)
-		return ERR(r, -EINVAL);
+	FUSE_ARG_OR_REPLY(r, struct fuse_mknod_in, in);
 	NODE_OR_REPLY(r, r->nodeid, dir);
 	NAME_OR_REPLY(r, name);
 	WRITABLE_OR_REPLY(r);
@@ -248,9 +244,7 @@ ssize_t fuse_op_mknod(struct fuse_req *r)
 
 ssize_t fuse_op_mkdir(struct fuse_req *r)
 {
-	const struct fuse_mkdir_in *in = fuse_arg(r, sizeof(*in));
-	if (!in)
-		return ERR(r, -EINVAL);
+	FUSE_ARG_OR_REPLY(r, struct fuse_mkdir_in, in);
 	NODE_OR_REPLY(r, r->nodeid, dir);
 	NAME_OR_REPLY(r, name);
 	WRITABLE_OR_REPLY(r);
@@ -306,9 +300,7 @@ ssize_t fuse_op_rename2(struct fuse_req *r)
 
 ssize_t fuse_op_link(struct fuse_req *r)
 {
-	const struct fuse_link_in *in = fuse_arg(r, sizeof(*in));
-	if (!in)
-		return ERR(r, -EINVAL);
+	FUSE_ARG_OR_REPLY(r, struct fuse_link_in, in);
 	NODE_OR_REPLY(r, in->oldnodeid, old);
 	NODE_OR_REPLY(r, r->nodeid, dir);
 	NAME_OR_REPLY(r, name);
@@ -329,9 +321,7 @@ ssize_t fuse_op_link(struct fuse_req *r)
 
 ssize_t fuse_op_create(struct fuse_req *r)
 {
-	const struct fuse_create_in *in = fuse_arg(r, sizeof(*in));
-	if (!in)
-		return ERR(r, -EINVAL);
+	FUSE_ARG_OR_REPLY(r, struct fuse_create_in, in);
 	NODE_OR_REPLY(r, r->nodeid, dir);
 	NAME_OR_REPLY(r, name);
 	WRITABLE_OR_REPLY(r);
@@ -372,9 +362,7 @@ ssize_t fuse_op_statfs(struct fuse_req *r)
 
 ssize_t fuse_op_access(struct fuse_req *r)
 {
-	const struct fuse_access_in *in = fuse_arg(r, sizeof(*in));
-	if (!in)
-		return ERR(r, -EINVAL);
+	FUSE_ARG_OR_REPLY(r, struct fuse_access_in, in);
 	NODE_OR_REPLY(r, r->nodeid, n);
 	if ((in->mask & W_OK) && r->s->read_only)
 		return ERR(r, -EROFS);
@@ -428,9 +416,7 @@ ssize_t fuse_op_getxattr(struct fuse_req *r)
 
 ssize_t fuse_op_listxattr(struct fuse_req *r)
 {
-	const struct fuse_getxattr_in *in = fuse_arg(r, sizeof(*in));
-	if (!in)
-		return ERR(r, -EINVAL);
+	FUSE_ARG_OR_REPLY(r, struct fuse_getxattr_in, in);
 	NODE_OR_REPLY(r, r->nodeid, n);
 	char path[40];
 	int err = xattr_path(n, path, sizeof(path));

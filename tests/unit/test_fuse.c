@@ -425,6 +425,41 @@ static void fuse_tables_are_bounded(void)
 	CHECK(fuse_server_nodes(srv) == 1 && fuse_server_handles(srv) == 0);
 }
 
+/* FUSE_HANDLE_KILLPRIV_V2: the server drops setuid/setgid when the guest says so. */
+static void fuse_kills_suid_when_asked(void)
+{
+	char p[256];
+	int32_t err;
+	struct stat st;
+	write_host("suid", "x");
+	snprintf(p, sizeof(p), "%s/suid", dir);
+	CHECK(chmod(p, 04755) == 0);
+	uint64_t node = lookup(FUSE_ROOT_ID, "suid", &err);
+	uint64_t fh = open_file(node, O_WRONLY, &err);
+	uint8_t buf[128];
+	struct fuse_write_in wr = {.fh = fh, .size = 1};
+	memcpy(buf, &wr, sizeof(wr));
+	buf[sizeof(wr)] = 'y';
+	CHECK(call(FUSE_WRITE, node, buf, sizeof(wr) + 1) == 0);
+	/* A privileged writer keeps it (as root, the server's own write does not drop it). */
+	CHECK(stat(p, &st) == 0 && (geteuid() != 0 || (st.st_mode & 07777) == 04755));
+	CHECK(chmod(p, 04755) == 0);
+	wr.write_flags = FUSE_WRITE_KILL_SUIDGID;
+	memcpy(buf, &wr, sizeof(wr));
+	CHECK(call(FUSE_WRITE, node, buf, sizeof(wr) + 1) == 0);
+	CHECK(stat(p, &st) == 0 && (st.st_mode & 07777) == 0755);
+	/* setgid goes only with group execute (without it, it marks mandatory locking). */
+	CHECK(chmod(p, 02775) == 0);
+	struct fuse_setattr_in sa = {.valid = FATTR_KILL_SUIDGID};
+	CHECK(call(FUSE_SETATTR, node, &sa, sizeof(sa)) == 0);
+	CHECK(stat(p, &st) == 0 && (st.st_mode & 07777) == 0775);
+	CHECK(chmod(p, 02664) == 0);
+	CHECK(call(FUSE_SETATTR, node, &sa, sizeof(sa)) == 0);
+	CHECK(stat(p, &st) == 0 && (st.st_mode & 07777) == 02664);
+	struct fuse_release_in rel = {.fh = fh};
+	CHECK(call(FUSE_RELEASE, node, &rel, sizeof(rel)) == 0);
+}
+
 static void fuse_read_only_share_refuses_writes(void)
 {
 	struct fuse_server *ro;
@@ -464,6 +499,7 @@ int main(void)
 	TEST(fuse_init_and_basic_operations);
 	TEST(fuse_names_never_leave_the_share);
 	TEST(fuse_forged_ids_and_lengths);
+	TEST(fuse_kills_suid_when_asked);
 	TEST(fuse_tables_are_bounded);
 	TEST(fuse_read_only_share_refuses_writes);
 	fuse_server_free(srv);

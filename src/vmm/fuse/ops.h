@@ -79,6 +79,8 @@ ssize_t fuse_op_removexattr(struct fuse_req *r);
 
 /* ops_files.c */
 int fuse_reopen(struct fuse_server *s, const struct fuse_node *n, int flags);
+/* Drops setuid, setgid (with group execute) and file capabilities of the open file fd. */
+int fuse_kill_privs(int fd);
 ssize_t fuse_op_open(struct fuse_req *r);
 ssize_t fuse_op_opendir(struct fuse_req *r);
 ssize_t fuse_op_read(struct fuse_req *r);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "ops.h"
@@ -35,6 +36,24 @@ int fuse_reopen(struct fuse_server *s, const struct fuse_node *n, int flags)
 	return fd < 0 ? -errno : fd;
 }
 
+int fuse_kill_privs(int fd)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (!S_ISREG(st.st_mode))
+		return 0;
+	/* As the kernel does: setuid always, setgid only with group execute (else it is a lock). */
+	mode_t kill = S_ISUID;
+	if ((st.st_mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+		kill |= S_ISGID;
+	if ((st.st_mode & kill) && fchmod(fd, st.st_mode & 07777 & ~kill) < 0)
+		return -errno;
+	if (fremovexattr(fd, "security.capability") < 0 && errno != ENODATA && errno != EOPNOTSUPP)
+		return -errno;
+	return 0;
+}
+
 static bool writes(int flags)
 {
 	return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
@@ -54,6 +73,14 @@ static ssize_t open_node(struct fuse_req *r, bool dir)
 	int fd = fuse_reopen(r->s, n, flags);
 	if (fd < 0)
 		return ERR(r, fd);
+	/* FUSE_HANDLE_KILLPRIV_V2: a truncating open by an unprivileged guest user. */
+	int err = (in->open_flags & FUSE_OPEN_KILL_SUIDGID) && (flags & O_TRUNC)
+			  ? fuse_kill_privs(fd)
+			  : 0;
+	if (err) {
+		close(fd);
+		return ERR(r, err);
+	}
 	uint64_t fh = fuse_handle_new(r->s, fd, dir);
 	if (!fh)
 		return ERR(r, -ENFILE);
@@ -125,6 +152,12 @@ ssize_t fuse_op_write(struct fuse_req *r)
 	struct iovec part[FUSE_MAX_IOV];
 	unsigned int k;
 	fuse_iov_slice(r->in, r->n_in, at, in->size, part, FUSE_MAX_IOV, &k);
+	/* FUSE_HANDLE_KILLPRIV_V2: the guest writer lacks CAP_FSETID; we may be root, who keeps. */
+	if (in->write_flags & FUSE_WRITE_KILL_SUIDGID) {
+		int err = fuse_kill_privs(h->fd);
+		if (err)
+			return ERR(r, err);
+	}
 	ssize_t n = in->size ? pwritev(h->fd, part, (int)k, (off_t)in->offset) : 0;
 	if (n < 0)
 		return ERR(r, -errno);

@@ -167,8 +167,8 @@ ssize_t fuse_op_setattr(struct fuse_req *r)
 {
 	FUSE_ARG_OR_REPLY(r, struct fuse_setattr_in, in);
 	NODE_OR_REPLY(r, r->nodeid, n);
-	const uint32_t changes =
-		FATTR_MODE | FATTR_UID | FATTR_GID | FATTR_SIZE | FATTR_ATIME | FATTR_MTIME;
+	const uint32_t changes = FATTR_MODE | FATTR_UID | FATTR_GID | FATTR_SIZE | FATTR_ATIME |
+				 FATTR_MTIME | FATTR_KILL_SUIDGID;
 	if (in->valid & changes)
 		WRITABLE_OR_REPLY(r);
 	struct fuse_handle *h =
@@ -189,6 +189,13 @@ ssize_t fuse_op_setattr(struct fuse_req *r)
 		err = -errno;
 	if ((in->valid & FATTR_SIZE) && !err)
 		err = set_size(r->s, n, fd, in->size);
+	/* FUSE_HANDLE_KILLPRIV_V2: chown, or truncation by an unprivileged guest user. */
+	if ((in->valid & FATTR_KILL_SUIDGID) && !err && n->type == S_IFREG) {
+		int kfd = fd >= 0 ? fd : fuse_reopen(r->s, n, O_RDONLY);
+		err = kfd < 0 ? kfd : fuse_kill_privs(kfd);
+		if (kfd >= 0 && kfd != fd)
+			close(kfd);
+	}
 	if ((in->valid & (FATTR_ATIME | FATTR_MTIME)) && !err) {
 		if (in->atimensec >= 1000000000u || in->mtimensec >= 1000000000u)
 			err = -EINVAL;
@@ -330,6 +337,13 @@ ssize_t fuse_op_create(struct fuse_req *r)
 	int fd = openat(dir->fd, name, flags, in->mode & 07777);
 	if (fd < 0)
 		return ERR(r, -errno);
+	int err = (in->open_flags & FUSE_OPEN_KILL_SUIDGID) && (flags & O_TRUNC)
+			  ? fuse_kill_privs(fd)
+			  : 0;
+	if (err) {
+		close(fd);
+		return ERR(r, err);
+	}
 	uint64_t fh = fuse_handle_new(r->s, fd, false);
 	if (!fh)
 		return ERR(r, -ENFILE);

@@ -342,6 +342,19 @@ static int check_volume(struct ec1_ctx *ctx, size_t i, const char *spec)
 	if (*guest != '/')
 		return ec1_fail(ctx, EC1_EINVAL, "%s: \"%s\": guest path must be absolute", field,
 				spec);
+	size_t glen = opt ? (size_t)(opt - guest) : strlen(guest);
+	if (glen == 1)
+		return ec1_fail(ctx, EC1_EINVAL, "%s: \"%s\": a volume cannot be / (use set_root)",
+				field, spec);
+	for (const char *c = guest; c < guest + glen; c = strchr(c + 1, '/')) {
+		size_t n = strcspn(c + 1, "/:");
+		if ((n == 2 && strncmp(c + 1, "..", 2) == 0) || (n == 1 && c[1] == '.'))
+			return ec1_fail(ctx, EC1_EINVAL,
+					"%s: \"%s\": guest path must not contain . or ..", field,
+					spec);
+		if (!strchr(c + 1, '/'))
+			break;
+	}
 	if (opt && strcmp(opt, ":ro") != 0 && strcmp(opt, ":rw") != 0)
 		return ec1_fail(ctx, EC1_EINVAL, "%s: \"%s\": unknown option \"%s\" (ro or rw)",
 				field, spec, opt + 1);

@@ -126,6 +126,12 @@ static void volumes_and_shares_checked(void)
 	const char *const rel[] = {"/tmp:relative"};
 	CHECK(ec1_ctx_set_mapped_volumes(ctx, rel, 1) == EC1_EINVAL);
 	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "absolute");
+	const char *const dots[] = {"/tmp:/mnt/../etc"};
+	CHECK(ec1_ctx_set_mapped_volumes(ctx, dots, 1) == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "must not contain . or ..");
+	const char *const slash[] = {"/tmp:/:ro"};
+	CHECK(ec1_ctx_set_mapped_volumes(ctx, slash, 1) == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "cannot be /");
 	const char *const opt[] = {"/tmp:/mnt:rx"};
 	CHECK(ec1_ctx_set_mapped_volumes(ctx, opt, 1) == EC1_EINVAL);
 	CHECK(ec1_ctx_add_virtiofs(ctx, "", "/tmp") == EC1_EINVAL);

@@ -109,51 +109,21 @@ void vm_report_status(struct vm *vm, int status)
 	vm_stop(vm, 0, "exit");
 }
 
-static void mmio_access(struct vm *vm, uint64_t addr, uint8_t *data, uint32_t len, bool is_write)
+static void handle_mmio(struct vm *vm, struct kvm_run *run)
 {
+	uint64_t addr = run->mmio.phys_addr;
+	uint32_t len = run->mmio.len;
+
 	if (addr >= VM_MMIO_BASE && len <= 8) {
 		uint64_t idx = (addr - VM_MMIO_BASE) / VM_MMIO_STRIDE;
 		if (idx < vm->nr_devs) {
 			virtio_mmio_access(vm->devs[idx], (addr - VM_MMIO_BASE) % VM_MMIO_STRIDE,
-					   data, len, is_write);
+					   run->mmio.data, len, run->mmio.is_write);
 			return;
 		}
 	}
-	if (!is_write)
-		memset(data, 0xff, len);
-}
-
-/* x86 pages are 4 KiB: the ring's capacity as linux/kvm.h defines it. */
-#define COALESCED_MAX \
-	((4096 - sizeof(struct kvm_coalesced_mmio_ring)) / sizeof(struct kvm_coalesced_mmio))
-
-void vm_coalesce_mmio(struct vm *vm, uint64_t addr, uint32_t len)
-{
-	struct kvm_coalesced_mmio_zone zone = {.addr = addr, .size = len};
-	if (vm->ring_offset > 0 && ioctl(vm->vm_fd, KVM_REGISTER_COALESCED_MMIO, &zone) < 0)
-		vm_log(3, "coalesced MMIO at 0x%llx: %s", (unsigned long long)addr,
-		       strerror(errno));
-}
-
-/* Applies the writes KVM queued, oldest first. */
-static void drain_coalesced(struct vm *vm)
-{
-	struct kvm_coalesced_mmio_ring *ring = vm->ring;
-	if (!ring || __atomic_load_n(&ring->first, __ATOMIC_ACQUIRE) ==
-			     __atomic_load_n(&ring->last, __ATOMIC_ACQUIRE))
-		return;
-	pthread_mutex_lock(&vm->ring_lock);
-	for (;;) {
-		uint32_t first = __atomic_load_n(&ring->first, __ATOMIC_ACQUIRE);
-		if (first == __atomic_load_n(&ring->last, __ATOMIC_ACQUIRE) ||
-		    first >= COALESCED_MAX)
-			break;
-		struct kvm_coalesced_mmio m = ring->coalesced_mmio[first];
-		__atomic_store_n(&ring->first, (first + 1) % COALESCED_MAX, __ATOMIC_RELEASE);
-		if (m.len <= sizeof(m.data))
-			mmio_access(vm, m.phys_addr, m.data, m.len, true);
-	}
-	pthread_mutex_unlock(&vm->ring_lock);
+	if (!run->mmio.is_write)
+		memset(run->mmio.data, 0xff, sizeof(run->mmio.data));
 }
 
 static void *vcpu_main(void *arg)
@@ -180,7 +150,6 @@ static void *vcpu_main(void *arg)
 			vm_stop(vm, EC1_EKVM, "KVM_RUN on vCPU %u: %s", v->index, strerror(errno));
 			break;
 		}
-		drain_coalesced(vm);
 		switch (run->exit_reason) {
 		case KVM_EXIT_IO: {
 			uint8_t *data = (uint8_t *)run + run->io.data_offset;
@@ -194,8 +163,7 @@ static void *vcpu_main(void *arg)
 			break;
 		}
 		case KVM_EXIT_MMIO:
-			mmio_access(vm, run->mmio.phys_addr, run->mmio.data,
-				    run->mmio.len <= 8 ? run->mmio.len : 8, run->mmio.is_write);
+			handle_mmio(vm, run);
 			break;
 		case KVM_EXIT_SHUTDOWN:
 			vm_stop(vm, 0, "triple fault");
@@ -415,10 +383,6 @@ static int open_kvm(struct vm *vm, char *msg, size_t msg_size)
 	if (size <= 0)
 		FAIL(EC1_EKVM, "KVM_GET_VCPU_MMAP_SIZE: %s", strerror(errno));
 	vm->run_size = (size_t)size;
-	/* The coalesced MMIO ring lives in a page of each vCPU's mapping, when offered. */
-	long ring_page = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_COALESCED_MMIO);
-	if (ring_page > 0 && (size_t)(ring_page + 1) * 4096 <= vm->run_size)
-		vm->ring_offset = ring_page * 4096;
 	return 0;
 }
 
@@ -473,9 +437,6 @@ static int setup_vcpus(struct vm *vm, char *msg, size_t msg_size)
 			v->run = NULL;
 			FAIL(EC1_EKVM, "mmap of vCPU %u: %s", i, strerror(errno));
 		}
-		if (i == 0 && vm->ring_offset)
-			vm->ring = (struct kvm_coalesced_mmio_ring *)((uint8_t *)v->run +
-								      vm->ring_offset);
 		int err = arch_vcpu_init(vm, v);
 		if (err)
 			FAIL(EC1_EKVM, "vCPU %u set-up: %s", i, strerror(-err));
@@ -582,7 +543,6 @@ static void teardown(struct vm *vm, struct console *con)
 		close(vm->kvm_fd);
 	guest_mem_free(&vm->mem);
 	pthread_mutex_destroy(&vm->lock);
-	pthread_mutex_destroy(&vm->ring_lock);
 	close(vm->stop_fd);
 }
 
@@ -641,7 +601,6 @@ int vm_run(const struct vm_config *cfg, struct vm_result *result, char *msg, siz
 	vm->cfg = cfg;
 	vm->nr_vcpus = cfg->cpus;
 	pthread_mutex_init(&vm->lock, NULL);
-	pthread_mutex_init(&vm->ring_lock, NULL);
 	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->stop_fd < 0) {
 		free(vm);

@@ -68,7 +68,6 @@ struct vcpu {
 
 struct virtio_mmio_dev;
 struct virtio_fs;
-struct kvm_coalesced_mmio_ring;
 
 struct vm {
 	const struct vm_config *cfg;
@@ -88,10 +87,6 @@ struct vm {
 	uint64_t kernel_end; /* first guest address above the loaded kernel */
 	uint64_t initrd_max; /* highest address + 1 the kernel accepts for the initrd */
 	char cmdline[4096];
-	/* KVM's coalesced MMIO ring (in vCPU 0's mapping), or NULL; drained under ring_lock. */
-	struct kvm_coalesced_mmio_ring *ring;
-	long ring_offset; /* KVM_CAP_COALESCED_MMIO: the ring's page in a vCPU mapping, 0 if none */
-	pthread_mutex_t ring_lock;
 	/* Interrupt lines are eventfds bound with KVM_IRQFD: one write injects an edge. */
 	int irqfds[VM_IRQ_LINES];
 
@@ -130,11 +125,6 @@ void vm_mark(struct vm *vm, uint64_t *slot);
  * to this process. Returns 0 or -errno.
  */
 int vm_ioeventfd(struct vm *vm, uint64_t addr, uint32_t len, int fd);
-/*
- * Lets KVM queue guest writes to [addr, addr + len) without an exit; they are applied, in order,
- * before the next exit of any vCPU is handled. Best effort: without support they exit as usual.
- */
-void vm_coalesce_mmio(struct vm *vm, uint64_t addr, uint32_t len);
 /* Injects an edge on a guest interrupt line. */
 void vm_irq(struct vm *vm, unsigned int gsi);
 /* Logs to stderr when the configured log level allows it. */

@@ -66,12 +66,6 @@ int virtio_mmio_add(struct vm *vm, const struct virtio_dev_ops *ops, void *priv,
 	pthread_rwlock_init(&d->qlock, NULL);
 	vm->devs[vm->nr_devs++] = d;
 	*out = d;
-	/*
-	 * The driver writes InterruptACK after every interrupt: let KVM queue those writes instead
-	 * of leaving the guest for each, to be applied before the next exit is handled (the next
-	 * InterruptStatus read is one). Without coalesced MMIO they just exit as before.
-	 */
-	vm_coalesce_mmio(vm, d->base + REG_INTERRUPT_ACK, 4);
 	return 0;
 }
 
@@ -110,7 +104,6 @@ void virtio_mmio_signal(struct virtio_mmio_dev *d, unsigned int queue)
 	if (!virtq_should_interrupt(&d->queues[queue]))
 		return;
 	__atomic_fetch_or(&d->isr, 1, __ATOMIC_SEQ_CST);
-	__atomic_fetch_or(&d->isr_fresh, 1, __ATOMIC_SEQ_CST);
 	vm_irq(d->vm, d->gsi);
 }
 
@@ -129,7 +122,6 @@ static void reset_locked(struct virtio_mmio_dev *d)
 	d->status = 0;
 	d->driver_features = 0;
 	d->isr = 0;
-	d->isr_fresh = 0;
 }
 
 static uint32_t read_reg(struct virtio_mmio_dev *d, uint64_t off)
@@ -154,11 +146,8 @@ static uint32_t read_reg(struct virtio_mmio_dev *d, uint64_t off)
 		return q ? d->ops->queue_max : 0;
 	case REG_QUEUE_READY:
 		return q ? q->ready : 0;
-	case REG_INTERRUPT_STATUS: {
-		uint32_t isr = __atomic_load_n(&d->isr, __ATOMIC_SEQ_CST);
-		__atomic_store_n(&d->isr_fresh, 0, __ATOMIC_SEQ_CST);
-		return isr;
-	}
+	case REG_INTERRUPT_STATUS:
+		return __atomic_load_n(&d->isr, __ATOMIC_SEQ_CST);
 	case REG_STATUS:
 		return d->status;
 	case REG_SHM_LEN_LOW:
@@ -237,13 +226,7 @@ static void write_reg(struct virtio_mmio_dev *d, uint64_t off, uint32_t v)
 			virtq_reset(q);
 		break;
 	case REG_INTERRUPT_ACK:
-		/*
-		 * The driver acknowledges what it read. An ACK may reach us late (coalesced,
-		 * see virtio_mmio_add): a bit raised again since that read must survive it.
-		 */
-		__atomic_fetch_and(&d->isr,
-				   ~(v & ~__atomic_load_n(&d->isr_fresh, __ATOMIC_SEQ_CST)),
-				   __ATOMIC_SEQ_CST);
+		__atomic_fetch_and(&d->isr, ~v, __ATOMIC_SEQ_CST);
 		break;
 	case REG_STATUS:
 		if (v == 0) {

@@ -47,8 +47,7 @@ struct virtio_mmio_dev {
 	pthread_mutex_t lock; /* register state below */
 	uint32_t status, dev_features_sel, drv_features_sel, queue_sel, config_generation;
 	uint64_t driver_features;
-	uint32_t isr;	    /* InterruptStatus, updated atomically */
-	uint32_t isr_fresh; /* bits raised since the driver last read isr */
+	uint32_t isr; /* InterruptStatus, updated atomically */
 	uint8_t config[VIRTIO_MMIO_CONFIG_MAX];
 	struct virtq queues[VIRTIO_MMIO_MAX_QUEUES];
 };

@@ -42,15 +42,6 @@ int arch_vm_init(struct vm *vm, char *msg, size_t msg_size)
 		snprintf(msg, msg_size, "KVM_CREATE_PIT2: %s", strerror(errno));
 		return EC1_EKVM;
 	}
-	/*
-	 * The PIT only serves the guest's boot (timer calibration); it then runs on kvm-clock and
-	 * the local APIC timer. Lost ticks need not be re-injected, and without re-injection KVM
-	 * keeps no PIT acknowledgement hooks on every interrupt the guest acknowledges (the rig's
-	 * nested KVM has locked up in them: "soft lockup ... kvm-pit").
-	 */
-	struct kvm_reinject_control reinject = {.pit_reinject = 0};
-	if (ioctl(vm->vm_fd, KVM_REINJECT_CONTROL, &reinject) < 0)
-		vm_log(3, "KVM_REINJECT_CONTROL: %s", strerror(errno));
 	if (x86_write_mptable(vm)) {
 		snprintf(msg, msg_size, "vm.num_vcpus: %u CPUs do not fit in the MP table",
 			 vm->nr_vcpus);

@@ -70,8 +70,7 @@ static bool drain(struct virtio_fs *fs)
 			ssize_t len = fuse_server_handle(fs->server, fs->chain.out, fs->chain.n_out,
 							 fs->chain.in, fs->chain.n_in);
 			if (len < 0) {
-				virtio_mmio_fail(d,
-						 "virtio-fs: a request with no room for its reply");
+				virtio_mmio_fail(d, "a request with no room for its reply");
 				ok = false;
 				break;
 			}
@@ -79,7 +78,7 @@ static bool drain(struct virtio_fs *fs)
 			pushed = true;
 		}
 		if (r < 0) {
-			virtio_mmio_fail(d, "virtio-fs: malformed descriptor chain");
+			virtio_mmio_fail(d, "malformed descriptor chain");
 			ok = false;
 		}
 		if (pushed)

@@ -150,6 +150,8 @@ static void fuse_init_and_basic_operations(void)
 	memcpy(&e, rep.data, sizeof(e));
 	memcpy(&oo, rep.data + sizeof(e), sizeof(oo));
 	CHECK((e.attr.mode & 07777) == 0640);
+	CHECK(oo.open_flags ==
+	      FOPEN_NOFLUSH); /* writes are synchronous: nothing to flush on close */
 	struct fuse_write_in wr = {.fh = oo.fh, .offset = 0, .size = 11};
 	memcpy(buf, &wr, sizeof(wr));
 	memcpy(buf + sizeof(wr), "guest wrote", 11);

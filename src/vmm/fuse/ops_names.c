@@ -347,7 +347,7 @@ ssize_t fuse_op_create(struct fuse_req *r)
 	uint64_t fh = fuse_handle_new(r->s, fd, false);
 	if (!fh)
 		return ERR(r, -ENFILE);
-	struct fuse_open_out open_out = {.fh = fh};
+	struct fuse_open_out open_out = {.fh = fh, .open_flags = FOPEN_NOFLUSH}; /* see open */
 	struct fuse_entry_out e;
 	ssize_t len = reply_created(r, dir->fd, name, &e, &open_out, sizeof(open_out));
 	if (len <= (ssize_t)sizeof(struct fuse_out_header))

@@ -24,17 +24,23 @@ static void use_lib(const char *file)
 	truncate(log_path, 0);
 }
 
-/* The calls recorded since the last use_lib()/take_log(), one per line. */
-static char *take_log(void)
+/* What a fake recorded in path since the last call, which empties the file. */
+static char *take_file(const char *path)
 {
 	static char buf[8192];
-	FILE *f = fopen(log_path, "r");
+	FILE *f = fopen(path, "r");
 	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
 	buf[n] = 0;
 	if (f)
 		fclose(f);
-	truncate(log_path, 0);
+	truncate(path, 0);
 	return buf;
+}
+
+/* The calls recorded since the last use_lib()/take_log(), one per line. */
+static char *take_log(void)
+{
+	return take_file(log_path);
 }
 
 #define CHECK_LOG(expected)                                                                       \
@@ -196,16 +202,10 @@ static void libkrun_absent_is_not_available(void)
 static char helper_log[] = "/tmp/ec1-fake-vmnet-XXXXXX";
 static char helper_path[4096];
 
+/* The helper's recorded command lines (and "stopped") since the last call. */
 static char *take_helper_log(void)
 {
-	static char buf[4096];
-	FILE *f = fopen(helper_log, "r");
-	size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
-	buf[n] = 0;
-	if (f)
-		fclose(f);
-	truncate(helper_log, 0);
-	return buf;
+	return take_file(helper_log);
 }
 
 static bool process_gone(int pid)

@@ -79,6 +79,12 @@ ssize_t fuse_op_removexattr(struct fuse_req *r);
 
 /* ops_files.c */
 int fuse_reopen(struct fuse_server *s, const struct fuse_node *n, int flags);
+/*
+ * A handle for fd, just opened with flags; drops privileges first when the guest asks
+ * (open_flags). Closes fd on failure. Returns 0 or -errno.
+ */
+int fuse_open_handle(struct fuse_server *s, int fd, int flags, uint32_t open_flags, bool dir,
+		     uint64_t *fh);
 /* Drops setuid, setgid (with group execute) and file capabilities of the open file fd. */
 int fuse_kill_privs(int fd);
 ssize_t fuse_op_open(struct fuse_req *r);

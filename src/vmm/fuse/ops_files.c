@@ -54,6 +54,20 @@ int fuse_kill_privs(int fd)
 	return 0;
 }
 
+int fuse_open_handle(struct fuse_server *s, int fd, int flags, uint32_t open_flags, bool dir,
+		     uint64_t *fh)
+{
+	/* FUSE_HANDLE_KILLPRIV_V2: a truncating open by an unprivileged guest user. */
+	int err = (open_flags & FUSE_OPEN_KILL_SUIDGID) && (flags & O_TRUNC) ? fuse_kill_privs(fd)
+									     : 0;
+	if (err) {
+		close(fd);
+		return err;
+	}
+	*fh = fuse_handle_new(s, fd, dir);
+	return *fh ? 0 : -ENFILE;
+}
+
 static bool writes(int flags)
 {
 	return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
@@ -73,17 +87,10 @@ static ssize_t open_node(struct fuse_req *r, bool dir)
 	int fd = fuse_reopen(r->s, n, flags);
 	if (fd < 0)
 		return ERR(r, fd);
-	/* FUSE_HANDLE_KILLPRIV_V2: a truncating open by an unprivileged guest user. */
-	int err = (in->open_flags & FUSE_OPEN_KILL_SUIDGID) && (flags & O_TRUNC)
-			  ? fuse_kill_privs(fd)
-			  : 0;
-	if (err) {
-		close(fd);
+	uint64_t fh;
+	int err = fuse_open_handle(r->s, fd, flags, in->open_flags, dir, &fh);
+	if (err)
 		return ERR(r, err);
-	}
-	uint64_t fh = fuse_handle_new(r->s, fd, dir);
-	if (!fh)
-		return ERR(r, -ENFILE);
 	/*
 	 * No FOPEN_KEEP_CACHE: each open re-reads, so changes made on the host show. FOPEN_NOFLUSH:
 	 * writes reach the host at once and FLUSH would do nothing, so close() needs no round trip.

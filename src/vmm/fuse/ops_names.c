@@ -337,16 +337,10 @@ ssize_t fuse_op_create(struct fuse_req *r)
 	int fd = openat(dir->fd, name, flags, in->mode & 07777);
 	if (fd < 0)
 		return ERR(r, -errno);
-	int err = (in->open_flags & FUSE_OPEN_KILL_SUIDGID) && (flags & O_TRUNC)
-			  ? fuse_kill_privs(fd)
-			  : 0;
-	if (err) {
-		close(fd);
+	uint64_t fh;
+	int err = fuse_open_handle(r->s, fd, flags, in->open_flags, false, &fh);
+	if (err)
 		return ERR(r, err);
-	}
-	uint64_t fh = fuse_handle_new(r->s, fd, false);
-	if (!fh)
-		return ERR(r, -ENFILE);
 	struct fuse_open_out open_out = {.fh = fh, .open_flags = FOPEN_NOFLUSH}; /* see open */
 	struct fuse_entry_out e;
 	ssize_t len = reply_created(r, dir->fd, name, &e, &open_out, sizeof(open_out));

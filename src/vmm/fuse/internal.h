@@ -42,13 +42,10 @@ struct fuse_server {
 	uint32_t nr_buckets; /* power of two */
 	struct fuse_handle *handles;
 	uint32_t nr_handles, hw_handles, free_handle;
-	uint32_t proto_minor; /* 0 until INIT */
-	int proc_fd;	      /* /proc/self/fd, to reopen an O_PATH descriptor as a file */
-	uint8_t *dents;	      /* getdents64 buffer */
-	uint8_t *req;	      /* the request, copied out of guest memory (all but WRITE data) */
-	size_t req_size;
+	int proc_fd;	/* /proc/self/fd, to reopen an O_PATH descriptor as a file */
+	uint8_t *dents; /* getdents64 buffer */
+	uint8_t *req;	/* the request, copied out of guest memory (all but WRITE data) */
 	uint8_t *reply; /* replies built here (all but READ data) */
-	size_t reply_size;
 	struct fuse_server_stats stats;
 };
 

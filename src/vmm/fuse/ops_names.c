@@ -89,26 +89,32 @@ ssize_t fuse_op_lookup(struct fuse_req *r)
 	return err ? ERR(r, err) : fuse_reply(r, 0, &e, sizeof(e));
 }
 
-/* A new object's entry, owned by the guest caller's uid and gid (we may be root on the host). */
+/*
+ * The entry of a new object (with its handle for CREATE), owned by the guest caller's uid and gid
+ * (we may be root on the host).
+ */
 static ssize_t reply_created(struct fuse_req *r, int dir_fd, const char *name,
-			     struct fuse_entry_out *e, const void *extra, size_t extra_len)
+			     const struct fuse_open_out *open_out)
 {
-	int err = fuse_lookup_at(r->s, dir_fd, name, e);
+	struct {
+		struct fuse_entry_out e;
+		struct fuse_open_out o;
+	} out;
+	_Static_assert(sizeof(out) == sizeof(out.e) + sizeof(out.o), "CREATE reply is two structs");
+	int err = fuse_lookup_at(r->s, dir_fd, name, &out.e);
 	if (err)
 		return ERR(r, err);
-	struct fuse_node *n = fuse_node_get(r->s, e->nodeid);
-	if (geteuid() == 0 && (e->attr.uid != r->uid || e->attr.gid != r->gid)) {
+	struct fuse_node *n = fuse_node_get(r->s, out.e.nodeid);
+	if (geteuid() == 0 && (out.e.attr.uid != r->uid || out.e.attr.gid != r->gid)) {
 		struct stat st;
 		if (fchownat(n->fd, "", r->uid, r->gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 &&
 		    fuse_stat_node(n, &st) == 0)
-			fuse_fill_attr(&e->attr, &st);
+			fuse_fill_attr(&out.e.attr, &st);
 	}
-	if (!extra)
-		return fuse_reply(r, 0, e, sizeof(*e));
-	uint8_t both[sizeof(*e) + sizeof(struct fuse_open_out)];
-	memcpy(both, e, sizeof(*e));
-	memcpy(both + sizeof(*e), extra, extra_len);
-	return fuse_reply(r, 0, both, sizeof(*e) + extra_len);
+	if (!open_out)
+		return fuse_reply(r, 0, &out.e, sizeof(out.e));
+	out.o = *open_out;
+	return fuse_reply(r, 0, &out, sizeof(out));
 }
 
 ssize_t fuse_op_getattr(struct fuse_req *r)
@@ -229,8 +235,7 @@ ssize_t fuse_op_symlink(struct fuse_req *r)
 	WRITABLE_OR_REPLY(r);
 	if (symlinkat(target, dir->fd, name) < 0)
 		return ERR(r, -errno);
-	struct fuse_entry_out e;
-	return reply_created(r, dir->fd, name, &e, NULL, 0);
+	return reply_created(r, dir->fd, name, NULL);
 }
 
 ssize_t fuse_op_mknod(struct fuse_req *r)
@@ -245,8 +250,7 @@ ssize_t fuse_op_mknod(struct fuse_req *r)
 		return ERR(r, -EPERM);
 	if (mknodat(dir->fd, name, type | (in->mode & 07777), 0) < 0)
 		return ERR(r, -errno);
-	struct fuse_entry_out e;
-	return reply_created(r, dir->fd, name, &e, NULL, 0);
+	return reply_created(r, dir->fd, name, NULL);
 }
 
 ssize_t fuse_op_mkdir(struct fuse_req *r)
@@ -257,8 +261,7 @@ ssize_t fuse_op_mkdir(struct fuse_req *r)
 	WRITABLE_OR_REPLY(r);
 	if (mkdirat(dir->fd, name, in->mode & 07777) < 0)
 		return ERR(r, -errno);
-	struct fuse_entry_out e;
-	return reply_created(r, dir->fd, name, &e, NULL, 0);
+	return reply_created(r, dir->fd, name, NULL);
 }
 
 static ssize_t remove_name(struct fuse_req *r, int flags)
@@ -342,8 +345,7 @@ ssize_t fuse_op_create(struct fuse_req *r)
 	if (err)
 		return ERR(r, err);
 	struct fuse_open_out open_out = {.fh = fh, .open_flags = FOPEN_NOFLUSH}; /* see open */
-	struct fuse_entry_out e;
-	ssize_t len = reply_created(r, dir->fd, name, &e, &open_out, sizeof(open_out));
+	ssize_t len = reply_created(r, dir->fd, name, &open_out);
 	if (len <= (ssize_t)sizeof(struct fuse_out_header))
 		fuse_handle_close(r->s, fh, false); /* the guest got an error, not the handle */
 	return len;

@@ -281,7 +281,6 @@ static ssize_t op_init(struct fuse_req *r)
 	memcpy(&in, r->arg, have);
 	if (in.major != FUSE_KERNEL_VERSION)
 		return fuse_reply(r, -EPROTO, NULL, 0);
-	r->s->proto_minor = in.minor;
 	const uint32_t want = FUSE_ASYNC_READ | FUSE_ATOMIC_O_TRUNC | FUSE_BIG_WRITES |
 			      FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO | FUSE_AUTO_INVAL_DATA |
 			      FUSE_MAX_PAGES | FUSE_CACHE_SYMLINKS | FUSE_PARALLEL_DIROPS |
@@ -310,7 +309,6 @@ void fuse_server_reset(struct fuse_server *s)
 		if (h->fd >= 0)
 			fuse_handle_close(s, ((uint64_t)h->gen << 32) | (i + 1), h->dir);
 	}
-	s->proto_minor = 0;
 }
 
 static ssize_t op_destroy(struct fuse_req *r)

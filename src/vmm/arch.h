@@ -11,6 +11,12 @@ struct vcpu;
 
 /* VM-wide set-up after memory exists: interrupt controllers, timers, firmware tables. */
 int arch_vm_init(struct vm *vm, char *msg, size_t msg_size);
+/* Frees what arch_vm_init made (safe after a partial set-up). */
+void arch_vm_free(struct vm *vm);
+/* A guest MMIO access to what the architecture emulates; false when addr is not its. */
+bool arch_mmio(struct vm *vm, uint64_t addr, uint8_t *data, uint32_t len, bool is_write);
+/* An edge on a device interrupt line (VM_MMIO_IRQ_BASE + device index). */
+void arch_irq(struct vm *vm, unsigned int line);
 /*
  * Loads the kernel image at path into guest memory. Sets vm->entry, vm->entry_64bit,
  * vm->kernel_end and vm->initrd_max. Returns 0 or an EC1_E* code with msg filled.

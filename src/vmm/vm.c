@@ -58,11 +58,7 @@ void vm_mark(struct vm *vm, uint64_t *slot)
 
 void vm_irq(struct vm *vm, unsigned int gsi)
 {
-	uint64_t one = 1;
-	if (gsi < VM_IRQ_LINES && vm->irqfds[gsi] > 0) {
-		ssize_t n = write(vm->irqfds[gsi], &one, sizeof(one));
-		(void)n; /* an eventfd write cannot fail short of counter overflow */
-	}
+	arch_irq(vm, gsi);
 }
 
 static void kick_vcpus(struct vm *vm)
@@ -114,6 +110,8 @@ static void handle_mmio(struct vm *vm, struct kvm_run *run)
 	uint64_t addr = run->mmio.phys_addr;
 	uint32_t len = run->mmio.len;
 
+	if (arch_mmio(vm, addr, run->mmio.data, len, run->mmio.is_write))
+		return;
 	if (addr >= VM_MMIO_BASE && len <= 8) {
 		uint64_t idx = (addr - VM_MMIO_BASE) / VM_MMIO_STRIDE;
 		if (idx < vm->nr_devs) {
@@ -411,18 +409,6 @@ int vm_ioeventfd(struct vm *vm, uint64_t addr, uint32_t len, int fd)
 	return ioctl(vm->vm_fd, KVM_IOEVENTFD, &io) < 0 ? -errno : 0;
 }
 
-static int setup_irqfds(struct vm *vm, char *msg, size_t msg_size)
-{
-	for (unsigned int i = 0; i < vm->nr_devs; i++) {
-		unsigned int gsi = vm->devs[i]->gsi;
-		vm->irqfds[gsi] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		struct kvm_irqfd irqfd = {.fd = (uint32_t)vm->irqfds[gsi], .gsi = gsi};
-		if (vm->irqfds[gsi] < 0 || ioctl(vm->vm_fd, KVM_IRQFD, &irqfd) < 0)
-			FAIL(EC1_EKVM, "KVM_IRQFD: %s", strerror(errno));
-	}
-	return 0;
-}
-
 static int setup_vcpus(struct vm *vm, char *msg, size_t msg_size)
 {
 	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
@@ -505,7 +491,7 @@ static void print_timing(const struct vm_timing *t)
 		"init->exec %.3f | exec->exit %.3f | teardown %.3f | total %.3f\n",
 		MS(t->start, t->first_run), MS(t->first_run, t->init_start),
 		(double)t->guest_boot_ns / 1e6, MS(t->init_start, t->exec), MS(t->exec, t->exit),
-		MS(t->stopped, t->torn_down), MS(t->start, t->torn_down));
+		MS(t->stopped + t->measure_ns, t->torn_down), MS(t->start, t->torn_down));
 	fprintf(stderr,
 		"ec1 memory (MiB): process RSS %.2f | guest RAM touched %.2f | VMM own %.2f\n",
 		(double)t->rss_bytes / 1048576.0, (double)t->guest_resident_bytes / 1048576.0,
@@ -516,8 +502,11 @@ static void print_timing(const struct vm_timing *t)
 static void teardown(struct vm *vm, struct console *con)
 {
 	vm_stop(vm, 0, "teardown");
-	if (vm->cfg->timing)
+	if (vm->cfg->timing) {
+		uint64_t t0 = vm_now_ns();
 		measure_memory(vm);
+		vm->timing.measure_ns = vm_now_ns() - t0;
+	}
 	for (unsigned int i = 0; i < vm->nr_vcpus; i++)
 		if (vm->vcpus[i].started)
 			pthread_join(vm->vcpus[i].thread, NULL);
@@ -530,17 +519,13 @@ static void teardown(struct vm *vm, struct console *con)
 		if (vm->vcpus[i].fd > 0)
 			close(vm->vcpus[i].fd);
 	}
-	for (unsigned int i = 0; i < vm->nr_devs; i++) {
-		unsigned int gsi = vm->devs[i]->gsi;
-		if (vm->irqfds[gsi] > 0)
-			close(vm->irqfds[gsi]);
-		vm->irqfds[gsi] = 0;
+	for (unsigned int i = 0; i < vm->nr_devs; i++)
 		virtio_mmio_free(vm->devs[i]);
-	}
 	if (vm->vm_fd > 0)
 		close(vm->vm_fd);
 	if (vm->kvm_fd > 0)
 		close(vm->kvm_fd);
+	arch_vm_free(vm);
 	guest_mem_free(&vm->mem);
 	pthread_mutex_destroy(&vm->lock);
 	close(vm->stop_fd);
@@ -622,7 +607,6 @@ int vm_run(const struct vm_config *cfg, struct vm_result *result, char *msg, siz
 		err = EC1_ENOMEM;
 	}
 	err = err ?: add_shares(vm, msg, msg_size);
-	err = err ?: setup_irqfds(vm, msg, msg_size);
 	err = err ?: build_cmdline(vm, msg, msg_size);
 	err = err ?: setup_initrd(vm, msg, msg_size);
 	err = err ?: setup_vcpus(vm, msg, msg_size);

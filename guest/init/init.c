@@ -248,8 +248,10 @@ static int make_dirs(const char *path)
 #define NEW_ROOT "/.ec1/root"
 
 /*
- * A FUSE mount reads ahead 128 KiB at a time, a request each; 1 MiB (two 512 KiB requests, the
- * server's maximum) halves the round trips of sequential reads several times over.
+ * A FUSE mount reads ahead 128 KiB at a time, a request each. 4 MiB (up to four 1 MiB requests,
+ * the server's maximum) cuts the round trips of sequential reads eightfold and keeps the next
+ * requests in flight while the reader copies the last (measured in the rig: 1 MiB requests with
+ * 4 MiB read-ahead read 205-261 MB/s where 512 KiB with 1 MiB read 150-190).
  */
 static void set_readahead(const char *mountpoint)
 {
@@ -261,7 +263,7 @@ static void set_readahead(const char *mountpoint)
 		 minor(st.st_dev));
 	int fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd >= 0) {
-		if (write(fd, "1024", 4) < 0)
+		if (write(fd, "4096", 4) < 0)
 			say("ec1-init: %s: %s\n", path, strerror(errno));
 		close(fd);
 	}

@@ -17,7 +17,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
-#define FUSE_SERVER_MAX_WRITE (512u * 1024) /* bytes per READ or WRITE (128 pages) */
+#define FUSE_SERVER_MAX_WRITE (1024u * 1024) /* bytes per READ or WRITE (256 pages) */
 
 struct fuse_server;
 

@@ -22,7 +22,7 @@
 #include "mmio.h"
 
 #define VIRTIO_ID_FS 26
-#define QUEUE_SIZE   256
+#define QUEUE_SIZE   1024
 #define NR_QUEUES    2
 
 struct virtio_fs {

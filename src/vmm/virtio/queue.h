@@ -9,7 +9,7 @@
 
 #include "../guest_mem.h"
 
-#define VIRTQ_MAX_SIZE 256
+#define VIRTQ_MAX_SIZE 1024 /* the largest ring, and the longest chain, accepted */
 
 struct virtq_desc {
 	uint64_t addr;

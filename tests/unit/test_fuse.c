@@ -84,11 +84,14 @@ static size_t args2(uint8_t *buf, const void *fixed, size_t fixed_len, const cha
 	return n;
 }
 
+/* A node id, or 0 with *err set; a negative entry (node id 0) reads as -ENOENT. */
 static uint64_t lookup(uint64_t parent, const char *name, int32_t *err)
 {
 	*err = call(FUSE_LOOKUP, parent, name, strlen(name) + 1);
 	struct fuse_entry_out e;
 	memcpy(&e, rep.data, sizeof(e));
+	if (*err == 0 && e.nodeid == 0)
+		*err = -ENOENT;
 	return *err ? 0 : e.nodeid;
 }
 
@@ -131,6 +134,11 @@ static void fuse_init_and_basic_operations(void)
 	uint64_t node = lookup(FUSE_ROOT_ID, "hello.txt", &err);
 	CHECK(err == 0 && node > FUSE_ROOT_ID);
 	CHECK(lookup(FUSE_ROOT_ID, "hello.txt", &err) == node); /* one node per inode */
+	/* A missing name: a negative entry the guest may cache, not a bare error. */
+	CHECK(call(FUSE_LOOKUP, FUSE_ROOT_ID, "missing", 8) == 0);
+	struct fuse_entry_out neg;
+	memcpy(&neg, rep.data, sizeof(neg));
+	CHECK(neg.nodeid == 0 && neg.entry_valid > 0);
 	uint64_t fh = open_file(node, O_RDONLY, &err);
 	CHECK(err == 0 && fh);
 	struct fuse_read_in rd = {.fh = fh, .offset = 6, .size = 4096};

@@ -86,6 +86,15 @@ ssize_t fuse_op_lookup(struct fuse_req *r)
 	int err = fuse_check_name(name);
 	if (!err)
 		err = fuse_lookup_at(r->s, dir->fd, name, &e);
+	if (err == -ENOENT) {
+		/*
+		 * A negative entry (node id 0, fuse.h): the guest remembers the name is missing as
+		 * long as it may cache names, which spares the dynamic loader's and PATH's repeated
+		 * probes a round trip each.
+		 */
+		e = (struct fuse_entry_out){.entry_valid = FUSE_TIMEOUT_SEC};
+		return fuse_reply(r, 0, &e, sizeof(e));
+	}
 	return err ? ERR(r, err) : fuse_reply(r, 0, &e, sizeof(e));
 }
 

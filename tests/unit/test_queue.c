@@ -169,6 +169,23 @@ static void guest_mem_ptr_checks_bounds(void)
 	CHECK(guest_mem_ptr(&mem, 16, UINT64_MAX) == NULL);
 }
 
+/* KVM maps guest RAM with 2 MiB pages only where the host address is 2 MiB aligned too. */
+static void guest_mem_regions_are_2mib_aligned(void)
+{
+	struct guest_mem big;
+	/* Above the PCI hole: a low and a high region (address space only, never touched). */
+	CHECK(guest_mem_init(&big, 4ull << 30) == 0);
+	CHECK(big.nr_regions == 2);
+	for (unsigned int i = 0; i < big.nr_regions; i++)
+		CHECK(((uintptr_t)big.regions[i].host & ((2u << 20) - 1)) == 0);
+	uint8_t *last = guest_mem_ptr(&big, GUEST_MEM_HIGH_START + (1ull << 30) - 1, 1);
+	CHECK(last != NULL);
+	if (last)
+		*last = 1; /* the whole region is mapped, the alignment slack is not */
+	guest_mem_free(&big);
+	CHECK(((uintptr_t)mem.regions[0].host & ((2u << 20) - 1)) == 0);
+}
+
 static void iov_copies_across_segments(void)
 {
 	char a[3], b[5], out[8];
@@ -193,6 +210,7 @@ int main(void)
 	TEST(queue_rejects_avail_index_jump);
 	TEST(queue_enable_rejects_rings_outside_memory);
 	TEST(guest_mem_ptr_checks_bounds);
+	TEST(guest_mem_regions_are_2mib_aligned);
 	TEST(iov_copies_across_segments);
 	guest_mem_free(&mem);
 	return tests_failed != 0;

@@ -44,6 +44,12 @@ for i in 1 2 3; do
 done
 stream_ms=$(grep '^ec1 timing' $T/stream-timing | sed 's/.*exec->exit \([-0-9.]*\).*/\1/' | median)
 
+# Where the guest kernel's boot goes: its slowest initcalls (initcall_debug), by address; bench/boot
+# names them from the kernel's symbol table.
+"$EC1" run --cmdline initcall_debug -- /bin/dmesg 2>/dev/null |
+	sed -n 's/.*initcall \(0x[0-9a-f]*\) returned .* after \([0-9]*\) usecs.*/\2 \1/p' |
+	sort -rn | head -8 >$T/initcalls
+
 echo "boot+run+exit of /bin/true, median of $runs:"
 echo "  ec1 run                 $ec1_ms ms"
 echo "  qemu -M microvm         $qemu_ms ms"
@@ -52,4 +58,6 @@ echo "ec1 phases (median ms): vmm-setup $(field vmm-setup) | kernel-entry->init 
 echo "ec1 VMM own memory (RSS beyond guest RAM touched, median): $vmm_own MiB"
 mibs() { awk -v ms="$1" 'BEGIN {printf "%.0f", (ms > 0 ? 64 / (ms / 1000) : 0)}'; }
 echo "stdout throughput, 64 MiB: ec1 $(mibs "$stream_ms") MiB/s (the stream: exec to exit), $(mibs "$tput_ms") MiB/s (whole run, boot included) | host pipe (head | cat) $(mibs "$host_ms") MiB/s"
+echo "slowest guest initcalls (ms, kernel clock):"
+while read -r us addr; do echo "  initcall $addr $(awk -v u="$us" 'BEGIN {printf "%.1f", u / 1000}')"; done <$T/initcalls
 rm -rf "$T"

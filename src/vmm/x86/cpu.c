@@ -51,7 +51,8 @@ static int setup_irqchip(struct vm *vm, char *msg, size_t msg_size)
 {
 	struct kvm_enable_cap cap = {.cap = KVM_CAP_SPLIT_IRQCHIP, .args = {X86_IOAPIC_PINS}};
 	if (ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) <= 0) {
-		snprintf(msg, msg_size, "KVM has no TSC-deadline timer (Linux 3.6 or later has)");
+		snprintf(msg, msg_size,
+			 "KVM has no TSC-deadline timer, which the guest needs (there is no PIT)");
 		return EC1_EKVM;
 	}
 	if (ioctl(vm->vm_fd, KVM_ENABLE_CAP, &cap) < 0) {

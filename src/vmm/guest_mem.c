@@ -25,8 +25,7 @@ static int map_region(struct guest_mem_region *r, uint64_t gpa, uint64_t size)
 	uint8_t *p = (uint8_t *)(((uintptr_t)raw + huge - 1) & ~(uintptr_t)(huge - 1));
 	if (p > raw)
 		munmap(raw, (size_t)(p - raw));
-	if (raw + huge > p)
-		munmap(p + size, (size_t)(raw + huge - p));
+	munmap(p + size, (size_t)(raw + huge - p)); /* never empty: p < raw + huge */
 	madvise(p, size, MADV_HUGEPAGE);
 	r->gpa = gpa;
 	r->size = size;

@@ -4,9 +4,10 @@
  * Mounts /proc, /sys, /dev and /tmp, reads the process description the VMM put in the initramfs
  * (/.ec1/process), mounts the shared host directories (virtio-fs) it names — a root directory
  * becomes / through a switch of root, init itself staying in the initramfs — connects the process's
- * stdin, stdout and stderr to their virtio-console ports, runs it, reaps every child, forwards
- * termination signals, and reports the process's exit status on the control port. The VMM stops the
- * VM when it reads that report.
+ * stdin, stdout and stderr to their virtio-console ports (stdout and stderr through a pipe each,
+ * see relay()), runs it, reaps every child, forwards termination signals, and reports the process's
+ * exit status on the control port once all it wrote is on its way. The VMM stops the VM when it
+ * reads that report.
  *
  * Exit status (libkrun's convention): the process's own status; 125 when init cannot set up the
  * environment; 126 found but not executable; 127 not found; 128+N killed by signal N.
@@ -20,11 +21,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <poll.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -83,8 +87,87 @@ static void power_off(void)
 		pause();
 }
 
+/*
+ * The process's stdout and stderr are pipes, not the ports themselves: a process writing in small
+ * pieces would cost a VM exit (a queue notification) per write() on a port, while init hands a
+ * port everything that piled up in a pipe with one splice: one notification for up to PIPE_BYTES,
+ * and no copy (the pipe's pages go into the virtqueue as they are). Init runs as SCHED_BATCH so
+ * that a write does not wake it at once: the writer goes on filling the pipe meanwhile.
+ */
+#define PIPE_BYTES (256 * 1024)
+
+struct stream {
+	bool active;
+	int pipe[2];	/* [0] init's end, non-blocking; [1] the process's */
+	int port;	/* non-blocking */
+	bool port_full; /* the port has taken all it can for now: wait for POLLOUT */
+	bool eof;	/* every writer closed the pipe and it is empty */
+};
+static struct stream streams[2]; /* stdout, stderr */
+
+static int stream_open(struct stream *s, int port)
+{
+	if (pipe2(s->pipe, O_CLOEXEC))
+		return -1;
+	fcntl(s->pipe[1], F_SETPIPE_SZ, PIPE_BYTES); /* a smaller pipe only means smaller batches */
+	fcntl(s->pipe[0], F_SETFL, O_NONBLOCK);
+	fcntl(port, F_SETFL, O_NONBLOCK);
+	s->port = port;
+	s->active = true;
+	return 0;
+}
+
+/* Moves what waits in the pipe on to the port, until the pipe is empty or the port is full. */
+static void relay(struct stream *s)
+{
+	while (s->active && !s->eof) {
+		ssize_t n = splice(s->pipe[0], NULL, s->port, NULL, PIPE_BYTES, SPLICE_F_NONBLOCK);
+		if (n > 0)
+			continue;
+		if (n < 0 && errno == EINTR)
+			continue;
+		int queued = 0;
+		if (ioctl(s->pipe[0], FIONREAD, &queued) < 0 || queued == 0) {
+			s->port_full = false;
+			return;
+		}
+		if (n < 0 && errno == EAGAIN) {
+			s->port_full = true;
+			return;
+		}
+		/* The port refuses splice (not our kernel's driver): copy instead. */
+		char buf[4096];
+		n = read(s->pipe[0], buf, sizeof(buf));
+		if (n <= 0)
+			return;
+		for (ssize_t done = 0; done < n;) {
+			ssize_t w = write(s->port, buf + done, (size_t)(n - done));
+			if (w > 0) {
+				done += w;
+			} else if (w < 0 && errno == EAGAIN) {
+				struct pollfd p = {.fd = s->port, .events = POLLOUT};
+				poll(&p, 1, -1);
+			} else if (w < 0 && errno != EINTR) {
+				break; /* the port is gone: the data with it */
+			}
+		}
+	}
+}
+
+/* Everything the process wrote so far, on its way to the host; waits while a port is full. */
+static void drain_streams(void)
+{
+	for (int i = 0; i < 2; i++) {
+		for (relay(&streams[i]); streams[i].port_full; relay(&streams[i])) {
+			struct pollfd p = {.fd = streams[i].port, .events = POLLOUT};
+			poll(&p, 1, -1);
+		}
+	}
+}
+
 static void finish(int status)
 {
+	drain_streams();
 	control("exit %d\n", status);
 	power_off();
 }
@@ -399,6 +482,11 @@ int main(void)
 		finish(EXIT_SETUP);
 	}
 
+	if (stream_open(&streams[0], fds[PORT_STDOUT]) ||
+	    stream_open(&streams[1], fds[PORT_STDERR])) {
+		say("ec1-init: pipe: %s\n", strerror(errno));
+		finish(EXIT_SETUP);
+	}
 	/* A pipe that closes on a successful exec tells init when the process really started. */
 	int status_pipe[2];
 	if (pipe2(status_pipe, O_CLOEXEC)) {
@@ -412,9 +500,10 @@ int main(void)
 	}
 	if (child_pid == 0) {
 		setsid();
-		for (int i = 0; i < 3; i++)
-			if (dup2(fds[PORT_STDIN + i], i) < 0)
-				_exit(EXIT_SETUP);
+		if (dup2(fds[PORT_STDIN], 0) < 0 || dup2(streams[0].pipe[1], 1) < 0 ||
+		    dup2(streams[1].pipe[1], 2) < 0)
+			_exit(EXIT_SETUP);
+		err_fd = 2; /* behind anything the process may write to it */
 		if (chdir(p.workdir)) {
 			say("ec1-init: workdir %s: %s\n", p.workdir, strerror(errno));
 			int code = EXIT_SETUP;
@@ -430,6 +519,11 @@ int main(void)
 		_exit(code);
 	}
 	close(status_pipe[1]);
+	close(streams[0].pipe[1]);
+	close(streams[1].pipe[1]);
+	/* After the fork: the process keeps the normal policy. musl has no sched_setscheduler(). */
+	struct sched_param batch = {0};
+	syscall(SYS_sched_setscheduler, 0, SCHED_BATCH, &batch);
 	int code;
 	if (read(status_pipe[0], &code, sizeof(code)) == 0)
 		control("exec\n");
@@ -458,10 +552,22 @@ int main(void)
 		}
 		if (pid < 0 && errno == ECHILD)
 			finish(EXIT_SETUP);
-		struct pollfd pfd[2] = {{.fd = sfd, .events = POLLIN},
+		struct pollfd pfd[4] = {{.fd = sfd, .events = POLLIN},
 					{.fd = control_fd, .events = POLLIN}};
-		if (poll(pfd, 2, sfd < 0 ? 100 : -1) < 0)
+		for (int i = 0; i < 2; i++) {
+			struct stream *s = &streams[i];
+			pfd[2 + i].fd = s->eof ? -1 : s->port_full ? s->port : s->pipe[0];
+			pfd[2 + i].events = s->port_full ? POLLOUT : POLLIN;
+		}
+		if (poll(pfd, 4, sfd < 0 ? 100 : -1) < 0)
 			continue;
+		for (int i = 0; i < 2; i++) {
+			struct stream *s = &streams[i];
+			if (pfd[2 + i].revents & (POLLIN | POLLOUT))
+				relay(s);
+			else if ((pfd[2 + i].revents & POLLHUP) && !s->port_full)
+				s->eof = true; /* no writer left, nothing queued */
+		}
 		if (pfd[0].revents & POLLIN) {
 			struct signalfd_siginfo si;
 			while (read(sfd, &si, sizeof(si)) == sizeof(si))

@@ -61,6 +61,19 @@ void vm_irq(struct vm *vm, unsigned int gsi)
 	arch_irq(vm, gsi);
 }
 
+void vm_thread_signals(void)
+{
+	sigset_t set;
+	sigfillset(&set);
+	sigdelset(&set, KICK_SIGNAL);
+	pthread_sigmask(SIG_SETMASK, &set, NULL);
+}
+
+void vm_interrupt_thread(pthread_t thread)
+{
+	pthread_kill(thread, KICK_SIGNAL);
+}
+
 static void kick_vcpus(struct vm *vm)
 {
 	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
@@ -68,7 +81,7 @@ static void kick_vcpus(struct vm *vm)
 		if (v->run)
 			__atomic_store_n(&v->run->immediate_exit, 1, __ATOMIC_SEQ_CST);
 		if (v->started && !pthread_equal(v->thread, pthread_self()))
-			pthread_kill(v->thread, KICK_SIGNAL);
+			vm_interrupt_thread(v->thread);
 	}
 }
 
@@ -129,12 +142,8 @@ static void *vcpu_main(void *arg)
 	struct vcpu *v = arg;
 	struct vm *vm = v->vm;
 	struct kvm_run *run = v->run;
-	sigset_t set;
 
-	/* Only the kick signal interrupts KVM_RUN; SIGPIPE on a closed stdout becomes EPIPE. */
-	sigfillset(&set);
-	sigdelset(&set, KICK_SIGNAL);
-	pthread_sigmask(SIG_SETMASK, &set, NULL);
+	vm_thread_signals(); /* only the kick signal interrupts KVM_RUN */
 	if (v->index == 0)
 		vm_mark(vm, &vm->timing.first_run);
 	for (;;) {
@@ -507,6 +516,7 @@ static void teardown(struct vm *vm, struct console *con)
 		measure_memory(vm);
 		vm->timing.measure_ns = vm_now_ns() - t0;
 	}
+	console_stop(con);
 	for (unsigned int i = 0; i < vm->nr_vcpus; i++)
 		if (vm->vcpus[i].started)
 			pthread_join(vm->vcpus[i].thread, NULL);
@@ -519,8 +529,11 @@ static void teardown(struct vm *vm, struct console *con)
 		if (vm->vcpus[i].fd > 0)
 			close(vm->vcpus[i].fd);
 	}
-	for (unsigned int i = 0; i < vm->nr_devs; i++)
+	for (unsigned int i = 0; i < vm->nr_devs; i++) {
+		if (vm->cfg->timing && !vm->cfg->setup_only)
+			virtio_mmio_print_stats(vm->devs[i]);
 		virtio_mmio_free(vm->devs[i]);
+	}
 	if (vm->vm_fd > 0)
 		close(vm->vm_fd);
 	if (vm->kvm_fd > 0)

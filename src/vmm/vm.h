@@ -126,6 +126,12 @@ void vm_mark(struct vm *vm, uint64_t *slot);
 int vm_ioeventfd(struct vm *vm, uint64_t addr, uint32_t len, int fd);
 /* Injects an edge on a guest interrupt line. */
 void vm_irq(struct vm *vm, unsigned int gsi);
+/*
+ * For the VMM's own threads: blocks every signal but the one vm_interrupt_thread() sends, which
+ * makes a blocking system call in the thread return EINTR (SIGPIPE then becomes EPIPE).
+ */
+void vm_thread_signals(void);
+void vm_interrupt_thread(pthread_t thread);
 /* Logs to stderr when the configured log level allows it. */
 void vm_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 extern int vm_log_level;

@@ -197,6 +197,26 @@ static void iov_copies_across_segments(void)
 	CHECK(iov_from_buf(iov, 2, "0123456789", 10) == 8);
 }
 
+/* Kicks go off while a device thread drains, and back on only when the ring is really empty. */
+static void queue_notify_back_on_only_when_empty(void)
+{
+	setup();
+	uint16_t *used_flags = guest_mem_ptr(&mem, USED, 2);
+	*desc(0) = (struct virtq_desc){.addr = 0x8000, .len = 1};
+	*desc(1) = (struct virtq_desc){.addr = 0x8000, .len = 1};
+	virtq_set_no_notify(&q, true);
+	CHECK(*used_flags == VIRTQ_USED_F_NO_NOTIFY);
+	offer(0);
+	struct virtq_chain c;
+	CHECK(virtq_pop(&q, &mem, &c) == 1);
+	offer(1); /* added while the device was busy: it must be found, kicks stay off */
+	CHECK(virtq_notify_on_if_empty(&q));
+	CHECK(*used_flags == VIRTQ_USED_F_NO_NOTIFY);
+	CHECK(virtq_pop(&q, &mem, &c) == 1 && c.head == 1);
+	CHECK(!virtq_notify_on_if_empty(&q));
+	CHECK(*used_flags == 0);
+}
+
 int main(void)
 {
 	if (guest_mem_init(&mem, 1 << 20))
@@ -209,6 +229,7 @@ int main(void)
 	TEST(queue_rejects_indirect_unless_negotiated);
 	TEST(queue_rejects_avail_index_jump);
 	TEST(queue_enable_rejects_rings_outside_memory);
+	TEST(queue_notify_back_on_only_when_empty);
 	TEST(guest_mem_ptr_checks_bounds);
 	TEST(guest_mem_regions_are_2mib_aligned);
 	TEST(iov_copies_across_segments);

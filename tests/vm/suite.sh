@@ -55,6 +55,16 @@ t_run_timeout_stops_hung_guest() {
 	run --timeout 3 -- /bin/sleep 1000 2>$T/err; rc=$?
 	if [ $rc = 125 ] && grep -q timeout $T/err; then pass $name; else fail $name "rc $rc, stderr: $(cat $T/err)"; fi
 }
+t_run_timeout_with_stdout_blocked() {
+	# Nobody reads the output, so the guest's writes back up into ec1: --timeout must still end it.
+	mkfifo $T/fifo && exec 7<>$T/fifo
+	run --timeout 8 -- yes >$T/fifo 2>$T/err; rc=$?
+	exec 7<&-
+	if [ $rc = 125 ] && grep -q timeout $T/err; then pass $name; else fail $name "rc $rc, stderr: $(cat $T/err)"; fi
+}
+t_run_stdout_complete_to_slow_reader() {
+	check $name 4194304 "$(run -- /bin/sh -c 'head -c 4194304 /dev/zero' | { sleep 3; wc -c; } | tr -d ' ')"
+}
 t_run_bad_kernel_path_names_it() {
 	"$EC1" run --kernel /no/such/vmlinux -- /bin/true 2>$T/err; rc=$?
 	if [ $rc = 125 ] && grep -q 'kernel.path: /no/such/vmlinux: No such file or directory' $T/err
@@ -185,7 +195,8 @@ for t in t_run_prints_echo_output t_run_status_zero t_run_propagates_exit_status
 	t_run_mem_256_visible t_run_stdin_reaches_process t_run_stdin_eof_ends_read \
 	t_run_stdout_stderr_kept_apart t_run_64mib_stdin_and_stdout_roundtrip \
 	t_run_64mib_stdin_hashed_in_guest t_run_64mib_stdout_from_guest \
-	t_run_timeout_stops_hung_guest t_run_bad_kernel_path_names_it t_example_hello_runs \
+	t_run_timeout_stops_hung_guest t_run_timeout_with_stdout_blocked \
+	t_run_stdout_complete_to_slow_reader t_run_bad_kernel_path_names_it t_example_hello_runs \
 	t_run_boots_bzimage_through_64bit_protocol t_run_sigterm_to_ec1_reaches_process \
 	t_run_kernel_panic_reported t_fs_guest_changes_seen_on_host t_fs_host_changes_seen_in_guest \
 	t_fs_256mib_file_roundtrip t_fs_lists_10000_entries t_fs_read_only_volume_refuses_writes \

@@ -2,18 +2,22 @@
  * virtio-console, multiport (virtio 1.2 §5.3). Four ports carry the guest process's stdin, stdout
  * and stderr as separate streams, and init's control messages ("start", "exec", "exit N").
  *
- * Guest-to-host data is handled in the vCPU thread that kicked the queue, so that everything a
- * process wrote has reached the host before init can report its exit. Host-to-guest stdin is fed
- * by a thread that reads straight into the guest's buffers.
+ * Guest-to-host data (stdout, stderr, control) is written out by one transmit thread: a kick only
+ * wakes it and turns further kicks off, so a process writing in small pieces costs a VM exit per
+ * burst, not per write (§2.7.10). That thread handles init's exit report too, after it has written
+ * out everything the process wrote. Host-to-guest stdin is fed by a thread that reads straight
+ * into the guest's buffers.
  */
 #include "console.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -53,10 +57,13 @@ struct console {
 	bool stdin_eof;
 	char line[128]; /* partial control line from init */
 	unsigned int line_len;
-	int wake_fd; /* stdin queue kicked, or stop */
+	int wake_fd;	/* stdin queue kicked, or stop */
+	int tx_wake_fd; /* a transmit queue kicked, or stop */
 	bool stopping;
-	pthread_t stdin_thread;
-	bool thread_started;
+	pthread_t stdin_thread, tx_thread;
+	bool thread_started, tx_started;
+	/* The transmit thread's: the control port's own, as an exit report drains the others. */
+	struct virtq_chain tx_chain, ctl_chain;
 };
 
 static const char *const port_names[CONSOLE_PORTS] = {
@@ -95,14 +102,25 @@ static void ctl_flush(struct console *c)
 	struct virtq_chain chain;
 	bool sent = false;
 
-	while (c->nr_pending) {
-		int r = virtq_pop(q, &d->vm->mem, &chain);
+	for (;;) {
+		int r = c->nr_pending ? virtq_pop(q, &d->vm->mem, &chain) : 0;
 		if (r < 0) {
 			virtio_mmio_fail(d, "bad control receive chain");
 			return;
 		}
-		if (r == 0)
-			break;
+		if (r == 0) {
+			/*
+			 * The driver fills this queue one buffer and one kick at a time: kicks are
+			 * wanted only while messages wait for buffers.
+			 */
+			if (!c->nr_pending) {
+				virtq_set_no_notify(q, true);
+				break;
+			}
+			if (!virtq_notify_on_if_empty(q))
+				break;
+			continue;
+		}
 		struct ctl_msg m = c->pending[0];
 		char buf[sizeof(m) + 32];
 		size_t len = sizeof(m);
@@ -191,6 +209,8 @@ static void ctl_tx(struct console *c)
 	pthread_mutex_unlock(&c->ctl_lock);
 }
 
+static bool port_drain(struct console *c, unsigned int port);
+
 /* A line from init on the control port. */
 static void control_line(struct console *c, const char *line)
 {
@@ -204,6 +224,9 @@ static void control_line(struct console *c, const char *line)
 		vm_mark(vm, &vm->timing.exec);
 	} else if (sscanf(line, "exit %llu", &v) == 1 && v <= 255) {
 		vm_mark(vm, &vm->timing.exit);
+		/* All the process wrote was queued before init saw it exit. */
+		port_drain(c, CONSOLE_STDOUT);
+		port_drain(c, CONSOLE_STDERR);
 		vm_report_status(vm, (int)v);
 	} else {
 		vm_log(EC1_LOG_DEBUG, "ec1: unknown control line from init: %s\n", line);
@@ -226,12 +249,18 @@ static void control_data(struct console *c, const struct iovec *iov, unsigned in
 	}
 }
 
-/* Writes a whole chain to fd; a closed or failing fd drops the data (as a closed pipe would). */
-static void write_all(int fd, struct iovec *iov, unsigned int n)
+/*
+ * Writes a whole chain to fd; a closed or failing fd drops the data (as a closed pipe would).
+ * Returns false when the console is being stopped and fd blocks: give up.
+ */
+static bool write_all(struct console *c, int fd, struct iovec *iov, unsigned int n)
 {
 	while (n && fd >= 0) {
-		ssize_t w = writev(fd, iov, (int)n);
+		ssize_t w = writev(fd, iov, n < IOV_MAX ? (int)n : IOV_MAX);
 		if (w < 0) {
+			if (__atomic_load_n(&c->stopping, __ATOMIC_ACQUIRE) &&
+			    (errno == EINTR || errno == EAGAIN))
+				return false;
 			if (errno == EINTR)
 				continue;
 			if (errno == EAGAIN) {
@@ -239,7 +268,7 @@ static void write_all(int fd, struct iovec *iov, unsigned int n)
 				poll(&p, 1, -1);
 				continue;
 			}
-			return;
+			return true;
 		}
 		while (n && (size_t)w >= iov->iov_len) {
 			w -= (ssize_t)iov->iov_len;
@@ -251,28 +280,60 @@ static void write_all(int fd, struct iovec *iov, unsigned int n)
 			iov->iov_len -= (size_t)w;
 		}
 	}
+	return true;
 }
 
-static void port_tx(struct console *c, unsigned int port)
-{
-	struct virtio_mmio_dev *d = c->dev;
-	unsigned int qi = tx_queue(port);
-	struct virtq_chain chain;
-	int r;
+struct tx_ctx {
+	struct console *c;
+	unsigned int port;
+};
 
-	/* One vCPU at a time per queue: two kicks racing must not reorder a stream. */
-	pthread_mutex_lock(&c->ctl_lock);
-	while ((r = virtq_pop(&d->queues[qi], &d->vm->mem, &chain)) > 0) {
-		if (port == CONSOLE_CONTROL)
-			control_data(c, chain.out, chain.n_out);
-		else if (port != CONSOLE_STDIN)
-			write_all(c->fds[port], chain.out, chain.n_out);
-		virtq_push(&d->queues[qi], chain.head, 0);
+static int64_t tx_chain(void *ctx, struct virtq_chain *chain)
+{
+	struct tx_ctx *t = ctx;
+	if (t->port == CONSOLE_CONTROL)
+		control_data(t->c, chain->out, chain->n_out);
+	else if (t->port != CONSOLE_STDIN &&
+		 !write_all(t->c, t->c->fds[t->port], chain->out, chain->n_out))
+		return -1; /* stopping */
+	return 0;
+}
+
+/*
+ * Takes everything the guest queued on a port's transmit queue (nothing is written for stdin's).
+ * Transmit thread only. Returns whether anything was taken.
+ */
+static bool port_drain(struct console *c, unsigned int port)
+{
+	struct tx_ctx t = {c, port};
+	return virtio_mmio_serve(c->dev, tx_queue(port),
+				 port == CONSOLE_CONTROL ? &c->ctl_chain : &c->tx_chain, tx_chain,
+				 &t) > 0;
+}
+
+static void *tx_main(void *arg)
+{
+	struct console *c = arg;
+	struct virtio_mmio_dev *d = c->dev;
+
+	vm_thread_signals(); /* console_stop() interrupts a write that blocks */
+	for (;;) {
+		bool stop = __atomic_load_n(&c->stopping, __ATOMIC_ACQUIRE);
+		virtio_mmio_queues_begin(d);
+		bool took;
+		do {
+			took = false;
+			for (unsigned int port = CONSOLE_STDIN; port < CONSOLE_PORTS; port++)
+				took |= port_drain(c, port);
+		} while (took && !__atomic_load_n(&c->stopping, __ATOMIC_ACQUIRE));
+		virtio_mmio_queues_end(d);
+		if (stop)
+			break;
+		uint64_t v; /* a blocking eventfd: wait for a kick or console_stop() */
+		if (read(c->tx_wake_fd, &v, sizeof(v)) < 0 && errno != EINTR)
+			break;
 	}
-	if (r < 0)
-		virtio_mmio_fail(d, "bad transmit chain");
-	virtio_mmio_signal(d, qi);
-	pthread_mutex_unlock(&c->ctl_lock);
+	return NULL;
 }
 
 static void console_notify(struct virtio_mmio_dev *d, unsigned int q)
@@ -287,6 +348,8 @@ static void console_notify(struct virtio_mmio_dev *d, unsigned int q)
 		ctl_flush(c);
 		pthread_mutex_unlock(&c->ctl_lock);
 	} else if (q == rx_queue(CONSOLE_STDIN)) {
+		/* The stdin thread turns kicks back on when it runs out of buffers. */
+		virtq_set_no_notify(&d->queues[q], true);
 		ssize_t n = write(c->wake_fd, &one, sizeof(one));
 		(void)n; /* the counter cannot overflow in practice; a lost wake-up is re-sent */
 	} else if (!(q & 1)) {
@@ -296,10 +359,11 @@ static void console_notify(struct virtio_mmio_dev *d, unsigned int q)
 		 * (§2.7.7).
 		 */
 		virtq_set_no_notify(&d->queues[q], true);
-	} else {
-		int port = queue_port(q);
-		if (port >= 0 && port < CONSOLE_PORTS)
-			port_tx(c, (unsigned int)port);
+	} else if (queue_port(q) > 0 && queue_port(q) < CONSOLE_PORTS) {
+		/* The transmit thread turns kicks back on once it has emptied the queue. */
+		virtq_set_no_notify(&d->queues[q], true);
+		ssize_t n = write(c->tx_wake_fd, &one, sizeof(one));
+		(void)n;
 	}
 }
 
@@ -338,13 +402,27 @@ static bool wait_readable(struct console *c, int fd)
 	}
 }
 
+/* Whether fd has data (or end of file) to read right now. */
+static bool readable_now(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	return poll(&p, 1, 0) > 0;
+}
+
+/*
+ * Fills the guest's stdin buffers as data comes. Buffers filled back to back are signalled once,
+ * when the data or the buffers run out; and the guest hands buffers back without a kick while we
+ * hold some (§2.7.10).
+ */
 static void *stdin_main(void *arg)
 {
 	struct console *c = arg;
 	struct virtio_mmio_dev *d = c->dev;
-	struct virtq *q = &d->queues[rx_queue(CONSOLE_STDIN)];
+	unsigned int qi = rx_queue(CONSOLE_STDIN);
+	struct virtq *q = &d->queues[qi];
 	struct virtq_chain *chain = malloc(sizeof(*chain));
 	int fd = c->fds[CONSOLE_STDIN];
+	bool owed = false; /* buffers filled and not signalled yet */
 
 	if (!chain || fd < 0) {
 		stdin_eof(c);
@@ -359,14 +437,23 @@ static void *stdin_main(void *arg)
 		}
 		virtio_mmio_queues_begin(d);
 		int r = virtq_pop(q, &d->vm->mem, chain);
+		bool more = false;
+		if (r == 0) {
+			if (owed)
+				virtio_mmio_signal(d, qi);
+			owed = false;
+			more = virtq_notify_on_if_empty(q);
+		} else if (r > 0) {
+			virtq_set_no_notify(q, true);
+		}
 		virtio_mmio_queues_end(d);
 		if (r < 0) {
 			virtio_mmio_fail(d, "bad stdin receive chain");
 			break;
 		}
 		if (r == 0) {
-			/* No guest buffer yet: wait for a kick. */
-			if (!wait_readable(c, -1))
+			/* No guest buffer: wait for a kick. */
+			if (!more && !wait_readable(c, -1))
 				break;
 			continue;
 		}
@@ -381,15 +468,23 @@ static void *stdin_main(void *arg)
 			virtq_unpop(q);
 			continue;
 		}
-		if (n <= 0) {
+		virtio_mmio_queues_begin(d);
+		if (n > 0) {
+			virtq_push(q, chain->head, (uint32_t)n);
+			owed = true;
+		} else {
 			virtq_unpop(q);
+		}
+		/* More to read at once: fill the next buffer first, signal both together. */
+		if (owed && (n <= 0 || !readable_now(fd))) {
+			virtio_mmio_signal(d, qi);
+			owed = false;
+		}
+		virtio_mmio_queues_end(d);
+		if (n <= 0) {
 			stdin_eof(c);
 			break;
 		}
-		virtio_mmio_queues_begin(d);
-		virtq_push(q, chain->head, (uint32_t)n);
-		virtio_mmio_signal(d, rx_queue(CONSOLE_STDIN));
-		virtio_mmio_queues_end(d);
 	}
 	free(chain);
 	return NULL;
@@ -439,7 +534,8 @@ static void console_reset(struct virtio_mmio_dev *d)
 static const struct virtio_dev_ops console_ops = {
 	.name = "console",
 	.device_id = VIRTIO_ID_CONSOLE,
-	.features = VIRTIO_CONSOLE_F_MULTIPORT,
+	/* Indirect tables: init splices up to 64 pages at a time, one descriptor each. */
+	.features = VIRTIO_CONSOLE_F_MULTIPORT | VIRTIO_F_INDIRECT_DESC,
 	.num_queues = 2 * (CONSOLE_PORTS + 1),
 	.queue_max = QUEUE_SIZE,
 	.config_size = 12,
@@ -460,14 +556,15 @@ int console_create(struct vm *vm, int stdin_fd, int stdout_fd, int stderr_fd, st
 	c->fds[CONSOLE_CONTROL] = -1;
 	pthread_mutex_init(&c->ctl_lock, NULL);
 	c->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (c->wake_fd < 0) {
-		err = -errno;
-		free(c);
-		return err;
-	}
-	err = virtio_mmio_add(vm, &console_ops, c, &c->dev);
+	c->tx_wake_fd = eventfd(0, EFD_CLOEXEC);
+	err = c->wake_fd < 0 || c->tx_wake_fd < 0 ? -errno : 0;
+	err = err ?: virtio_mmio_add(vm, &console_ops, c, &c->dev);
 	if (err) {
-		close(c->wake_fd);
+		if (c->wake_fd >= 0)
+			close(c->wake_fd);
+		if (c->tx_wake_fd >= 0)
+			close(c->tx_wake_fd);
+		pthread_mutex_destroy(&c->ctl_lock);
 		free(c);
 		return err;
 	}
@@ -480,21 +577,48 @@ int console_create(struct vm *vm, int stdin_fd, int stdout_fd, int stderr_fd, st
 	if (err)
 		return -err;
 	c->thread_started = true;
+	err = pthread_create(&c->tx_thread, NULL, tx_main, c);
+	if (err)
+		return -err;
+	c->tx_started = true;
 	return 0;
+}
+
+void console_stop(struct console *c)
+{
+	uint64_t one = 1;
+
+	if (!c || __atomic_exchange_n(&c->stopping, true, __ATOMIC_ACQ_REL))
+		return;
+	ssize_t n = write(c->wake_fd, &one, sizeof(one));
+	n = write(c->tx_wake_fd, &one, sizeof(one));
+	(void)n;
+	if (c->thread_started)
+		pthread_join(c->stdin_thread, NULL);
+	/* The transmit thread writes what is still queued unless its output blocks: interrupt it.
+	 */
+	while (c->tx_started) {
+		struct timespec t;
+		clock_gettime(CLOCK_REALTIME, &t);
+		t.tv_nsec += 2000000;
+		if (t.tv_nsec >= 1000000000) {
+			t.tv_sec++;
+			t.tv_nsec -= 1000000000;
+		}
+		if (pthread_timedjoin_np(c->tx_thread, NULL, &t) == 0)
+			break;
+		vm_interrupt_thread(c->tx_thread);
+	}
+	c->thread_started = c->tx_started = false;
 }
 
 void console_destroy(struct console *c)
 {
-	uint64_t one = 1;
-
 	if (!c)
 		return;
-	__atomic_store_n(&c->stopping, true, __ATOMIC_RELEASE);
-	ssize_t n = write(c->wake_fd, &one, sizeof(one));
-	(void)n;
-	if (c->thread_started)
-		pthread_join(c->stdin_thread, NULL);
+	console_stop(c);
 	close(c->wake_fd);
+	close(c->tx_wake_fd);
 	pthread_mutex_destroy(&c->ctl_lock);
 	free(c);
 }

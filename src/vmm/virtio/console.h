@@ -23,7 +23,13 @@ int console_create(struct vm *vm, int stdin_fd, int stdout_fd, int stderr_fd, st
 	__attribute__((warn_unused_result));
 /* Sends one line to init on the control port. -EAGAIN when the guest cannot take it yet. */
 int console_send_control(struct console *c, const char *line);
-/* Stops the stdin thread and frees the device state. */
+/*
+ * Stops the device's threads, once the VM is stopping: whatever the guest still queued for stdout
+ * and stderr is written out unless the output blocks. Before the vCPUs are joined: a vCPU may be
+ * waiting for the queues the transmit thread holds.
+ */
+void console_stop(struct console *c);
+/* Stops the threads if need be and frees the device state. */
 void console_destroy(struct console *c);
 
 #endif

@@ -52,6 +52,16 @@ static void fs_reset(struct virtio_mmio_dev *d)
 	__atomic_store_n(&fs->reset, true, __ATOMIC_RELEASE);
 }
 
+static int64_t serve_request(void *ctx, struct virtq_chain *chain)
+{
+	struct virtio_fs *fs = ctx;
+	ssize_t len =
+		fuse_server_handle(fs->server, chain->out, chain->n_out, chain->in, chain->n_in);
+	if (len < 0)
+		virtio_mmio_fail(fs->dev, "a request with no room for its reply");
+	return len;
+}
+
 /* Answers every waiting request; false when the guest broke the protocol. */
 static bool drain(struct virtio_fs *fs)
 {
@@ -60,30 +70,8 @@ static bool drain(struct virtio_fs *fs)
 	virtio_mmio_queues_begin(d);
 	if (__atomic_exchange_n(&fs->reset, false, __ATOMIC_ACQ_REL))
 		fuse_server_reset(fs->server);
-	for (unsigned int qi = 0; qi < NR_QUEUES && ok; qi++) {
-		struct virtq *q = &d->queues[qi];
-		bool pushed = false;
-		int r;
-		if (!q->ready)
-			continue;
-		while ((r = virtq_pop(q, &d->vm->mem, &fs->chain)) > 0) {
-			ssize_t len = fuse_server_handle(fs->server, fs->chain.out, fs->chain.n_out,
-							 fs->chain.in, fs->chain.n_in);
-			if (len < 0) {
-				virtio_mmio_fail(d, "a request with no room for its reply");
-				ok = false;
-				break;
-			}
-			virtq_push(q, fs->chain.head, (uint32_t)len);
-			pushed = true;
-		}
-		if (r < 0) {
-			virtio_mmio_fail(d, "malformed descriptor chain");
-			ok = false;
-		}
-		if (pushed)
-			virtio_mmio_signal(d, qi);
-	}
+	for (unsigned int qi = 0; qi < NR_QUEUES && ok; qi++)
+		ok = virtio_mmio_serve(d, qi, &fs->chain, serve_request, fs) >= 0;
 	virtio_mmio_queues_end(d);
 	return ok;
 }

@@ -104,7 +104,40 @@ void virtio_mmio_signal(struct virtio_mmio_dev *d, unsigned int queue)
 	if (!virtq_should_interrupt(&d->queues[queue]))
 		return;
 	__atomic_fetch_or(&d->isr, 1, __ATOMIC_SEQ_CST);
+	__atomic_fetch_add(&d->nr_irqs, 1, __ATOMIC_RELAXED);
 	vm_irq(d->vm, d->gsi);
+}
+
+int virtio_mmio_serve(struct virtio_mmio_dev *d, unsigned int qi, struct virtq_chain *chain,
+		      int64_t (*handle)(void *ctx, struct virtq_chain *chain), void *ctx)
+{
+	struct virtq *q = &d->queues[qi];
+	int served = 0, r;
+
+	if (!q->ready)
+		return 0;
+	virtq_set_no_notify(q, true);
+	do {
+		int batch = 0;
+		int64_t len = 0;
+		while (len >= 0 && (r = virtq_pop(q, &d->vm->mem, chain)) > 0) {
+			len = handle(ctx, chain);
+			if (len >= 0) {
+				virtq_push(q, chain->head, (uint32_t)len);
+				batch++;
+			}
+		}
+		if (batch)
+			virtio_mmio_signal(d, qi);
+		served += batch;
+		if (len < 0)
+			return -1;
+		if (r < 0) {
+			virtio_mmio_fail(d, "malformed descriptor chain");
+			return -1;
+		}
+	} while (virtq_notify_on_if_empty(q));
+	return served;
 }
 
 void virtio_mmio_fail(struct virtio_mmio_dev *d, const char *what)
@@ -250,9 +283,19 @@ static void write_reg(struct virtio_mmio_dev *d, uint64_t off, uint32_t v)
 	}
 }
 
+void virtio_mmio_print_stats(const struct virtio_mmio_dev *d)
+{
+	fprintf(stderr,
+		"ec1 virtio-%s: %llu register exits (%llu notifications), %llu interrupts\n",
+		d->ops->name, (unsigned long long)__atomic_load_n(&d->nr_exits, __ATOMIC_RELAXED),
+		(unsigned long long)__atomic_load_n(&d->nr_kicks, __ATOMIC_RELAXED),
+		(unsigned long long)__atomic_load_n(&d->nr_irqs, __ATOMIC_RELAXED));
+}
+
 void virtio_mmio_access(struct virtio_mmio_dev *d, uint64_t offset, uint8_t *data, uint32_t len,
 			bool is_write)
 {
+	__atomic_fetch_add(&d->nr_exits, 1, __ATOMIC_RELAXED);
 	if (offset >= REG_CONFIG) {
 		uint64_t off = offset - REG_CONFIG;
 		pthread_mutex_lock(&d->lock);
@@ -284,6 +327,7 @@ void virtio_mmio_access(struct virtio_mmio_dev *d, uint64_t offset, uint8_t *dat
 	memcpy(&v, data, 4);
 	if (offset == REG_QUEUE_NOTIFY) {
 		/* Notifications run outside the register lock: devices do their own locking. */
+		__atomic_fetch_add(&d->nr_kicks, 1, __ATOMIC_RELAXED);
 		virtio_mmio_queues_begin(d);
 		if (v < d->ops->num_queues && d->queues[v].ready && (d->status & STATUS_DRIVER_OK))
 			d->ops->notify(d, v);

@@ -48,6 +48,8 @@ struct virtio_mmio_dev {
 	uint32_t status, dev_features_sel, drv_features_sel, queue_sel, config_generation;
 	uint64_t driver_features;
 	uint32_t isr; /* InterruptStatus, updated atomically */
+	/* For --timing: register accesses (VM exits), notifications among them, interrupts sent. */
+	uint64_t nr_exits, nr_kicks, nr_irqs;
 	uint8_t config[VIRTIO_MMIO_CONFIG_MAX];
 	struct virtq queues[VIRTIO_MMIO_MAX_QUEUES];
 };
@@ -56,6 +58,8 @@ struct virtio_mmio_dev {
 int virtio_mmio_add(struct vm *vm, const struct virtio_dev_ops *ops, void *priv,
 		    struct virtio_mmio_dev **out) __attribute__((warn_unused_result));
 void virtio_mmio_free(struct virtio_mmio_dev *d);
+/* One line on stderr: the device's exits, notifications and interrupts (--timing). */
+void virtio_mmio_print_stats(const struct virtio_mmio_dev *d);
 /* A guest access inside the device's window. */
 void virtio_mmio_access(struct virtio_mmio_dev *d, uint64_t offset, uint8_t *data, uint32_t len,
 			bool is_write);
@@ -68,6 +72,16 @@ void virtio_mmio_queues_end(struct virtio_mmio_dev *d);
  * caller keeps ops->notify as the fallback).
  */
 int virtio_mmio_notify_eventfd(struct virtio_mmio_dev *d, int fd);
+/*
+ * Serves queue qi from a device thread, between queues_begin and queues_end: takes each available
+ * chain into *chain, lets handle() answer it, returns it with the length handle() wrote into it,
+ * and signals the driver after each batch. Kicks stay off while there is work (§2.7.10): a driver
+ * adding buffers meanwhile costs no VM exit. handle() returns a negative value to stop (the chain
+ * is then not returned). Returns the number of chains served, or -1: stopped, or the guest handed
+ * over a malformed chain (the device is then failed).
+ */
+int virtio_mmio_serve(struct virtio_mmio_dev *d, unsigned int qi, struct virtq_chain *chain,
+		      int64_t (*handle)(void *ctx, struct virtq_chain *chain), void *ctx);
 /* Signals used buffers to the driver (if it asked for interrupts on q). */
 void virtio_mmio_signal(struct virtio_mmio_dev *d, unsigned int queue);
 /* The driver broke the protocol: mark the device as needing reset and stop the VM. */

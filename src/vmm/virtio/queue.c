@@ -124,6 +124,23 @@ void virtq_set_no_notify(struct virtq *q, bool no_notify)
 				 __ATOMIC_RELEASE);
 }
 
+bool virtq_notify_on_if_empty(struct virtq *q)
+{
+	if (!q->ready)
+		return false;
+	virtq_set_no_notify(q, false);
+	/*
+	 * The driver publishes its index, then reads our flag; we clear the flag, then read its
+	 * index. With a full fence on each side, one of us sees the other: no buffer is left
+	 * unnoticed.
+	 */
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (__atomic_load_n(&q->avail[1], __ATOMIC_ACQUIRE) == q->last_avail)
+		return false;
+	virtq_set_no_notify(q, true);
+	return true;
+}
+
 bool virtq_should_interrupt(const struct virtq *q)
 {
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);

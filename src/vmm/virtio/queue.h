@@ -61,6 +61,12 @@ void virtq_unpop(struct virtq *q);
 void virtq_push(struct virtq *q, uint16_t head, uint32_t len);
 /* Tells the driver whether to notify (kick) us about new buffers. */
 void virtq_set_no_notify(struct virtq *q, bool no_notify);
+/*
+ * For a device thread that drains q with notifications off (§2.7.10): once the ring looks empty,
+ * turns them back on, then looks again. Returns true when buffers arrived in between (notifications
+ * are off again: drain on), false when the thread may wait for the next kick.
+ */
+bool virtq_notify_on_if_empty(struct virtq *q);
 /* Whether the driver wants an interrupt for used buffers. */
 bool virtq_should_interrupt(const struct virtq *q);
 

@@ -492,8 +492,25 @@ static void measure_memory(struct vm *vm)
 	vm->timing.guest_resident_bytes = guest_mem_resident(&vm->mem);
 }
 
+static int create_console(struct vm *vm, struct console **con, char *msg, size_t msg_size)
+{
+	const struct vm_config *cfg = vm->cfg;
+	int err = console_create(vm, cfg->stdin_fd, cfg->stdout_fd, cfg->stderr_fd, con);
+	if (err)
+		FAIL(EC1_ENOMEM, "virtio-console: %s", strerror(-err));
+	return 0;
+}
+
 static void print_timing(const struct vm_timing *t)
 {
+	static const char *const steps[VM_SETUP_STEPS] = {
+		"kvm",	  "memory",  "kernel", "irqchip", "console",
+		"shares", "cmdline", "initrd", "vcpus",
+	};
+	fprintf(stderr, "ec1 vmm-setup (ms):");
+	for (unsigned int i = 0; i < VM_SETUP_STEPS; i++)
+		fprintf(stderr, "%s %s %.3f", i ? " |" : "", steps[i], t->setup_ns[i] / 1e6);
+	fputc('\n', stderr);
 #define MS(a, b) ((a) && (b) ? ((double)((int64_t)(b) - (int64_t)(a))) / 1e6 : -1.0)
 	fprintf(stderr,
 		"ec1 timing (ms): vmm-setup %.3f | kernel-entry->init %.3f (guest clock %.3f) | "
@@ -610,19 +627,20 @@ int vm_run(const struct vm_config *cfg, struct vm_result *result, char *msg, siz
 	sigemptyset(&sa.sa_mask);
 	sigaction(KICK_SIGNAL, &sa, NULL);
 
-	err = open_kvm(vm, msg, msg_size);
-	err = err ?: setup_memory(vm, msg, msg_size);
-	err = err ?: arch_load_kernel(vm, cfg->kernel_path, msg, msg_size);
-	err = err ?: arch_vm_init(vm, msg, msg_size);
-	if (!err &&
-	    (err = console_create(vm, cfg->stdin_fd, cfg->stdout_fd, cfg->stderr_fd, &con))) {
-		snprintf(msg, msg_size, "virtio-console: %s", strerror(-err));
-		err = EC1_ENOMEM;
-	}
-	err = err ?: add_shares(vm, msg, msg_size);
-	err = err ?: build_cmdline(vm, msg, msg_size);
-	err = err ?: setup_initrd(vm, msg, msg_size);
-	err = err ?: setup_vcpus(vm, msg, msg_size);
+	/* Each step's time goes to timing.setup_ns (SETUP_STEP_NAMES) for --timing. */
+	uint64_t *step = vm->timing.setup_ns, t = vm->timing.start;
+#define STEP(expr) (err = err ?: (expr), *step++ = vm_now_ns() - t, t += step[-1])
+	err = 0;
+	STEP(open_kvm(vm, msg, msg_size));
+	STEP(setup_memory(vm, msg, msg_size));
+	STEP(arch_load_kernel(vm, cfg->kernel_path, msg, msg_size));
+	STEP(arch_vm_init(vm, msg, msg_size));
+	STEP(create_console(vm, &con, msg, msg_size));
+	STEP(add_shares(vm, msg, msg_size));
+	STEP(build_cmdline(vm, msg, msg_size));
+	STEP(setup_initrd(vm, msg, msg_size));
+	STEP(setup_vcpus(vm, msg, msg_size));
+#undef STEP
 	if (!err && !cfg->setup_only) {
 		for (unsigned int i = 0; i < vm->nr_vcpus && !err; i++) {
 			int e = pthread_create(&vm->vcpus[i].thread, NULL, vcpu_main,

@@ -50,11 +50,14 @@ struct vm_config {
 };
 
 /* Boot-phase timestamps, CLOCK_MONOTONIC nanoseconds; 0 when the phase was not reached. */
+#define VM_SETUP_STEPS 9
+
 struct vm_timing {
 	uint64_t start, first_run, init_start, exec, exit, stopped, torn_down;
 	uint64_t guest_boot_ns; /* guest clock at init start: kernel entry to init */
 	uint64_t rss_bytes, guest_resident_bytes; /* measured at teardown when timing is on */
 	uint64_t measure_ns; /* what measuring them took, left out of the teardown figure */
+	uint64_t setup_ns[VM_SETUP_STEPS]; /* each step of the set-up, in vm_run's order */
 };
 
 struct vcpu {

@@ -217,6 +217,42 @@ static void queue_notify_back_on_only_when_empty(void)
 	CHECK(*used_flags == 0);
 }
 
+/* With VIRTIO_F_EVENT_IDX the rings' event fields decide kicks and interrupts (§2.7.10). */
+static void queue_event_idx_fields_rule(void)
+{
+	setup();
+	q.event_idx = true;
+	uint16_t *avail_event = guest_mem_ptr(&mem, USED + 4 + 8 * QSIZE, 2);
+	uint16_t *used_event = avail() + 2 + QSIZE;
+	*desc(0) = (struct virtq_desc){.addr = 0x8000, .len = 1};
+	struct virtq_chain c;
+	/* Kick wanted after 4 more buffers: the event index is 3 past what we have taken. */
+	CHECK(!virtq_notify_after_if_empty(&q, 4));
+	CHECK(*avail_event == 3);
+	CHECK(*(uint16_t *)guest_mem_ptr(&mem, USED, 2) == 0); /* flags untouched */
+	offer(0);
+	CHECK(virtq_outstanding(&q) == 1);
+	CHECK(virtq_pop(&q, &mem, &c) == 1);
+	virtq_push(&q, c.head, 0);
+	CHECK(virtq_outstanding(&q) == 0);
+	/* The first decision always interrupts; then only once used passes used_event. */
+	*used_event = 5;
+	CHECK(virtq_should_interrupt(&q));
+	for (int k = 0; k < 3; k++) {
+		offer(0);
+		CHECK(virtq_pop(&q, &mem, &c) == 1);
+		virtq_push(&q, c.head, 0);
+	}
+	CHECK(!virtq_should_interrupt(&q)); /* used 4: has not passed 5 */
+	for (int k = 0; k < 2; k++) {
+		offer(0);
+		CHECK(virtq_pop(&q, &mem, &c) == 1);
+		virtq_push(&q, c.head, 0);
+	}
+	CHECK(virtq_should_interrupt(&q)); /* used 6: the 6th entry (index 5) is out */
+	CHECK(!virtq_should_interrupt(&q)); /* nothing new since */
+}
+
 int main(void)
 {
 	if (guest_mem_init(&mem, 1 << 20))
@@ -230,6 +266,7 @@ int main(void)
 	TEST(queue_rejects_avail_index_jump);
 	TEST(queue_enable_rejects_rings_outside_memory);
 	TEST(queue_notify_back_on_only_when_empty);
+	TEST(queue_event_idx_fields_rule);
 	TEST(guest_mem_ptr_checks_bounds);
 	TEST(guest_mem_regions_are_2mib_aligned);
 	TEST(iov_copies_across_segments);

@@ -189,22 +189,20 @@ static void ctl_handle(struct console *c, const struct ctl_msg *m)
 	}
 }
 
+static int64_t ctl_chain(void *ctx, struct virtq_chain *chain)
+{
+	struct ctl_msg m;
+	if (iov_to_buf(chain->out, chain->n_out, &m, sizeof(m)) == sizeof(m))
+		ctl_handle(ctx, &m);
+	return 0;
+}
+
 static void ctl_tx(struct console *c)
 {
-	struct virtio_mmio_dev *d = c->dev;
 	struct virtq_chain chain;
-	int r;
 
 	pthread_mutex_lock(&c->ctl_lock);
-	while ((r = virtq_pop(&d->queues[CTL_TX], &d->vm->mem, &chain)) > 0) {
-		struct ctl_msg m;
-		if (iov_to_buf(chain.out, chain.n_out, &m, sizeof(m)) == sizeof(m))
-			ctl_handle(c, &m);
-		virtq_push(&d->queues[CTL_TX], chain.head, 0);
-	}
-	if (r < 0)
-		virtio_mmio_fail(d, "bad control transmit chain");
-	virtio_mmio_signal(d, CTL_TX);
+	virtio_mmio_serve(c->dev, CTL_TX, &chain, ctl_chain, c);
 	ctl_flush(c);
 	pthread_mutex_unlock(&c->ctl_lock);
 }
@@ -423,6 +421,7 @@ static void *stdin_main(void *arg)
 	struct virtq_chain *chain = malloc(sizeof(*chain));
 	int fd = c->fds[CONSOLE_STDIN];
 	bool owed = false; /* buffers filled and not signalled yet */
+	uint16_t bufs = 0; /* the most buffers the driver has had out at once */
 
 	if (!chain || fd < 0) {
 		stdin_eof(c);
@@ -436,13 +435,20 @@ static void *stdin_main(void *arg)
 			continue;
 		}
 		virtio_mmio_queues_begin(d);
+		uint16_t held = virtq_outstanding(q);
+		bufs = held > bufs ? held : bufs;
 		int r = virtq_pop(q, &d->vm->mem, chain);
 		bool more = false;
 		if (r == 0) {
 			if (owed)
 				virtio_mmio_signal(d, qi);
 			owed = false;
-			more = virtq_notify_on_if_empty(q);
+			/*
+			 * Every buffer is with the driver now, and it gives each back once read:
+			 * by the time the process needs more, all have come back. Be kicked when
+			 * half of them have (not at each one), the other half still to read.
+			 */
+			more = virtq_notify_after_if_empty(q, (uint16_t)(bufs / 2));
 		} else if (r > 0) {
 			virtq_set_no_notify(q, true);
 		}

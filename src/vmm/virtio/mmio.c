@@ -159,7 +159,7 @@ static void reset_locked(struct virtio_mmio_dev *d)
 
 static uint32_t read_reg(struct virtio_mmio_dev *d, uint64_t off)
 {
-	uint64_t features = d->ops->features | VIRTIO_F_VERSION_1;
+	uint64_t features = d->ops->features | VIRTIO_F_VERSION_1 | VIRTIO_F_EVENT_IDX;
 	struct virtq *q = d->queue_sel < d->ops->num_queues ? &d->queues[d->queue_sel] : NULL;
 
 	switch (off) {
@@ -232,6 +232,7 @@ static void write_reg(struct virtio_mmio_dev *d, uint64_t off, uint32_t v)
 			break;
 		if (v == 1 && !q->ready) {
 			q->indirect_ok = d->driver_features & VIRTIO_F_INDIRECT_DESC;
+			q->event_idx = d->driver_features & VIRTIO_F_EVENT_IDX;
 			if (virtq_enable(q, &d->vm->mem))
 				virtio_mmio_fail(d,
 						 "queue rings outside guest memory or misaligned");
@@ -267,7 +268,8 @@ static void write_reg(struct virtio_mmio_dev *d, uint64_t off, uint32_t v)
 			break;
 		}
 		if ((v & STATUS_FEATURES_OK) && !(d->status & STATUS_FEATURES_OK)) {
-			uint64_t offered = d->ops->features | VIRTIO_F_VERSION_1;
+			uint64_t offered =
+				d->ops->features | VIRTIO_F_VERSION_1 | VIRTIO_F_EVENT_IDX;
 			/* §2.2: the driver may accept only offered bits; we require VERSION_1. */
 			if ((d->driver_features & ~offered) ||
 			    !(d->driver_features & VIRTIO_F_VERSION_1))

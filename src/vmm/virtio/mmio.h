@@ -11,6 +11,7 @@
 #define VIRTIO_MMIO_MAX_QUEUES 16
 #define VIRTIO_MMIO_CONFIG_MAX 256
 #define VIRTIO_F_INDIRECT_DESC (1ull << 28)
+#define VIRTIO_F_EVENT_IDX     (1ull << 29)
 #define VIRTIO_F_VERSION_1     (1ull << 32)
 
 struct vm;
@@ -20,7 +21,7 @@ struct virtio_mmio_dev;
 struct virtio_dev_ops {
 	const char *name;
 	uint32_t device_id; /* virtio 1.2 §5 */
-	uint64_t features;  /* device feature bits (VERSION_1 is added by the transport) */
+	uint64_t features;  /* device feature bits (VERSION_1, EVENT_IDX added by the transport) */
 	unsigned int num_queues;
 	uint16_t queue_max;
 	uint32_t config_size; /* bytes of d->config the driver may read */

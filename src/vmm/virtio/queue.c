@@ -25,6 +25,7 @@ int virtq_enable(struct virtq *q, const struct guest_mem *mem)
 		return -EINVAL;
 	q->last_avail = 0;
 	q->used_idx = 0;
+	q->signalled = false;
 	q->ready = true;
 	return 0;
 }
@@ -117,22 +118,38 @@ void virtq_push(struct virtq *q, uint16_t head, uint32_t len)
 	__atomic_store_n((uint16_t *)(q->used + 2), q->used_idx, __ATOMIC_RELEASE);
 }
 
-void virtq_set_no_notify(struct virtq *q, bool no_notify)
+/* With VIRTIO_F_EVENT_IDX: the driver kicks when its index passes this value (§2.7.10). */
+static void set_avail_event(struct virtq *q, uint16_t v)
 {
-	if (q->ready)
-		__atomic_store_n((uint16_t *)q->used, no_notify ? VIRTQ_USED_F_NO_NOTIFY : 0,
-				 __ATOMIC_RELEASE);
+	__atomic_store_n((uint16_t *)(q->used + 4 + 8 * q->num), v, __ATOMIC_RELEASE);
 }
 
-bool virtq_notify_on_if_empty(struct virtq *q)
+void virtq_set_no_notify(struct virtq *q, bool no_notify)
+{
+	if (!q->ready)
+		return;
+	if (q->event_idx) {
+		/* Off: the event index stays behind, so the driver kicks no more after one kick. */
+		if (!no_notify)
+			set_avail_event(q, q->last_avail);
+		return;
+	}
+	__atomic_store_n((uint16_t *)q->used, no_notify ? VIRTQ_USED_F_NO_NOTIFY : 0,
+			 __ATOMIC_RELEASE);
+}
+
+bool virtq_notify_after_if_empty(struct virtq *q, uint16_t n)
 {
 	if (!q->ready)
 		return false;
-	virtq_set_no_notify(q, false);
+	if (q->event_idx)
+		set_avail_event(q, (uint16_t)(q->last_avail + (n ? n : 1) - 1));
+	else
+		virtq_set_no_notify(q, false);
 	/*
-	 * The driver publishes its index, then reads our flag; we clear the flag, then read its
-	 * index. With a full fence on each side, one of us sees the other: no buffer is left
-	 * unnoticed.
+	 * The driver publishes its index, then reads our flag or event index; we write ours, then
+	 * read its index. With a full fence on each side, one of us sees the other: no buffer is
+	 * left unnoticed.
 	 */
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	if (__atomic_load_n(&q->avail[1], __ATOMIC_ACQUIRE) == q->last_avail)
@@ -141,10 +158,29 @@ bool virtq_notify_on_if_empty(struct virtq *q)
 	return true;
 }
 
-bool virtq_should_interrupt(const struct virtq *q)
+bool virtq_notify_on_if_empty(struct virtq *q)
+{
+	return virtq_notify_after_if_empty(q, 1);
+}
+
+uint16_t virtq_outstanding(const struct virtq *q)
+{
+	return q->ready ? (uint16_t)(__atomic_load_n(&q->avail[1], __ATOMIC_ACQUIRE) - q->used_idx)
+			: 0;
+}
+
+bool virtq_should_interrupt(struct virtq *q)
 {
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
-	return !(q->avail[0] & VIRTQ_AVAIL_F_NO_INTERRUPT);
+	if (!q->event_idx)
+		return !(q->avail[0] & VIRTQ_AVAIL_F_NO_INTERRUPT);
+	/* Interrupt when the used index passed the driver's used_event since the last decision. */
+	uint16_t used_event = q->avail[2 + q->num];
+	uint16_t now = q->used_idx, before = q->signalled_used;
+	bool first = !q->signalled;
+	q->signalled = true;
+	q->signalled_used = now;
+	return first || (uint16_t)(now - used_event - 1) < (uint16_t)(now - before);
 }
 
 size_t iov_to_buf(const struct iovec *iov, unsigned int n, void *buf, size_t len)

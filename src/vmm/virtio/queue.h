@@ -35,6 +35,9 @@ struct virtq {
 	uint16_t last_avail;
 	uint16_t used_idx;
 	bool indirect_ok; /* VIRTIO_F_INDIRECT_DESC negotiated */
+	bool event_idx; /* VIRTIO_F_EVENT_IDX negotiated: the rings' event fields rule (§2.7.10) */
+	bool signalled; /* an interrupt decision was made since the queue was enabled */
+	uint16_t signalled_used; /* used_idx at that decision */
 };
 
 /* One descriptor chain, split into the parts the device reads and the parts it writes. */
@@ -67,8 +70,19 @@ void virtq_set_no_notify(struct virtq *q, bool no_notify);
  * are off again: drain on), false when the thread may wait for the next kick.
  */
 bool virtq_notify_on_if_empty(struct virtq *q);
-/* Whether the driver wants an interrupt for used buffers. */
-bool virtq_should_interrupt(const struct virtq *q);
+/*
+ * The same, asking for the kick only once the driver has added n buffers (n >= 1; with
+ * VIRTIO_F_EVENT_IDX, else after the next one). The caller must know the driver will add that
+ * many before it needs the device.
+ */
+bool virtq_notify_after_if_empty(struct virtq *q, uint16_t n);
+/* Buffers the driver has made available and not got back yet. */
+uint16_t virtq_outstanding(const struct virtq *q);
+/*
+ * Whether the driver wants an interrupt for the buffers used so far; called once per signal
+ * (with VIRTIO_F_EVENT_IDX it remembers where the last decision was).
+ */
+bool virtq_should_interrupt(struct virtq *q);
 
 /* Copies between a flat buffer and an iovec array; return bytes copied. */
 size_t iov_to_buf(const struct iovec *iov, unsigned int n, void *buf, size_t len);

@@ -64,6 +64,11 @@ struct console {
 	bool thread_started, tx_started;
 	/* The transmit thread's: the control port's own, as an exit report drains the others. */
 	struct virtq_chain tx_chain, ctl_chain;
+	/* console_quiesce() asks for drain number drain_asked and waits until drain_done gets
+	 * there. */
+	pthread_mutex_t drain_lock;
+	pthread_cond_t drain_cond;
+	uint64_t drain_asked, drain_done;
 };
 
 static const char *const port_names[CONSOLE_PORTS] = {
@@ -189,7 +194,7 @@ static void ctl_handle(struct console *c, const struct ctl_msg *m)
 	}
 }
 
-static int64_t ctl_chain(void *ctx, struct virtq_chain *chain)
+static int64_t serve_ctl(void *ctx, struct virtq_chain *chain)
 {
 	struct ctl_msg m;
 	if (iov_to_buf(chain->out, chain->n_out, &m, sizeof(m)) == sizeof(m))
@@ -202,7 +207,7 @@ static void ctl_tx(struct console *c)
 	struct virtq_chain chain;
 
 	pthread_mutex_lock(&c->ctl_lock);
-	virtio_mmio_serve(c->dev, CTL_TX, &chain, ctl_chain, c);
+	virtio_mmio_serve(c->dev, CTL_TX, &chain, serve_ctl, c);
 	ctl_flush(c);
 	pthread_mutex_unlock(&c->ctl_lock);
 }
@@ -286,7 +291,7 @@ struct tx_ctx {
 	unsigned int port;
 };
 
-static int64_t tx_chain(void *ctx, struct virtq_chain *chain)
+static int64_t serve_tx(void *ctx, struct virtq_chain *chain)
 {
 	struct tx_ctx *t = ctx;
 	if (t->port == CONSOLE_CONTROL)
@@ -305,7 +310,7 @@ static bool port_drain(struct console *c, unsigned int port)
 {
 	struct tx_ctx t = {c, port};
 	return virtio_mmio_serve(c->dev, tx_queue(port),
-				 port == CONSOLE_CONTROL ? &c->ctl_chain : &c->tx_chain, tx_chain,
+				 port == CONSOLE_CONTROL ? &c->ctl_chain : &c->tx_chain, serve_tx,
 				 &t) > 0;
 }
 
@@ -317,6 +322,7 @@ static void *tx_main(void *arg)
 	vm_thread_signals(); /* console_stop() interrupts a write that blocks */
 	for (;;) {
 		bool stop = __atomic_load_n(&c->stopping, __ATOMIC_ACQUIRE);
+		uint64_t asked = __atomic_load_n(&c->drain_asked, __ATOMIC_ACQUIRE);
 		virtio_mmio_queues_begin(d);
 		bool took;
 		do {
@@ -325,6 +331,10 @@ static void *tx_main(void *arg)
 				took |= port_drain(c, port);
 		} while (took && !__atomic_load_n(&c->stopping, __ATOMIC_ACQUIRE));
 		virtio_mmio_queues_end(d);
+		pthread_mutex_lock(&c->drain_lock);
+		c->drain_done = asked;
+		pthread_cond_broadcast(&c->drain_cond);
+		pthread_mutex_unlock(&c->drain_lock);
 		if (stop)
 			break;
 		uint64_t v; /* a blocking eventfd: wait for a kick or console_stop() */
@@ -529,6 +539,35 @@ int console_send_control(struct console *c, const char *line)
 	return err;
 }
 
+/*
+ * Before a reset the transmit thread writes out all the guest queued: at reboot Linux resets the
+ * device right after init's exit report, which must not be lost, nor the output before it. Waits
+ * as long as the output blocks, unless the VM or the console is stopping.
+ */
+static void console_quiesce(struct virtio_mmio_dev *d)
+{
+	struct console *c = d->priv;
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&c->drain_lock);
+	uint64_t want = __atomic_add_fetch(&c->drain_asked, 1, __ATOMIC_ACQ_REL);
+	ssize_t n = write(c->tx_wake_fd, &one, sizeof(one));
+	(void)n;
+	while (c->tx_started && c->drain_done < want &&
+	       !__atomic_load_n(&c->stopping, __ATOMIC_ACQUIRE) &&
+	       !__atomic_load_n(&d->vm->stopping, __ATOMIC_ACQUIRE)) {
+		struct timespec t;
+		clock_gettime(CLOCK_REALTIME, &t);
+		t.tv_nsec += 10000000;
+		if (t.tv_nsec >= 1000000000) {
+			t.tv_sec++;
+			t.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&c->drain_cond, &c->drain_lock, &t);
+	}
+	pthread_mutex_unlock(&c->drain_lock);
+}
+
 static void console_reset(struct virtio_mmio_dev *d)
 {
 	struct console *c = d->priv;
@@ -546,6 +585,7 @@ static const struct virtio_dev_ops console_ops = {
 	.queue_max = QUEUE_SIZE,
 	.config_size = 12,
 	.notify = console_notify,
+	.quiesce = console_quiesce,
 	.reset = console_reset,
 };
 
@@ -561,6 +601,8 @@ int console_create(struct vm *vm, int stdin_fd, int stdout_fd, int stderr_fd, st
 	c->fds[CONSOLE_STDERR] = stderr_fd;
 	c->fds[CONSOLE_CONTROL] = -1;
 	pthread_mutex_init(&c->ctl_lock, NULL);
+	pthread_mutex_init(&c->drain_lock, NULL);
+	pthread_cond_init(&c->drain_cond, NULL);
 	c->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	c->tx_wake_fd = eventfd(0, EFD_CLOEXEC);
 	err = c->wake_fd < 0 || c->tx_wake_fd < 0 ? -errno : 0;
@@ -571,6 +613,8 @@ int console_create(struct vm *vm, int stdin_fd, int stdout_fd, int stderr_fd, st
 		if (c->tx_wake_fd >= 0)
 			close(c->tx_wake_fd);
 		pthread_mutex_destroy(&c->ctl_lock);
+		pthread_mutex_destroy(&c->drain_lock);
+		pthread_cond_destroy(&c->drain_cond);
 		free(c);
 		return err;
 	}
@@ -626,5 +670,7 @@ void console_destroy(struct console *c)
 	close(c->wake_fd);
 	close(c->tx_wake_fd);
 	pthread_mutex_destroy(&c->ctl_lock);
+	pthread_mutex_destroy(&c->drain_lock);
+	pthread_cond_destroy(&c->drain_cond);
 	free(c);
 }

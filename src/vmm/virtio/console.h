@@ -18,7 +18,7 @@ enum console_port {
 	CONSOLE_PORTS = 5
 };
 
-/* Adds the device; fds may be -1. Starts its stdin thread. Returns 0 or -errno. */
+/* Adds the device; fds may be -1. Starts its stdin and transmit threads. Returns 0 or -errno. */
 int console_create(struct vm *vm, int stdin_fd, int stdout_fd, int stderr_fd, struct console **out)
 	__attribute__((warn_unused_result));
 /* Sends one line to init on the control port. -EAGAIN when the guest cannot take it yet. */

@@ -338,6 +338,9 @@ void virtio_mmio_access(struct virtio_mmio_dev *d, uint64_t offset, uint8_t *dat
 	}
 	/* Writes that can change a ring in use wait until no device is processing queues. */
 	bool rings = offset == REG_QUEUE_READY || offset == REG_QUEUE_RESET || offset == REG_STATUS;
+	if (offset == REG_STATUS && v == 0 && d->ops->quiesce &&
+	    (__atomic_load_n(&d->status, __ATOMIC_ACQUIRE) & STATUS_DRIVER_OK))
+		d->ops->quiesce(d);
 	pthread_mutex_lock(&d->lock);
 	if (rings)
 		pthread_rwlock_wrlock(&d->qlock);

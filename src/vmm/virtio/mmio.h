@@ -29,6 +29,12 @@ struct virtio_dev_ops {
 	void (*notify)(struct virtio_mmio_dev *d, unsigned int queue);
 	/* The driver set DRIVER_OK. Optional. */
 	void (*driver_ok)(struct virtio_mmio_dev *d);
+	/*
+	 * The driver is about to reset the device (it writes 0 to Status, as Linux does at reboot):
+	 * finish what it handed over, its last output included. Called in the vCPU thread with no
+	 * lock held, before reset. Optional.
+	 */
+	void (*quiesce)(struct virtio_mmio_dev *d);
 	/* The driver wrote 0 to Status: forget all queue state. Optional. */
 	void (*reset)(struct virtio_mmio_dev *d);
 };

@@ -446,6 +446,8 @@ static void *stdin_main(void *arg)
 		}
 		virtio_mmio_queues_begin(d);
 		uint16_t held = virtq_outstanding(q);
+		if (held > q->num)
+			held = q->num; /* the guest's index says more: it cannot have them */
 		bufs = held > bufs ? held : bufs;
 		int r = virtq_pop(q, &d->vm->mem, chain);
 		bool more = false;

@@ -5,8 +5,14 @@ dir=$1 runs=$2
 export LD_LIBRARY_PATH=$dir EC1_KERNEL=$dir/vmlinux EC1_INITRAMFS=$dir/rootfs.cpio
 EC1=$dir/ec1
 T=$(mktemp -d)
+t0=$(date +%s)
+# Progress on stderr; every run has a time limit, so a hung run names itself.
+say() { echo "bench: $* ($(($(date +%s) - t0)) s)" >&2; }
+ec1() { timeout -s KILL 150 "$EC1" run --timeout 120 "$@"; }
+export TIMEIT_LIMIT=150
 median() { sort -n | awk '{v[NR]=$1} END {if (NR) printf "%.3f", NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 
+say "ec1 run -- /bin/true x $runs"
 "$dir/timeit" "$runs" "$EC1" run -- /bin/true >$T/ec1 || { echo "bench: ec1 run failed"; exit 1; }
 ec1_ms=$(awk '/^median/ {print $2}' $T/ec1)
 
@@ -24,16 +30,19 @@ exec qemu-system-x86_64 -M microvm,x-option-roms=off,rtc=off,acpi=off -accel kvm
 	-chardev null,id=p3 -device virtserialport,nr=3,chardev=p3,name=ec1.stderr \
 	-chardev file,id=p4,path=$T/qemu-control -device virtserialport,nr=4,chardev=p4,name=ec1.control
 QEMU
+say "qemu -M microvm x $runs"
 "$dir/timeit" "$runs" sh $T/qemu.sh >$T/qemu || { echo "bench: qemu microvm failed:"; TIMEIT_SHOW=1 "$dir/timeit" 1 sh $T/qemu.sh; }
 qemu_ms=$(awk '/^median/ {print $2}' $T/qemu)
 grep -q 'exit 0' $T/qemu-control 2>/dev/null || echo "bench: WARNING: QEMU's guest did not report 'exit 0' (got: $(cat $T/qemu-control 2>/dev/null))"
 
-for i in $(seq "$runs"); do "$EC1" run --timing -- /bin/true 2>>$T/timing; done
+say "ec1 run --timing x $runs"
+for i in $(seq "$runs"); do ec1 --timing -- /bin/true 2>>$T/timing; done
 field() { grep '^ec1 timing' $T/timing | sed "s/.*$1 \([-0-9.]*\).*/\1/" | median; }
 guest() { grep '^ec1 timing' $T/timing | sed 's/.*guest clock \([-0-9.]*\).*/\1/' | median; }
 vmm_own=$(grep '^ec1 memory' $T/timing | sed 's/.*VMM own \([-0-9.]*\).*/\1/' | median)
 
 bytes=67108864
+say "stdout throughput"
 "$dir/timeit" 3 "$EC1" run -- /bin/sh -c "head -c $bytes /dev/zero" >$T/tput
 "$dir/timeit" 3 /bin/sh -c "head -c $bytes /dev/zero | cat" >$T/host
 tput_ms=$(awk '/^median/ {print $2}' $T/tput)
@@ -44,7 +53,7 @@ host_ms=$(awk '/^median/ {print $2}' $T/host)
 exec_exit() { # FILE CMD: median exec->exit of three runs of CMD in the guest
 	f=$1
 	shift
-	for i in 1 2 3; do "$EC1" run --timing -- /bin/sh -c "$*" 2>>$T/$f >/dev/null; done
+	for i in 1 2 3; do ec1 --timing -- /bin/sh -c "$*" 2>>$T/$f >/dev/null; done
 	grep '^ec1 timing' $T/$f | sed 's/.*exec->exit \([-0-9.]*\).*/\1/' | median
 }
 stream_ms=$(exec_exit stream "head -c $bytes /dev/zero")
@@ -53,10 +62,12 @@ guest_pipe_ms=$(exec_exit guestpipe "head -c $bytes /dev/zero | cat >/dev/null")
 
 # Where the guest kernel's boot goes: its slowest initcalls (initcall_debug), by address; bench/boot
 # names them from the kernel's symbol table.
-"$EC1" run --cmdline initcall_debug -- /bin/dmesg 2>/dev/null |
+say "initcalls"
+ec1 --cmdline initcall_debug -- /bin/dmesg 2>/dev/null |
 	sed -n 's/.*initcall \(0x[0-9a-f]*\) returned .* after \([0-9]*\) usecs.*/\2 \1/p' |
 	sort -rn | head -8 >$T/initcalls
 
+say "done"
 echo "boot+run+exit of /bin/true, median of $runs:"
 echo "  ec1 run                 $ec1_ms ms"
 echo "  qemu -M microvm         $qemu_ms ms"

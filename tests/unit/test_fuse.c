@@ -499,6 +499,49 @@ static void fuse_read_only_share_refuses_writes(void)
 	fuse_server_free(ro);
 }
 
+static uint8_t pattern(size_t at)
+{
+	return (uint8_t)(at * 7 + (at >> 12));
+}
+
+/* Large READs: whole where the file has the data, cut short at its end. */
+static void fuse_large_reads_are_whole(void)
+{
+	enum { SIZE = 1500000 };
+	static uint8_t data[SIZE];
+	for (size_t i = 0; i < SIZE; i++)
+		data[i] = pattern(i);
+	char p[256];
+	snprintf(p, sizeof(p), "%s/big", dir);
+	int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	CHECK(fd >= 0 && write(fd, data, SIZE) == SIZE);
+	close(fd);
+	int32_t err;
+	uint64_t node = lookup(FUSE_ROOT_ID, "big", &err);
+	uint64_t fh = open_file(node, O_RDONLY, &err);
+	CHECK(err == 0 && fh);
+	const struct {
+		uint64_t offset;
+		size_t expect;
+	} reads[] = {
+		{0, FUSE_SERVER_MAX_WRITE}, /* the most one READ may carry */
+		{700000, SIZE - 700000},    /* cut short by the end of the file */
+		{FUSE_SERVER_MAX_WRITE, SIZE - FUSE_SERVER_MAX_WRITE},
+		{SIZE, 0},
+		{SIZE + 4096, 0},
+	};
+	for (size_t i = 0; i < sizeof(reads) / sizeof(reads[0]); i++) {
+		struct fuse_read_in rd = {
+			.fh = fh, .offset = reads[i].offset, .size = FUSE_SERVER_MAX_WRITE};
+		CHECK(call(FUSE_READ, node, &rd, sizeof(rd)) == 0);
+		size_t got = rep.len - sizeof(struct fuse_out_header);
+		CHECK(got == reads[i].expect);
+		CHECK(got != reads[i].expect || memcmp(rep.data, data + reads[i].offset, got) == 0);
+	}
+	struct fuse_release_in rel = {.fh = fh};
+	CHECK(call(FUSE_RELEASE, node, &rel, sizeof(rel)) == 0);
+}
+
 int main(void)
 {
 	if (!mkdtemp(dir) || !mkdtemp(outside))
@@ -513,6 +556,7 @@ int main(void)
 	TEST(fuse_kills_suid_when_asked);
 	TEST(fuse_tables_are_bounded);
 	TEST(fuse_read_only_share_refuses_writes);
+	TEST(fuse_large_reads_are_whole);
 	fuse_server_free(srv);
 	char cmd[256];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s'", dir, outside);

@@ -6,22 +6,35 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define FIRST_INO 0x100000 /* clear of inode numbers a base archive is likely to use */
+
 void cpio_init(struct cpio *c)
 {
 	memset(c, 0, sizeof(*c));
-	c->next_ino = 0x100000; /* clear of inode numbers a base archive is likely to use */
+	c->next_ino = FIRST_INO;
+}
+
+void cpio_init_at(struct cpio *c, uint8_t *buf, size_t cap)
+{
+	cpio_init(c);
+	c->buf = buf;
+	c->cap = buf ? cap : SIZE_MAX;
+	c->fixed = true;
 }
 
 void cpio_free(struct cpio *c)
 {
-	free(c->buf);
+	if (!c->fixed)
+		free(c->buf);
 	memset(c, 0, sizeof(*c));
 }
 
 static int reserve(struct cpio *c, size_t more)
 {
-	if (c->len + more <= c->cap)
+	if (more <= c->cap - c->len)
 		return 0;
+	if (c->fixed)
+		return -ENOSPC;
 	size_t cap = c->cap ? c->cap : 4096;
 	while (cap < c->len + more)
 		cap *= 2;
@@ -33,31 +46,44 @@ static int reserve(struct cpio *c, size_t more)
 	return 0;
 }
 
+/* Appends n bytes of src (zeros when src is NULL); a measuring archive only counts them. */
+static void put(struct cpio *c, const void *src, size_t n)
+{
+	if (c->buf) {
+		if (src)
+			memcpy(c->buf + c->len, src, n);
+		else
+			memset(c->buf + c->len, 0, n);
+	}
+	c->len += n;
+}
+
 static void pad4(struct cpio *c)
 {
-	while (c->len & 3)
-		c->buf[c->len++] = 0;
+	put(c, NULL, (4 - (c->len & 3)) & 3);
 }
 
 int cpio_add(struct cpio *c, const char *name, uint32_t mode, const void *data, size_t size)
 {
 	size_t namesize = strlen(name) + 1;
-	if (size > UINT32_MAX || reserve(c, 110 + namesize + size + 8))
+	if (size > UINT32_MAX)
 		return -ENOMEM;
+	/* Exactly what the entry takes: header and name, padded, then the data, padded. */
+	size_t head = ((c->len + 110 + namesize + 3) & ~(size_t)3) - c->len;
+	int err = reserve(c, head + ((size + 3) & ~(size_t)3));
+	if (err)
+		return err;
 	char hdr[111];
 	/* magic, ino, mode, uid, gid, nlink, mtime, filesize, maj, min, rmaj, rmin, namesize, check
 	 */
 	snprintf(hdr, sizeof(hdr), "070701%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X%08X",
 		 c->next_ino++, mode, 0, 0, 1, 0, (uint32_t)size, 0, 0, 0, 0, (uint32_t)namesize,
 		 0);
-	memcpy(c->buf + c->len, hdr, 110);
-	c->len += 110;
-	memcpy(c->buf + c->len, name, namesize);
-	c->len += namesize;
+	put(c, hdr, 110);
+	put(c, name, namesize);
 	pad4(c);
 	if (size) {
-		memcpy(c->buf + c->len, data, size);
-		c->len += size;
+		put(c, data, size);
 		pad4(c);
 	}
 	return 0;

@@ -264,15 +264,10 @@ static int process_blob(const struct vm_config *cfg, char **out, size_t *out_len
 }
 
 /* Our part of the initramfs: /.ec1/init and /.ec1/process, plus the mount points init needs. */
-static int runtime_archive(const struct vm_config *cfg, struct cpio *c)
+/* The runtime archive's entries (c set up by the caller: measuring, or in place). */
+static int runtime_archive(struct cpio *c, const char *blob, size_t blob_len)
 {
-	char *blob;
-	size_t blob_len;
-	int err = process_blob(cfg, &blob, &blob_len);
-	if (err)
-		return err;
-	cpio_init(c);
-	err = cpio_add(c, ".ec1", S_IFDIR | 0755, NULL, 0);
+	int err = cpio_add(c, ".ec1", S_IFDIR | 0755, NULL, 0);
 	err = err
 		      ?: cpio_add(c, ".ec1/init", S_IFREG | 0755, ec1_init_binary,
 				  ec1_init_binary_size);
@@ -282,9 +277,7 @@ static int runtime_archive(const struct vm_config *cfg, struct cpio *c)
 	err = err ?: cpio_add(c, "sys", S_IFDIR | 0555, NULL, 0);
 	err = err ?: cpio_add(c, "tmp", S_IFDIR | 01777, NULL, 0);
 	err = err ?: cpio_add(c, ".ec1/root", S_IFDIR | 0755, NULL, 0);
-	err = err ?: cpio_finish(c);
-	free(blob);
-	return err;
+	return err ?: cpio_finish(c);
 }
 
 #define FAIL(code, ...)                               \
@@ -297,7 +290,6 @@ static int runtime_archive(const struct vm_config *cfg, struct cpio *c)
 static int setup_initrd(struct vm *vm, char *msg, size_t msg_size)
 {
 	const struct vm_config *cfg = vm->cfg;
-	struct cpio rt;
 	uint64_t base_size = 0, file_size = 0;
 	int fd = -1;
 
@@ -314,16 +306,25 @@ static int setup_initrd(struct vm *vm, char *msg, size_t msg_size)
 		file_size = (uint64_t)st.st_size;
 		base_size = (file_size + 3) & ~3ull; /* the next archive starts 4-byte aligned */
 	}
-	if (runtime_archive(cfg, &rt)) {
+	char *blob;
+	size_t blob_len;
+	if (process_blob(cfg, &blob, &blob_len)) {
 		if (fd >= 0)
 			close(fd);
 		FAIL(EC1_ENOMEM, "initramfs: out of memory");
 	}
+	/* The runtime archive is measured, then written in place after the base archive. */
+	struct cpio rt;
+	cpio_init_at(&rt, NULL, 0);
+	int err = 0;
+	if (runtime_archive(&rt, blob, blob_len)) {
+		snprintf(msg, msg_size, "exec: the process description is too large");
+		err = EC1_EINVAL;
+	}
 	uint64_t total = base_size + rt.len;
 	uint64_t top = arch_initrd_ceiling(vm);
 	uint64_t gpa = top > total ? (top - total) & ~0xfffull : 0;
-	int err = 0;
-	if (gpa < arch_initrd_floor(vm)) {
+	if (!err && gpa < arch_initrd_floor(vm)) {
 		snprintf(msg, msg_size,
 			 "vm.ram_mib: %u MiB is too small for the kernel and a %llu KiB "
 			 "initramfs",
@@ -338,9 +339,16 @@ static int setup_initrd(struct vm *vm, char *msg, size_t msg_size)
 	if (fd >= 0)
 		close(fd);
 	if (!err) {
-		memcpy(dst + base_size, rt.buf, rt.len);
-		err = arch_write_boot_info(vm, vm->cmdline, gpa, total, msg, msg_size);
+		memset(dst + file_size, 0, base_size - file_size);
+		cpio_init_at(&rt, dst + base_size, total - base_size);
+		if (runtime_archive(&rt, blob, blob_len)) {
+			snprintf(msg, msg_size, "initramfs: the runtime archive changed size");
+			err = EC1_EINVAL;
+		}
 	}
+	free(blob);
+	if (!err)
+		err = arch_write_boot_info(vm, vm->cmdline, gpa, total, msg, msg_size);
 	/* EC1_DUMP_INITRD=FILE: keep a copy of the initramfs (bench/boot gives it to QEMU). */
 	const char *dump = getenv("EC1_DUMP_INITRD");
 	if (!err && dump && *dump) {
@@ -350,7 +358,6 @@ static int setup_initrd(struct vm *vm, char *msg, size_t msg_size)
 		if (f)
 			fclose(f);
 	}
-	cpio_free(&rt);
 	return err;
 }
 

@@ -542,6 +542,66 @@ static void fuse_large_reads_are_whole(void)
 	CHECK(call(FUSE_RELEASE, node, &rel, sizeof(rel)) == 0);
 }
 
+/* The FOPEN_KEEP_CACHE flag of an open of node (released at once), or -1 on error. */
+static int kept(uint64_t node)
+{
+	struct fuse_open_in in = {.flags = O_RDONLY};
+	if (call(FUSE_OPEN, node, &in, sizeof(in)) != 0)
+		return -1;
+	struct fuse_open_out o;
+	memcpy(&o, rep.data, sizeof(o));
+	struct fuse_release_in rel = {.fh = o.fh};
+	if (call(FUSE_RELEASE, node, &rel, sizeof(rel)) != 0)
+		return -1;
+	return (o.open_flags & FOPEN_KEEP_CACHE) != 0;
+}
+
+/*
+ * The guest keeps its page cache at an open only when the file has not changed since its last
+ * open, and only when the change time recorded then was old enough to show any later change.
+ */
+static void fuse_keeps_the_cache_only_for_unchanged_files(void)
+{
+	int32_t err;
+	write_host("cached", "version 1\n");
+	uint64_t node = lookup(FUSE_ROOT_ID, "cached", &err);
+	CHECK(err == 0);
+	/* Just written: its ctime could hide a change in the same clock tick. */
+	CHECK(kept(node) == 0);
+	CHECK(kept(node) == 0);
+	srv->trust_after_sec = 0; /* from here, as if the file were old */
+	CHECK(kept(node) == 0);	  /* the record above was not trusted */
+	CHECK(kept(node) == 1);
+	CHECK(kept(node) == 1);
+	write_host("cached", "version 22\n"); /* the host changes it */
+	CHECK(kept(node) == 0);
+	CHECK(kept(node) == 1);
+	usleep(50 * 1000); /* a later clock tick: same size, new times */
+	write_host("cached", "version 33\n");
+	CHECK(kept(node) == 0);
+	/* The guest's own write moves the ctime too. */
+	uint64_t fh = open_file(node, O_WRONLY, &err);
+	uint8_t buf[64];
+	struct fuse_write_in wr = {.fh = fh, .size = 1};
+	memcpy(buf, &wr, sizeof(wr));
+	buf[sizeof(wr)] = 'V';
+	usleep(50 * 1000);
+	CHECK(call(FUSE_WRITE, node, buf, sizeof(wr) + 1) == 0);
+	struct fuse_release_in rel = {.fh = fh};
+	CHECK(call(FUSE_RELEASE, node, &rel, sizeof(rel)) == 0);
+	CHECK(kept(node) == 0);
+	CHECK(kept(node) == 1);
+	/* Directories never. */
+	struct fuse_open_in in = {.flags = O_RDONLY};
+	CHECK(call(FUSE_OPENDIR, FUSE_ROOT_ID, &in, sizeof(in)) == 0);
+	struct fuse_open_out o;
+	memcpy(&o, rep.data, sizeof(o));
+	CHECK(!(o.open_flags & FOPEN_KEEP_CACHE));
+	struct fuse_release_in reld = {.fh = o.fh};
+	CHECK(call(FUSE_RELEASEDIR, FUSE_ROOT_ID, &reld, sizeof(reld)) == 0);
+	srv->trust_after_sec = 2;
+}
+
 int main(void)
 {
 	if (!mkdtemp(dir) || !mkdtemp(outside))
@@ -557,6 +617,7 @@ int main(void)
 	TEST(fuse_tables_are_bounded);
 	TEST(fuse_read_only_share_refuses_writes);
 	TEST(fuse_large_reads_are_whole);
+	TEST(fuse_keeps_the_cache_only_for_unchanged_files);
 	fuse_server_free(srv);
 	char cmd[256];
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s'", dir, outside);

@@ -117,6 +117,21 @@ t_fs_host_changes_seen_in_guest() {
 	check $name "from-host|h|640|123|sub
 live" "$got"
 }
+# The guest keeps its page cache of a file it opens again only if the file did not change: a
+# rewrite on the host of the same size, while the guest has the old text cached, shows at the
+# next open. The file is older than two seconds, so the server trusts its times (and the cache
+# would be kept had it not changed).
+t_fs_host_rewrite_seen_at_next_open() {
+	fsdir
+	echo "old text" >$T/fs/f
+	sleep 2.1
+	( i=0; while [ ! -e $T/fs/read1 ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
+	  echo "new text" >$T/fs/f; : >$T/fs/go ) &
+	got=$(run --volume $T/fs:/mnt/s -- /bin/sh -c 'cd /mnt/s; a=$(cat f); a="$a|$(cat f)"; : >read1;
+		i=0; while [ ! -e go ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; echo "$a|$(cat f)"')
+	wait
+	check $name "old text|old text|new text" "$got"
+}
 t_fs_256mib_file_roundtrip() {
 	fsdir
 	head -c 268435456 /dev/urandom >$T/fs/big
@@ -199,6 +214,7 @@ for t in t_run_prints_echo_output t_run_status_zero t_run_propagates_exit_status
 	t_run_stdout_complete_to_slow_reader t_run_bad_kernel_path_names_it t_example_hello_runs \
 	t_run_boots_bzimage_through_64bit_protocol t_run_sigterm_to_ec1_reaches_process \
 	t_run_kernel_panic_reported t_fs_guest_changes_seen_on_host t_fs_host_changes_seen_in_guest \
+	t_fs_host_rewrite_seen_at_next_open \
 	t_fs_256mib_file_roundtrip t_fs_lists_10000_entries t_fs_read_only_volume_refuses_writes \
 	t_fs_parallel_writers_lose_nothing t_fs_root_directory_runs_busybox_tree \
 	t_fs_share_by_tag_mounted_by_guest t_fs_no_escape_through_links_or_renames \

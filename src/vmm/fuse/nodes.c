@@ -110,6 +110,7 @@ struct fuse_node *fuse_node_ref(struct fuse_server *s, int fd, const struct stat
 	n->ino = st->st_ino;
 	n->type = st->st_mode & S_IFMT;
 	n->nlookup = 1;
+	n->seen_valid = false;
 	uint32_t *head = &s->buckets[hash(n->dev, n->ino) & (s->nr_buckets - 1)];
 	n->next = *head;
 	*head = slot + 1;

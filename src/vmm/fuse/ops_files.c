@@ -7,6 +7,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ops.h"
@@ -73,6 +74,37 @@ static bool writes(int flags)
 	return (flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC);
 }
 
+/*
+ * Whether the guest may keep its page cache of n at this open: yes when the file's size, mtime
+ * and ctime are those recorded at the guest's previous open. The guest's cache then holds only
+ * what it read or wrote since that open (an open without FOPEN_KEEP_CACHE drops the cache), and
+ * any change since, by the host or by the guest, moved the ctime. A record counts only when its
+ * ctime was old enough (trust_after_sec) when taken: timestamps advance in clock ticks, and a
+ * change in the tick of the one before could leave them as they were. Records the file as it is
+ * now for the next open.
+ */
+static bool keep_cache(struct fuse_server *s, struct fuse_node *n, int fd)
+{
+	struct stat st;
+	struct timespec now;
+	if (fstat(fd, &st) < 0 || clock_gettime(CLOCK_REALTIME, &now) < 0) {
+		n->seen_valid = false;
+		return false;
+	}
+	bool same = n->seen_valid && n->seen_size == (int64_t)st.st_size &&
+		    n->seen_mtime_sec == (int64_t)st.st_mtim.tv_sec &&
+		    n->seen_mtime_nsec == st.st_mtim.tv_nsec &&
+		    n->seen_ctime_sec == (int64_t)st.st_ctim.tv_sec &&
+		    n->seen_ctime_nsec == st.st_ctim.tv_nsec;
+	n->seen_valid = (int64_t)now.tv_sec - (int64_t)st.st_ctim.tv_sec >= s->trust_after_sec;
+	n->seen_size = (int64_t)st.st_size;
+	n->seen_mtime_sec = (int64_t)st.st_mtim.tv_sec;
+	n->seen_mtime_nsec = st.st_mtim.tv_nsec;
+	n->seen_ctime_sec = (int64_t)st.st_ctim.tv_sec;
+	n->seen_ctime_nsec = st.st_ctim.tv_nsec;
+	return same;
+}
+
 static ssize_t open_node(struct fuse_req *r, bool dir)
 {
 	FUSE_ARG_OR_REPLY(r, struct fuse_open_in, in);
@@ -92,10 +124,13 @@ static ssize_t open_node(struct fuse_req *r, bool dir)
 	if (err)
 		return ERR(r, err);
 	/*
-	 * No FOPEN_KEEP_CACHE: each open re-reads, so changes made on the host show. FOPEN_NOFLUSH:
-	 * writes reach the host at once and FLUSH would do nothing, so close() needs no round trip.
+	 * FOPEN_NOFLUSH: writes reach the host at once and FLUSH would do nothing, so close() needs
+	 * no round trip. FOPEN_KEEP_CACHE only when the file has not changed since the guest last
+	 * opened it (keep_cache()); otherwise the guest drops what it cached and reads afresh.
 	 */
 	struct fuse_open_out out = {.fh = fh, .open_flags = dir ? 0 : FOPEN_NOFLUSH};
+	if (!dir && keep_cache(r->s, n, fd))
+		out.open_flags |= FOPEN_KEEP_CACHE;
 	return fuse_reply(r, 0, &out, sizeof(out));
 }
 

@@ -74,6 +74,7 @@ int fuse_server_new(const char *dir, bool read_only, struct fuse_server **out)
 	s->read_only = read_only;
 	s->proc_fd = -1;
 	s->max_nodes = node_limit();
+	s->trust_after_sec = 2;
 	int root = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (root < 0 || fstat(root, &st) < 0) {
 		err = -errno;

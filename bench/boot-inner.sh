@@ -59,6 +59,7 @@ exec_exit() { # FILE CMD: median exec->exit of three runs of CMD in the guest
 stream_ms=$(exec_exit stream "head -c $bytes /dev/zero")
 stream64_ms=$(exec_exit stream64 "dd if=/dev/zero bs=65536 count=$((bytes / 65536)) 2>/dev/null")
 guest_pipe_ms=$(exec_exit guestpipe "head -c $bytes /dev/zero | cat >/dev/null")
+guest_pipe64_ms=$(exec_exit guestpipe64 "dd if=/dev/zero bs=65536 count=$((bytes / 65536)) 2>/dev/null | cat >/dev/null")
 
 # Where the guest kernel's boot goes: its slowest initcalls (initcall_debug), by address; bench/boot
 # names them from the kernel's symbol table.
@@ -75,7 +76,7 @@ echo "  ratio (qemu / ec1)      $(awk -v a="$qemu_ms" -v b="$ec1_ms" 'BEGIN {pri
 echo "ec1 phases (median ms): vmm-setup $(field vmm-setup) | kernel-entry->init $(field 'kernel-entry->init') (guest clock $(guest)) | init->exec $(field 'init->exec') | exec->exit $(field 'exec->exit') | teardown $(field teardown)"
 echo "ec1 VMM own memory (RSS beyond guest RAM touched, median): $vmm_own MiB"
 mibs() { awk -v ms="$1" 'BEGIN {printf "%.0f", (ms > 0 ? 64 / (ms / 1000) : 0)}'; }
-echo "stdout throughput, 64 MiB: ec1 $(mibs "$stream_ms") MiB/s in 4 KiB writes, $(mibs "$stream64_ms") MiB/s in 64 KiB writes (the stream: exec to exit), $(mibs "$tput_ms") MiB/s (4 KiB, whole run, boot included) | the guest's own pipe (head | cat in the guest) $(mibs "$guest_pipe_ms") MiB/s | host pipe (head | cat) $(mibs "$host_ms") MiB/s"
+echo "stdout throughput, 64 MiB: ec1 $(mibs "$stream_ms") MiB/s in 4 KiB writes, $(mibs "$stream64_ms") MiB/s in 64 KiB writes (the stream: exec to exit), $(mibs "$tput_ms") MiB/s (4 KiB, whole run, boot included) | the guest's own pipe (| cat in the guest) $(mibs "$guest_pipe_ms") MiB/s in 4 KiB writes, $(mibs "$guest_pipe64_ms") in 64 KiB | host pipe (head | cat) $(mibs "$host_ms") MiB/s"
 echo "slowest guest initcalls (ms, kernel clock):"
 while read -r us addr; do echo "  initcall $addr $(awk -v u="$us" 'BEGIN {printf "%.1f", u / 1000}')"; done <$T/initcalls
 rm -rf "$T"

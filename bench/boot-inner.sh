@@ -53,6 +53,7 @@ host_ms=$(awk '/^median/ {print $2}' $T/host)
 exec_exit() { # FILE CMD: median exec->exit of three runs of CMD in the guest
 	f=$1
 	shift
+	say "  $f"
 	for i in 1 2 3; do ec1 --timing -- /bin/sh -c "$*" 2>>$T/$f >/dev/null; done
 	grep '^ec1 timing' $T/$f | sed 's/.*exec->exit \([-0-9.]*\).*/\1/' | median
 }

@@ -263,8 +263,10 @@ static int process_blob(const struct vm_config *cfg, char **out, size_t *out_len
 	return 0;
 }
 
-/* Our part of the initramfs: /.ec1/init and /.ec1/process, plus the mount points init needs. */
-/* The runtime archive's entries (c set up by the caller: measuring, or in place). */
+/*
+ * Our part of the initramfs: /.ec1/init and /.ec1/process, plus the mount points init needs,
+ * into c as the caller set it up (measuring, or in place).
+ */
 static int runtime_archive(struct cpio *c, const char *blob, size_t blob_len)
 {
 	int err = cpio_add(c, ".ec1", S_IFDIR | 0755, NULL, 0);
@@ -332,6 +334,11 @@ static int setup_initrd(struct vm *vm, char *msg, size_t msg_size)
 		err = EC1_EINVAL;
 	}
 	uint8_t *dst = err ? NULL : vm_ptr(vm, gpa, total);
+	if (!err && !dst) {
+		snprintf(msg, msg_size, "vm.ram_mib: no room for a %llu KiB initramfs",
+			 (unsigned long long)(total >> 10));
+		err = EC1_EINVAL;
+	}
 	if (!err && fd >= 0 && guest_mem_load_file(&vm->mem, gpa, fd, 0, file_size)) {
 		snprintf(msg, msg_size, "kernel.initramfs: %s: read failed", cfg->initramfs_path);
 		err = EC1_EINVAL;

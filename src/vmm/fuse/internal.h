@@ -24,7 +24,7 @@ struct fuse_node {
 	/*
 	 * The file as it was at the guest's last open (size, mtime, ctime), when that can be
 	 * trusted to show any later change: the guest may keep its page cache at the next open if
-	 * the file still looks the same (see open_node()).
+	 * the file still looks the same (see keep_cache() in ops_files.c).
 	 */
 	bool seen_valid;
 	int64_t seen_size, seen_mtime_sec, seen_ctime_sec;
@@ -55,7 +55,7 @@ struct fuse_server {
 	uint8_t *req;	/* the request, copied out of guest memory (all but WRITE data) */
 	uint8_t *reply; /* replies built here (all but READ data) */
 	struct fuse_server_stats stats;
-	int trust_after_sec; /* how old a change time must be to be trusted (open_node()) */
+	int trust_after_sec; /* how old a change time must be to be trusted (keep_cache()) */
 };
 
 /* Node ids: slot + 1 in the low 32 bits, generation in the high ones; the root is 1. */

@@ -1,9 +1,10 @@
 #!/bin/sh
-# bench/fs-inner.sh DIR WORK SIZE_MIB FILES: the part of bench/fs that needs a KVM that can boot a
-# guest (hardware, or inside the rig). DIR holds ec1, vmlinux, rootfs.cpio; WORK is the host
+# bench/fs-inner.sh DIR WORK SIZE_MIB FILES OUT: the part of bench/fs that needs a KVM that can
+# boot a guest (hardware, or inside the rig). DIR holds ec1, vmlinux, rootfs.cpio; WORK is the host
 # directory shared with the guest. Each measurement is made through virtio-fs in the guest and
-# directly on the host, in the same environment and run; the ratio is guest / host.
-dir=$1 work=$2 size=$3 files=$4
+# directly on the host, in the same environment and run; the ratio is guest / host. The guest
+# kernel's profile of each read pass goes to OUT/prof-read.N (bench/fs names its functions).
+dir=$1 work=$2 size=$3 files=$4 out=$5
 export LD_LIBRARY_PATH=$dir EC1_KERNEL=$dir/vmlinux EC1_INITRAMFS=$dir/rootfs.cpio
 mkdir -p "$work/share" "$work/host"
 
@@ -11,7 +12,8 @@ mkdir -p "$work/share" "$work/host"
 # dropping the page cache where the kernel lets us (the guest's always: it may otherwise keep its
 # cache of an unchanged file from one open to the next, and the read would not reach the host);
 # the median pass is compared, as single passes swing by 2x under emulation. Then FILES empty
-# files created, stat'ed and unlinked.
+# files created, stat'ed and unlinked. In the guest, a second argument names where the kernel's
+# profile of each read pass goes, PREFIX.1 to .3 (the guest kernel runs with profile=1).
 cat >"$work/share/load.sh" <<LOAD
 cd "\$1"
 up() { awk '{print \$1}' /proc/uptime; }
@@ -19,7 +21,9 @@ t0=\$(up); dd if=/dev/zero of=big bs=1M count=$size conv=fsync 2>/dev/null; t1=\
 echo "write: \$t0 \$t1"
 for pass in 1 2 3; do
 	sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null
+	[ -z "\$2" ] || echo >/proc/profile
 	t0=\$(up); dd if=big of=/dev/null bs=1M 2>/dev/null; t1=\$(up)
+	[ -z "\$2" ] || cat /proc/profile >"\$2.\$pass"
 	echo "read: \$t0 \$t1"
 done
 rm -f big
@@ -32,11 +36,32 @@ t1=\$(up)
 cd .. && rmdir meta
 echo "meta: \$t0 \$t1"
 LOAD
+# Guest-only references, in the same VM after the workload, each the median of three passes: a
+# file read through virtio-fs while the guest's page cache holds it (it was written, left two
+# seconds, and read once: the copy to the reader alone), and a file on the guest's own tmpfs.
+# What the first read costs beyond them is filling the guest's page cache.
+cat >"$work/share/refs.sh" <<REFS
+up() { awk '{print \$1}' /proc/uptime; }
+reads() { # KIND FILE
+	for pass in 1 2 3; do
+		t0=\$(up); dd if=\$2 of=/dev/null bs=1M 2>/dev/null; t1=\$(up)
+		echo "\$1: \$t0 \$t1"
+	done
+}
+dd if=/dev/zero of="\$1/ref" bs=1M count=$size conv=fsync 2>/dev/null
+sleep 2; cat "\$1/ref" >/dev/null
+reads cached "\$1/ref"
+rm -f "\$1/ref"; echo 3 >/proc/sys/vm/drop_caches
+dd if=/dev/zero of=/tmp/ref bs=1M count=$size 2>/dev/null
+reads tmpfs /tmp/ref
+rm -f /tmp/ref
+REFS
 sh "$work/share/load.sh" "$work/host" >"$work/host.out" 2>&1
 # The guest gets twice the file's size in RAM, so that its page cache reads the file through
 # without reclaiming memory half-way (the host, the rig, has plenty); at least 1 GiB.
 guest_mib=$((size * 2 > 1024 ? size * 2 : 1024))
-"$dir/ec1" run --mem $guest_mib --timing --timeout 3000 --volume "$work/share:/mnt/s" -- /bin/sh /mnt/s/load.sh /mnt/s \
+"$dir/ec1" run --mem $guest_mib --timing --timeout 3000 --cmdline profile=1 --volume "$work/share:/mnt/s" -- \
+	/bin/sh -c 'sh /mnt/s/load.sh /mnt/s /mnt/s/prof-read && sh /mnt/s/refs.sh /mnt/s' \
 	>"$work/guest.out" 2>&1 || { echo "bench/fs: the guest run failed:"; cat "$work/guest.out"; exit 1; }
 
 report() { # LABEL HOST_RATE GUEST_RATE UNIT
@@ -52,5 +77,8 @@ meta() { grep '^meta: ' "$1" | awk -v n="$files" '{ d = $3 - $2; printf "%.0f", 
 report "sequential write, $size MiB" "$(rate "$work/host.out" write)" "$(rate "$work/guest.out" write)" MB/s
 report "sequential read, $size MiB (median)" "$(rate "$work/host.out" read)" "$(rate "$work/guest.out" read)" MB/s
 echo "    read passes, MB/s: guest$(passes "$work/guest.out"), host$(passes "$work/host.out")"
+echo "    guest references (median MB/s): virtio-fs with the file in the guest's page cache $(rate "$work/guest.out" cached);" \
+	"the guest's own tmpfs $(rate "$work/guest.out" tmpfs)"
 echo "    guest RAM $guest_mib MiB; the VMM's own view: $(grep '^ec1 virtio-fs ' "$work/guest.out")"
 report "create+stat+unlink, $files files" "$(meta "$work/host.out")" "$(meta "$work/guest.out")" files/s
+mkdir -p "$out" && cp "$work/share"/prof-read.* "$out/" 2>/dev/null || true

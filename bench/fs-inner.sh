@@ -37,8 +37,8 @@ cd .. && rmdir meta
 echo "meta: \$t0 \$t1"
 LOAD
 # Guest-only references, in the same VM after the workload, each the median of three passes: a
-# file read through virtio-fs while the guest's page cache holds it (it was written, left two
-# seconds, and read once: the copy to the reader alone), and a file on the guest's own tmpfs.
+# file read through virtio-fs while the guest's page cache holds it (written, left three seconds
+# so that the server trusts its times, and read once: then only the copy to the reader is left), and a file on the guest's own tmpfs.
 # What the first read costs beyond them is filling the guest's page cache.
 cat >"$work/share/refs.sh" <<REFS
 up() { awk '{print \$1}' /proc/uptime; }
@@ -49,7 +49,7 @@ reads() { # KIND FILE
 	done
 }
 dd if=/dev/zero of="\$1/ref" bs=1M count=$size conv=fsync 2>/dev/null
-sleep 2; cat "\$1/ref" >/dev/null
+sleep 3; cat "\$1/ref" >/dev/null
 reads cached "\$1/ref"
 rm -f "\$1/ref"; echo 3 >/proc/sys/vm/drop_caches
 dd if=/dev/zero of=/tmp/ref bs=1M count=$size 2>/dev/null

@@ -38,8 +38,9 @@ echo "meta: \$t0 \$t1"
 LOAD
 # Guest-only references, in the same VM after the workload, each the median of three passes: a
 # file read through virtio-fs while the guest's page cache holds it (written, left three seconds
-# so that the server trusts its times, and read once: then only the copy to the reader is left), and a file on the guest's own tmpfs.
-# What the first read costs beyond them is filling the guest's page cache.
+# so that the server trusts its times, and read once: then only the copy to the reader is left),
+# and a file on the guest's own tmpfs. What the first read costs beyond them is filling the
+# guest's page cache.
 cat >"$work/share/refs.sh" <<REFS
 up() { awk '{print \$1}' /proc/uptime; }
 reads() { # KIND FILE
@@ -60,7 +61,8 @@ sh "$work/share/load.sh" "$work/host" >"$work/host.out" 2>&1
 # The guest gets twice the file's size in RAM, so that its page cache reads the file through
 # without reclaiming memory half-way (the host, the rig, has plenty); at least 1 GiB.
 guest_mib=$((size * 2 > 1024 ? size * 2 : 1024))
-"$dir/ec1" run --mem $guest_mib --timing --timeout 3000 --cmdline profile=1 --volume "$work/share:/mnt/s" -- \
+"$dir/ec1" run --mem $guest_mib --timing --timeout 3000 --cmdline profile=1 \
+	--volume "$work/share:/mnt/s" -- \
 	/bin/sh -c 'sh /mnt/s/load.sh /mnt/s /mnt/s/prof-read && sh /mnt/s/refs.sh /mnt/s' \
 	>"$work/guest.out" 2>&1 || { echo "bench/fs: the guest run failed:"; cat "$work/guest.out"; exit 1; }
 
@@ -77,8 +79,8 @@ meta() { grep '^meta: ' "$1" | awk -v n="$files" '{ d = $3 - $2; printf "%.0f", 
 report "sequential write, $size MiB" "$(rate "$work/host.out" write)" "$(rate "$work/guest.out" write)" MB/s
 report "sequential read, $size MiB (median)" "$(rate "$work/host.out" read)" "$(rate "$work/guest.out" read)" MB/s
 echo "    read passes, MB/s: guest$(passes "$work/guest.out"), host$(passes "$work/host.out")"
-echo "    guest references (median MB/s): virtio-fs with the file in the guest's page cache $(rate "$work/guest.out" cached);" \
-	"the guest's own tmpfs $(rate "$work/guest.out" tmpfs)"
+echo "    guest references (median MB/s): virtio-fs with the file in the guest's page cache" \
+	"$(rate "$work/guest.out" cached); the guest's own tmpfs $(rate "$work/guest.out" tmpfs)"
 echo "    guest RAM $guest_mib MiB; the VMM's own view: $(grep '^ec1 virtio-fs ' "$work/guest.out")"
 report "create+stat+unlink, $files files" "$(meta "$work/host.out")" "$(meta "$work/guest.out")" files/s
 mkdir -p "$out" && cp "$work/share"/prof-read.* "$out/" 2>/dev/null || true

@@ -183,6 +183,15 @@ static void skip_space(const char **p)
 		(*p)++;
 }
 
+/* Steps over c when it comes next; false (and *p unmoved) otherwise. */
+static bool json_expect(const char **p, char c)
+{
+	if (**p != c)
+		return false;
+	(*p)++;
+	return true;
+}
+
 /*
  * The next "key": value pair of a flat JSON object; *p points into the text. Values: strings
  * (unescaped into val), numbers, true, false, null (copied as written). Returns 1 for a pair,
@@ -196,13 +205,14 @@ static int json_next(const char **p, bool first, char *key, size_t key_size, cha
 		(*p)++;
 		return 0;
 	}
-	if (!first && *(*p)++ != ',')
+	/* A mismatch, the end of the text included, leaves *p where it was (never past the NUL). */
+	if (!first && !json_expect(p, ','))
 		return -1;
 	skip_space(p);
 	if (json_string(p, key, key_size) < 0)
 		return -1;
 	skip_space(p);
-	if (*(*p)++ != ':')
+	if (!json_expect(p, ':'))
 		return -1;
 	skip_space(p);
 	if (**p == '"')
@@ -251,7 +261,7 @@ int ec1_vmnet_parse(const char *line, struct ec1_vmnet_info *info, char *err, si
 	memset(info, 0, sizeof(*info));
 	info->fd = -1;
 	skip_space(&p);
-	if (*p++ != '{') {
+	if (!json_expect(&p, '{')) {
 		snprintf(err, err_size, "not a JSON object");
 		return -1;
 	}

@@ -13,10 +13,17 @@ enum { RBR_THR = 0, IER = 1, IIR_FCR = 2, LCR = 3, MCR = 4, LSR = 5, MSR = 6, SC
 void serial_init(struct serial *s, int echo_fd)
 {
 	memset(s, 0, sizeof(*s));
+	pthread_mutex_init(&s->lock, NULL);
 	s->echo_fd = echo_fd;
 }
 
-static void serial_keep(struct serial *s, char c)
+void serial_free(struct serial *s)
+{
+	pthread_mutex_destroy(&s->lock);
+}
+
+/* Keeps c in the tail; returns the length of a line to echo, copied into echo. */
+static size_t serial_keep(struct serial *s, char c, char *echo)
 {
 	if (s->tail_len == sizeof(s->tail)) {
 		memmove(s->tail, s->tail + sizeof(s->tail) / 2, sizeof(s->tail) / 2);
@@ -24,19 +31,37 @@ static void serial_keep(struct serial *s, char c)
 	}
 	s->tail[s->tail_len++] = c;
 	if (s->echo_fd < 0)
-		return;
+		return 0;
 	s->line[s->line_len++] = c;
-	if (c == '\n' || s->line_len == sizeof(s->line)) {
-		ssize_t n = write(s->echo_fd, s->line, s->line_len);
-		(void)n; /* console echo is best effort */
-		s->line_len = 0;
-	}
+	if (c != '\n' && s->line_len < sizeof(s->line))
+		return 0;
+	size_t n = s->line_len;
+	memcpy(echo, s->line, n);
+	s->line_len = 0;
+	return n;
 }
+
+static size_t serial_access(struct serial *s, unsigned int reg, bool is_write, uint8_t *data,
+			    char *echo);
 
 void serial_io(struct serial *s, uint16_t port, bool is_write, uint8_t *data)
 {
-	unsigned int reg = port - SERIAL_BASE;
+	char echo[SERIAL_LINE];
+	pthread_mutex_lock(&s->lock);
+	size_t n = serial_access(s, port - SERIAL_BASE, is_write, data, echo);
+	int fd = s->echo_fd;
+	pthread_mutex_unlock(&s->lock);
+	if (n) {
+		ssize_t w = write(fd, echo, n);
+		(void)w; /* console echo is best effort */
+	}
+}
+
+static size_t serial_access(struct serial *s, unsigned int reg, bool is_write, uint8_t *data,
+			    char *echo)
+{
 	bool dlab = s->lcr & LCR_DLAB;
+	size_t n = 0;
 
 	if (is_write) {
 		switch (reg) {
@@ -44,7 +69,7 @@ void serial_io(struct serial *s, uint16_t port, bool is_write, uint8_t *data)
 			if (dlab)
 				s->dll = *data;
 			else if (*data != '\r')
-				serial_keep(s, (char)*data);
+				n = serial_keep(s, (char)*data, echo);
 			break;
 		case IER:
 			if (dlab)
@@ -64,7 +89,7 @@ void serial_io(struct serial *s, uint16_t port, bool is_write, uint8_t *data)
 		default:
 			break;
 		}
-		return;
+		return n;
 	}
 	switch (reg) {
 	case RBR_THR:
@@ -94,6 +119,7 @@ void serial_io(struct serial *s, uint16_t port, bool is_write, uint8_t *data)
 	default:
 		*data = 0xff;
 	}
+	return 0;
 }
 
 void serial_tail(const struct serial *s, char *buf, unsigned int size)

@@ -48,6 +48,16 @@ uint64_t vm_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+struct timespec vm_realtime_in_ms(long ms)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_REALTIME, &t);
+	t.tv_nsec += ms * 1000000;
+	t.tv_sec += t.tv_nsec / 1000000000;
+	t.tv_nsec %= 1000000000;
+	return t;
+}
+
 void vm_mark(struct vm *vm, uint64_t *slot)
 {
 	uint64_t zero = 0;
@@ -103,7 +113,16 @@ void vm_stop(struct vm *vm, int code, const char *fmt, ...)
 			vm_log(EC1_LOG_ERROR, "ec1: waking the VM's main thread: %s\n",
 			       strerror(errno));
 	}
+	bool first = !vm->stop_sent;
+	vm->stop_sent = true;
 	pthread_mutex_unlock(&vm->lock);
+	if (first) {
+		/* Device threads let go of the queues first: a vCPU may be waiting for them. */
+		unsigned int n = __atomic_load_n(&vm->nr_devs, __ATOMIC_ACQUIRE);
+		for (unsigned int i = 0; i < n; i++)
+			if (vm->devs[i]->ops->stop)
+				vm->devs[i]->ops->stop(vm->devs[i]);
+	}
 	kick_vcpus(vm);
 }
 
@@ -573,6 +592,7 @@ static void teardown(struct vm *vm, struct console *con)
 	guest_mem_free(&vm->mem);
 	pthread_mutex_destroy(&vm->lock);
 	close(vm->stop_fd);
+	serial_free(&vm->serial);
 }
 
 /*

@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "guest_mem.h"
 #include "serial.h"
@@ -95,6 +96,7 @@ struct vm {
 	int stop_fd;	      /* eventfd: written once when the VM stops */
 	pthread_mutex_t lock; /* guards what follows */
 	bool stopping;
+	bool stop_sent; /* the devices were told to stop (their ops->stop) */
 	bool status_reported;
 	int exit_status;
 	int error_code; /* 0, or the EC1_E* code of the first error */
@@ -120,6 +122,8 @@ static inline void *vm_ptr(struct vm *vm, uint64_t gpa, uint64_t len)
 	return guest_mem_ptr(&vm->mem, gpa, len);
 }
 uint64_t vm_now_ns(void);
+/* CLOCK_REALTIME ms from now: the deadline pthread_cond_timedwait and pthread_timedjoin_np take. */
+struct timespec vm_realtime_in_ms(long ms);
 /* Records a boot phase (first call per phase wins). */
 void vm_mark(struct vm *vm, uint64_t *slot);
 /*

@@ -4,17 +4,24 @@
  * malformed name gets an error (never a crash, never a host object outside the share).
  */
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <linux/fuse.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/capability.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <sys/sysmacros.h>
 #include <sys/uio.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#include "../../src/vmm/fuse/internal.h"
+#include "../../src/vmm/fd_budget.h"
+#include "../../src/vmm/fuse/ops.h"
 #include "check.h"
 
 static char dir[] = "/tmp/ec1-fuse-XXXXXX";
@@ -471,6 +478,140 @@ static void fuse_kills_suid_when_asked(void)
 	CHECK(call(FUSE_RELEASE, node, &rel, sizeof(rel)) == 0);
 }
 
+static void on_alarm(int sig)
+{
+	(void)sig; /* only here to interrupt a blocked system call (no SA_RESTART) */
+}
+
+/*
+ * CREATE of a name that exists opens it the way OPEN does: never a FIFO (the open would wait for
+ * a writer and hang the server; here an alarm turns that hang into EINTR), a socket or a device
+ * node, and an existing file keeps its owner.
+ */
+static void fuse_create_opens_only_regular_files(void)
+{
+	int32_t err;
+	uint8_t buf[256];
+	struct sigaction sa = {.sa_handler = on_alarm}, old;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGALRM, &sa, &old);
+	struct fuse_mknod_in mn = {.mode = S_IFIFO | 0666};
+	CHECK(call(FUSE_MKNOD, FUSE_ROOT_ID, buf, args2(buf, &mn, sizeof(mn), "cfifo", NULL)) == 0);
+	const uint32_t modes[] = {O_RDONLY, O_WRONLY, O_RDWR, O_WRONLY | O_TRUNC};
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		struct fuse_create_in cr = {.flags = modes[i] | O_CREAT, .mode = S_IFREG | 0644};
+		alarm(2);
+		err = call(FUSE_CREATE, FUSE_ROOT_ID, buf,
+			   args2(buf, &cr, sizeof(cr), "cfifo", NULL));
+		alarm(0);
+		CHECK(err == -EACCES);
+	}
+	CHECK(fuse_server_handles(srv) == 0);
+	/* A host character device in the share (debootstrap trees have /dev): not opened. */
+	char p[256];
+	snprintf(p, sizeof(p), "%s/cnull", dir);
+	if (mknod(p, S_IFCHR | 0666, makedev(1, 3)) == 0) {
+		struct fuse_create_in cr = {.flags = O_RDWR | O_CREAT, .mode = S_IFREG | 0644};
+		CHECK(call(FUSE_CREATE, FUSE_ROOT_ID, buf,
+			   args2(buf, &cr, sizeof(cr), "cnull", NULL)) == -EACCES);
+		uint64_t node = lookup(FUSE_ROOT_ID, "cnull", &err);
+		open_file(node, O_RDWR, &err);
+		CHECK(err == -EACCES);
+	} else {
+		printf("    (no character device test: mknod: %s)\n", strerror(errno));
+	}
+	/* An existing regular file: opened (O_TRUNC honoured), its owner unchanged; O_EXCL fails.
+	 */
+	write_host("cfile", "some text");
+	snprintf(p, sizeof(p), "%s/cfile", dir);
+	struct stat before, after;
+	CHECK(chown(p, 4321, 4321) == 0 || geteuid() != 0);
+	CHECK(stat(p, &before) == 0);
+	struct fuse_create_in cr = {.flags = O_WRONLY | O_CREAT | O_TRUNC, .mode = S_IFREG | 0644};
+	memset(buf, 0, sizeof(buf));
+	size_t n = args2(buf, &cr, sizeof(cr), "cfile", NULL);
+	CHECK(call(FUSE_CREATE, FUSE_ROOT_ID, buf, n) == 0);
+	struct fuse_open_out o;
+	memcpy(&o, rep.data + sizeof(struct fuse_entry_out), sizeof(o));
+	CHECK(stat(p, &after) == 0 && after.st_size == 0 && after.st_uid == before.st_uid);
+	struct fuse_release_in rel = {.fh = o.fh};
+	CHECK(call(FUSE_RELEASE, FUSE_ROOT_ID, &rel, sizeof(rel)) == 0);
+	cr.flags |= O_EXCL;
+	CHECK(call(FUSE_CREATE, FUSE_ROOT_ID, buf, args2(buf, &cr, sizeof(cr), "cfile", NULL)) ==
+	      -EEXIST);
+	/* Every host open forces O_NOCTTY and O_NONBLOCK, whatever the guest asked. */
+	CHECK((fuse_host_flags(O_RDWR) & (O_NOCTTY | O_NONBLOCK)) == (O_NOCTTY | O_NONBLOCK));
+	CHECK((fuse_host_flags(O_RDWR | O_CREAT | O_EXCL | O_PATH | O_DIRECT) &
+	       (O_CREAT | O_EXCL | O_PATH | O_DIRECT)) == 0);
+	sigaction(SIGALRM, &old, NULL);
+}
+
+/* Drops CAP_SYS_RESOURCE from the effective set: root then cannot raise its hard limits. */
+static void drop_sys_resource(void)
+{
+	struct __user_cap_header_struct h = {.version = _LINUX_CAPABILITY_VERSION_3};
+	struct __user_cap_data_struct d[2];
+	if (syscall(SYS_capget, &h, d) == 0) {
+		d[0].effective &= ~(1u << CAP_SYS_RESOURCE);
+		if (syscall(SYS_capset, &h, d) < 0)
+			printf("    capset: %s\n", strerror(errno));
+	}
+}
+
+/*
+ * A guest that opens one file again and again, at a descriptor limit of 1,024 that cannot be
+ * raised: it gets EMFILE once the budget is spent, and the VMM can still make an eventfd and a
+ * pipe (before the budget, ~1,000 OPENs left it with none). In a child: the limit is for good.
+ */
+static void fuse_guest_cannot_exhaust_descriptors(void)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		drop_sys_resource();
+		unsigned int base = fd_budget_used(); /* the parent's share holds some */
+		struct rlimit rl = {1024, 1024};
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			_exit(10);
+		struct fuse_server *s;
+		if (fuse_server_new(dir, false, &s))
+			_exit(11);
+		srv = s;
+		int32_t err;
+		write_host("many-opens", "x");
+		uint64_t node = lookup(FUSE_ROOT_ID, "many-opens", &err);
+		int opened = 0;
+		for (int i = 0; i < 2000; i++) {
+			open_file(node, O_RDONLY, &err);
+			if (err)
+				break;
+			opened++;
+		}
+		if (err != -EMFILE)
+			_exit(12);
+		if (opened < 500 || fd_budget_used() != fd_budget_limit())
+			_exit(13);
+		int efd = eventfd(0, 0), p[2];
+		if (efd < 0 || pipe(p) < 0)
+			_exit(14);
+		/* Lookups of new names hit the same budget: ENFILE, no crash. */
+		write_host("one-more", "y");
+		lookup(FUSE_ROOT_ID, "one-more", &err);
+		if (err != -ENFILE)
+			_exit(15);
+		/* DESTROY gives everything back. */
+		call_ex(s, FUSE_DESTROY, 0, NULL, 0, 0, 0);
+		if (fd_budget_used() != base)
+			_exit(16);
+		fuse_server_free(s);
+		_exit(0);
+	}
+	int status = -1;
+	CHECK(pid > 0 && waitpid(pid, &status, 0) == pid);
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+		printf("    child: status 0x%x\n", status);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 static void fuse_read_only_share_refuses_writes(void)
 {
 	struct fuse_server *ro;
@@ -615,6 +756,8 @@ int main(void)
 	TEST(fuse_forged_ids_and_lengths);
 	TEST(fuse_kills_suid_when_asked);
 	TEST(fuse_tables_are_bounded);
+	TEST(fuse_create_opens_only_regular_files);
+	TEST(fuse_guest_cannot_exhaust_descriptors);
 	TEST(fuse_read_only_share_refuses_writes);
 	TEST(fuse_large_reads_are_whole);
 	TEST(fuse_keeps_the_cache_only_for_unchanged_files);

@@ -459,6 +459,29 @@ static void vmnet_parses_helper_lines(void)
 	}
 }
 
+/*
+ * A line cut short after a key, a colon or a value: the parser stops at the terminating NUL and
+ * never reads past it (it stepped over the NUL before failing; under ASan a heap-buffer-overflow,
+ * elsewhere an error offset past the end of the line).
+ */
+static void vmnet_parse_stops_at_the_end_of_a_truncated_line(void)
+{
+	const char *cuts[] = {"{",	   "{\"\"",	   "{\"a\"",   "{\"a\":", "{\"a\":1",
+			      "{\"a\":1,", "{\"a\":\"b\"", " {\"a\" ", "{\"a\\"};
+	for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
+		size_t len = strlen(cuts[i]);
+		char *line = malloc(len + 1); /* exactly the line: ASan sees any byte beyond it */
+		memcpy(line, cuts[i], len + 1);
+		struct ec1_vmnet_info info;
+		char why[160] = "";
+		CHECK(ec1_vmnet_parse(line, &info, why, sizeof(why)) < 0);
+		size_t at = len + 1;
+		if (sscanf(why, "malformed JSON near offset %zu", &at) == 1)
+			CHECK(at <= len);
+		free(line);
+	}
+}
+
 int main(void)
 {
 	int fd = mkstemp(log_path);
@@ -484,6 +507,7 @@ int main(void)
 	TEST(vmnet_misbehaving_helpers);
 	TEST(vmnet_old_libkrun_says_so);
 	TEST(vmnet_parses_helper_lines);
+	TEST(vmnet_parse_stops_at_the_end_of_a_truncated_line);
 	unlink(log_path);
 	unlink(helper_log);
 	return tests_failed != 0;

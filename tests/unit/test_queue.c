@@ -159,6 +159,28 @@ static void queue_enable_rejects_rings_outside_memory(void)
 	CHECK(virtq_enable(&q, &mem) == -EINVAL);
 }
 
+/* §2.7: split queue sizes are powers of 2; 3, 6 or 1000 would wrap the rings wrongly at 65536. */
+static void queue_enable_rejects_sizes_not_a_power_of_two(void)
+{
+	const uint16_t bad[] = {3, 5, 6, 7, 1000, 1023}, good[] = {1, 2, 4, 8, 256, 1024};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		virtq_reset(&q);
+		q.num = bad[i];
+		q.desc_gpa = DESC;
+		q.avail_gpa = AVAIL;
+		q.used_gpa = USED;
+		CHECK(virtq_enable(&q, &mem) == -EINVAL && !q.ready);
+	}
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		virtq_reset(&q);
+		q.num = good[i];
+		q.desc_gpa = DESC;
+		q.avail_gpa = 0x5000;
+		q.used_gpa = 0x6000;
+		CHECK(virtq_enable(&q, &mem) == 0);
+	}
+}
+
 static void guest_mem_ptr_checks_bounds(void)
 {
 	CHECK(guest_mem_ptr(&mem, 0, 1 << 20) != NULL);
@@ -249,7 +271,7 @@ static void queue_event_idx_fields_rule(void)
 		CHECK(virtq_pop(&q, &mem, &c) == 1);
 		virtq_push(&q, c.head, 0);
 	}
-	CHECK(virtq_should_interrupt(&q)); /* used 6: the 6th entry (index 5) is out */
+	CHECK(virtq_should_interrupt(&q));  /* used 6: the 6th entry (index 5) is out */
 	CHECK(!virtq_should_interrupt(&q)); /* nothing new since */
 }
 
@@ -265,6 +287,7 @@ int main(void)
 	TEST(queue_rejects_indirect_unless_negotiated);
 	TEST(queue_rejects_avail_index_jump);
 	TEST(queue_enable_rejects_rings_outside_memory);
+	TEST(queue_enable_rejects_sizes_not_a_power_of_two);
 	TEST(queue_notify_back_on_only_when_empty);
 	TEST(queue_event_idx_fields_rule);
 	TEST(guest_mem_ptr_checks_bounds);

@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "../fd_budget.h"
 #include "internal.h"
 
 static uint32_t hash(dev_t dev, ino_t ino)
@@ -98,7 +99,10 @@ struct fuse_node *fuse_node_ref(struct fuse_server *s, int fd, const struct stat
 		n->nlookup++;
 		return n;
 	}
-	uint32_t slot = alloc_slot(s);
+	/* Each node holds a descriptor: out of the process's budget (ENFILE when spent). */
+	uint32_t slot = UINT32_MAX;
+	if (fd_budget_take() && (slot = alloc_slot(s)) == UINT32_MAX)
+		fd_budget_give();
 	if (slot == UINT32_MAX) {
 		close(fd);
 		errno = ENFILE;
@@ -140,6 +144,7 @@ void fuse_node_forget(struct fuse_server *s, uint64_t nodeid, uint64_t count)
 		}
 	}
 	close(n->fd);
+	fd_budget_give();
 	n->fd = -1;
 	n->gen++;
 	n->next = s->free_node;
@@ -175,12 +180,20 @@ int fuse_nodes_init(struct fuse_server *s, int root_fd, const struct stat *st)
 
 void fuse_nodes_free(struct fuse_server *s)
 {
-	for (uint32_t i = 0; s->nodes && i < s->hw_nodes; i++)
-		if (s->nodes[i].fd >= 0)
+	/* The root's descriptor is the server's own, not the budget's. */
+	for (uint32_t i = 0; s->nodes && i < s->hw_nodes; i++) {
+		if (s->nodes[i].fd >= 0) {
 			close(s->nodes[i].fd);
-	for (uint32_t i = 0; s->handles && i < s->hw_handles; i++)
-		if (s->handles[i].fd >= 0)
+			if (i > 0)
+				fd_budget_give();
+		}
+	}
+	for (uint32_t i = 0; s->handles && i < s->hw_handles; i++) {
+		if (s->handles[i].fd >= 0) {
 			close(s->handles[i].fd);
+			fd_budget_give();
+		}
+	}
 	if (s->nodes)
 		munmap(s->nodes, s->max_nodes * sizeof(*s->nodes));
 	if (s->handles)
@@ -194,6 +207,10 @@ void fuse_nodes_free(struct fuse_server *s)
 uint64_t fuse_handle_new(struct fuse_server *s, int fd, bool dir)
 {
 	uint32_t slot;
+	if (!fd_budget_take()) {
+		close(fd);
+		return 0;
+	}
 	if (s->free_handle) {
 		slot = s->free_handle - 1;
 		s->free_handle = s->handles[slot].next;
@@ -201,6 +218,7 @@ uint64_t fuse_handle_new(struct fuse_server *s, int fd, bool dir)
 		slot = s->hw_handles++;
 		s->handles[slot].gen = 0;
 	} else {
+		fd_budget_give();
 		close(fd);
 		return 0;
 	}
@@ -225,6 +243,7 @@ void fuse_handle_close(struct fuse_server *s, uint64_t fh, bool dir)
 	if (!h)
 		return;
 	close(h->fd);
+	fd_budget_give();
 	h->fd = -1;
 	h->gen++;
 	h->next = s->free_handle;

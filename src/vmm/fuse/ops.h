@@ -78,6 +78,13 @@ ssize_t fuse_op_setxattr(struct fuse_req *r);
 ssize_t fuse_op_removexattr(struct fuse_req *r);
 
 /* ops_files.c */
+/* The flags of a host open for the flags the guest asked for (O_NOCTTY, O_NONBLOCK forced). */
+int fuse_host_flags(int guest_flags);
+/*
+ * The one way a node is opened on the host: regular files (through /proc/self/fd, the very
+ * inode) and directories only; -ELOOP for a symlink, -EACCES for anything else. Returns the
+ * descriptor or -errno.
+ */
 int fuse_reopen(struct fuse_server *s, const struct fuse_node *n, int flags);
 /*
  * A handle for fd, just opened with flags; drops privileges first when the guest asks

@@ -14,18 +14,31 @@
 
 #define ERR FUSE_ERR
 
+int fuse_host_flags(int guest_flags)
+{
+	/*
+	 * Flags the guest may not choose for a host open, and the ones every host open gets:
+	 * O_NOCTTY always; O_NONBLOCK so that no open can wait (a file with a host lease makes an
+	 * open wait for the lease break; only regular files and directories are ever opened, where
+	 * it changes nothing else).
+	 */
+	int flags = guest_flags & ~(O_CREAT | O_EXCL | O_NOCTTY | O_DIRECT | O_ASYNC | O_PATH |
+				    O_TMPFILE | O_DIRECTORY | O_NOFOLLOW);
+	return flags | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+}
+
 int fuse_reopen(struct fuse_server *s, const struct fuse_node *n, int flags)
 {
-	/* Flags the guest may not choose for a host open. */
-	flags &= ~(O_CREAT | O_EXCL | O_NOCTTY | O_DIRECT | O_ASYNC | O_PATH | O_TMPFILE);
-	flags |= O_CLOEXEC | O_NOCTTY;
+	flags = fuse_host_flags(flags);
 	if (n->type == S_IFDIR) {
 		int fd = openat(n->fd, ".", flags | O_DIRECTORY);
 		return fd < 0 ? -errno : fd;
 	}
 	/*
 	 * The guest kernel opens device nodes and FIFOs itself and never asks; a symlink is never
-	 * opened. Opening anything else from here could block the server or reach a host device.
+	 * opened. Opening anything else from here could block the server (a FIFO waits for its
+	 * other end) or reach a host device. A node's type is that of its inode, which never
+	 * changes, and the open below reaches that very inode.
 	 */
 	if (n->type == S_IFLNK)
 		return -ELOOP;
@@ -33,7 +46,7 @@ int fuse_reopen(struct fuse_server *s, const struct fuse_node *n, int flags)
 		return -EACCES;
 	char proc[16];
 	snprintf(proc, sizeof(proc), "%d", n->fd);
-	int fd = openat(s->proc_fd, proc, flags & ~O_DIRECTORY);
+	int fd = openat(s->proc_fd, proc, flags);
 	return fd < 0 ? -errno : fd;
 }
 
@@ -65,8 +78,9 @@ int fuse_open_handle(struct fuse_server *s, int fd, int flags, uint32_t open_fla
 		close(fd);
 		return err;
 	}
+	/* Out of handles or of the descriptor budget: this process may open no more (EMFILE). */
 	*fh = fuse_handle_new(s, fd, dir);
-	return *fh ? 0 : -ENFILE;
+	return *fh ? 0 : -EMFILE;
 }
 
 static bool writes(int flags)

@@ -99,31 +99,29 @@ ssize_t fuse_op_lookup(struct fuse_req *r)
 }
 
 /*
- * The entry of a new object (with its handle for CREATE), owned by the guest caller's uid and gid
- * (we may be root on the host).
+ * The entry of an object just made at name in dir_fd, owned by the guest caller's uid and gid
+ * (we may be root on the host). Takes a reference on its node.
  */
-static ssize_t reply_created(struct fuse_req *r, int dir_fd, const char *name,
-			     const struct fuse_open_out *open_out)
+static int created_entry(struct fuse_req *r, int dir_fd, const char *name, struct fuse_entry_out *e)
 {
-	struct {
-		struct fuse_entry_out e;
-		struct fuse_open_out o;
-	} out;
-	_Static_assert(sizeof(out) == sizeof(out.e) + sizeof(out.o), "CREATE reply is two structs");
-	int err = fuse_lookup_at(r->s, dir_fd, name, &out.e);
+	int err = fuse_lookup_at(r->s, dir_fd, name, e);
 	if (err)
-		return ERR(r, err);
-	struct fuse_node *n = fuse_node_get(r->s, out.e.nodeid);
-	if (geteuid() == 0 && (out.e.attr.uid != r->uid || out.e.attr.gid != r->gid)) {
+		return err;
+	struct fuse_node *n = fuse_node_get(r->s, e->nodeid);
+	if (geteuid() == 0 && (e->attr.uid != r->uid || e->attr.gid != r->gid)) {
 		struct stat st;
 		if (fchownat(n->fd, "", r->uid, r->gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 &&
 		    fuse_stat_node(n, &st) == 0)
-			fuse_fill_attr(&out.e.attr, &st);
+			fuse_fill_attr(&e->attr, &st);
 	}
-	if (!open_out)
-		return fuse_reply(r, 0, &out.e, sizeof(out.e));
-	out.o = *open_out;
-	return fuse_reply(r, 0, &out, sizeof(out));
+	return 0;
+}
+
+static ssize_t reply_created(struct fuse_req *r, int dir_fd, const char *name)
+{
+	struct fuse_entry_out e;
+	int err = created_entry(r, dir_fd, name, &e);
+	return err ? ERR(r, err) : fuse_reply(r, 0, &e, sizeof(e));
 }
 
 ssize_t fuse_op_getattr(struct fuse_req *r)
@@ -244,7 +242,7 @@ ssize_t fuse_op_symlink(struct fuse_req *r)
 	WRITABLE_OR_REPLY(r);
 	if (symlinkat(target, dir->fd, name) < 0)
 		return ERR(r, -errno);
-	return reply_created(r, dir->fd, name, NULL);
+	return reply_created(r, dir->fd, name);
 }
 
 ssize_t fuse_op_mknod(struct fuse_req *r)
@@ -259,7 +257,7 @@ ssize_t fuse_op_mknod(struct fuse_req *r)
 		return ERR(r, -EPERM);
 	if (mknodat(dir->fd, name, type | (in->mode & 07777), 0) < 0)
 		return ERR(r, -errno);
-	return reply_created(r, dir->fd, name, NULL);
+	return reply_created(r, dir->fd, name);
 }
 
 ssize_t fuse_op_mkdir(struct fuse_req *r)
@@ -270,7 +268,7 @@ ssize_t fuse_op_mkdir(struct fuse_req *r)
 	WRITABLE_OR_REPLY(r);
 	if (mkdirat(dir->fd, name, in->mode & 07777) < 0)
 		return ERR(r, -errno);
-	return reply_created(r, dir->fd, name, NULL);
+	return reply_created(r, dir->fd, name);
 }
 
 static ssize_t remove_name(struct fuse_req *r, int flags)
@@ -338,25 +336,59 @@ ssize_t fuse_op_link(struct fuse_req *r)
 	return err ? ERR(r, err) : fuse_reply(r, 0, &e, sizeof(e));
 }
 
+/*
+ * CREATE makes and opens only a new regular file (O_EXCL). A name that exists already, whatever
+ * it is on the host (the guest may have raced itself, or the host changed the directory), is
+ * looked up and opened the one way every node is, fuse_reopen(): an open here would follow the
+ * name to a FIFO (and block the server until a writer came), a device node or a socket. Only
+ * the file made here changes owner.
+ */
 ssize_t fuse_op_create(struct fuse_req *r)
 {
 	FUSE_ARG_OR_REPLY(r, struct fuse_create_in, in);
 	NODE_OR_REPLY(r, r->nodeid, dir);
 	NAME_OR_REPLY(r, name);
 	WRITABLE_OR_REPLY(r);
-	int flags = ((int)in->flags & ~(O_NOCTTY | O_DIRECT | O_ASYNC | O_PATH | O_DIRECTORY)) |
-		    O_CREAT | O_NOFOLLOW | O_CLOEXEC;
-	int fd = openat(dir->fd, name, flags, in->mode & 07777);
-	if (fd < 0)
-		return ERR(r, -errno);
+	struct {
+		struct fuse_entry_out e;
+		struct fuse_open_out o;
+	} out;
+	_Static_assert(sizeof(out) == sizeof(out.e) + sizeof(out.o), "CREATE reply is two structs");
+	int flags = (int)in->flags, err;
+	int fd = openat(dir->fd, name, fuse_host_flags(flags) | O_CREAT | O_EXCL | O_NOFOLLOW,
+			in->mode & 07777);
+	if (fd >= 0) {
+		err = created_entry(r, dir->fd, name, &out.e);
+		if (err) {
+			/* The guest is told the create failed: so it did (the file is ours,
+			 * O_EXCL). */
+			close(fd);
+			unlinkat(dir->fd, name, 0);
+			return ERR(r, err);
+		}
+	} else {
+		if (errno != EEXIST || (flags & O_EXCL))
+			return ERR(r, -errno);
+		if ((err = fuse_lookup_at(r->s, dir->fd, name, &out.e)))
+			return ERR(r, err);
+		fd = fuse_reopen(r->s, fuse_node_get(r->s, out.e.nodeid), flags);
+		if (fd < 0) {
+			fuse_node_forget(r->s, out.e.nodeid, 1); /* the guest gets no entry */
+			return ERR(r, fd);
+		}
+	}
 	uint64_t fh;
-	int err = fuse_open_handle(r->s, fd, flags, in->open_flags, false, &fh);
-	if (err)
+	if ((err = fuse_open_handle(r->s, fd, flags, in->open_flags, false, &fh))) {
+		fuse_node_forget(r->s, out.e.nodeid, 1);
 		return ERR(r, err);
-	struct fuse_open_out open_out = {.fh = fh, .open_flags = FOPEN_NOFLUSH}; /* see open */
-	ssize_t len = reply_created(r, dir->fd, name, &open_out);
-	if (len <= (ssize_t)sizeof(struct fuse_out_header))
-		fuse_handle_close(r->s, fh, false); /* the guest got an error, not the handle */
+	}
+	out.o = (struct fuse_open_out){.fh = fh, .open_flags = FOPEN_NOFLUSH}; /* see open */
+	ssize_t len = fuse_reply(r, 0, &out, sizeof(out));
+	if (len <= (ssize_t)sizeof(struct fuse_out_header)) {
+		/* The guest got an error, not the handle nor the entry. */
+		fuse_handle_close(r->s, fh, false);
+		fuse_node_forget(r->s, out.e.nodeid, 1);
+	}
 	return len;
 }
 

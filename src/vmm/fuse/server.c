@@ -11,57 +11,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "../fd_budget.h"
 #include "ops.h"
 
 #define REQ_SIZE   (sizeof(struct fuse_in_header) + 256 + 4096 + 65536 + 64)
 #define REPLY_SIZE (FUSE_SERVER_MAX_WRITE + 4096)
-
-/* The kernel's ceiling on any process's descriptors (fs.nr_open). */
-static rlim_t nr_open(void)
-{
-	unsigned long n = 1024 * 1024;
-	FILE *f = fopen("/proc/sys/fs/nr_open", "r");
-	if (f) {
-		if (fscanf(f, "%lu", &n) != 1)
-			n = 1024 * 1024;
-		fclose(f);
-	}
-	return (rlim_t)n;
-}
-
-/*
- * How many objects a share may hold: each node keeps a descriptor, so raise this process's
- * descriptor limit as far as allowed (a directory of 10,000 entries listed with attributes holds
- * 10,000 nodes) and stay well inside it.
- */
-static uint32_t node_limit(void)
-{
-	struct rlimit rl;
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-		return 1024;
-	rlim_t want = (rlim_t)FUSE_MAX_NODES + 4096, ceiling = nr_open();
-	if (want > ceiling)
-		want = ceiling;
-	if (rl.rlim_max < want) {
-		/* Root (CAP_SYS_RESOURCE) may raise the hard limit too. */
-		struct rlimit more = {want, want};
-		if (setrlimit(RLIMIT_NOFILE, &more) == 0)
-			rl = more;
-	}
-	if (rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-		getrlimit(RLIMIT_NOFILE, &rl);
-	}
-	uint64_t room = rl.rlim_cur == RLIM_INFINITY ? FUSE_MAX_NODES : rl.rlim_cur;
-	room = room > 512 ? room - 256 : room / 2; /* keep some for handles and the VMM */
-	return room < FUSE_MAX_NODES ? (uint32_t)room : FUSE_MAX_NODES;
-}
 
 int fuse_server_new(const char *dir, bool read_only, struct fuse_server **out)
 {
@@ -73,7 +31,8 @@ int fuse_server_new(const char *dir, bool read_only, struct fuse_server **out)
 		return -ENOMEM;
 	s->read_only = read_only;
 	s->proc_fd = -1;
-	s->max_nodes = node_limit();
+	s->max_nodes = FUSE_MAX_NODES;
+	fd_budget_init(); /* nodes and handles hold descriptors: the budget bounds them */
 	s->trust_after_sec = 2;
 	int root = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 	if (root < 0 || fstat(root, &st) < 0) {

@@ -541,17 +541,6 @@ int console_send_control(struct console *c, const char *line)
 	return err;
 }
 
-/* CLOCK_REALTIME ms from now: the deadline pthread_cond_timedwait and pthread_timedjoin_np take. */
-static struct timespec realtime_in_ms(long ms)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_REALTIME, &t);
-	t.tv_nsec += ms * 1000000;
-	t.tv_sec += t.tv_nsec / 1000000000;
-	t.tv_nsec %= 1000000000;
-	return t;
-}
-
 /*
  * Before a reset the transmit thread writes out all the guest queued: at reboot Linux resets the
  * device right after init's exit report, which must not be lost, nor the output before it. Waits
@@ -569,7 +558,7 @@ static void console_quiesce(struct virtio_mmio_dev *d)
 	while (c->tx_started && c->drain_done < want &&
 	       !__atomic_load_n(&c->stopping, __ATOMIC_ACQUIRE) &&
 	       !__atomic_load_n(&d->vm->stopping, __ATOMIC_ACQUIRE)) {
-		struct timespec t = realtime_in_ms(10);
+		struct timespec t = vm_realtime_in_ms(10);
 		pthread_cond_timedwait(&c->drain_cond, &c->drain_lock, &t);
 	}
 	pthread_mutex_unlock(&c->drain_lock);
@@ -655,7 +644,7 @@ void console_stop(struct console *c)
 	/* The transmit thread writes what is still queued unless its output blocks: interrupt it.
 	 */
 	while (c->tx_started) {
-		struct timespec t = realtime_in_ms(2);
+		struct timespec t = vm_realtime_in_ms(2);
 		if (pthread_timedjoin_np(c->tx_thread, NULL, &t) == 0)
 			break;
 		vm_interrupt_thread(c->tx_thread);

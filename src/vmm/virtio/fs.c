@@ -55,6 +55,8 @@ static void fs_reset(struct virtio_mmio_dev *d)
 static int64_t serve_request(void *ctx, struct virtq_chain *chain)
 {
 	struct virtio_fs *fs = ctx;
+	if (__atomic_load_n(&fs->stopping, __ATOMIC_ACQUIRE))
+		return -1; /* the VM is stopping: let go of the queues at once */
 	ssize_t len =
 		fuse_server_handle(fs->server, chain->out, chain->n_out, chain->in, chain->n_in);
 	if (len < 0)
@@ -85,6 +87,7 @@ static void *fs_main(void *arg)
 	 */
 	if (unshare(CLONE_FS) == 0)
 		umask(0);
+	vm_thread_signals(); /* fs_stop's signal interrupts whatever system call we are in */
 	for (;;) {
 		struct pollfd p = {.fd = fs->wake_fd, .events = POLLIN};
 		uint64_t v;
@@ -100,6 +103,23 @@ static void *fs_main(void *arg)
 	return NULL;
 }
 
+/* Wakes the thread and interrupts the system call it may be blocked in (any thread, never
+ * blocks). */
+static void fs_interrupt(struct virtio_fs *fs)
+{
+	uint64_t one = 1;
+	__atomic_store_n(&fs->stopping, true, __ATOMIC_RELEASE);
+	ssize_t n = write(fs->wake_fd, &one, sizeof(one));
+	(void)n;
+	if (__atomic_load_n(&fs->thread_started, __ATOMIC_ACQUIRE))
+		vm_interrupt_thread(fs->thread);
+}
+
+static void fs_stop(struct virtio_mmio_dev *d)
+{
+	fs_interrupt(d->priv);
+}
+
 static const struct virtio_dev_ops fs_ops = {
 	.name = "fs",
 	.device_id = VIRTIO_ID_FS,
@@ -109,6 +129,7 @@ static const struct virtio_dev_ops fs_ops = {
 	.config_size = VIRTIO_FS_TAG_MAX + 4,
 	.notify = fs_notify,
 	.reset = fs_reset,
+	.stop = fs_stop,
 };
 
 int virtio_fs_create(struct vm *vm, const char *tag, const char *dir, bool read_only,
@@ -144,7 +165,7 @@ int virtio_fs_create(struct vm *vm, const char *tag, const char *dir, bool read_
 	err = pthread_create(&fs->thread, NULL, fs_main, fs);
 	if (err)
 		return -err;
-	fs->thread_started = true;
+	__atomic_store_n(&fs->thread_started, true, __ATOMIC_RELEASE);
 	return 0;
 }
 
@@ -186,14 +207,17 @@ static void print_stats(struct virtio_fs *fs)
 
 void virtio_fs_destroy(struct virtio_fs *fs)
 {
-	uint64_t one = 1;
 	if (!fs)
 		return;
-	__atomic_store_n(&fs->stopping, true, __ATOMIC_RELEASE);
-	ssize_t n = write(fs->wake_fd, &one, sizeof(one));
-	(void)n;
-	if (fs->thread_started)
-		pthread_join(fs->thread, NULL);
+	/*
+	 * Until the thread is gone: a signal that came just before it entered a blocking call is
+	 * lost, so it is sent again.
+	 */
+	for (bool joined = !fs->thread_started; !joined;) {
+		fs_interrupt(fs);
+		struct timespec until = vm_realtime_in_ms(20);
+		joined = pthread_timedjoin_np(fs->thread, NULL, &until) == 0;
+	}
 	if (fs->dev && fs->dev->vm->cfg->timing)
 		print_stats(fs);
 	close(fs->wake_fd);

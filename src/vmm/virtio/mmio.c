@@ -64,7 +64,8 @@ int virtio_mmio_add(struct vm *vm, const struct virtio_dev_ops *ops, void *priv,
 	d->gsi = VM_MMIO_IRQ_BASE + vm->nr_devs;
 	pthread_mutex_init(&d->lock, NULL);
 	pthread_rwlock_init(&d->qlock, NULL);
-	vm->devs[vm->nr_devs++] = d;
+	vm->devs[vm->nr_devs] = d;
+	__atomic_store_n(&vm->nr_devs, vm->nr_devs + 1, __ATOMIC_RELEASE); /* vm_stop reads it */
 	*out = d;
 	return 0;
 }
@@ -231,11 +232,16 @@ static void write_reg(struct virtio_mmio_dev *d, uint64_t off, uint32_t v)
 		if (!q)
 			break;
 		if (v == 1 && !q->ready) {
+			/* §3.1.1: features are settled (FEATURES_OK) before any queue is set up. */
+			if (!(d->status & STATUS_FEATURES_OK)) {
+				virtio_mmio_fail(d, "queue enabled before FEATURES_OK");
+				break;
+			}
 			q->indirect_ok = d->driver_features & VIRTIO_F_INDIRECT_DESC;
 			q->event_idx = d->driver_features & VIRTIO_F_EVENT_IDX;
 			if (virtq_enable(q, &d->vm->mem))
-				virtio_mmio_fail(d,
-						 "queue rings outside guest memory or misaligned");
+				virtio_mmio_fail(d, "queue size not a power of 2, or rings outside "
+						    "guest memory or misaligned");
 		} else if (v == 0) {
 			q->ready = false;
 		}
@@ -267,6 +273,8 @@ static void write_reg(struct virtio_mmio_dev *d, uint64_t off, uint32_t v)
 			reset_locked(d);
 			break;
 		}
+		/* §2.1: only a reset clears status bits; NEEDS_RESET is the device's own. */
+		v = (v & ~STATUS_NEEDS_RESET) | d->status;
 		if ((v & STATUS_FEATURES_OK) && !(d->status & STATUS_FEATURES_OK)) {
 			uint64_t offered =
 				d->ops->features | VIRTIO_F_VERSION_1 | VIRTIO_F_EVENT_IDX;
@@ -276,6 +284,11 @@ static void write_reg(struct virtio_mmio_dev *d, uint64_t off, uint32_t v)
 				v &= ~STATUS_FEATURES_OK;
 		}
 		bool now_ok = (v & STATUS_DRIVER_OK) && !(d->status & STATUS_DRIVER_OK);
+		if (now_ok && !(v & STATUS_FEATURES_OK)) {
+			/* §3.1.1: DRIVER_OK only once the device accepted the features. */
+			virtio_mmio_fail(d, "DRIVER_OK without FEATURES_OK");
+			break;
+		}
 		d->status = v;
 		if (now_ok && d->ops->driver_ok)
 			d->ops->driver_ok(d);

@@ -37,6 +37,12 @@ struct virtio_dev_ops {
 	void (*quiesce)(struct virtio_mmio_dev *d);
 	/* The driver wrote 0 to Status: forget all queue state. Optional. */
 	void (*reset)(struct virtio_mmio_dev *d);
+	/*
+	 * The VM is stopping (vm_stop, any thread, once): make the device's threads give up what
+	 * they are doing, blocking system calls included, and let go of the queues, so that no
+	 * vCPU waits on them. Must not block. Optional.
+	 */
+	void (*stop)(struct virtio_mmio_dev *d);
 };
 
 struct virtio_mmio_dev {

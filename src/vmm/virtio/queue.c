@@ -13,7 +13,8 @@ int virtq_enable(struct virtq *q, const struct guest_mem *mem)
 {
 	uint64_t n = q->num;
 
-	if (n == 0 || n > VIRTQ_MAX_SIZE)
+	/* §2.7: a split queue's size is a power of 2 (the ring indices wrap at 65536). */
+	if (n == 0 || n > VIRTQ_MAX_SIZE || (n & (n - 1)))
 		return -EINVAL;
 	/* §2.7: descriptor table 16-byte aligned, available ring 2, used ring 4. */
 	if ((q->desc_gpa & 15) || (q->avail_gpa & 1) || (q->used_gpa & 3))

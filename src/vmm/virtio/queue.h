@@ -49,7 +49,10 @@ struct virtq_chain {
 	uint64_t out_len, in_len;
 };
 
-/* Validates the rings' addresses; on success the queue is ready. Returns 0 or -EINVAL. */
+/*
+ * Validates the size (a power of 2, at most VIRTQ_MAX_SIZE) and the rings' addresses; on success
+ * the queue is ready. Returns 0 or -EINVAL.
+ */
 int virtq_enable(struct virtq *q, const struct guest_mem *mem) __attribute__((warn_unused_result));
 void virtq_reset(struct virtq *q);
 /*

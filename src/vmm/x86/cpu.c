@@ -255,9 +255,7 @@ int arch_vcpu_init(struct vm *vm, struct vcpu *vcpu)
 void arch_pio(struct vm *vm, uint16_t port, bool is_write, uint8_t *data, uint32_t size)
 {
 	if (port >= SERIAL_BASE && port < SERIAL_BASE + SERIAL_PORTS && size == 1) {
-		pthread_mutex_lock(&vm->lock);
 		serial_io(&vm->serial, port, is_write, data);
-		pthread_mutex_unlock(&vm->lock);
 		return;
 	}
 	if (port == I8042_COMMAND && is_write && size == 1 && *data == I8042_RESET) {

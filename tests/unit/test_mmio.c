@@ -1,0 +1,176 @@
+/*
+ * The virtio-mmio transport alone (virtio 1.2 §4.2), driven as a hostile driver would: the
+ * initialisation order of §3.1.1 is enforced, features count only once accepted, and queue sizes
+ * are powers of 2.
+ */
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "ec1/ec1.h"
+#include "check.h"
+#include "mmio_stubs.h"
+
+enum {
+	DEVICE_FEATURES_SEL = 0x014,
+	DRIVER_FEATURES = 0x020,
+	DRIVER_FEATURES_SEL = 0x024,
+	QUEUE_SEL = 0x030,
+	QUEUE_NUM = 0x038,
+	QUEUE_READY = 0x044,
+	QUEUE_NOTIFY = 0x050,
+	STATUS = 0x070,
+	QUEUE_DESC_LOW = 0x080,
+	QUEUE_DRIVER_LOW = 0x090,
+	QUEUE_DEVICE_LOW = 0x0a0,
+};
+enum { ACK = 1, DRIVER = 2, DRIVER_OK = 4, FEATURES_OK = 8, NEEDS_RESET = 64 };
+
+static struct vm vm;
+static struct virtio_mmio_dev *dev;
+static unsigned int notified, driver_oks;
+
+static void test_notify(struct virtio_mmio_dev *d, unsigned int q)
+{
+	(void)d;
+	(void)q;
+	notified++;
+}
+
+static void test_driver_ok(struct virtio_mmio_dev *d)
+{
+	(void)d;
+	driver_oks++;
+}
+
+static const struct virtio_dev_ops test_ops = {
+	.name = "test",
+	.device_id = 1,
+	.features = VIRTIO_F_INDIRECT_DESC,
+	.num_queues = 2,
+	.queue_max = 256,
+	.config_size = 8,
+	.notify = test_notify,
+	.driver_ok = test_driver_ok,
+};
+
+static void fresh(void)
+{
+	if (dev)
+		virtio_mmio_free(dev);
+	vm.nr_devs = 0;
+	dev = NULL;
+	stub_reset();
+	notified = driver_oks = 0;
+	CHECK(virtio_mmio_add(&vm, &test_ops, NULL, &dev) == 0);
+}
+
+static void features(uint64_t f)
+{
+	mmio_write(dev, DRIVER_FEATURES_SEL, 0);
+	mmio_write(dev, DRIVER_FEATURES, (uint32_t)f);
+	mmio_write(dev, DRIVER_FEATURES_SEL, 1);
+	mmio_write(dev, DRIVER_FEATURES, (uint32_t)(f >> 32));
+}
+
+static void queue(unsigned int qi, uint32_t num, uint32_t ready)
+{
+	mmio_write(dev, QUEUE_SEL, qi);
+	mmio_write(dev, QUEUE_NUM, num);
+	mmio_write(dev, QUEUE_DESC_LOW, 0x10000 + 0x4000 * qi);
+	mmio_write(dev, QUEUE_DRIVER_LOW, 0x11000 + 0x4000 * qi);
+	mmio_write(dev, QUEUE_DEVICE_LOW, 0x12000 + 0x4000 * qi);
+	mmio_write(dev, QUEUE_READY, ready);
+}
+
+static void mmio_well_behaved_driver_works(void)
+{
+	fresh();
+	mmio_write(dev, STATUS, ACK | DRIVER);
+	features(VIRTIO_F_VERSION_1 | VIRTIO_F_INDIRECT_DESC);
+	mmio_write(dev, STATUS, ACK | DRIVER | FEATURES_OK);
+	CHECK(mmio_read(dev, STATUS) & FEATURES_OK);
+	queue(0, 256, 1);
+	queue(1, 64, 1);
+	mmio_write(dev, STATUS, ACK | DRIVER | FEATURES_OK | DRIVER_OK);
+	CHECK(driver_oks == 1 && stub_stop_code == -1);
+	CHECK(dev->queues[0].ready && dev->queues[0].indirect_ok && !dev->queues[0].event_idx);
+	mmio_write(dev, QUEUE_NOTIFY, 1);
+	mmio_write(dev, QUEUE_NOTIFY, 7); /* no such queue: ignored */
+	CHECK(notified == 1);
+}
+
+static void mmio_driver_ok_needs_features_ok(void)
+{
+	fresh();
+	mmio_write(dev, STATUS, ACK | DRIVER);
+	features(VIRTIO_F_VERSION_1);
+	mmio_write(dev, STATUS, ACK | DRIVER | DRIVER_OK);
+	CHECK(driver_oks == 0 && stub_stop_code == EC1_EGUEST);
+	CHECK_STR_CONTAINS(stub_stop_msg, "DRIVER_OK without FEATURES_OK");
+	CHECK(mmio_read(dev, STATUS) & NEEDS_RESET);
+	mmio_write(dev, QUEUE_NOTIFY, 0);
+	CHECK(notified == 0);
+}
+
+static void mmio_queue_needs_features_ok(void)
+{
+	fresh();
+	mmio_write(dev, STATUS, ACK | DRIVER);
+	features(VIRTIO_F_VERSION_1 | VIRTIO_F_INDIRECT_DESC);
+	queue(0, 256, 1);
+	CHECK(!dev->queues[0].ready && stub_stop_code == EC1_EGUEST);
+	CHECK_STR_CONTAINS(stub_stop_msg, "before FEATURES_OK");
+	/* Features the device refused (a bit it never offered) are never used either. */
+	fresh();
+	mmio_write(dev, STATUS, ACK | DRIVER);
+	features(VIRTIO_F_VERSION_1 | VIRTIO_F_INDIRECT_DESC | (1ull << 40));
+	mmio_write(dev, STATUS, ACK | DRIVER | FEATURES_OK);
+	CHECK(!(mmio_read(dev, STATUS) & FEATURES_OK));
+	queue(0, 256, 1);
+	CHECK(!dev->queues[0].ready && !dev->queues[0].indirect_ok);
+}
+
+static void mmio_refuses_queue_sizes_not_a_power_of_two(void)
+{
+	const uint32_t bad[] = {3, 100, 255, 257, 1024, 0xffffffff};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		fresh();
+		mmio_write(dev, STATUS, ACK | DRIVER);
+		features(VIRTIO_F_VERSION_1);
+		mmio_write(dev, STATUS, ACK | DRIVER | FEATURES_OK);
+		queue(0, bad[i], 1);
+		CHECK(!dev->queues[0].ready && stub_stop_code == EC1_EGUEST);
+	}
+}
+
+/* §2.1: status bits are cleared only by a reset; features are fixed once accepted. */
+static void mmio_status_bits_stay_until_reset(void)
+{
+	fresh();
+	mmio_write(dev, STATUS, ACK | DRIVER);
+	features(VIRTIO_F_VERSION_1);
+	mmio_write(dev, STATUS, ACK | DRIVER | FEATURES_OK);
+	mmio_write(dev, STATUS, ACK | DRIVER); /* tries to take FEATURES_OK back */
+	CHECK(mmio_read(dev, STATUS) & FEATURES_OK);
+	features(VIRTIO_F_VERSION_1 | VIRTIO_F_INDIRECT_DESC); /* too late: ignored */
+	queue(0, 16, 1);
+	CHECK(dev->queues[0].ready && !dev->queues[0].indirect_ok);
+	mmio_write(dev, STATUS, 0);
+	CHECK(mmio_read(dev, STATUS) == 0 && !dev->queues[0].ready);
+	CHECK(stub_stop_code == -1);
+}
+
+int main(void)
+{
+	if (guest_mem_init(&vm.mem, 1 << 20))
+		return 1;
+	TEST(mmio_well_behaved_driver_works);
+	TEST(mmio_driver_ok_needs_features_ok);
+	TEST(mmio_queue_needs_features_ok);
+	TEST(mmio_refuses_queue_sizes_not_a_power_of_two);
+	TEST(mmio_status_bits_stay_until_reset);
+	virtio_mmio_free(dev);
+	guest_mem_free(&vm.mem);
+	return tests_failed != 0;
+}

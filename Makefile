@@ -5,8 +5,9 @@ PREFIX ?= /usr/local
 BUILD ?= build
 ASAN_BUILD ?= build-asan
 RUN_CMD ?= uname -a
+FUZZ_SECONDS ?= 600
 
-.PHONY: all deps kernel build asan run test unit-test vm-test bench install clean format debian-root
+.PHONY: all deps kernel build asan run test unit-test vm-test bench fuzz install clean format debian-root
 
 all: build
 
@@ -35,6 +36,10 @@ run: build
 test: build asan
 	@tests/run
 
+# Each libFuzzer target for FUZZ_SECONDS (make test runs each for 20 s).
+fuzz: deps
+	@scripts/fuzz $(FUZZ_SECONDS)
+
 bench: build
 	@bench/boot
 	@bench/fs
@@ -50,4 +55,4 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz

@@ -34,6 +34,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "process.h"
+
 #define PROCESS_FILE  "/.ec1/process"
 #define EXIT_SETUP    125
 #define EXIT_NOEXEC   126
@@ -211,18 +213,6 @@ static int mount_basics(void)
 	return 0;
 }
 
-struct mount_spec {
-	char *tag, *path;
-	bool read_only;
-};
-
-struct process {
-	char *exec_path, *workdir;
-	char **argv, **envp;
-	struct mount_spec *mounts;
-	long nr_mounts;
-};
-
 static char *read_file(const char *path, size_t *len)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -247,64 +237,11 @@ static char *read_file(const char *path, size_t *len)
 	return buf;
 }
 
-/* The next NUL-terminated field, or NULL past the end. */
-static char *next_field(char **cur, char *end)
-{
-	if (*cur >= end)
-		return NULL;
-	char *f = *cur;
-	*cur += strlen(f) + 1;
-	return f;
-}
-
-static long next_count(char **cur, char *end)
-{
-	char *f = next_field(cur, end);
-	long n = f ? strtol(f, NULL, 10) : -1;
-	return n < 0 || n > 1 << 20 ? -1 : n;
-}
-
-/*
- * Format (src/vmm/vm.c): "EC1P2", exec path, workdir, argc, argv..., envc, env..., mount count,
- * then tag, guest path, "ro"|"rw" per mount; each field NUL-terminated.
- */
 static int parse_process(struct process *p)
 {
 	size_t len;
-	char *buf = read_file(PROCESS_FILE, &len), *end = buf + len, *cur = buf;
-	char **fields[2] = {NULL, NULL};
-
-	if (!buf)
-		return -1;
-	char *magic = next_field(&cur, end);
-	if (!magic || strcmp(magic, "EC1P2") != 0)
-		return -1;
-	p->exec_path = next_field(&cur, end);
-	p->workdir = next_field(&cur, end);
-	if (!p->workdir)
-		return -1;
-	for (int f = 0; f < 2; f++) {
-		long n = next_count(&cur, end);
-		if (n < 0 || !(fields[f] = calloc((size_t)n + 1, sizeof(char *))))
-			return -1;
-		for (long i = 0; i < n; i++)
-			if (!(fields[f][i] = next_field(&cur, end)))
-				return -1;
-	}
-	p->argv = fields[0];
-	p->envp = fields[1];
-	p->nr_mounts = next_count(&cur, end);
-	if (p->nr_mounts < 0 || !(p->mounts = calloc((size_t)p->nr_mounts + 1, sizeof(*p->mounts))))
-		return -1;
-	for (long i = 0; i < p->nr_mounts; i++) {
-		struct mount_spec *m = &p->mounts[i];
-		char *mode;
-		if (!(m->tag = next_field(&cur, end)) || !(m->path = next_field(&cur, end)) ||
-		    !(mode = next_field(&cur, end)))
-			return -1;
-		m->read_only = strcmp(mode, "ro") == 0;
-	}
-	return 0;
+	char *buf = read_file(PROCESS_FILE, &len);
+	return buf ? process_parse(buf, len, p) : -1;
 }
 
 /* mkdir -p; existing directories are fine. */

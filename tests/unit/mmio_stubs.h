@@ -44,21 +44,21 @@ int vm_ioeventfd(struct vm *vm, uint64_t addr, uint32_t len, int fd)
 	return -ENOSYS;
 }
 
-static void stub_reset(void)
+static inline void stub_reset(void)
 {
 	stub_stop_code = -1;
 	stub_stop_msg[0] = 0;
 	stub_irqs = 0;
 }
 
-static uint32_t mmio_read(struct virtio_mmio_dev *d, uint64_t off)
+static inline uint32_t mmio_read(struct virtio_mmio_dev *d, uint64_t off)
 {
 	uint32_t v = 0;
 	virtio_mmio_access(d, off, (uint8_t *)&v, 4, false);
 	return v;
 }
 
-static void mmio_write(struct virtio_mmio_dev *d, uint64_t off, uint32_t v)
+static inline void mmio_write(struct virtio_mmio_dev *d, uint64_t off, uint32_t v)
 {
 	virtio_mmio_access(d, off, (uint8_t *)&v, 4, true);
 }

@@ -1,0 +1,33 @@
+/*
+ * The process description the VMM writes into the initramfs (/.ec1/process; src/vmm/vm.c writes
+ * it): NUL-terminated fields "EC1P2", exec path, workdir, argc, argv..., envc, env..., mount
+ * count, then tag, guest path and "ro" or "rw" for each mount.
+ */
+#ifndef EC1_INIT_PROCESS_H
+#define EC1_INIT_PROCESS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define PROCESS_MAX_COUNT (1 << 20) /* argc, envc, mounts */
+
+struct mount_spec {
+	char *tag, *path;
+	bool read_only;
+};
+
+struct process {
+	char *exec_path, *workdir;
+	char **argv, **envp; /* NULL-terminated */
+	struct mount_spec *mounts;
+	long nr_mounts;
+};
+
+/*
+ * Parses buf[0, len), which must have a NUL at buf[len]; the fields point into buf. Returns 0, or
+ * -1 for anything but a whole, well-formed description (p is then freed with process_free).
+ */
+int process_parse(char *buf, size_t len, struct process *p);
+void process_free(struct process *p);
+
+#endif

@@ -1,0 +1,94 @@
+/*
+ * libFuzzer target: the virtio-mmio register protocol (src/vmm/virtio/mmio.c) with a device of
+ * two queues, driven by any sequence of register reads and writes of any width and alignment,
+ * queue service from the device side, and guest memory writes. Nothing may crash, and a device
+ * the driver failed stays failed until a reset.
+ *
+ * Input: records of 8 bytes: kind (1: 0-3 read, 4-7 write, 8 serve a queue, 9 write guest
+ * memory at 4 x offset), width (1: 1, 2, 4 or 8 bytes), offset (2), value (4).
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../unit/mmio_stubs.h"
+
+#define MEM_BYTES (1u << 20)
+#define PATCHED	  (64u << 10)
+
+static struct vm vm;
+static struct virtq_chain chain;
+static unsigned int notified;
+
+static void fz_notify(struct virtio_mmio_dev *d, unsigned int q)
+{
+	(void)d;
+	(void)q;
+	notified++;
+}
+
+static const struct virtio_dev_ops fz_ops = {
+	.name = "fuzz",
+	.device_id = 3,
+	.features = VIRTIO_F_INDIRECT_DESC,
+	.num_queues = 2,
+	.queue_max = 1024,
+	.config_size = 12,
+	.notify = fz_notify,
+};
+
+static int64_t fz_handle(void *ctx, struct virtq_chain *c)
+{
+	(void)ctx;
+	uint64_t done = 0;
+	for (unsigned int i = 0; i < c->n_in; i++) {
+		size_t n = c->in[i].iov_len < 64 ? c->in[i].iov_len : 64; /* both ends of each */
+		memset(c->in[i].iov_base, 0x5a, n);
+		memset((uint8_t *)c->in[i].iov_base + c->in[i].iov_len - n, 0x5a, n);
+		done += c->in[i].iov_len;
+	}
+	return (int64_t)done;
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	(void)argc;
+	(void)argv;
+	return guest_mem_init(&vm.mem, MEM_BYTES) ? -1 : 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static const uint32_t widths[4] = {1, 2, 4, 8};
+	struct virtio_mmio_dev *d;
+	vm.nr_devs = 0;
+	stub_reset();
+	memset(vm.mem.regions[0].host, 0, PATCHED);
+	if (virtio_mmio_add(&vm, &fz_ops, NULL, &d))
+		abort();
+	for (size_t at = 0; at + 8 <= size; at += 8) {
+		uint8_t kind = data[at] % 10;
+		uint32_t width = widths[data[at + 1] & 3];
+		uint64_t off = (uint64_t)(data[at + 2] | data[at + 3] << 8) % 0x1000;
+		uint8_t buf[8] = {0};
+		memcpy(buf, data + at + 4, 4);
+		if (kind < 4) {
+			virtio_mmio_access(d, off, buf, width, false);
+		} else if (kind < 8) {
+			virtio_mmio_access(d, off, buf, width, true);
+		} else if (kind == 8) {
+			virtio_mmio_queues_begin(d);
+			virtio_mmio_serve(d, buf[0] & 1, &chain, fz_handle, NULL);
+			virtio_mmio_queues_end(d);
+		} else {
+			memcpy(vm.mem.regions[0].host + off * 4, buf, 4);
+		}
+		if (stub_stop_code != -1 && !(__atomic_load_n(&d->status, __ATOMIC_SEQ_CST) & 64) &&
+		    d->status != 0)
+			abort(); /* failed, yet not marked as needing a reset, and not reset */
+		if (stub_stop_code != -1 && d->status == 0)
+			stub_reset(); /* the driver reset the failed device: a new start */
+	}
+	virtio_mmio_free(d);
+	return 0;
+}

@@ -106,7 +106,22 @@ int ec1_ctx_set_vm(struct ec1_ctx *ctx, const struct ec1_vm_config *config);
 
 /* Uses a host directory as the guest's root file system (not in the SEV variant). */
 int ec1_ctx_set_root(struct ec1_ctx *ctx, const char *dir);
-/* Maps host directories into the guest: "HOST:GUEST[:ro]" each (not in the SEV variant). */
+/*
+ * How a shared directory treats the guest's changes (builtin backend). By default, when ec1 runs
+ * as root, objects the guest creates belong to the directory's owner on the host, chown/chgrp to
+ * anyone else is refused (EPERM) and setuid (setgid but on directories) is never set on a host
+ * file: a guest cannot hand host files to host users or plant set-id programs.
+ */
+#define EC1_SHARE_READ_ONLY 1u /* every change refused (EROFS); volume option "ro" */
+#define EC1_SHARE_GUEST_IDS 2u /* the guest's owners and set-id bits kept: "guest-ids" */
+/* An option list ("ro,guest-ids"; also rw) as EC1_SHARE_* flags; 0, or -1 on an unknown one. */
+int ec1_share_flags_parse(const char *opts, unsigned int *flags);
+/* Flags EC1_SHARE_* for the root directory (default 0). */
+int ec1_ctx_set_root_flags(struct ec1_ctx *ctx, unsigned int flags);
+/*
+ * Maps host directories into the guest: "HOST:GUEST[:OPTS]" each, OPTS a comma-separated list of
+ * ro, rw and guest-ids (not in the SEV variant; libkrun takes none of them).
+ */
 int ec1_ctx_set_mapped_volumes(struct ec1_ctx *ctx, const char *const *volumes, size_t count);
 /* Adds a virtio-fs share the guest mounts itself with `mount -t virtiofs TAG DIR`. */
 int ec1_ctx_add_virtiofs(struct ec1_ctx *ctx, const char *tag, const char *dir);

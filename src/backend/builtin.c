@@ -56,6 +56,12 @@ static int builtin_shutdown_eventfd(struct ec1_ctx *ctx, int *fd)
 	return EC1_OK;
 }
 
+static int builtin_set_root_flags(struct ec1_ctx *ctx)
+{
+	(void)ctx; /* taken at run time (collect_shares) */
+	return EC1_OK;
+}
+
 static int builtin_add_virtiofs(struct ec1_ctx *ctx, const char *tag, const char *dir)
 {
 	(void)dir;
@@ -85,8 +91,12 @@ static int collect_shares(struct ec1_ctx *ctx, struct share_list *l)
 				"shares: at most %d directories (root, volumes and shares) per VM",
 				VM_MAX_DEVICES - 1);
 	if (ctx->root)
-		l->shares[l->n++] = (struct vm_share){
-			.tag = "ec1-root", .host_dir = ctx->root, .guest_path = "/"};
+		l->shares[l->n++] =
+			(struct vm_share){.tag = "ec1-root",
+					  .host_dir = ctx->root,
+					  .guest_path = "/",
+					  .read_only = ctx->root_flags & EC1_SHARE_READ_ONLY,
+					  .guest_ids = ctx->root_flags & EC1_SHARE_GUEST_IDS};
 	for (size_t i = 0; i < nr_volumes; i++) {
 		const char *spec = ctx->volumes[i], *colon = strchr(spec, ':');
 		const char *guest = colon + 1, *opt = strchr(guest, ':');
@@ -98,10 +108,14 @@ static int collect_shares(struct ec1_ctx *ctx, struct share_list *l)
 			free(guest_copy);
 			return ec1_fail(ctx, EC1_ENOMEM, "out of memory");
 		}
+		unsigned int flags = 0;
+		if (opt && ec1_share_flags_parse(opt + 1, &flags) < 0)
+			flags = 0; /* cannot happen: checked when set */
 		*sh = (struct vm_share){.tag = l->tags[l->n],
 					.host_dir = l->hosts[l->n],
 					.guest_path = guest_copy,
-					.read_only = opt && strcmp(opt, ":ro") == 0};
+					.read_only = flags & EC1_SHARE_READ_ONLY,
+					.guest_ids = flags & EC1_SHARE_GUEST_IDS};
 		l->n++;
 	}
 	for (size_t i = 0; i < ctx->nr_shares; i++)
@@ -181,6 +195,7 @@ const struct ec1_backend_ops ec1_backend_builtin = {
 	/* Host directories (root, volumes, shares) through virtio-fs. */
 	.features = EC1_F_ROOT | EC1_F_VOLUMES | EC1_F_SHUTDOWN_FD,
 	.add_virtiofs = builtin_add_virtiofs,
+	.set_root_flags = builtin_set_root_flags,
 	.get_shutdown_eventfd = builtin_shutdown_eventfd,
 	.set_kernel = builtin_set_kernel,
 	.run = builtin_run,

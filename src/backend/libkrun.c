@@ -144,10 +144,13 @@ static int libkrun_set_root(struct ec1_ctx *ctx)
 static int libkrun_set_mapped_volumes(struct ec1_ctx *ctx)
 {
 	for (size_t i = 0; ctx->volumes[i]; i++) {
-		size_t n = strlen(ctx->volumes[i]);
-		if (n > 3 && strcmp(ctx->volumes[i] + n - 3, ":ro") == 0)
-			return ec1_fail(ctx, EC1_EUNSUPPORTED,
-					"volumes[%zu]: libkrun maps volumes read-write only", i);
+		const char *guest = strchr(ctx->volumes[i], ':') + 1, *opt = strchr(guest, ':');
+		if (opt && strcmp(opt, ":rw") != 0)
+			return ec1_fail(
+				ctx, EC1_EUNSUPPORTED,
+				"volumes[%zu]: libkrun maps volumes read-write, with no options "
+				"(\"%s\")",
+				i, opt + 1);
 	}
 	return KCALL(ctx, set_mapped_volumes, (const char *const *)ctx->volumes);
 }

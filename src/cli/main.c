@@ -32,9 +32,12 @@ static const char run_usage[] =
 	"  -w, --workdir DIR     working directory of CMD in the guest (default /)\n"
 	"  -r, --root DIR        the guest's / is this host directory (virtio-fs; ec1's init is\n"
 	"                        not written into it)\n"
-	"  -V, --volume HOST:GUEST[:ro]  mount host directory HOST at GUEST in the guest, "
-	"creating\n"
-	"                        GUEST if needed; :ro refuses writes (repeatable)\n"
+	"      --root-options OPTS  ro (refuse writes) and/or guest-ids (keep the guest's\n"
+	"                        owners and setuid bits on host files), comma-separated\n"
+	"  -V, --volume HOST:GUEST[:OPTS]  mount host directory HOST at GUEST in the guest,\n"
+	"                        creating GUEST if needed; OPTS as --root-options (repeatable).\n"
+	"                        By default files the guest makes belong to the directory's\n"
+	"                        owner, chown to others fails, setuid bits are dropped\n"
 	"  -s, --share TAG:DIR   offer DIR as virtio-fs TAG for the guest to mount itself:\n"
 	"                        mount -t virtiofs TAG /mnt (repeatable)\n"
 	"  -t, --timeout SEC     stop the VM and fail after SEC seconds (default: no limit)\n"
@@ -166,6 +169,7 @@ static int cmd_run(int argc, char **argv)
 		{"workdir", required_argument, NULL, 'w'},
 		{"root", required_argument, NULL, 'r'},
 		{"volume", required_argument, NULL, 'V'},
+		{"root-options", required_argument, NULL, 'R'},
 		{"share", required_argument, NULL, 's'},
 		{"timeout", required_argument, NULL, 't'},
 		{"backend", required_argument, NULL, 'b'},
@@ -182,6 +186,7 @@ static int cmd_run(int argc, char **argv)
 	const char **env = NULL, **volumes = NULL, **shares = NULL;
 	size_t nenv = 0, nvolumes = 0, nshares = 0;
 	const char *root = NULL;
+	unsigned int root_flags = 0;
 	const char *workdir = NULL, *backend_name = NULL;
 	double timeout_s = 0;
 	bool timing = false, console = false, vmnet = false;
@@ -226,6 +231,16 @@ static int cmd_run(int argc, char **argv)
 			break;
 		case 'r':
 			root = optarg;
+			break;
+		case 'R':
+			if (ec1_share_flags_parse(optarg, &root_flags) < 0) {
+				fprintf(stderr,
+					"ec1: --root-options: \"%s\": expected a comma-separated "
+					"list "
+					"of ro, rw, guest-ids\n",
+					optarg);
+				return EXIT_EC1_ERROR;
+			}
 			break;
 		case 'V':
 			if (add_item(&volumes, &nvolumes, optarg))
@@ -321,6 +336,8 @@ static int cmd_run(int argc, char **argv)
 			return fail(ctx, err);
 	}
 	if (root && (err = ec1_ctx_set_root(ctx, root)))
+		return fail(ctx, err);
+	if (root_flags && (err = ec1_ctx_set_root_flags(ctx, root_flags)))
 		return fail(ctx, err);
 	if (nvolumes && (err = ec1_ctx_set_mapped_volumes(ctx, volumes, nvolumes)))
 		return fail(ctx, err);

@@ -329,7 +329,46 @@ int ec1_ctx_set_root(struct ec1_ctx *ctx, const char *dir)
 	return err ?: call(ctx, ctx->ops->set_root);
 }
 
-/* "HOST:GUEST[:ro]": HOST an existing directory, GUEST absolute. */
+int ec1_ctx_set_root_flags(struct ec1_ctx *ctx, unsigned int flags)
+{
+	ENTER(ctx);
+	if (flags & ~(EC1_SHARE_READ_ONLY | EC1_SHARE_GUEST_IDS))
+		return ec1_fail(ctx, EC1_EINVAL, "root.flags: 0x%x: unknown flags", flags);
+	int err = need_feature(ctx, EC1_F_ROOT, "set_root_flags");
+	if (err)
+		return err;
+	if (flags && !ctx->ops->set_root_flags)
+		return ec1_fail(ctx, EC1_EUNSUPPORTED,
+				"set_root_flags: not available in the %s variant",
+				ec1_backend_name(ctx->ops->id));
+	unsigned int old = ctx->root_flags;
+	ctx->root_flags = flags;
+	if (ctx->ops->set_root_flags && (err = ctx->ops->set_root_flags(ctx)))
+		ctx->root_flags = old;
+	return err;
+}
+
+int ec1_share_flags_parse(const char *opts, unsigned int *flags)
+{
+	*flags = 0;
+	for (const char *o = opts; *o;) {
+		size_t n = strcspn(o, ",");
+		if (n == 2 && strncmp(o, "ro", 2) == 0)
+			*flags |= EC1_SHARE_READ_ONLY;
+		else if (n == 2 && strncmp(o, "rw", 2) == 0)
+			*flags &= ~EC1_SHARE_READ_ONLY;
+		else if (n == 9 && strncmp(o, "guest-ids", 9) == 0)
+			*flags |= EC1_SHARE_GUEST_IDS;
+		else
+			return -1;
+		o += n;
+		if (*o == ',' && *++o == 0)
+			return -1; /* a trailing comma */
+	}
+	return 0;
+}
+
+/* "HOST:GUEST[:OPTS]": HOST an existing directory, GUEST absolute, OPTS ro, rw, guest-ids. */
 static int check_volume(struct ec1_ctx *ctx, size_t i, const char *spec)
 {
 	char field[32];
@@ -355,9 +394,11 @@ static int check_volume(struct ec1_ctx *ctx, size_t i, const char *spec)
 		if (!strchr(c + 1, '/'))
 			break;
 	}
-	if (opt && strcmp(opt, ":ro") != 0 && strcmp(opt, ":rw") != 0)
-		return ec1_fail(ctx, EC1_EINVAL, "%s: \"%s\": unknown option \"%s\" (ro or rw)",
-				field, spec, opt + 1);
+	unsigned int flags;
+	if (opt && (!opt[1] || ec1_share_flags_parse(opt + 1, &flags) < 0))
+		return ec1_fail(ctx, EC1_EINVAL,
+				"%s: \"%s\": unknown option in \"%s\" (ro, rw, guest-ids)", field,
+				spec, opt + 1);
 	char host[4096];
 	snprintf(host, sizeof(host), "%.*s", (int)(colon - spec), spec);
 	return check_path(ctx, field, host, true);

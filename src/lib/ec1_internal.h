@@ -32,6 +32,7 @@ struct ec1_backend_ops {
 	int (*set_log_level)(enum ec1_log_level level);
 	int (*set_vm)(struct ec1_ctx *ctx);
 	int (*set_root)(struct ec1_ctx *ctx);
+	int (*set_root_flags)(struct ec1_ctx *ctx); /* NULL: only flags 0 */
 	int (*set_mapped_volumes)(struct ec1_ctx *ctx);
 	int (*add_virtiofs)(struct ec1_ctx *ctx, const char *tag, const char *dir);
 	int (*add_disk)(struct ec1_ctx *ctx, const struct ec1_disk_config *disk);
@@ -85,7 +86,8 @@ struct ec1_ctx {
 
 	struct ec1_vm_config vm;
 	char *root;
-	char **volumes; /* NULL-terminated */
+	unsigned int root_flags; /* EC1_SHARE_* */
+	char **volumes;		 /* NULL-terminated */
 	struct ec1_share shares[EC1_MAX_LIST];
 	size_t nr_shares;
 	char *exec_path, *workdir;

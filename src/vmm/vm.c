@@ -23,6 +23,7 @@
 #include "../lib/ec1_internal.h"
 #include "arch.h"
 #include "cpio.h"
+#include "fuse/server.h"
 #include "virtio/console.h"
 #include "virtio/fs.h"
 #include "virtio/mmio.h"
@@ -500,8 +501,9 @@ static int add_shares(struct vm *vm, char *msg, size_t msg_size)
 		if (vm->nr_devs >= VM_MAX_DEVICES)
 			FAIL(EC1_EINVAL, "shares: at most %d directories per VM",
 			     VM_MAX_DEVICES - 1);
-		int err = virtio_fs_create(vm, sh->tag, sh->host_dir, sh->read_only,
-					   &vm->fs[vm->nr_fs]);
+		unsigned int flags = (sh->read_only ? FUSE_SERVER_READ_ONLY : 0) |
+				     (sh->guest_ids ? FUSE_SERVER_GUEST_IDS : 0);
+		int err = virtio_fs_create(vm, sh->tag, sh->host_dir, flags, &vm->fs[vm->nr_fs]);
 		if (err == 0 || vm->fs[vm->nr_fs])
 			vm->nr_fs++;
 		if (err)

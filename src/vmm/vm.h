@@ -26,6 +26,8 @@ struct vm_share {
 	const char
 		*guest_path; /* where init mounts it ("/": the root), or NULL: the guest decides */
 	bool read_only;	     /* the server refuses every change (EROFS) */
+	bool guest_ids; /* the guest's owners and set-id bits on host files (FUSE_SERVER_GUEST_IDS)
+			 */
 };
 
 /* Everything the engine needs to run one VM; strings and arrays are borrowed for the call. */

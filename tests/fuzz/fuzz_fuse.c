@@ -3,7 +3,7 @@
  * scratch share. After each input: no descriptor leaked, and nothing outside the share changed
  * (a sibling directory with a sentinel file, the symlinks' targets, the parent directory).
  *
- * Input: byte 0 = share flags (bit 0: read-only); then records of
+ * Input: byte 0 = share flags (FUSE_SERVER_*: bit 0 read-only, bit 1 guest ids); then records of
  *   opcode (1 byte), node (1: id = low 7 bits, bit 7 adds generation 1), room (1: reply room
  *   class and iovec split), uid (1), arg length (2, little-endian), args.
  * With room bit 7 set, the header's len field is the first 4 argument bytes, not the true length.
@@ -154,7 +154,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int baseline_fds = count_fds();
 	fresh_share();
 	struct fuse_server *s;
-	if (fuse_server_new(share, data[0] & 1, &s))
+	if (fuse_server_new(share, data[0] & 3, &s))
 		abort();
 	uint64_t unique = 0;
 	for (size_t at = 1; at + 6 <= size;) {

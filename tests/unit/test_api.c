@@ -143,8 +143,23 @@ static void volumes_and_shares_checked(void)
 	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "root: /etc/passwd: Not a directory");
 	/* Well-formed: accepted by the builtin engine (virtio-fs). */
 	CHECK(ec1_ctx_set_root(ctx, "/tmp") == EC1_OK);
-	const char *const good[] = {"/tmp:/mnt/a", "/:/host:ro"};
-	CHECK(ec1_ctx_set_mapped_volumes(ctx, good, 2) == EC1_OK);
+	const char *const good[] = {"/tmp:/mnt/a", "/:/host:ro", "/tmp:/mnt/b:ro,guest-ids",
+				    "/tmp:/mnt/c:guest-ids,rw"};
+	CHECK(ec1_ctx_set_mapped_volumes(ctx, good, 4) == EC1_OK);
+	const char *const opts[] = {"/tmp:/mnt:ro,", "/tmp:/mnt:", "/tmp:/mnt:ro,guest"};
+	for (int i = 0; i < 3; i++) {
+		CHECK(ec1_ctx_set_mapped_volumes(ctx, &opts[i], 1) == EC1_EINVAL);
+		CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "unknown option");
+	}
+	/* The root's flags: EC1_SHARE_* only. */
+	CHECK(ec1_ctx_set_root_flags(ctx, EC1_SHARE_READ_ONLY | EC1_SHARE_GUEST_IDS) == EC1_OK);
+	CHECK(ec1_ctx_set_root_flags(ctx, 8) == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "root.flags");
+	unsigned int flags;
+	CHECK(ec1_share_flags_parse("ro,guest-ids", &flags) == 0 &&
+	      flags == (EC1_SHARE_READ_ONLY | EC1_SHARE_GUEST_IDS));
+	CHECK(ec1_share_flags_parse("ro,rw", &flags) == 0 && flags == 0);
+	CHECK(ec1_share_flags_parse("suid", &flags) < 0);
 	CHECK(ec1_ctx_add_virtiofs(ctx, "data", "/tmp") == EC1_OK);
 	CHECK(ec1_ctx_add_virtiofs(ctx, "data", "/") == EC1_EINVAL);
 	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "already used");

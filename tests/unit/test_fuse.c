@@ -4,6 +4,7 @@
  * malformed name gets an error (never a crash, never a host object outside the share).
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <fcntl.h>
 #include <linux/fuse.h>
@@ -28,6 +29,7 @@ static char dir[] = "/tmp/ec1-fuse-XXXXXX";
 static char outside[] = "/tmp/ec1-fuse-outside-XXXXXX";
 static struct fuse_server *srv;
 static uint64_t unique;
+uint32_t test_uid; /* the guest user requests come from */
 
 /* The reply to the last request. */
 static struct {
@@ -45,7 +47,9 @@ static int32_t call_ex(struct fuse_server *s, uint32_t opcode, uint64_t nodeid, 
 	struct fuse_in_header h = {.len = (uint32_t)(sizeof(h) + args_len),
 				   .opcode = opcode,
 				   .unique = ++unique,
-				   .nodeid = nodeid};
+				   .nodeid = nodeid,
+				   .uid = test_uid,
+				   .gid = test_uid};
 	if (len_override)
 		h.len = len_override;
 	memcpy(req, &h, sizeof(h));
@@ -612,6 +616,81 @@ static void fuse_guest_cannot_exhaust_descriptors(void)
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
 
+/* Sends opcode as guest user uid to server s. */
+static int32_t call_as(struct fuse_server *s, uint32_t uid, uint32_t opcode, uint64_t nodeid,
+		       const void *args, size_t len)
+{
+	test_uid = uid;
+	int32_t err = call_ex(s, opcode, nodeid, args, len, 0, 0);
+	test_uid = 0;
+	return err;
+}
+
+static mode_t host_mode(const char *d, const char *name, uid_t *uid)
+{
+	char p[256];
+	struct stat st;
+	snprintf(p, sizeof(p), "%s/%s", d, name);
+	if (stat(p, &st) < 0)
+		return (mode_t)-1;
+	*uid = st.st_uid;
+	return st.st_mode & 07777;
+}
+
+/*
+ * By default a share gives new objects to the share root's owner, refuses chown to anyone else
+ * and never sets setuid (nor setgid but on directories) on a host file; FUSE_SERVER_GUEST_IDS
+ * keeps the guest's owners and bits.
+ */
+static void fuse_share_ids_unless_guest_ids(void)
+{
+	char d[] = "/tmp/ec1-fuse-ids-XXXXXX";
+	CHECK(mkdtemp(d) != NULL);
+	mode_t mask = umask(0); /* the device thread's umask: the guest applied its own */
+	bool root = geteuid() == 0;
+	if (root)
+		CHECK(chown(d, 4321, 4322) == 0);
+	for (int guest_ids = 0; guest_ids < 2; guest_ids++) {
+		struct fuse_server *s;
+		CHECK(fuse_server_new(d, guest_ids ? FUSE_SERVER_GUEST_IDS : 0, &s) == 0);
+		uint8_t buf[256];
+		char name[16];
+		snprintf(name, sizeof(name), "f%d", guest_ids);
+		struct fuse_create_in cr = {.flags = O_WRONLY | O_CREAT, .mode = S_IFREG | 06755};
+		CHECK(call_as(s, 1000, FUSE_CREATE, FUSE_ROOT_ID, buf,
+			      args2(buf, &cr, sizeof(cr), name, NULL)) == 0);
+		struct fuse_entry_out e;
+		memcpy(&e, rep.data, sizeof(e));
+		uid_t uid = 0, file_uid = 0;
+		mode_t m = host_mode(d, name, &uid);
+		file_uid = uid;
+		CHECK(m == (guest_ids ? 06755 : 0755));
+		if (root)
+			CHECK(uid == (guest_ids ? 1000u : 4321u) && e.attr.uid == uid);
+		struct fuse_setattr_in sa = {.valid = FATTR_MODE, .mode = S_IFREG | 04711};
+		CHECK(call_ex(s, FUSE_SETATTR, e.nodeid, &sa, sizeof(sa), 0, 0) == 0);
+		CHECK(host_mode(d, name, &uid) == (guest_ids ? 04711 : 0711));
+		snprintf(name, sizeof(name), "d%d", guest_ids);
+		struct fuse_mkdir_in mk = {.mode = 06775};
+		CHECK(call_as(s, 1000, FUSE_MKDIR, FUSE_ROOT_ID, buf,
+			      args2(buf, &mk, sizeof(mk), name, NULL)) == 0);
+		CHECK(host_mode(d, name, &uid) == 0775); /* mkdir(2) takes no set-id bits */
+		/* chown: to the owner it has, always; to another, only with the guest's ids. */
+		sa = (struct fuse_setattr_in){.valid = FATTR_UID | FATTR_GID,
+					      .uid = root ? file_uid : geteuid(),
+					      .gid = root ? (guest_ids ? 1000 : 4322) : getegid()};
+		CHECK(call_ex(s, FUSE_SETATTR, e.nodeid, &sa, sizeof(sa), 0, 0) == 0);
+		sa.uid = 77;
+		int32_t err = call_ex(s, FUSE_SETATTR, e.nodeid, &sa, sizeof(sa), 0, 0);
+		CHECK(guest_ids && root ? err == 0 : err == -EPERM);
+		fuse_server_free(s);
+	}
+	umask(mask);
+	char cmd[128];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", d);
+	CHECK(system(cmd) == 0);
+}
+
 static void fuse_read_only_share_refuses_writes(void)
 {
 	struct fuse_server *ro;
@@ -758,6 +837,7 @@ int main(void)
 	TEST(fuse_tables_are_bounded);
 	TEST(fuse_create_opens_only_regular_files);
 	TEST(fuse_guest_cannot_exhaust_descriptors);
+	TEST(fuse_share_ids_unless_guest_ids);
 	TEST(fuse_read_only_share_refuses_writes);
 	TEST(fuse_large_reads_are_whole);
 	TEST(fuse_keeps_the_cache_only_for_unchanged_files);

@@ -156,6 +156,19 @@ t_fs_read_only_volume_refuses_writes() {
 		mount -o remount,rw /mnt/s && sh -c "echo x >/mnt/s/f" 2>&1 | grep -c "Read-only file system"' | tr '\n' ' ')
 	check $name "1 1 1 1 1 |keep|" "$got|$(cat $T/fs/f)|$(ls $T/fs/new $T/fs/d 2>/dev/null)"
 }
+t_fs_share_ids_unless_guest_ids() {
+	# ec1 runs as root here. By default what the guest makes belongs to the directory's owner,
+	# chown to anyone else fails and setuid is dropped; with guest-ids the guest's ids stay.
+	got=
+	for opts in "" ":guest-ids"; do
+		fsdir
+		chown 4321:4321 $T/fs
+		r=$(run --volume $T/fs:/mnt/s$opts -- /bin/sh -c 'cd /mnt/s && touch a &&
+			chown 0:0 a 2>/dev/null; r=$?; chmod 4755 a; mkdir -m 2775 d; echo $r')
+		got="$got[$r $(stat -c '%u:%g %a' $T/fs/a) $(stat -c '%a' $T/fs/d)]"
+	done
+	check $name "[1 4321:4321 755 2775][0 0:0 4755 2775]" "$got"
+}
 t_fs_parallel_writers_lose_nothing() {
 	fsdir
 	# Four processes on one vCPU (preempted mid-stream). With two vCPUs this load has crashed
@@ -216,7 +229,8 @@ for t in t_run_prints_echo_output t_run_status_zero t_run_propagates_exit_status
 	t_run_kernel_panic_reported t_fs_guest_changes_seen_on_host t_fs_host_changes_seen_in_guest \
 	t_fs_host_rewrite_seen_at_next_open \
 	t_fs_256mib_file_roundtrip t_fs_lists_10000_entries t_fs_read_only_volume_refuses_writes \
-	t_fs_parallel_writers_lose_nothing t_fs_root_directory_runs_busybox_tree \
+	t_fs_share_ids_unless_guest_ids t_fs_parallel_writers_lose_nothing \
+	t_fs_root_directory_runs_busybox_tree \
 	t_fs_share_by_tag_mounted_by_guest t_fs_no_escape_through_links_or_renames \
 	t_fs_debian_root_runs_bash; do
 	selected $t || continue

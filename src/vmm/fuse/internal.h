@@ -41,6 +41,9 @@ struct fuse_handle {
 
 struct fuse_server {
 	bool read_only;
+	bool guest_ids;	 /* FUSE_SERVER_GUEST_IDS */
+	uid_t share_uid; /* the share root's owner: new objects' owner without guest_ids */
+	gid_t share_gid;
 	struct fuse_node *nodes;
 	uint32_t nr_nodes;   /* in use */
 	uint32_t hw_nodes;   /* slots ever used: [0, hw_nodes) */

@@ -40,6 +40,11 @@ void iov_from_buf_at(const struct iovec *iov, unsigned int n, size_t skip, const
 		     size_t len);
 
 void fuse_fill_attr(struct fuse_attr *a, const struct stat *st);
+/*
+ * The permission bits a guest-given mode leaves on a host object: setuid never, setgid only on a
+ * directory (where it passes the group on), unless the share keeps the guest's ids.
+ */
+mode_t fuse_host_mode(const struct fuse_server *s, uint32_t mode, bool dir);
 int fuse_stat_node(const struct fuse_node *n, struct stat *st);
 
 /* Early replies shared by the operations: each declares the variable it names. */

@@ -100,7 +100,8 @@ ssize_t fuse_op_lookup(struct fuse_req *r)
 
 /*
  * The entry of an object just made at name in dir_fd, owned by the guest caller's uid and gid
- * (we may be root on the host). Takes a reference on its node.
+ * when the share keeps the guest's ids, else by the share root's owner (we may be root on the
+ * host, where a new object would otherwise be root's). Takes a reference on its node.
  */
 static int created_entry(struct fuse_req *r, int dir_fd, const char *name, struct fuse_entry_out *e)
 {
@@ -108,11 +109,22 @@ static int created_entry(struct fuse_req *r, int dir_fd, const char *name, struc
 	if (err)
 		return err;
 	struct fuse_node *n = fuse_node_get(r->s, e->nodeid);
-	if (geteuid() == 0 && (e->attr.uid != r->uid || e->attr.gid != r->gid)) {
+	uid_t uid = r->s->guest_ids ? r->uid : r->s->share_uid;
+	gid_t gid = r->s->guest_ids ? r->gid : r->s->share_gid;
+	if (geteuid() == 0 && (e->attr.uid != uid || e->attr.gid != gid)) {
 		struct stat st;
-		if (fchownat(n->fd, "", r->uid, r->gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 &&
-		    fuse_stat_node(n, &st) == 0)
+		mode_t before = e->attr.mode & 07777;
+		if (fchownat(n->fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) == 0 &&
+		    fuse_stat_node(n, &st) == 0) {
+			/* chown clears set-id bits the new file was made with: give them back. */
+			if ((st.st_mode & 07777) != before && n->type != S_IFLNK) {
+				char proc[16];
+				snprintf(proc, sizeof(proc), "%d", n->fd);
+				if (fchmodat(r->s->proc_fd, proc, before, 0) == 0)
+					fuse_stat_node(n, &st);
+			}
 			fuse_fill_attr(&e->attr, &st);
+		}
 	}
 	return 0;
 }
@@ -176,6 +188,28 @@ static int set_size(struct fuse_server *s, const struct fuse_node *n, int fd, ui
 	return err;
 }
 
+/*
+ * chown and chgrp. A share that does not keep the guest's ids takes only what changes nothing
+ * (as `chown root:root` on a tree that is root's already): a guest must not hand a host file to a
+ * host user of its choosing.
+ */
+static int change_owner(struct fuse_server *s, const struct fuse_node *n,
+			const struct fuse_setattr_in *in)
+{
+	uid_t uid = (in->valid & FATTR_UID) ? in->uid : (uid_t)-1;
+	gid_t gid = (in->valid & FATTR_GID) ? in->gid : (gid_t)-1;
+	if (!s->guest_ids) {
+		struct stat st;
+		int err = fuse_stat_node(n, &st);
+		if (err)
+			return err;
+		if ((uid != (uid_t)-1 && uid != st.st_uid) ||
+		    (gid != (gid_t)-1 && gid != st.st_gid))
+			return -EPERM;
+	}
+	return fchownat(n->fd, "", uid, gid, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+}
+
 ssize_t fuse_op_setattr(struct fuse_req *r)
 {
 	FUSE_ARG_OR_REPLY(r, struct fuse_setattr_in, in);
@@ -192,14 +226,12 @@ ssize_t fuse_op_setattr(struct fuse_req *r)
 	if ((in->valid & FATTR_MODE) && !err) {
 		if (n->type == S_IFLNK)
 			err = -EOPNOTSUPP;
-		else if (fchmodat(r->s->proc_fd, proc, in->mode & 07777, 0) < 0)
+		else if (fchmodat(r->s->proc_fd, proc,
+				  fuse_host_mode(r->s, in->mode, n->type == S_IFDIR), 0) < 0)
 			err = -errno;
 	}
-	if ((in->valid & (FATTR_UID | FATTR_GID)) && !err &&
-	    fchownat(n->fd, "", (in->valid & FATTR_UID) ? in->uid : (uid_t)-1,
-		     (in->valid & FATTR_GID) ? in->gid : (gid_t)-1,
-		     AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0)
-		err = -errno;
+	if ((in->valid & (FATTR_UID | FATTR_GID)) && !err)
+		err = change_owner(r->s, n, in);
 	if ((in->valid & FATTR_SIZE) && !err)
 		err = set_size(r->s, n, fd, in->size);
 	/* FUSE_HANDLE_KILLPRIV_V2: chown, or truncation by an unprivileged guest user. */
@@ -255,7 +287,7 @@ ssize_t fuse_op_mknod(struct fuse_req *r)
 	/* No device nodes on the host: one would open host devices to whoever uses the share. */
 	if (type != S_IFREG && type != S_IFIFO && type != S_IFSOCK)
 		return ERR(r, -EPERM);
-	if (mknodat(dir->fd, name, type | (in->mode & 07777), 0) < 0)
+	if (mknodat(dir->fd, name, type | fuse_host_mode(r->s, in->mode, false), 0) < 0)
 		return ERR(r, -errno);
 	return reply_created(r, dir->fd, name);
 }
@@ -266,7 +298,7 @@ ssize_t fuse_op_mkdir(struct fuse_req *r)
 	NODE_OR_REPLY(r, r->nodeid, dir);
 	NAME_OR_REPLY(r, name);
 	WRITABLE_OR_REPLY(r);
-	if (mkdirat(dir->fd, name, in->mode & 07777) < 0)
+	if (mkdirat(dir->fd, name, fuse_host_mode(r->s, in->mode, true)) < 0)
 		return ERR(r, -errno);
 	return reply_created(r, dir->fd, name);
 }
@@ -356,7 +388,7 @@ ssize_t fuse_op_create(struct fuse_req *r)
 	_Static_assert(sizeof(out) == sizeof(out.e) + sizeof(out.o), "CREATE reply is two structs");
 	int flags = (int)in->flags, err;
 	int fd = openat(dir->fd, name, fuse_host_flags(flags) | O_CREAT | O_EXCL | O_NOFOLLOW,
-			in->mode & 07777);
+			fuse_host_mode(r->s, in->mode, false));
 	if (fd >= 0) {
 		err = created_entry(r, dir->fd, name, &out.e);
 		if (err) {

@@ -21,7 +21,7 @@
 #define REQ_SIZE   (sizeof(struct fuse_in_header) + 256 + 4096 + 65536 + 64)
 #define REPLY_SIZE (FUSE_SERVER_MAX_WRITE + 4096)
 
-int fuse_server_new(const char *dir, bool read_only, struct fuse_server **out)
+int fuse_server_new(const char *dir, unsigned int flags, struct fuse_server **out)
 {
 	struct fuse_server *s = calloc(1, sizeof(*s));
 	struct stat st;
@@ -29,7 +29,8 @@ int fuse_server_new(const char *dir, bool read_only, struct fuse_server **out)
 
 	if (!s)
 		return -ENOMEM;
-	s->read_only = read_only;
+	s->read_only = flags & FUSE_SERVER_READ_ONLY;
+	s->guest_ids = flags & FUSE_SERVER_GUEST_IDS;
 	s->proc_fd = -1;
 	s->max_nodes = FUSE_MAX_NODES;
 	fd_budget_init(); /* nodes and handles hold descriptors: the budget bounds them */
@@ -42,6 +43,8 @@ int fuse_server_new(const char *dir, bool read_only, struct fuse_server **out)
 		free(s);
 		return err;
 	}
+	s->share_uid = st.st_uid;
+	s->share_gid = st.st_gid;
 	/* Regular files are opened through /proc/self/fd/N: it reaches the very inode, by no path.
 	 */
 	s->proc_fd = open("/proc/self/fd", O_PATH | O_DIRECTORY | O_CLOEXEC);
@@ -224,6 +227,14 @@ void fuse_fill_attr(struct fuse_attr *a, const struct stat *st)
 		.rdev = (uint32_t)st->st_rdev,
 		.blksize = (uint32_t)st->st_blksize,
 	};
+}
+
+mode_t fuse_host_mode(const struct fuse_server *s, uint32_t mode, bool dir)
+{
+	mode &= 07777;
+	if (!s->guest_ids)
+		mode &= dir ? ~(uint32_t)S_ISUID : ~(uint32_t)(S_ISUID | S_ISGID);
+	return (mode_t)mode;
 }
 
 int fuse_stat_node(const struct fuse_node *n, struct stat *st)

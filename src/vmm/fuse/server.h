@@ -21,8 +21,21 @@
 
 struct fuse_server;
 
-/* Opens dir as the root of a share. Returns 0 or -errno. */
-int fuse_server_new(const char *dir, bool read_only, struct fuse_server **out)
+/* How a share treats the guest's changes. */
+enum {
+	FUSE_SERVER_READ_ONLY = 1 << 0, /* every change refused (EROFS) */
+	/*
+	 * The guest's owners and setuid/setgid bits on host files (when ec1 runs as root): new
+	 * objects belong to the guest caller, chown and chgrp go through, set-id bits stay. For a
+	 * root file system that needs its owners. Without it, new objects belong to the share
+	 * root's owner, chown and chgrp to anything else are refused (EPERM), and setuid (setgid on
+	 * anything but a directory) is never set on a host file.
+	 */
+	FUSE_SERVER_GUEST_IDS = 1 << 1,
+};
+
+/* Opens dir as the root of a share (flags FUSE_SERVER_*). Returns 0 or -errno. */
+int fuse_server_new(const char *dir, unsigned int flags, struct fuse_server **out)
 	__attribute__((warn_unused_result));
 void fuse_server_free(struct fuse_server *s);
 /* Ends the FUSE session (DESTROY, or the driver reset the device): forgets every node but the

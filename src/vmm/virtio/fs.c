@@ -132,7 +132,7 @@ static const struct virtio_dev_ops fs_ops = {
 	.stop = fs_stop,
 };
 
-int virtio_fs_create(struct vm *vm, const char *tag, const char *dir, bool read_only,
+int virtio_fs_create(struct vm *vm, const char *tag, const char *dir, unsigned int flags,
 		     struct virtio_fs **out)
 {
 	size_t tag_len = strlen(tag);
@@ -142,7 +142,7 @@ int virtio_fs_create(struct vm *vm, const char *tag, const char *dir, bool read_
 	if (!fs)
 		return -ENOMEM;
 	fs->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	int err = fs->wake_fd < 0 ? -errno : fuse_server_new(dir, read_only, &fs->server);
+	int err = fs->wake_fd < 0 ? -errno : fuse_server_new(dir, flags, &fs->server);
 	if (!err)
 		err = virtio_mmio_add(vm, &fs_ops, fs, &fs->dev);
 	if (err) {

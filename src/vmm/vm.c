@@ -23,6 +23,7 @@
 #include "../lib/ec1_internal.h"
 #include "arch.h"
 #include "cpio.h"
+#include "sandbox.h"
 #include "fuse/server.h"
 #include "virtio/console.h"
 #include "virtio/fs.h"
@@ -77,7 +78,17 @@ void vm_thread_signals(void)
 	sigset_t set;
 	sigfillset(&set);
 	sigdelset(&set, KICK_SIGNAL);
+	sigdelset(&set, SIGSYS); /* a blocked seccomp trap would kill without its handler */
 	pthread_sigmask(SIG_SETMASK, &set, NULL);
+}
+
+bool vm_thread_sandbox(struct vm *vm, int kind, const char *what)
+{
+	int err = sandbox_enter((enum sandbox_kind)kind);
+	if (err)
+		vm_stop(vm, EC1_EBACKEND, "seccomp filter of the %s thread: %s", what,
+			strerror(-err));
+	return err == 0;
 }
 
 void vm_interrupt_thread(pthread_t thread)
@@ -164,6 +175,8 @@ static void *vcpu_main(void *arg)
 	struct kvm_run *run = v->run;
 
 	vm_thread_signals(); /* only the kick signal interrupts KVM_RUN */
+	if (!vm_thread_sandbox(vm, SANDBOX_VCPU, "vCPU"))
+		return NULL;
 	if (v->index == 0)
 		vm_mark(vm, &vm->timing.first_run);
 	for (;;) {

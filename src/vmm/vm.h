@@ -140,6 +140,11 @@ void vm_irq(struct vm *vm, unsigned int gsi);
  * makes a blocking system call in the thread return EINTR (SIGPIPE then becomes EPIPE).
  */
 void vm_thread_signals(void);
+/*
+ * For a VMM thread whose set-up is done: its seccomp allow-list (sandbox.h, kind a
+ * SANDBOX_* value). On failure the VM stops with a message naming what; returns false then.
+ */
+bool vm_thread_sandbox(struct vm *vm, int kind, const char *what);
 void vm_interrupt_thread(pthread_t thread);
 /* Logs to stderr when the configured log level allows it. */
 void vm_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -5,6 +5,9 @@
 # usage: suite.sh DIR   (DIR holds ec1, hello, libec1.so.0, vmlinux, rootfs.cpio)
 dir=$1
 export LD_LIBRARY_PATH=$dir EC1_KERNEL=$dir/vmlinux EC1_INITRAMFS=$dir/rootfs.cpio
+# A system call outside a VMM thread's seccomp allow-list kills ec1 here, so that every test also
+# shows the lists miss nothing its VM needs (the default answers EPERM).
+export EC1_SECCOMP=kill
 EC1=$dir/ec1
 T=$(mktemp -d)
 only=${EC1_TEST_ONLY:-}
@@ -91,6 +94,22 @@ t_run_kernel_panic_reported() {
 		--cmdline 'rdinit=/nonexistent init=/nonexistent panic=0' -- /bin/true 2>$T/err; rc=$?
 	if [ $rc = 125 ] && grep -q 'Kernel panic' $T/err; then pass $name
 	else fail $name "rc $rc, stderr: $(head -c 400 $T/err)"; fi
+}
+
+t_run_vmm_threads_are_sandboxed() {
+	# While a guest runs, every thread of ec1 but the caller's (the first) is under seccomp
+	# filter mode (2): the vCPU, console output and virtio-fs threads at least (console input
+	# ends at stdin's end).
+	fsdir
+	run --volume $T/fs:/mnt/s -- /bin/sh -c 'touch /mnt/s/up; sleep 4' & pid=$!
+	i=0; while [ ! -e $T/fs/up ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done
+	ec1=
+	for p in /proc/[0-9]*; do [ "$(cat $p/comm 2>/dev/null)" = ec1 ] && ec1=${p#/proc/}; done
+	modes=$(for t in /proc/$ec1/task/*; do awk '/^Seccomp:/ {print $2}' $t/status; done | sort | uniq -c | awk '{printf "%s:%s ", $2, $1}')
+	wait $pid; rc=$?
+	n=$(echo "$modes" | tr ' ' '\n' | sed -n 's/^2://p')
+	if [ $rc = 0 ] && echo "$modes" | grep -q '^0:1 ' && [ "${n:-0}" -ge 3 ]; then pass $name
+	else fail $name "rc $rc, seccomp modes (mode:threads) $modes"; fi
 }
 
 # Host directories through virtio-fs.
@@ -226,7 +245,7 @@ for t in t_run_prints_echo_output t_run_status_zero t_run_propagates_exit_status
 	t_run_timeout_stops_hung_guest t_run_timeout_with_stdout_blocked \
 	t_run_stdout_complete_to_slow_reader t_run_bad_kernel_path_names_it t_example_hello_runs \
 	t_run_boots_bzimage_through_64bit_protocol t_run_sigterm_to_ec1_reaches_process \
-	t_run_kernel_panic_reported t_fs_guest_changes_seen_on_host t_fs_host_changes_seen_in_guest \
+	t_run_kernel_panic_reported t_run_vmm_threads_are_sandboxed t_fs_guest_changes_seen_on_host t_fs_host_changes_seen_in_guest \
 	t_fs_host_rewrite_seen_at_next_open \
 	t_fs_256mib_file_roundtrip t_fs_lists_10000_entries t_fs_read_only_volume_refuses_writes \
 	t_fs_share_ids_unless_guest_ids t_fs_parallel_writers_lose_nothing \

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "../../lib/ec1_internal.h"
+#include "../sandbox.h"
 #include "../vm.h"
 #include "mmio.h"
 
@@ -320,6 +321,8 @@ static void *tx_main(void *arg)
 	struct virtio_mmio_dev *d = c->dev;
 
 	vm_thread_signals(); /* console_stop() interrupts a write that blocks */
+	if (!vm_thread_sandbox(d->vm, SANDBOX_CONSOLE, "console output"))
+		return NULL;
 	for (;;) {
 		bool stop = __atomic_load_n(&c->stopping, __ATOMIC_ACQUIRE);
 		uint64_t asked = __atomic_load_n(&c->drain_asked, __ATOMIC_ACQUIRE);
@@ -435,6 +438,10 @@ static void *stdin_main(void *arg)
 
 	if (!chain || fd < 0) {
 		stdin_eof(c);
+		free(chain);
+		return NULL;
+	}
+	if (!vm_thread_sandbox(d->vm, SANDBOX_CONSOLE, "console input")) {
 		free(chain);
 		return NULL;
 	}

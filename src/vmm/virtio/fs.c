@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "../fuse/server.h"
+#include "../sandbox.h"
 #include "../vm.h"
 #include "mmio.h"
 
@@ -88,6 +89,8 @@ static void *fs_main(void *arg)
 	if (unshare(CLONE_FS) == 0)
 		umask(0);
 	vm_thread_signals(); /* fs_stop's signal interrupts whatever system call we are in */
+	if (!vm_thread_sandbox(fs->dev->vm, SANDBOX_FS, "virtio-fs"))
+		return NULL;
 	for (;;) {
 		struct pollfd p = {.fd = fs->wake_fd, .events = POLLIN};
 		uint64_t v;

@@ -1,0 +1,157 @@
+/* The VMM threads' seccomp allow-lists (sandbox.h). */
+#include "sandbox.h"
+
+#include <errno.h>
+#include <seccomp.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* Every thread: memory, locks, signals, time, its own exit, and I/O on descriptors it holds. */
+static const int base_calls[] = {
+	SCMP_SYS(read),
+	SCMP_SYS(write),
+	SCMP_SYS(readv),
+	SCMP_SYS(writev),
+	SCMP_SYS(close),
+	SCMP_SYS(poll),
+	SCMP_SYS(ppoll),
+	SCMP_SYS(futex),
+	SCMP_SYS(mmap),
+	SCMP_SYS(munmap),
+	SCMP_SYS(mprotect),
+	SCMP_SYS(madvise),
+	SCMP_SYS(mremap),
+	SCMP_SYS(brk),
+	SCMP_SYS(rt_sigreturn),
+	SCMP_SYS(rt_sigprocmask),
+	SCMP_SYS(sigaltstack),
+	SCMP_SYS(restart_syscall),
+	SCMP_SYS(clock_gettime),
+	SCMP_SYS(clock_nanosleep),
+	SCMP_SYS(nanosleep),
+	SCMP_SYS(sched_yield),
+	SCMP_SYS(gettid),
+	SCMP_SYS(getpid),
+	SCMP_SYS(tgkill),
+	SCMP_SYS(exit),
+	SCMP_SYS(exit_group),
+	SCMP_SYS(fstat),
+	SCMP_SYS(newfstatat),
+	SCMP_SYS(lseek),
+	SCMP_SYS(getrandom),
+	SCMP_SYS(rseq),
+	SCMP_SYS(set_robust_list),
+	SCMP_SYS(ioctl), /* KVM on the vCPU and VM descriptors; terminal queries of stdio */
+};
+
+/* The FUSE server: the operations of fuse/ops_*.c, always on descriptors under the share. */
+static const int fs_calls[] = {
+	SCMP_SYS(getdents64),	SCMP_SYS(fstatfs),   SCMP_SYS(fcntl),	  SCMP_SYS(preadv),
+	SCMP_SYS(pwritev),	SCMP_SYS(pread64),   SCMP_SYS(pwrite64),  SCMP_SYS(fsync),
+	SCMP_SYS(fdatasync),	SCMP_SYS(fallocate), SCMP_SYS(ftruncate), SCMP_SYS(fchmod),
+	SCMP_SYS(getxattr),	SCMP_SYS(setxattr),  SCMP_SYS(listxattr), SCMP_SYS(removexattr),
+	SCMP_SYS(fremovexattr), SCMP_SYS(geteuid),   SCMP_SYS(getegid),
+};
+
+/*
+ * The *at() calls, and which of their arguments are directory descriptors: those must be
+ * descriptors (below 2^31), never AT_FDCWD, so no path is resolved from the working directory.
+ * (The xattr calls take /proc/self/fd/N paths and are not bound so.)
+ */
+static const struct {
+	int call;
+	unsigned int dirfd_args; /* bit i: argument i */
+} fs_at_calls[] = {
+	{SCMP_SYS(openat), 1},	     {SCMP_SYS(statx), 1},	{SCMP_SYS(fchmodat), 1},
+	{SCMP_SYS(fchownat), 1},     {SCMP_SYS(utimensat), 1},	{SCMP_SYS(mkdirat), 1},
+	{SCMP_SYS(unlinkat), 1},     {SCMP_SYS(readlinkat), 1}, {SCMP_SYS(renameat2), 1 | 4},
+	{SCMP_SYS(renameat), 1 | 4}, /* glibc's renameat2() without flags */
+	{SCMP_SYS(linkat), 1 | 4},   {SCMP_SYS(symlinkat), 2},
+};
+
+static int allow_at(scmp_filter_ctx f, int call, unsigned int dirfd_args, int extra_n,
+		    struct scmp_arg_cmp extra)
+{
+	struct scmp_arg_cmp cmp[4];
+	unsigned int n = 0;
+	for (unsigned int a = 0; a < 3; a++)
+		if (dirfd_args & (1u << a))
+			cmp[n++] = (struct scmp_arg_cmp){a, SCMP_CMP_LT, 0x80000000u, 0};
+	if (extra_n)
+		cmp[n++] = extra;
+	return seccomp_rule_add_array(f, SCMP_ACT_ALLOW, call, n, cmp);
+}
+
+/* EC1_SECCOMP=kill: name the refused call on stderr, then end the process (exit 125). */
+static void on_sigsys(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)uc;
+	char msg[96] = "ec1: seccomp: a VMM thread made system call ", num[16];
+	int n = 0, v = si->si_syscall;
+	do
+		num[n++] = (char)('0' + v % 10);
+	while ((v /= 10) && n < 15);
+	size_t len = strlen(msg);
+	while (n)
+		msg[len++] = num[--n];
+	memcpy(msg + len, ", outside its allow-list\n", 26);
+	ssize_t w = write(STDERR_FILENO, msg, len + 26);
+	(void)w;
+	_exit(125);
+}
+
+static uint32_t default_action(bool *off)
+{
+	const char *e = getenv("EC1_SECCOMP");
+	*off = e && strcmp(e, "off") == 0;
+	if (e && strcmp(e, "kill") == 0) {
+		struct sigaction sa = {.sa_sigaction = on_sigsys, .sa_flags = SA_SIGINFO};
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGSYS, &sa, NULL);
+		return SCMP_ACT_TRAP;
+	}
+	return SCMP_ACT_ERRNO(EPERM);
+}
+
+static int allow(scmp_filter_ctx f, const int *calls, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		int err = seccomp_rule_add(f, SCMP_ACT_ALLOW, calls[i], 0);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+int sandbox_enter(enum sandbox_kind kind)
+{
+	bool off;
+	uint32_t action = default_action(&off);
+	if (off)
+		return 0;
+	scmp_filter_ctx f = seccomp_init(action);
+	if (!f)
+		return -ENOMEM;
+	/* This thread alone (no TSYNC); no_new_privs is set on it by seccomp_load. */
+	int err = allow(f, base_calls, sizeof(base_calls) / sizeof(base_calls[0]));
+	if (!err && kind == SANDBOX_FS) {
+		err = allow(f, fs_calls, sizeof(fs_calls) / sizeof(fs_calls[0]));
+		for (size_t i = 0; !err && i < sizeof(fs_at_calls) / sizeof(fs_at_calls[0]); i++)
+			err = allow_at(f, fs_at_calls[i].call, fs_at_calls[i].dirfd_args, 0,
+				       (struct scmp_arg_cmp){0});
+		/* mknodat for regular files, FIFOs and sockets only: never a device node. */
+		const mode_t kinds[] = {S_IFREG, S_IFIFO, S_IFSOCK, 0};
+		for (size_t i = 0; !err && i < sizeof(kinds) / sizeof(kinds[0]); i++)
+			err = allow_at(f, SCMP_SYS(mknodat), 1, 1,
+				       SCMP_A2(SCMP_CMP_MASKED_EQ, S_IFMT, kinds[i]));
+	}
+	if (!err)
+		err = seccomp_load(f);
+	seccomp_release(f);
+	return err;
+}

@@ -1,0 +1,22 @@
+/*
+ * seccomp allow-lists for the VMM's own threads (Debian's libseccomp), one per kind of thread. A
+ * thread installs its list on itself once its set-up is done; the caller's threads (the one in
+ * vm_run among them) are never filtered. A call outside the list fails with EPERM, or, with
+ * EC1_SECCOMP=kill, ends the process (exit 125) naming the call on stderr (the VM test suite runs
+ * so, to find a missing entry at once);
+ * EC1_SECCOMP=off installs nothing (debugging only). No thread may execute a program, open a
+ * socket, trace a process or make a device node.
+ */
+#ifndef EC1_SANDBOX_H
+#define EC1_SANDBOX_H
+
+enum sandbox_kind {
+	SANDBOX_VCPU,	 /* KVM_RUN, MMIO and port handling */
+	SANDBOX_CONSOLE, /* moving bytes between host descriptors and guest memory */
+	SANDBOX_FS,	 /* the FUSE server: *at() calls on the share's descriptors */
+};
+
+/* Restricts the calling thread for good. Returns 0 or -errno. */
+int sandbox_enter(enum sandbox_kind kind) __attribute__((warn_unused_result));
+
+#endif

@@ -236,6 +236,78 @@ t_fs_no_escape_through_links_or_renames() {
 	check $name "done|secret|secret |../../etc|" "$got"
 }
 
+# A malicious driver: hostile (tests/vm/hostile.c, a static guest program) takes over a virtio-fs
+# device nobody mounted ("victim") through /dev/mem: its registers, and rings and buffers in 1 MiB
+# of guest RAM that memmap= keeps from the guest kernel. Output in $T/hout and $T/herr.
+hostile_run() { # SCENARIO [SEED [MARKDIR]]
+	rm -rf $T/h $T/v && mkdir -p $T/h $T/v && cp "$dir/hostile" $T/h/ && echo data >$T/v/f
+	run --mem 256 --cmdline 'memmap=0x100000$0x4000000' --volume $T/h:/mnt/h --share victim:$T/v \
+		-- /mnt/h/hostile victim "$@" >$T/hout 2>$T/herr
+}
+ec1_pid() { for p in /proc/[0-9]*; do [ "$(cat $p/comm 2>/dev/null)" = ec1 ] && echo ${p#/proc/}; done; }
+# wait_file FILE SECONDS [PID]: until FILE exists; no longer than SECONDS, nor than PID lives.
+wait_file() {
+	i=0
+	while [ ! -e "$1" ] && [ $i -lt $(($2 * 10)) ] && { [ -z "${3:-}" ] || kill -0 "$3" 2>/dev/null; }; do
+		sleep 0.1; i=$((i+1))
+	done
+	[ -e "$1" ]
+}
+t_hostile_malformed_rings_stop_the_run() {
+	# Each broken ring ends the run: exit 125 and a message naming the device, never a crash
+	# or a hang.
+	got= want= seen=
+	for how in loop indirect-loop outside huge beyond; do
+		hostile_run $how; rc=$?
+		if grep -q 'guest driver error on virtio-fs' $T/herr; then m=said; else m="[$(head -c 300 $T/herr)]"; fi
+		got="$got $how:$rc:$m" want="$want $how:125:said"
+		seen="$seen; $how: $(grep -o 'virtio-fs: [^;]*' $T/herr | head -1)"
+	done
+	echo "      (${seen#; })"
+	check $name "$want" "$got"
+}
+t_hostile_random_register_writes() {
+	# 100,000 random register writes over rings of random bytes: the VMM stops the run with a
+	# message, or the device still serves a clean session afterwards.
+	got= want= seen=
+	for seed in 1 2 3; do
+		hostile_run random $seed; rc=$?
+		writes=$(sed -n 's/^hostile: \([0-9]*\) writes.*/\1/p' $T/hout | tail -1)
+		if [ $rc = 0 ] && grep -q 'still serving' $T/hout; then r=ok how="served after 100000"
+		elif [ $rc = 125 ] && grep -q 'guest driver error on virtio-' $T/herr; then
+			r=ok how="stopped after ${writes:-?}+ writes: $(grep -o 'virtio-fs: [^;]*' $T/herr | head -1)"
+		else r="rc $rc [$(cat $T/hout) $(head -c 300 $T/herr)]" how=; fi
+		got="$got $seed:$r" want="$want $seed:ok" seen="$seen; seed $seed: $how"
+	done
+	echo "      (${seen#; })"
+	check $name "$want" "$got"
+}
+t_hostile_driver_abuse_leaves_vmm_serving() {
+	# Lying headers, resets in the middle of I/O, 8 sessions of 1,024 open handles each ended by
+	# a reset, an interrupt storm: afterwards the device serves a clean session, and while the
+	# guest idles the VMM holds no more descriptors than before the attack, its memory is
+	# bounded and it does not spin.
+	hostile_run survive 1 /mnt/h & bg=$!
+	fd0=? fd1=? rss=? cpu=?
+	if wait_file $T/h/start 120 $bg; then
+		pid=$(ec1_pid)
+		fd0=$(ls /proc/$pid/fd | wc -l)
+		if wait_file $T/h/quiet 150 $bg; then
+			fd1=$(ls /proc/$pid/fd | wc -l)
+			rss=$(awk '/^VmHWM:/ {print $2}' /proc/$pid/status)
+			c0=$(awk '{print $14 + $15}' /proc/$pid/stat)
+			sleep 3
+			cpu=$(( $(awk '{print $14 + $15}' /proc/$pid/stat) - c0 ))
+		fi
+	fi
+	wait $bg; rc=$?
+	summary="rc $rc, fds $fd0 then $fd1, peak RSS $rss kB, $cpu ticks of CPU in 3 s idle; $(grep -e opened -e storm $T/hout | tr '\n' ' ')"
+	echo "      ($summary)"
+	if [ $rc = 0 ] && grep -q 'still serving' $T/hout && [ "$fd1" != ? ] && [ "$cpu" != ? ] &&
+		[ "$fd1" -le $((fd0 + 2)) ] && [ "$rss" -lt $(( (256 + 64) * 1024 )) ] && [ "$cpu" -lt 100 ]
+	then pass $name; else fail $name "$summary; $(tr '\n' ' ' <$T/hout) $(head -c 300 $T/herr)"; fi
+}
+
 for t in t_run_prints_echo_output t_run_status_zero t_run_propagates_exit_status \
 	t_run_missing_binary_is_127 t_run_not_executable_is_126 t_run_killed_by_signal_is_128_plus_n \
 	t_run_applies_env t_run_applies_workdir t_run_bad_workdir_is_125 t_run_two_cpus_visible \
@@ -251,7 +323,8 @@ for t in t_run_prints_echo_output t_run_status_zero t_run_propagates_exit_status
 	t_fs_share_ids_unless_guest_ids t_fs_parallel_writers_lose_nothing \
 	t_fs_root_directory_runs_busybox_tree \
 	t_fs_share_by_tag_mounted_by_guest t_fs_no_escape_through_links_or_renames \
-	t_fs_debian_root_runs_bash; do
+	t_fs_debian_root_runs_bash t_hostile_malformed_rings_stop_the_run t_hostile_random_register_writes \
+	t_hostile_driver_abuse_leaves_vmm_serving; do
 	selected $t || continue
 	name=${t#t_}
 	start=$(date +%s)

@@ -34,15 +34,22 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../abi.h"
 #include "process.h"
 
-#define PROCESS_FILE  "/.ec1/process"
-#define EXIT_SETUP    125
-#define EXIT_NOEXEC   126
-#define EXIT_NOTFOUND 127
+#define PROCESS_FILE  EC1_ABI_PROCESS
+#define EXIT_SETUP    EC1_EXIT_SETUP
+#define EXIT_NOEXEC   EC1_EXIT_NOEXEC
+#define EXIT_NOTFOUND EC1_EXIT_NOTFOUND
 
 /* virtio-console port ids, as the VMM numbers them (port 0 is unused). */
-enum { PORT_STDIN = 1, PORT_STDOUT, PORT_STDERR, PORT_CONTROL, NR_PORTS };
+enum {
+	PORT_STDIN = EC1_PORT_STDIN,
+	PORT_STDOUT = EC1_PORT_STDOUT,
+	PORT_STDERR = EC1_PORT_STDERR,
+	PORT_CONTROL = EC1_PORT_CONTROL,
+	NR_PORTS = EC1_NR_PORTS
+};
 
 static int control_fd = -1;
 static int err_fd = -1; /* the process's stderr port once open, else the kernel log */
@@ -170,7 +177,7 @@ static void drain_streams(void)
 static void finish(int status)
 {
 	drain_streams();
-	control("exit %d\n", status);
+	control(EC1_CTL_EXIT " %d\n", status);
 	power_off();
 }
 
@@ -181,7 +188,7 @@ static void finish(int status)
 static int open_port(int id, int flags)
 {
 	char path[32];
-	snprintf(path, sizeof(path), "/dev/vport0p%d", id);
+	snprintf(path, sizeof(path), EC1_ABI_PORT_DEV, id);
 	for (int tries = 0; tries < 20000; tries++) {
 		int fd = open(path, flags | O_CLOEXEC);
 		if (fd >= 0 || (errno != ENOENT && errno != ENXIO && errno != ENODEV))
@@ -265,7 +272,7 @@ static int make_dirs(const char *path)
 	}
 }
 
-#define NEW_ROOT "/.ec1/root"
+#define NEW_ROOT EC1_ABI_ROOT
 
 /*
  * A FUSE mount reads ahead 128 KiB at a time, a request each. 4 MiB (up to four 1 MiB requests,
@@ -407,7 +414,7 @@ int main(void)
 	}
 	control_fd = fds[PORT_CONTROL];
 	err_fd = fds[PORT_STDERR];
-	control("start %llu\n",
+	control(EC1_CTL_START " %llu\n",
 		(unsigned long long)boot.tv_sec * 1000000000ull + (unsigned long long)boot.tv_nsec);
 	if (parse_process(&p)) {
 		say("ec1-init: %s: unreadable or malformed\n", PROCESS_FILE);
@@ -463,7 +470,7 @@ int main(void)
 	syscall(SYS_sched_setscheduler, 0, SCHED_BATCH, &batch);
 	int code;
 	if (read(status_pipe[0], &code, sizeof(code)) == 0)
-		control("exec\n");
+		control(EC1_CTL_EXEC "\n");
 	close(status_pipe[0]);
 
 	struct sigaction sa = {.sa_handler = forward};
@@ -521,9 +528,9 @@ int main(void)
 			}
 			line[line_len] = 0;
 			line_len = 0;
-			if (strcmp(line, "term") == 0)
+			if (strcmp(line, EC1_CTL_TERM) == 0)
 				forward(SIGTERM);
-			else if (strcmp(line, "kill") == 0)
+			else if (strcmp(line, EC1_CTL_KILL) == 0)
 				forward(SIGKILL);
 			break;
 		}

@@ -1,6 +1,8 @@
 /* The process description's parser (process.h); fuzzed on the host (tests/fuzz). */
 #include "process.h"
 
+#include "../abi.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,7 +40,7 @@ static int parse(char *buf, size_t len, struct process *p)
 	char **fields[2] = {NULL, NULL};
 
 	char *magic = next_field(&cur, end);
-	if (!magic || strcmp(magic, "EC1P2") != 0)
+	if (!magic || strcmp(magic, EC1_ABI_PROCESS_MAGIC) != 0)
 		return -1;
 	p->exec_path = next_field(&cur, end);
 	p->workdir = next_field(&cur, end);

@@ -1,7 +1,7 @@
 /*
- * The process description the VMM writes into the initramfs (/.ec1/process; src/vmm/vm.c writes
- * it): NUL-terminated fields "EC1P2", exec path, workdir, argc, argv..., envc, env..., mount
- * count, then tag, guest path and "ro" or "rw" for each mount.
+ * The process description the VMM writes into the initramfs (/.ec1/process; src/vmm/initramfs.c
+ * writes it; the layout is in guest/abi.h): NUL-terminated fields "EC1P2", exec path, workdir,
+ * argc, argv..., envc, env..., mount count, then tag, guest path and "ro" or "rw" for each mount.
  */
 #ifndef EC1_INIT_PROCESS_H
 #define EC1_INIT_PROCESS_H

@@ -97,10 +97,17 @@ const char *ec1_ctx_message(const struct ec1_ctx *ctx);
 /* errno-style value of the last EC1_EBACKEND error (libkrun's negative return), else 0. */
 int ec1_ctx_backend_errno(const struct ec1_ctx *ctx);
 
+/* Limits, checked by every call that takes such a value. */
+#define EC1_MAX_VCPUS	64
+#define EC1_MIN_RAM_MIB 32
+#define EC1_MAX_RAM_MIB 65536
+#define EC1_MAX_SHARES	15 /* root, volumes and shares together (builtin backend) */
+#define EC1_MAX_TAG_LEN 36 /* bytes of a virtio-fs tag (virtio 1.2 §5.11.4) */
+
 /* VM size. */
 struct ec1_vm_config {
-	uint8_t num_vcpus; /* virtual CPUs, 1..64; default 1 */
-	uint32_t ram_mib;  /* guest RAM in MiB, 16..65536; default 512 */
+	uint8_t num_vcpus; /* virtual CPUs, 1..EC1_MAX_VCPUS; default 1 */
+	uint32_t ram_mib;  /* guest RAM in MiB, EC1_MIN_RAM_MIB..EC1_MAX_RAM_MIB; default 512 */
 };
 int ec1_ctx_set_vm(struct ec1_ctx *ctx, const struct ec1_vm_config *config);
 

@@ -73,23 +73,20 @@ static int builtin_add_virtiofs(struct ec1_ctx *ctx, const char *tag, const char
 	return EC1_OK;
 }
 
-/* The root, the volumes ("HOST:GUEST[:ro]", checked when set) and the shares, as virtio-fs. */
+/* The root, the volumes (parsed when set) and the shares, as virtio-fs. */
 struct share_list {
 	struct vm_share shares[VM_MAX_DEVICES];
 	char tags[VM_MAX_DEVICES][32];
-	char *hosts[VM_MAX_DEVICES];
 	unsigned int n;
 };
 
 static int collect_shares(struct ec1_ctx *ctx, struct share_list *l)
 {
-	size_t nr_volumes = 0;
-	while (ctx->volumes && ctx->volumes[nr_volumes])
-		nr_volumes++;
-	if ((ctx->root ? 1 : 0) + nr_volumes + ctx->nr_shares > VM_MAX_DEVICES - 1)
+	size_t nr_volumes = ctx->nr_volumes;
+	if ((ctx->root ? 1 : 0) + nr_volumes + ctx->nr_shares > VM_MAX_SHARES)
 		return ec1_fail(ctx, EC1_EINVAL,
 				"shares: at most %d directories (root, volumes and shares) per VM",
-				VM_MAX_DEVICES - 1);
+				VM_MAX_SHARES);
 	if (ctx->root)
 		l->shares[l->n++] =
 			(struct vm_share){.tag = "ec1-root",
@@ -98,40 +95,19 @@ static int collect_shares(struct ec1_ctx *ctx, struct share_list *l)
 					  .read_only = ctx->root_flags & EC1_SHARE_READ_ONLY,
 					  .guest_ids = ctx->root_flags & EC1_SHARE_GUEST_IDS};
 	for (size_t i = 0; i < nr_volumes; i++) {
-		const char *spec = ctx->volumes[i], *colon = strchr(spec, ':');
-		const char *guest = colon + 1, *opt = strchr(guest, ':');
-		struct vm_share *sh = &l->shares[l->n];
-		snprintf(l->tags[l->n], sizeof(l->tags[0]), "ec1-vol%zu", i);
-		l->hosts[l->n] = strndup(spec, (size_t)(colon - spec));
-		char *guest_copy = opt ? strndup(guest, (size_t)(opt - guest)) : strdup(guest);
-		if (!l->hosts[l->n] || !guest_copy) {
-			free(guest_copy);
-			return ec1_fail(ctx, EC1_ENOMEM, "out of memory");
-		}
-		unsigned int flags = 0;
-		if (opt && ec1_share_flags_parse(opt + 1, &flags) < 0)
-			flags = 0; /* cannot happen: checked when set */
-		*sh = (struct vm_share){.tag = l->tags[l->n],
-					.host_dir = l->hosts[l->n],
-					.guest_path = guest_copy,
-					.read_only = flags & EC1_SHARE_READ_ONLY,
-					.guest_ids = flags & EC1_SHARE_GUEST_IDS};
-		l->n++;
+		const struct ec1_volume *v = &ctx->volumes[i];
+		unsigned int k = l->n++;
+		snprintf(l->tags[k], sizeof(l->tags[0]), "ec1-vol%zu", i);
+		l->shares[k] = (struct vm_share){.tag = l->tags[k],
+						 .host_dir = v->host,
+						 .guest_path = v->guest,
+						 .read_only = v->flags & EC1_SHARE_READ_ONLY,
+						 .guest_ids = v->flags & EC1_SHARE_GUEST_IDS};
 	}
 	for (size_t i = 0; i < ctx->nr_shares; i++)
 		l->shares[l->n++] = (struct vm_share){.tag = ctx->shares[i].tag,
 						      .host_dir = ctx->shares[i].dir};
 	return EC1_OK;
-}
-
-static void free_shares(struct share_list *l)
-{
-	for (unsigned int i = 0; i < l->n; i++) {
-		if (l->hosts[i]) {
-			free(l->hosts[i]);
-			free((char *)l->shares[i].guest_path);
-		}
-	}
 }
 
 static int builtin_run(struct ec1_ctx *ctx, int *status)
@@ -156,10 +132,8 @@ static int builtin_run(struct ec1_ctx *ctx, int *status)
 	}
 	struct share_list shares = {0};
 	int err = collect_shares(ctx, &shares);
-	if (err) {
-		free_shares(&shares);
+	if (err)
 		return err;
-	}
 	struct vm_config cfg = {
 		.cpus = ctx->vm.num_vcpus,
 		.ram_mib = ctx->vm.ram_mib,
@@ -184,7 +158,6 @@ static int builtin_run(struct ec1_ctx *ctx, int *status)
 	};
 	struct vm_result res;
 	err = vm_run(&cfg, &res, ctx->message, sizeof(ctx->message));
-	free_shares(&shares);
 	if (!err)
 		*status = res.status;
 	return err;
@@ -201,3 +174,8 @@ const struct ec1_backend_ops ec1_backend_builtin = {
 	.run = builtin_run,
 	.builtin_extras = true,
 };
+
+void ec1_builtin_set_log_level(enum ec1_log_level level)
+{
+	vm_set_log_level((int)level);
+}

@@ -143,16 +143,23 @@ static int libkrun_set_root(struct ec1_ctx *ctx)
 
 static int libkrun_set_mapped_volumes(struct ec1_ctx *ctx)
 {
-	for (size_t i = 0; ctx->volumes[i]; i++) {
-		const char *guest = strchr(ctx->volumes[i], ':') + 1, *opt = strchr(guest, ':');
-		if (opt && strcmp(opt, ":rw") != 0)
-			return ec1_fail(
-				ctx, EC1_EUNSUPPORTED,
-				"volumes[%zu]: libkrun maps volumes read-write, with no options "
-				"(\"%s\")",
-				i, opt + 1);
+	char *list[EC1_MAX_LIST + 1] = {0};
+	int err = EC1_OK;
+	for (size_t i = 0; i < ctx->nr_volumes && !err; i++) {
+		const struct ec1_volume *v = &ctx->volumes[i];
+		if (v->flags)
+			err = ec1_fail(ctx, EC1_EUNSUPPORTED,
+				       "volumes[%zu]: libkrun maps volumes read-write, with no "
+				       "options (ro, guest-ids)",
+				       i);
+		else if (asprintf(&list[i], "%s:%s", v->host, v->guest) < 0)
+			list[i] = NULL, err = ec1_fail(ctx, EC1_ENOMEM, "volumes: out of memory");
 	}
-	return KCALL(ctx, set_mapped_volumes, (const char *const *)ctx->volumes);
+	if (!err)
+		err = KCALL(ctx, set_mapped_volumes, (const char *const *)list);
+	for (size_t i = 0; i < ctx->nr_volumes; i++)
+		free(list[i]);
+	return err;
 }
 
 static int libkrun_add_virtiofs(struct ec1_ctx *ctx, const char *tag, const char *dir)

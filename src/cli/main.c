@@ -204,12 +204,12 @@ static int cmd_run(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "+c:m:k:i:e:w:r:V:s:t:b:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
-			if (parse_uint("--cpus", optarg, 1, 64, &v))
+			if (parse_uint("--cpus", optarg, 1, EC1_MAX_VCPUS, &v))
 				return EXIT_EC1_ERROR;
 			vm.num_vcpus = (uint8_t)v;
 			break;
 		case 'm':
-			if (parse_uint("--mem", optarg, 32, 65536, &v))
+			if (parse_uint("--mem", optarg, EC1_MIN_RAM_MIB, EC1_MAX_RAM_MIB, &v))
 				return EXIT_EC1_ERROR;
 			vm.ram_mib = (uint32_t)v;
 			break;

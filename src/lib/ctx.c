@@ -92,8 +92,7 @@ int ec1_set_log_level(enum ec1_log_level level)
 		return EC1_ENOTAVAIL;
 	if (__atomic_exchange_n(&log_level_set, 1, __ATOMIC_SEQ_CST))
 		return EC1_EALREADY;
-	extern int vm_log_level;
-	vm_log_level = (int)level;
+	ec1_builtin_set_log_level(level);
 	__atomic_store_n(&log_level_requested, (int)level, __ATOMIC_SEQ_CST);
 	return EC1_OK;
 }
@@ -186,6 +185,15 @@ static void free_list(char **list)
 	free(list);
 }
 
+static void free_volumes(struct ec1_volume *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++) {
+		free(v[i].host);
+		free(v[i].guest);
+	}
+	free(v);
+}
+
 void ec1_ctx_free(struct ec1_ctx *ctx)
 {
 	if (!ctx)
@@ -194,7 +202,7 @@ void ec1_ctx_free(struct ec1_ctx *ctx)
 		ctx->ops->close(ctx);
 	ec1_vmnet_stop(&ctx->vmnet);
 	free(ctx->root);
-	free_list(ctx->volumes);
+	free_volumes(ctx->volumes, ctx->nr_volumes);
 	for (size_t i = 0; i < ctx->nr_shares; i++) {
 		free(ctx->shares[i].tag);
 		free(ctx->shares[i].dir);
@@ -306,12 +314,12 @@ int ec1_ctx_set_vm(struct ec1_ctx *ctx, const struct ec1_vm_config *config)
 	ENTER(ctx);
 	if (!config)
 		return ec1_fail(ctx, EC1_EINVAL, "vm: NULL config");
-	if (config->num_vcpus < 1 || config->num_vcpus > 64)
-		return ec1_fail(ctx, EC1_EINVAL, "vm.num_vcpus: %u: must be 1..64",
-				config->num_vcpus);
-	if (config->ram_mib < 32 || config->ram_mib > 65536)
-		return ec1_fail(ctx, EC1_EINVAL, "vm.ram_mib: %u: must be 32..65536",
-				config->ram_mib);
+	if (config->num_vcpus < 1 || config->num_vcpus > EC1_MAX_VCPUS)
+		return ec1_fail(ctx, EC1_EINVAL, "vm.num_vcpus: %u: must be 1..%d",
+				config->num_vcpus, EC1_MAX_VCPUS);
+	if (config->ram_mib < EC1_MIN_RAM_MIB || config->ram_mib > EC1_MAX_RAM_MIB)
+		return ec1_fail(ctx, EC1_EINVAL, "vm.ram_mib: %u: must be %d..%d", config->ram_mib,
+				EC1_MIN_RAM_MIB, EC1_MAX_RAM_MIB);
 	struct ec1_vm_config old = ctx->vm;
 	ctx->vm = *config;
 	int err = call(ctx, ctx->ops->set_vm);
@@ -368,8 +376,11 @@ int ec1_share_flags_parse(const char *opts, unsigned int *flags)
 	return 0;
 }
 
-/* "HOST:GUEST[:OPTS]": HOST an existing directory, GUEST absolute, OPTS ro, rw, guest-ids. */
-static int check_volume(struct ec1_ctx *ctx, size_t i, const char *spec)
+/*
+ * "HOST:GUEST[:OPTS]": HOST an existing directory, GUEST absolute, OPTS ro, rw, guest-ids. Parsed
+ * into *out (its strings the caller's to free).
+ */
+static int parse_volume(struct ec1_ctx *ctx, size_t i, const char *spec, struct ec1_volume *out)
 {
 	char field[32];
 	snprintf(field, sizeof(field), "volumes[%zu]", i);
@@ -394,14 +405,22 @@ static int check_volume(struct ec1_ctx *ctx, size_t i, const char *spec)
 		if (!strchr(c + 1, '/'))
 			break;
 	}
-	unsigned int flags;
+	unsigned int flags = 0;
 	if (opt && (!opt[1] || ec1_share_flags_parse(opt + 1, &flags) < 0))
 		return ec1_fail(ctx, EC1_EINVAL,
 				"%s: \"%s\": unknown option in \"%s\" (ro, rw, guest-ids)", field,
 				spec, opt + 1);
 	char host[4096];
 	snprintf(host, sizeof(host), "%.*s", (int)(colon - spec), spec);
-	return check_path(ctx, field, host, true);
+	int err = check_path(ctx, field, host, true);
+	if (err)
+		return err;
+	*out = (struct ec1_volume){.host = strndup(spec, (size_t)(colon - spec)),
+				   .guest = strndup(guest, glen),
+				   .flags = flags};
+	if (!out->host || !out->guest)
+		return ec1_fail(ctx, EC1_ENOMEM, "%s: out of memory", field);
+	return EC1_OK;
 }
 
 int ec1_ctx_set_mapped_volumes(struct ec1_ctx *ctx, const char *const *volumes, size_t count)
@@ -410,19 +429,27 @@ int ec1_ctx_set_mapped_volumes(struct ec1_ctx *ctx, const char *const *volumes, 
 	int err;
 	if (count && !volumes)
 		return ec1_fail(ctx, EC1_EINVAL, "volumes: NULL array with %zu entries", count);
-	for (size_t i = 0; i < count; i++) {
-		if (!volumes[i])
-			return ec1_fail(ctx, EC1_EINVAL, "volumes[%zu]: NULL entry", i);
-		if ((err = check_volume(ctx, i, volumes[i])))
-			return err;
-	}
 	if ((err = need_feature(ctx, EC1_F_VOLUMES, "set_mapped_volumes")))
 		return err;
-	char **list;
-	if ((err = copy_list(ctx, "volumes", volumes, count, &list)))
-		return err;
-	free_list(ctx->volumes);
+	if (count > EC1_MAX_LIST)
+		return ec1_fail(ctx, EC1_EINVAL, "volumes: %zu entries, at most %d", count,
+				EC1_MAX_LIST);
+	struct ec1_volume *list = calloc(count ? count : 1, sizeof(*list));
+	if (!list)
+		return ec1_fail(ctx, EC1_ENOMEM, "volumes: out of memory");
+	for (size_t i = 0; i < count; i++) {
+		if (!volumes[i])
+			err = ec1_fail(ctx, EC1_EINVAL, "volumes[%zu]: NULL entry", i);
+		else
+			err = parse_volume(ctx, i, volumes[i], &list[i]);
+		if (err) {
+			free_volumes(list, count);
+			return err;
+		}
+	}
+	free_volumes(ctx->volumes, ctx->nr_volumes);
 	ctx->volumes = list;
+	ctx->nr_volumes = count;
 	return call(ctx, ctx->ops->set_mapped_volumes);
 }
 
@@ -431,9 +458,9 @@ int ec1_ctx_add_virtiofs(struct ec1_ctx *ctx, const char *tag, const char *dir)
 	ENTER(ctx);
 	int err;
 	/* virtio 1.2 §5.11.4: the tag is at most 36 bytes, and not empty. */
-	if (!tag || !*tag || strlen(tag) > 36)
-		return ec1_fail(ctx, EC1_EINVAL, "virtiofs.tag: \"%s\": must be 1..36 bytes",
-				tag ? tag : "");
+	if (!tag || !*tag || strlen(tag) > EC1_MAX_TAG_LEN)
+		return ec1_fail(ctx, EC1_EINVAL, "virtiofs.tag: \"%s\": must be 1..%d bytes",
+				tag ? tag : "", EC1_MAX_TAG_LEN);
 	for (size_t i = 0; i < ctx->nr_shares; i++)
 		if (strcmp(ctx->shares[i].tag, tag) == 0)
 			return ec1_fail(ctx, EC1_EINVAL, "virtiofs.tag: \"%s\": already used", tag);

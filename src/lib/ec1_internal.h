@@ -8,9 +8,8 @@
 
 #include "ec1/ec1.h"
 
-/* The injected init (guest/init/init.c, static), embedded at build time. */
-extern const unsigned char ec1_init_binary[];
-extern const size_t ec1_init_binary_size;
+/* The builtin engine's log level (src/backend/builtin.c hands it to the VMM). */
+void ec1_builtin_set_log_level(enum ec1_log_level level);
 
 /* Short names for the public capability bits. */
 #define EC1_F_ROOT	  EC1_CAP_ROOT
@@ -77,6 +76,12 @@ struct ec1_share {
 	char *tag, *dir;
 };
 
+/* A volume, "HOST:GUEST[:OPTS]" parsed once when set; backends use only this. */
+struct ec1_volume {
+	char *host, *guest;
+	unsigned int flags; /* EC1_SHARE_* */
+};
+
 struct ec1_ctx {
 	const struct ec1_backend_ops *ops;
 	char message[1024];
@@ -87,7 +92,8 @@ struct ec1_ctx {
 	struct ec1_vm_config vm;
 	char *root;
 	unsigned int root_flags; /* EC1_SHARE_* */
-	char **volumes;		 /* NULL-terminated */
+	struct ec1_volume *volumes;
+	size_t nr_volumes;
 	struct ec1_share shares[EC1_MAX_LIST];
 	size_t nr_shares;
 	char *exec_path, *workdir;

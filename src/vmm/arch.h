@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <stddef.h>
 
+#include "x86/layout.h" /* ARCH_MMIO_*: where devices sit */
+
 struct vm;
 struct vcpu;
 
@@ -15,7 +17,7 @@ int arch_vm_init(struct vm *vm, char *msg, size_t msg_size);
 void arch_vm_free(struct vm *vm);
 /* A guest MMIO access to what the architecture emulates; false when addr is not its. */
 bool arch_mmio(struct vm *vm, uint64_t addr, uint8_t *data, uint32_t len, bool is_write);
-/* An edge on a device interrupt line (VM_MMIO_IRQ_BASE + device index). */
+/* An edge on a device interrupt line (ARCH_MMIO_IRQ_BASE + device index). */
 void arch_irq(struct vm *vm, unsigned int line);
 /*
  * Loads the kernel image at path into guest memory. Sets vm->entry, vm->entry_64bit,

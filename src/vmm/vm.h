@@ -8,16 +8,16 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "clock.h"
+#include "ec1/ec1.h"
 #include "guest_mem.h"
 #include "serial.h"
+#include "virtio/mmio.h"
 
-#define VM_MAX_VCPUS   64
+#define VM_MAX_VCPUS   EC1_MAX_VCPUS
 #define VM_MAX_DEVICES 16
-
-/* Where virtio-mmio devices sit: one 4 KiB window each, interrupt lines from VM_MMIO_IRQ_BASE. */
-#define VM_MMIO_BASE	 0xd0000000ull
-#define VM_MMIO_STRIDE	 0x1000ull
-#define VM_MMIO_IRQ_BASE 5
+#define VM_MAX_SHARES  EC1_MAX_SHARES
+_Static_assert(VM_MAX_SHARES + 1 <= VM_MAX_DEVICES, "a device for each share and the console");
 
 /* A host directory shared with the guest through virtio-fs. */
 struct vm_share {
@@ -53,14 +53,16 @@ struct vm_config {
 };
 
 /* Boot-phase timestamps, CLOCK_MONOTONIC nanoseconds; 0 when the phase was not reached. */
-#define VM_SETUP_STEPS 9
+#define VM_SETUP_STEPS_MAX 16
 
 struct vm_timing {
 	uint64_t start, first_run, init_start, exec, exit, stopped, torn_down;
 	uint64_t guest_boot_ns; /* guest clock at init start: kernel entry to init */
 	uint64_t rss_bytes, guest_resident_bytes; /* measured at teardown when timing is on */
 	uint64_t measure_ns; /* what measuring them took, left out of the teardown figure */
-	uint64_t setup_ns[VM_SETUP_STEPS]; /* each step of the set-up, in vm_run's order */
+	unsigned int nr_setup_steps;
+	uint64_t setup_ns[VM_SETUP_STEPS_MAX];	     /* each step of the set-up, in order */
+	const char *setup_names[VM_SETUP_STEPS_MAX]; /* and its name */
 };
 
 struct vcpu {
@@ -72,8 +74,12 @@ struct vcpu {
 	bool started;
 };
 
-struct virtio_mmio_dev;
-struct virtio_fs;
+/* How the VM talks to the guest's init (the console's control port registers itself). */
+struct vm_control {
+	/* Sends one line; -EAGAIN when the guest cannot take it yet. */
+	int (*send)(void *ctx, const char *line);
+	void *ctx;
+};
 
 struct vm {
 	const struct vm_config *cfg;
@@ -83,10 +89,10 @@ struct vm {
 	struct vcpu vcpus[VM_MAX_VCPUS];
 	unsigned int nr_vcpus;
 	struct serial serial;
-	struct virtio_mmio_dev *devs[VM_MAX_DEVICES];
+	struct virtio_mmio_dev *devs[VM_MAX_DEVICES]; /* every device (bus.c owns them) */
 	unsigned int nr_devs;
-	struct virtio_fs *fs[VM_MAX_DEVICES];
-	unsigned int nr_fs;
+	struct virtio_mmio_host mmio_host; /* what the transport may ask of the VM (bus.c) */
+	struct vm_control control;
 	uint64_t entry;	     /* guest entry point */
 	uint64_t boot_info;  /* guest address of the boot information (start_info or boot_params) */
 	bool entry_64bit;    /* bzImage: enter in long mode; vmlinux/PVH: 32-bit protected mode */
@@ -123,18 +129,10 @@ static inline void *vm_ptr(struct vm *vm, uint64_t gpa, uint64_t len)
 {
 	return guest_mem_ptr(&vm->mem, gpa, len);
 }
-uint64_t vm_now_ns(void);
-/* CLOCK_REALTIME ms from now: the deadline pthread_cond_timedwait and pthread_timedjoin_np take. */
-struct timespec vm_realtime_in_ms(long ms);
 /* Records a boot phase (first call per phase wins). */
 void vm_mark(struct vm *vm, uint64_t *slot);
-/*
- * Makes guest writes of len bytes at MMIO address addr signal eventfd fd inside KVM, with no exit
- * to this process. Returns 0 or -errno.
- */
-int vm_ioeventfd(struct vm *vm, uint64_t addr, uint32_t len, int fd);
-/* Injects an edge on a guest interrupt line. */
-void vm_irq(struct vm *vm, unsigned int gsi);
+/* Installs the handler of the signal vm_interrupt_thread() sends (once per run). */
+void vm_signals_init(void);
 /*
  * For the VMM's own threads: blocks every signal but the one vm_interrupt_thread() sends, which
  * makes a blocking system call in the thread return EINTR (SIGPIPE then becomes EPIPE).
@@ -146,8 +144,15 @@ void vm_thread_signals(void);
  */
 bool vm_thread_sandbox(struct vm *vm, int kind, const char *what);
 void vm_interrupt_thread(pthread_t thread);
-/* Logs to stderr when the configured log level allows it. */
+/* Logs to stderr when the log level (an EC1_LOG_* value) allows it. */
 void vm_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-extern int vm_log_level;
+void vm_set_log_level(int level);
+
+/* For functions that fill (msg, msg_size) and return an EC1_E* code: both at once. */
+#define VM_FAIL(code, ...)                            \
+	do {                                          \
+		snprintf(msg, msg_size, __VA_ARGS__); \
+		return code;                          \
+	} while (0)
 
 #endif

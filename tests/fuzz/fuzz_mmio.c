@@ -11,12 +11,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../unit/mmio_stubs.h"
+#include "../unit/mmio_host.h"
 
 #define MEM_BYTES (1u << 20)
 #define PATCHED	  (64u << 10)
 
-static struct vm vm;
 static struct virtq_chain chain;
 static unsigned int notified;
 
@@ -54,17 +53,16 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	(void)argc;
 	(void)argv;
-	return guest_mem_init(&vm.mem, MEM_BYTES) ? -1 : 0;
+	return guest_mem_init(&fake_mem, MEM_BYTES) ? -1 : 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const uint32_t widths[4] = {1, 2, 4, 8};
 	struct virtio_mmio_dev *d;
-	vm.nr_devs = 0;
-	stub_reset();
-	memset(vm.mem.regions[0].host, 0, PATCHED);
-	if (virtio_mmio_add(&vm, &fz_ops, NULL, &d))
+	fake_reset();
+	memset(fake_mem.regions[0].host, 0, PATCHED);
+	if (!(d = virtio_mmio_new(&fake_host, &fz_ops, NULL, 0xd0000000, 5)))
 		abort();
 	for (size_t at = 0; at + 8 <= size; at += 8) {
 		uint8_t kind = data[at] % 10;
@@ -81,13 +79,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			virtio_mmio_serve(d, buf[0] & 1, &chain, fz_handle, NULL);
 			virtio_mmio_queues_end(d);
 		} else {
-			memcpy(vm.mem.regions[0].host + off * 4, buf, 4);
+			memcpy(fake_mem.regions[0].host + off * 4, buf, 4);
 		}
-		if (stub_stop_code != -1 && !(__atomic_load_n(&d->status, __ATOMIC_SEQ_CST) & 64) &&
+		if (fake_failed && !(__atomic_load_n(&d->status, __ATOMIC_SEQ_CST) & 64) &&
 		    d->status != 0)
 			abort(); /* failed, yet not marked as needing a reset, and not reset */
-		if (stub_stop_code != -1 && d->status == 0)
-			stub_reset(); /* the driver reset the failed device: a new start */
+		if (fake_failed && d->status == 0)
+			fake_reset(); /* the driver reset the failed device: a new start */
 	}
 	virtio_mmio_free(d);
 	return 0;

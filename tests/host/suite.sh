@@ -125,6 +125,22 @@ t_vmm_sets_up_and_tears_down_natively() {
 	if [ $rc = 0 ]; then pass; else fail "exit $rc: $(cat $T/err)"; fi
 }
 
+t_vmm_files_call_each_other_in_no_loop() {
+	# src/vmm's files form layers (README, Architecture): no file uses one that uses it back.
+	if out=$("$(dirname "$0")/../../scripts/check-layering" "$build" 2>&1); then pass
+	else fail "$out"; fi
+}
+t_vmm_timing_names_every_setup_step() {
+	# The set-up steps, devices among them, come from one table and each has its name.
+	[ "$mode" = none ] && { skip "no usable /dev/kvm"; return; }
+	mkdir -p $T/share
+	EC1_ALLOW_PVM=1 EC1_SETUP_ONLY=1 "$EC1" run --timing --share a:$T/share --share b:$T/share \
+		-- /bin/true 2>$T/err; rc=$?
+	steps=$(sed -n 's/^ec1 vmm-setup (ms)://p' $T/err | tr '|' '\n' | awk '{print $1}' | tr '\n' ' ')
+	if [ $rc = 0 ] && [ "$steps" = "kvm memory kernel irqchip console shares cmdline initrd vcpus " ]
+	then pass; else fail "exit $rc, steps [$steps]: $(head -c 300 $T/err)"; fi
+}
+
 for t in $(grep -o '^t_[a-z0-9_]*' "$0"); do
 	name=${t#t_}
 	$t

@@ -3,13 +3,15 @@
  * initialisation order of §3.1.1 is enforced, features count only once accepted, and queue sizes
  * are powers of 2.
  */
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ec1/ec1.h"
 #include "check.h"
-#include "mmio_stubs.h"
+#include "mmio_host.h"
 
 enum {
 	DEVICE_FEATURES_SEL = 0x014,
@@ -26,7 +28,6 @@ enum {
 };
 enum { ACK = 1, DRIVER = 2, DRIVER_OK = 4, FEATURES_OK = 8, NEEDS_RESET = 64 };
 
-static struct vm vm;
 static struct virtio_mmio_dev *dev;
 static unsigned int notified, driver_oks;
 
@@ -58,11 +59,10 @@ static void fresh(void)
 {
 	if (dev)
 		virtio_mmio_free(dev);
-	vm.nr_devs = 0;
 	dev = NULL;
-	stub_reset();
+	fake_reset();
 	notified = driver_oks = 0;
-	CHECK(virtio_mmio_add(&vm, &test_ops, NULL, &dev) == 0);
+	CHECK((dev = virtio_mmio_new(&fake_host, &test_ops, NULL, 0xd0000000, 5)) != NULL);
 }
 
 static void features(uint64_t f)
@@ -93,7 +93,7 @@ static void mmio_well_behaved_driver_works(void)
 	queue(0, 256, 1);
 	queue(1, 64, 1);
 	mmio_write(dev, STATUS, ACK | DRIVER | FEATURES_OK | DRIVER_OK);
-	CHECK(driver_oks == 1 && stub_stop_code == -1);
+	CHECK(driver_oks == 1 && !fake_failed);
 	CHECK(dev->queues[0].ready && dev->queues[0].indirect_ok && !dev->queues[0].event_idx);
 	mmio_write(dev, QUEUE_NOTIFY, 1);
 	mmio_write(dev, QUEUE_NOTIFY, 7); /* no such queue: ignored */
@@ -106,8 +106,8 @@ static void mmio_driver_ok_needs_features_ok(void)
 	mmio_write(dev, STATUS, ACK | DRIVER);
 	features(VIRTIO_F_VERSION_1);
 	mmio_write(dev, STATUS, ACK | DRIVER | DRIVER_OK);
-	CHECK(driver_oks == 0 && stub_stop_code == EC1_EGUEST);
-	CHECK_STR_CONTAINS(stub_stop_msg, "DRIVER_OK without FEATURES_OK");
+	CHECK(driver_oks == 0 && fake_failed);
+	CHECK_STR_CONTAINS(fake_fail_msg, "DRIVER_OK without FEATURES_OK");
 	CHECK(mmio_read(dev, STATUS) & NEEDS_RESET);
 	mmio_write(dev, QUEUE_NOTIFY, 0);
 	CHECK(notified == 0);
@@ -119,8 +119,8 @@ static void mmio_queue_needs_features_ok(void)
 	mmio_write(dev, STATUS, ACK | DRIVER);
 	features(VIRTIO_F_VERSION_1 | VIRTIO_F_INDIRECT_DESC);
 	queue(0, 256, 1);
-	CHECK(!dev->queues[0].ready && stub_stop_code == EC1_EGUEST);
-	CHECK_STR_CONTAINS(stub_stop_msg, "before FEATURES_OK");
+	CHECK(!dev->queues[0].ready && fake_failed);
+	CHECK_STR_CONTAINS(fake_fail_msg, "before FEATURES_OK");
 	/* Features the device refused (a bit it never offered) are never used either. */
 	fresh();
 	mmio_write(dev, STATUS, ACK | DRIVER);
@@ -140,7 +140,7 @@ static void mmio_refuses_queue_sizes_not_a_power_of_two(void)
 		features(VIRTIO_F_VERSION_1);
 		mmio_write(dev, STATUS, ACK | DRIVER | FEATURES_OK);
 		queue(0, bad[i], 1);
-		CHECK(!dev->queues[0].ready && stub_stop_code == EC1_EGUEST);
+		CHECK(!dev->queues[0].ready && fake_failed);
 	}
 }
 
@@ -158,19 +158,72 @@ static void mmio_status_bits_stay_until_reset(void)
 	CHECK(dev->queues[0].ready && !dev->queues[0].indirect_ok);
 	mmio_write(dev, STATUS, 0);
 	CHECK(mmio_read(dev, STATUS) == 0 && !dev->queues[0].ready);
-	CHECK(stub_stop_code == -1);
+	CHECK(!fake_failed);
+}
+
+/* Config space: the device's bytes within its size, zeros beyond; the generation holds still. */
+static void mmio_config_space_and_generation(void)
+{
+	fresh();
+	memcpy(dev->config, "\x01\x02\x03\x04\x05\x06\x07\x08", 8);
+	uint32_t gen = mmio_read(dev, 0x0fc);
+	CHECK(mmio_read(dev, 0x100) == 0x04030201 && mmio_read(dev, 0x104) == 0x08070605);
+	CHECK(mmio_read(dev, 0x108) == 0); /* past config_size */
+	uint8_t b = 0;
+	virtio_mmio_access(dev, 0x105, &b, 1, false);
+	CHECK(b == 0x06);
+	uint8_t wide[8] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+	virtio_mmio_access(dev, 0x104, wide, 8, true); /* crosses the end: dropped */
+	CHECK(mmio_read(dev, 0x104) == 0x08070605);
+	virtio_mmio_access(dev, 0xffc, wide, 4, false); /* the end of the window */
+	CHECK(wide[0] == 0 && wide[3] == 0);
+	CHECK(mmio_read(dev, 0x0fc) == gen && !fake_failed);
+}
+
+/* A device thread in the middle of its queues. */
+static void *hold_queues(void *arg)
+{
+	volatile int *state = arg;
+	virtio_mmio_queues_begin(dev);
+	*state = 1;
+	usleep(200000);
+	*state = 2; /* still ready here: the reset waited */
+	CHECK(dev->queues[0].ready);
+	virtio_mmio_queues_end(dev);
+	return NULL;
+}
+
+/* A reset from the driver waits until no device thread uses the rings, then clears them. */
+static void mmio_reset_waits_for_the_device_thread(void)
+{
+	fresh();
+	mmio_write(dev, STATUS, ACK | DRIVER);
+	features(VIRTIO_F_VERSION_1);
+	mmio_write(dev, STATUS, ACK | DRIVER | FEATURES_OK);
+	queue(0, 16, 1);
+	mmio_write(dev, STATUS, ACK | DRIVER | FEATURES_OK | DRIVER_OK);
+	volatile int state = 0;
+	pthread_t t;
+	CHECK(pthread_create(&t, NULL, hold_queues, (void *)&state) == 0);
+	while (state == 0)
+		usleep(1000);
+	mmio_write(dev, STATUS, 0);
+	CHECK(state == 2 && !dev->queues[0].ready && mmio_read(dev, STATUS) == 0);
+	pthread_join(t, NULL);
 }
 
 int main(void)
 {
-	if (guest_mem_init(&vm.mem, 1 << 20))
+	if (guest_mem_init(&fake_mem, 1 << 20))
 		return 1;
 	TEST(mmio_well_behaved_driver_works);
 	TEST(mmio_driver_ok_needs_features_ok);
 	TEST(mmio_queue_needs_features_ok);
 	TEST(mmio_refuses_queue_sizes_not_a_power_of_two);
 	TEST(mmio_status_bits_stay_until_reset);
+	TEST(mmio_config_space_and_generation);
+	TEST(mmio_reset_waits_for_the_device_thread);
 	virtio_mmio_free(dev);
-	guest_mem_free(&vm.mem);
+	guest_mem_free(&fake_mem);
 	return tests_failed != 0;
 }

@@ -212,11 +212,16 @@ static void iov_copies_across_segments(void)
 {
 	char a[3], b[5], out[8];
 	struct iovec iov[2] = {{a, sizeof(a)}, {b, sizeof(b)}};
-	CHECK(iov_from_buf(iov, 2, "abcdefgh", 8) == 8);
+	CHECK(iov_from_buf(iov, 2, 0, "abcdefgh", 8) == 8);
 	CHECK(memcmp(a, "abc", 3) == 0 && memcmp(b, "defgh", 5) == 0);
-	CHECK(iov_to_buf(iov, 2, out, 6) == 6);
+	CHECK(iov_to_buf(iov, 2, 0, out, 6) == 6);
 	CHECK(memcmp(out, "abcdef", 6) == 0);
-	CHECK(iov_from_buf(iov, 2, "0123456789", 10) == 8);
+	CHECK(iov_from_buf(iov, 2, 0, "0123456789", 10) == 8);
+	/* From an offset: within the first segment, at a boundary, past the end. */
+	CHECK(iov_to_buf(iov, 2, 2, out, 8) == 6 && memcmp(out, "234567", 6) == 0);
+	CHECK(iov_to_buf(iov, 2, 3, out, 2) == 2 && memcmp(out, "34", 2) == 0);
+	CHECK(iov_to_buf(iov, 2, 8, out, 8) == 0 && iov_to_buf(iov, 2, 99, out, 8) == 0);
+	CHECK(iov_from_buf(iov, 2, 4, "xyz", 3) == 3 && memcmp(b, "3xyz7", 5) == 0);
 }
 
 /* Kicks go off while a device thread drains, and back on only when the ring is really empty. */

@@ -308,23 +308,8 @@ t_hostile_driver_abuse_leaves_vmm_serving() {
 	then pass $name; else fail $name "$summary; $(tr '\n' ' ' <$T/hout) $(head -c 300 $T/herr)"; fi
 }
 
-for t in t_run_prints_echo_output t_run_status_zero t_run_propagates_exit_status \
-	t_run_missing_binary_is_127 t_run_not_executable_is_126 t_run_killed_by_signal_is_128_plus_n \
-	t_run_applies_env t_run_applies_workdir t_run_bad_workdir_is_125 t_run_two_cpus_visible \
-	t_run_mem_256_visible t_run_stdin_reaches_process t_run_stdin_eof_ends_read \
-	t_run_stdout_stderr_kept_apart t_run_64mib_stdin_and_stdout_roundtrip \
-	t_run_64mib_stdin_hashed_in_guest t_run_64mib_stdout_from_guest \
-	t_run_timeout_stops_hung_guest t_run_timeout_with_stdout_blocked \
-	t_run_stdout_complete_to_slow_reader t_run_bad_kernel_path_names_it t_example_hello_runs \
-	t_run_boots_bzimage_through_64bit_protocol t_run_sigterm_to_ec1_reaches_process \
-	t_run_kernel_panic_reported t_run_vmm_threads_are_sandboxed t_fs_guest_changes_seen_on_host t_fs_host_changes_seen_in_guest \
-	t_fs_host_rewrite_seen_at_next_open \
-	t_fs_256mib_file_roundtrip t_fs_lists_10000_entries t_fs_read_only_volume_refuses_writes \
-	t_fs_share_ids_unless_guest_ids t_fs_parallel_writers_lose_nothing \
-	t_fs_root_directory_runs_busybox_tree \
-	t_fs_share_by_tag_mounted_by_guest t_fs_no_escape_through_links_or_renames \
-	t_fs_debian_root_runs_bash t_hostile_malformed_rings_stop_the_run t_hostile_random_register_writes \
-	t_hostile_driver_abuse_leaves_vmm_serving; do
+# Every t_* function, in the order they are written.
+for t in $(grep -o '^t_[a-z0-9_]*' "$0"); do
 	selected $t || continue
 	name=${t#t_}
 	start=$(date +%s)

@@ -4,6 +4,7 @@
 
 #include <sys/types.h>
 
+#include "../iov.h"
 #include "internal.h"
 
 #define FUSE_MAX_IOV	 1024 /* iovecs per direction in one request */
@@ -36,8 +37,6 @@ ssize_t fuse_reply_header(struct fuse_req *r, size_t data_len);
 /* Views [skip, skip + len) of an iovec array as another one; returns the bytes covered. */
 size_t fuse_iov_slice(const struct iovec *iov, unsigned int n, size_t skip, size_t len,
 		      struct iovec *out, unsigned int max_out, unsigned int *n_out);
-void iov_from_buf_at(const struct iovec *iov, unsigned int n, size_t skip, const void *buf,
-		     size_t len);
 
 void fuse_fill_attr(struct fuse_attr *a, const struct stat *st);
 /*
@@ -97,6 +96,8 @@ int fuse_reopen(struct fuse_server *s, const struct fuse_node *n, int flags);
  */
 int fuse_open_handle(struct fuse_server *s, int fd, int flags, uint32_t open_flags, bool dir,
 		     uint64_t *fh);
+/* OPEN and OPENDIR: the request's node, opened through fuse_reopen(), as a new handle. */
+ssize_t fuse_open_node(struct fuse_req *r, bool dir);
 /* Drops setuid, setgid (with group execute) and file capabilities of the open file fd. */
 int fuse_kill_privs(int fd);
 ssize_t fuse_op_open(struct fuse_req *r);

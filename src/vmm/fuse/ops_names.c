@@ -38,30 +38,6 @@
 			return ERR((r), name_err_);     \
 	} while (0)
 
-int fuse_lookup_at(struct fuse_server *s, int dir_fd, const char *name, struct fuse_entry_out *e)
-{
-	int fd = openat(dir_fd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
-	struct stat st;
-	if (fd < 0)
-		return -errno;
-	if (fstatat(fd, "", &st, AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW) < 0) {
-		int err = -errno;
-		close(fd);
-		return err;
-	}
-	struct fuse_node *n = fuse_node_ref(s, fd, &st);
-	if (!n)
-		return -ENFILE;
-	*e = (struct fuse_entry_out){
-		.nodeid = fuse_node_id(s, n),
-		.generation = n->gen,
-		.entry_valid = FUSE_TIMEOUT_SEC,
-		.attr_valid = FUSE_TIMEOUT_SEC,
-	};
-	fuse_fill_attr(&e->attr, &st);
-	return 0;
-}
-
 ssize_t fuse_op_lookup(struct fuse_req *r)
 {
 	NODE_OR_REPLY(r, r->nodeid, dir);

@@ -1,12 +1,12 @@
 /*
- * virtio-console, multiport (virtio 1.2 §5.3). Four ports carry the guest process's stdin, stdout
- * and stderr as separate streams, and init's control messages ("start", "exec", "exit N").
+ * virtio-console, multiport (virtio 1.2 §5.3), knowing nothing of what its ports carry: each is a
+ * named stream to a host fd, from a host fd, or to a callback (console.h). ec1's own use of it
+ * (the process's stdio and init's control port) is control.c's.
  *
- * Guest-to-host data (stdout, stderr, control) is written out by one transmit thread: a kick only
- * wakes it and turns further kicks off, so a process writing in small pieces costs a VM exit per
- * burst, not per write (§2.7.10). That thread handles init's exit report too, after it has written
- * out everything the process wrote. Host-to-guest stdin is fed by a thread that reads straight
- * into the guest's buffers.
+ * Guest-to-host data is written out (or handed to the callbacks) by one transmit thread: a kick
+ * only wakes it and turns further kicks off, so a process writing in small pieces costs a VM exit
+ * per burst, not per write (§2.7.10). Host-to-guest data of the input port is fed by a thread
+ * that reads straight into the guest's buffers.
  */
 #include "console.h"
 
@@ -21,9 +21,10 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include "../../lib/ec1_internal.h"
+#include "../bus.h"
 #include "../sandbox.h"
 #include "../vm.h"
+#include "../worker.h"
 #include "mmio.h"
 
 #define VIRTIO_ID_CONSOLE	   3
@@ -48,35 +49,29 @@ struct ctl_msg {
 #define PENDING_MAX 32
 
 struct console {
+	struct vm *vm;
 	struct virtio_mmio_dev *dev;
-	int fds[CONSOLE_PORTS];	  /* host side of each port, -1 for none */
+	struct console_port ports[CONSOLE_MAX_PORTS]; /* [0] unused */
+	unsigned int nr_ports;			      /* ids 1..nr_ports-1 */
+	unsigned int in_port;			      /* the one with in_fd, 0 if none */
+	void *ctx;				      /* the callbacks' */
+	void (*release)(void *ctx);
 	pthread_mutex_t ctl_lock; /* control receive queue and pending messages */
 	struct ctl_msg pending[PENDING_MAX];
 	unsigned int nr_pending;
-	bool port_ready[CONSOLE_PORTS];
-	bool guest_open[CONSOLE_PORTS]; /* the guest holds the port open (atomic access) */
-	bool stdin_eof;
-	char line[128]; /* partial control line from init */
-	unsigned int line_len;
-	int wake_fd;	/* stdin queue kicked, or stop */
-	int tx_wake_fd; /* a transmit queue kicked, or stop */
-	bool stopping;
-	pthread_t stdin_thread, tx_thread;
-	bool thread_started, tx_started;
-	/* The transmit thread's: the control port's own, as an exit report drains the others. */
-	struct virtq_chain tx_chain, ctl_chain;
+	bool port_ready[CONSOLE_MAX_PORTS];
+	bool guest_open[CONSOLE_MAX_PORTS]; /* the guest holds the port open (atomic access) */
+	bool in_eof;
+	struct worker rx; /* input: its queue kicked, the guest opened the port, or stop */
+	struct worker tx; /* a transmit queue kicked, a drain asked, or stop */
+	/* The transmit thread's; callback ports have their own, as a callback may drain the rest.
+	 */
+	struct virtq_chain tx_chain, cb_chain;
 	/* console_quiesce() asks for drain number drain_asked and waits until drain_done gets
 	 * there. */
 	pthread_mutex_t drain_lock;
 	pthread_cond_t drain_cond;
 	uint64_t drain_asked, drain_done;
-};
-
-static const char *const port_names[CONSOLE_PORTS] = {
-	[CONSOLE_STDIN] = "ec1.stdin",
-	[CONSOLE_STDOUT] = "ec1.stdout",
-	[CONSOLE_STDERR] = "ec1.stderr",
-	[CONSOLE_CONTROL] = "ec1.control",
 };
 
 /* Queue numbers (§5.3.2): port 0 uses 0/1, the control queues are 2/3, port N uses 2N+2/2N+3. */
@@ -109,7 +104,7 @@ static void ctl_flush(struct console *c)
 	bool sent = false;
 
 	for (;;) {
-		int r = c->nr_pending ? virtq_pop(q, &d->vm->mem, &chain) : 0;
+		int r = c->nr_pending ? virtq_pop(q, d->host->mem, &chain) : 0;
 		if (r < 0) {
 			virtio_mmio_fail(d, "bad control receive chain");
 			return;
@@ -133,11 +128,12 @@ static void ctl_flush(struct console *c)
 		memcpy(buf, &m, sizeof(m));
 		if (m.event == CTL_PORT_NAME) {
 			/* The name follows the header in the same buffer, without a NUL. */
-			size_t n = strlen(port_names[m.id]);
-			memcpy(buf + sizeof(m), port_names[m.id], n);
+			const char *name = c->ports[m.id].name;
+			size_t n = strlen(name) < 32 ? strlen(name) : 32;
+			memcpy(buf + sizeof(m), name, n);
 			len += n;
 		}
-		uint32_t done = (uint32_t)iov_from_buf(chain.in, chain.n_in, buf, len);
+		uint32_t done = (uint32_t)iov_from_buf(chain.in, chain.n_in, 0, buf, len);
 		virtq_push(q, chain.head, done);
 		memmove(c->pending, c->pending + 1, --c->nr_pending * sizeof(m));
 		sent = true;
@@ -157,7 +153,7 @@ static void ctl_send(struct console *c, uint32_t id, uint16_t event, uint16_t va
 
 static bool host_open(const struct console *c, unsigned int port)
 {
-	return port != CONSOLE_STDIN || !c->stdin_eof;
+	return port != c->in_port || !c->in_eof;
 }
 
 /* Messages from the guest driver (§5.3.6.2). ctl_lock held. */
@@ -167,12 +163,11 @@ static void ctl_handle(struct console *c, const struct ctl_msg *m)
 	case CTL_DEVICE_READY:
 		if (m->value != 1)
 			break;
-		for (uint32_t p = CONSOLE_STDIN; p < CONSOLE_PORTS; p++)
+		for (uint32_t p = 1; p < c->nr_ports; p++)
 			ctl_send(c, p, CTL_DEVICE_ADD, 0);
 		break;
 	case CTL_PORT_READY:
-		if (m->id < CONSOLE_STDIN || m->id >= CONSOLE_PORTS || m->value != 1 ||
-		    c->port_ready[m->id])
+		if (m->id < 1 || m->id >= c->nr_ports || m->value != 1 || c->port_ready[m->id])
 			break;
 		c->port_ready[m->id] = true;
 		ctl_send(c, m->id, CTL_PORT_NAME, 1);
@@ -180,15 +175,12 @@ static void ctl_handle(struct console *c, const struct ctl_msg *m)
 			ctl_send(c, m->id, CTL_PORT_OPEN, 1);
 		break;
 	case CTL_PORT_OPEN:
-		if (m->id >= CONSOLE_PORTS)
+		if (m->id >= c->nr_ports)
 			break;
 		/* The guest driver drops data that arrives for a port nobody holds open. */
 		__atomic_store_n(&c->guest_open[m->id], m->value != 0, __ATOMIC_RELEASE);
-		if (m->id == CONSOLE_STDIN && m->value) {
-			uint64_t one = 1;
-			ssize_t n = write(c->wake_fd, &one, sizeof(one));
-			(void)n;
-		}
+		if (m->id == c->in_port && m->value)
+			worker_kick(&c->rx);
 		break;
 	default:
 		break;
@@ -198,7 +190,7 @@ static void ctl_handle(struct console *c, const struct ctl_msg *m)
 static int64_t serve_ctl(void *ctx, struct virtq_chain *chain)
 {
 	struct ctl_msg m;
-	if (iov_to_buf(chain->out, chain->n_out, &m, sizeof(m)) == sizeof(m))
+	if (iov_to_buf(chain->out, chain->n_out, 0, &m, sizeof(m)) == sizeof(m))
 		ctl_handle(ctx, &m);
 	return 0;
 }
@@ -213,46 +205,6 @@ static void ctl_tx(struct console *c)
 	pthread_mutex_unlock(&c->ctl_lock);
 }
 
-static bool port_drain(struct console *c, unsigned int port);
-
-/* A line from init on the control port. */
-static void control_line(struct console *c, const char *line)
-{
-	struct vm *vm = c->dev->vm;
-	unsigned long long v;
-
-	if (sscanf(line, "start %llu", &v) == 1) {
-		vm_mark(vm, &vm->timing.init_start);
-		vm->timing.guest_boot_ns = v;
-	} else if (strcmp(line, "exec") == 0) {
-		vm_mark(vm, &vm->timing.exec);
-	} else if (sscanf(line, "exit %llu", &v) == 1 && v <= 255) {
-		vm_mark(vm, &vm->timing.exit);
-		/* All the process wrote was queued before init saw it exit. */
-		port_drain(c, CONSOLE_STDOUT);
-		port_drain(c, CONSOLE_STDERR);
-		vm_report_status(vm, (int)v);
-	} else {
-		vm_log(EC1_LOG_DEBUG, "ec1: unknown control line from init: %s\n", line);
-	}
-}
-
-static void control_data(struct console *c, const struct iovec *iov, unsigned int n)
-{
-	for (unsigned int i = 0; i < n; i++) {
-		const char *p = iov[i].iov_base;
-		for (size_t k = 0; k < iov[i].iov_len; k++) {
-			if (p[k] == '\n' || c->line_len == sizeof(c->line) - 1) {
-				c->line[c->line_len] = 0;
-				control_line(c, c->line);
-				c->line_len = 0;
-			} else {
-				c->line[c->line_len++] = p[k];
-			}
-		}
-	}
-}
-
 /*
  * Writes a whole chain to fd; a closed or failing fd drops the data (as a closed pipe would).
  * Returns false when the console is being stopped and fd blocks: give up.
@@ -262,8 +214,7 @@ static bool write_all(struct console *c, int fd, struct iovec *iov, unsigned int
 	while (n && fd >= 0) {
 		ssize_t w = writev(fd, iov, n < IOV_MAX ? (int)n : IOV_MAX);
 		if (w < 0) {
-			if (__atomic_load_n(&c->stopping, __ATOMIC_ACQUIRE) &&
-			    (errno == EINTR || errno == EAGAIN))
+			if (worker_stopping(&c->tx) && (errno == EINTR || errno == EAGAIN))
 				return false;
 			if (errno == EINTR)
 				continue;
@@ -295,44 +246,48 @@ struct tx_ctx {
 static int64_t serve_tx(void *ctx, struct virtq_chain *chain)
 {
 	struct tx_ctx *t = ctx;
-	if (t->port == CONSOLE_CONTROL)
-		control_data(t->c, chain->out, chain->n_out);
-	else if (t->port != CONSOLE_STDIN &&
-		 !write_all(t->c, t->c->fds[t->port], chain->out, chain->n_out))
+	const struct console_port *port = &t->c->ports[t->port];
+	if (port->on_data)
+		port->on_data(t->c->ctx, chain->out, chain->n_out);
+	else if (!write_all(t->c, port->out_fd, chain->out, chain->n_out))
 		return -1; /* stopping */
 	return 0;
 }
 
 /*
- * Takes everything the guest queued on a port's transmit queue (nothing is written for stdin's).
- * Transmit thread only. Returns whether anything was taken.
+ * Takes everything the guest queued on a port's transmit queue (dropped for a port with no
+ * out_fd). Transmit thread only. Returns whether anything was taken.
  */
 static bool port_drain(struct console *c, unsigned int port)
 {
 	struct tx_ctx t = {c, port};
 	return virtio_mmio_serve(c->dev, tx_queue(port),
-				 port == CONSOLE_CONTROL ? &c->ctl_chain : &c->tx_chain, serve_tx,
+				 c->ports[port].on_data ? &c->cb_chain : &c->tx_chain, serve_tx,
 				 &t) > 0;
 }
 
-static void *tx_main(void *arg)
+void console_flush_outputs(struct console *c)
+{
+	for (unsigned int port = 1; port < c->nr_ports; port++)
+		if (!c->ports[port].on_data)
+			port_drain(c, port);
+}
+
+static void tx_main(struct worker *w, void *arg)
 {
 	struct console *c = arg;
 	struct virtio_mmio_dev *d = c->dev;
 
-	vm_thread_signals(); /* console_stop() interrupts a write that blocks */
-	if (!vm_thread_sandbox(d->vm, SANDBOX_CONSOLE, "console output"))
-		return NULL;
 	for (;;) {
-		bool stop = __atomic_load_n(&c->stopping, __ATOMIC_ACQUIRE);
+		bool stop = worker_stopping(w); /* once told, one last drain */
 		uint64_t asked = __atomic_load_n(&c->drain_asked, __ATOMIC_ACQUIRE);
 		virtio_mmio_queues_begin(d);
 		bool took;
 		do {
 			took = false;
-			for (unsigned int port = CONSOLE_STDIN; port < CONSOLE_PORTS; port++)
+			for (unsigned int port = 1; port < c->nr_ports; port++)
 				took |= port_drain(c, port);
-		} while (took && !__atomic_load_n(&c->stopping, __ATOMIC_ACQUIRE));
+		} while (took && !worker_stopping(w));
 		virtio_mmio_queues_end(d);
 		pthread_mutex_lock(&c->drain_lock);
 		c->drain_done = asked;
@@ -340,17 +295,13 @@ static void *tx_main(void *arg)
 		pthread_mutex_unlock(&c->drain_lock);
 		if (stop)
 			break;
-		uint64_t v; /* a blocking eventfd: wait for a kick or console_stop() */
-		if (read(c->tx_wake_fd, &v, sizeof(v)) < 0 && errno != EINTR)
-			break;
+		worker_wait(w); /* a kick, console_quiesce(), or the stop */
 	}
-	return NULL;
 }
 
 static void console_notify(struct virtio_mmio_dev *d, unsigned int q)
 {
 	struct console *c = d->priv;
-	uint64_t one = 1;
 
 	if (q == CTL_TX) {
 		ctl_tx(c);
@@ -358,23 +309,21 @@ static void console_notify(struct virtio_mmio_dev *d, unsigned int q)
 		pthread_mutex_lock(&c->ctl_lock);
 		ctl_flush(c);
 		pthread_mutex_unlock(&c->ctl_lock);
-	} else if (q == rx_queue(CONSOLE_STDIN)) {
-		/* The stdin thread turns kicks back on when it runs out of buffers. */
+	} else if (c->in_port && q == rx_queue(c->in_port)) {
+		/* The input thread turns kicks back on when it runs out of buffers. */
 		virtq_set_no_notify(&d->queues[q], true);
-		ssize_t n = write(c->wake_fd, &one, sizeof(one));
-		(void)n; /* the counter cannot overflow in practice; a lost wake-up is re-sent */
+		worker_kick(&c->rx);
 	} else if (!(q & 1)) {
 		/*
 		 * The driver fills every port's receive queue one buffer and one kick at a time.
-		 * Only stdin's buffers matter to us: for the others, ask for no more kicks
+		 * Only the input port's buffers matter to us: for the others, ask for no more kicks
 		 * (§2.7.7).
 		 */
 		virtq_set_no_notify(&d->queues[q], true);
-	} else if (queue_port(q) > 0 && queue_port(q) < CONSOLE_PORTS) {
+	} else if (queue_port(q) > 0 && queue_port(q) < (int)c->nr_ports) {
 		/* The transmit thread turns kicks back on once it has emptied the queue. */
 		virtq_set_no_notify(&d->queues[q], true);
-		ssize_t n = write(c->tx_wake_fd, &one, sizeof(one));
-		(void)n;
+		worker_kick(&c->tx);
 	}
 }
 
@@ -382,10 +331,10 @@ static void stdin_eof(struct console *c)
 {
 	virtio_mmio_queues_begin(c->dev);
 	pthread_mutex_lock(&c->ctl_lock);
-	c->stdin_eof = true;
+	c->in_eof = true;
 	/* §5.3.6.2 PORT_OPEN 0: the host end is closed; the guest's reads then return 0 (EOF). */
-	if (c->port_ready[CONSOLE_STDIN])
-		ctl_send(c, CONSOLE_STDIN, CTL_PORT_OPEN, 0);
+	if (c->in_port && c->port_ready[c->in_port])
+		ctl_send(c, c->in_port, CTL_PORT_OPEN, 0);
 	ctl_flush(c);
 	pthread_mutex_unlock(&c->ctl_lock);
 	virtio_mmio_queues_end(c->dev);
@@ -394,17 +343,16 @@ static void stdin_eof(struct console *c)
 /* Waits for fd readable; false when asked to stop. */
 static bool wait_readable(struct console *c, int fd)
 {
-	struct pollfd p[2] = {{.fd = c->wake_fd, .events = POLLIN}, {.fd = fd, .events = POLLIN}};
-	uint64_t v;
+	struct pollfd p[2] = {{.fd = c->rx.kick_fd, .events = POLLIN},
+			      {.fd = fd, .events = POLLIN}};
 
 	for (;;) {
-		if (__atomic_load_n(&c->stopping, __ATOMIC_ACQUIRE))
+		if (worker_stopping(&c->rx))
 			return false;
 		if (poll(p, fd >= 0 ? 2 : 1, -1) < 0 && errno != EINTR)
 			return false;
 		if (p[0].revents & POLLIN) {
-			ssize_t n = read(c->wake_fd, &v, sizeof(v));
-			(void)n;
+			worker_clear(&c->rx);
 			if (fd < 0)
 				return true;
 		}
@@ -425,28 +373,25 @@ static bool readable_now(int fd)
  * when the data or the buffers run out; and the guest hands buffers back without a kick while we
  * hold some (§2.7.10).
  */
-static void *stdin_main(void *arg)
+static void stdin_main(struct worker *w, void *arg)
 {
 	struct console *c = arg;
+	(void)w;
 	struct virtio_mmio_dev *d = c->dev;
-	unsigned int qi = rx_queue(CONSOLE_STDIN);
+	unsigned int qi = rx_queue(c->in_port);
 	struct virtq *q = &d->queues[qi];
 	struct virtq_chain *chain = malloc(sizeof(*chain));
-	int fd = c->fds[CONSOLE_STDIN];
+	int fd = c->in_port ? c->ports[c->in_port].in_fd : -1;
 	bool owed = false; /* buffers filled and not signalled yet */
 	uint16_t bufs = 0; /* the most buffers the driver has had out at once */
 
 	if (!chain || fd < 0) {
 		stdin_eof(c);
 		free(chain);
-		return NULL;
-	}
-	if (!vm_thread_sandbox(d->vm, SANDBOX_CONSOLE, "console input")) {
-		free(chain);
-		return NULL;
+		return;
 	}
 	for (;;) {
-		if (!__atomic_load_n(&c->guest_open[CONSOLE_STDIN], __ATOMIC_ACQUIRE)) {
+		if (!__atomic_load_n(&c->guest_open[c->in_port], __ATOMIC_ACQUIRE)) {
 			if (!wait_readable(c, -1))
 				break;
 			continue;
@@ -456,7 +401,7 @@ static void *stdin_main(void *arg)
 		if (held > q->num)
 			held = q->num; /* the guest's index says more: it cannot have them */
 		bufs = held > bufs ? held : bufs;
-		int r = virtq_pop(q, &d->vm->mem, chain);
+		int r = virtq_pop(q, d->host->mem, chain);
 		bool more = false;
 		if (r == 0) {
 			if (owed)
@@ -512,15 +457,15 @@ static void *stdin_main(void *arg)
 		}
 	}
 	free(chain);
-	return NULL;
 }
 
-int console_send_control(struct console *c, const char *line)
+int console_send(struct console *c, unsigned int port, const void *data, size_t len)
 {
 	struct virtio_mmio_dev *d = c->dev;
-	struct virtq *q = &d->queues[rx_queue(CONSOLE_CONTROL)];
+	if (port < 1 || port >= c->nr_ports || port == c->in_port)
+		return -EINVAL;
+	struct virtq *q = &d->queues[rx_queue(port)];
 	struct virtq_chain *chain = malloc(sizeof(*chain));
-	size_t len = strlen(line);
 	int err = -EAGAIN;
 
 	if (!chain)
@@ -528,17 +473,17 @@ int console_send_control(struct console *c, const char *line)
 	virtio_mmio_queues_begin(d);
 	pthread_mutex_lock(&c->ctl_lock);
 	/* Data for a port nobody holds open would be dropped by the driver. */
-	if (__atomic_load_n(&c->guest_open[CONSOLE_CONTROL], __ATOMIC_ACQUIRE)) {
-		int r = virtq_pop(q, &d->vm->mem, chain);
+	if (__atomic_load_n(&c->guest_open[port], __ATOMIC_ACQUIRE)) {
+		int r = virtq_pop(q, d->host->mem, chain);
 		if (r < 0) {
-			virtio_mmio_fail(d, "bad control port receive chain");
+			virtio_mmio_fail(d, "bad port receive chain");
 			err = -EINVAL;
 		} else if (r > 0 && chain->in_len < len) {
 			virtq_unpop(q);
 		} else if (r > 0) {
 			virtq_push(q, chain->head,
-				   (uint32_t)iov_from_buf(chain->in, chain->n_in, line, len));
-			virtio_mmio_signal(d, rx_queue(CONSOLE_CONTROL));
+				   (uint32_t)iov_from_buf(chain->in, chain->n_in, 0, data, len));
+			virtio_mmio_signal(d, rx_queue(port));
 			err = 0;
 		}
 	}
@@ -556,16 +501,13 @@ int console_send_control(struct console *c, const char *line)
 static void console_quiesce(struct virtio_mmio_dev *d)
 {
 	struct console *c = d->priv;
-	uint64_t one = 1;
 
 	pthread_mutex_lock(&c->drain_lock);
 	uint64_t want = __atomic_add_fetch(&c->drain_asked, 1, __ATOMIC_ACQ_REL);
-	ssize_t n = write(c->tx_wake_fd, &one, sizeof(one));
-	(void)n;
-	while (c->tx_started && c->drain_done < want &&
-	       !__atomic_load_n(&c->stopping, __ATOMIC_ACQUIRE) &&
-	       !__atomic_load_n(&d->vm->stopping, __ATOMIC_ACQUIRE)) {
-		struct timespec t = vm_realtime_in_ms(10);
+	worker_kick(&c->tx);
+	while (__atomic_load_n(&c->tx.started, __ATOMIC_ACQUIRE) && c->drain_done < want &&
+	       !worker_stopping(&c->tx) && !__atomic_load_n(&c->vm->stopping, __ATOMIC_ACQUIRE)) {
+		struct timespec t = clock_realtime_in_ms(10);
 		pthread_cond_timedwait(&c->drain_cond, &c->drain_lock, &t);
 	}
 	pthread_mutex_unlock(&c->drain_lock);
@@ -579,95 +521,82 @@ static void console_reset(struct virtio_mmio_dev *d)
 	c->nr_pending = 0;
 }
 
+/*
+ * Teardown: the threads stop; whatever the guest still queued for stdout and stderr is written
+ * out unless the output blocks (2 ms of grace, then the write is interrupted). Before the vCPUs
+ * are joined: a vCPU may be waiting for the queues the transmit thread holds.
+ */
+static void console_finish(struct virtio_mmio_dev *d)
+{
+	struct console *c = d->priv;
+	worker_join(&c->rx, 1000);
+	worker_join(&c->tx, 2);
+}
+
+static void console_destroy(struct virtio_mmio_dev *d)
+{
+	struct console *c = d->priv;
+	worker_free(&c->rx);
+	worker_free(&c->tx);
+	pthread_mutex_destroy(&c->ctl_lock);
+	pthread_mutex_destroy(&c->drain_lock);
+	pthread_cond_destroy(&c->drain_cond);
+	if (c->release)
+		c->release(c->ctx);
+	free(c);
+}
+
 static const struct virtio_dev_ops console_ops = {
 	.name = "console",
 	.device_id = VIRTIO_ID_CONSOLE,
 	/* Indirect tables: init splices up to 64 pages at a time, one descriptor each. */
 	.features = VIRTIO_CONSOLE_F_MULTIPORT | VIRTIO_F_INDIRECT_DESC,
-	.num_queues = 2 * (CONSOLE_PORTS + 1),
+	.num_queues = 2 * CONSOLE_MAX_PORTS + 2, /* port 0, control, ports 1.. */
 	.queue_max = QUEUE_SIZE,
 	.config_size = 12,
 	.notify = console_notify,
 	.quiesce = console_quiesce,
 	.reset = console_reset,
+	.finish = console_finish,
+	.destroy = console_destroy,
 };
 
-int console_create(struct vm *vm, int stdin_fd, int stdout_fd, int stderr_fd, struct console **out)
+int console_add_ports(struct vm *vm, const struct console_port *ports, unsigned int nr_ports,
+		      void *ctx, void (*release)(void *ctx), struct console **out)
 {
+	if (nr_ports < 2 || nr_ports > CONSOLE_MAX_PORTS)
+		return -EINVAL;
 	struct console *c = calloc(1, sizeof(*c));
-	int err;
-
 	if (!c)
 		return -ENOMEM;
-	c->fds[CONSOLE_STDIN] = stdin_fd;
-	c->fds[CONSOLE_STDOUT] = stdout_fd;
-	c->fds[CONSOLE_STDERR] = stderr_fd;
-	c->fds[CONSOLE_CONTROL] = -1;
+	c->vm = vm;
+	c->nr_ports = nr_ports;
+	c->ctx = ctx;
+	for (unsigned int i = 1; i < nr_ports; i++) {
+		c->ports[i] = ports[i];
+		if (ports[i].in_fd >= 0 && !c->in_port)
+			c->in_port = i;
+	}
 	pthread_mutex_init(&c->ctl_lock, NULL);
 	pthread_mutex_init(&c->drain_lock, NULL);
 	pthread_cond_init(&c->drain_cond, NULL);
-	c->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	c->tx_wake_fd = eventfd(0, EFD_CLOEXEC);
-	err = c->wake_fd < 0 || c->tx_wake_fd < 0 ? -errno : 0;
-	err = err ?: virtio_mmio_add(vm, &console_ops, c, &c->dev);
+	int e1 = worker_init(&c->rx), e2 = worker_init(&c->tx);
+	int err = e1 ?: e2 ?: vm_add_mmio(vm, &console_ops, c, &c->dev);
 	if (err) {
-		if (c->wake_fd >= 0)
-			close(c->wake_fd);
-		if (c->tx_wake_fd >= 0)
-			close(c->tx_wake_fd);
+		worker_free(&c->rx);
+		worker_free(&c->tx);
 		pthread_mutex_destroy(&c->ctl_lock);
 		pthread_mutex_destroy(&c->drain_lock);
 		pthread_cond_destroy(&c->drain_cond);
 		free(c);
 		return err;
 	}
-	/* Config (§5.3.4): cols, rows, max_nr_ports, emerg_wr. */
-	uint32_t max_ports = CONSOLE_PORTS;
-	memcpy(c->dev->config + 4, &max_ports, 4);
-	/* From here the caller owns c and frees it with console_destroy(), on error too. */
+	/* From here the VM owns c (and ctx: release runs at teardown). */
+	c->release = release;
 	*out = c;
-	err = pthread_create(&c->stdin_thread, NULL, stdin_main, c);
-	if (err)
-		return -err;
-	c->thread_started = true;
-	err = pthread_create(&c->tx_thread, NULL, tx_main, c);
-	if (err)
-		return -err;
-	c->tx_started = true;
-	return 0;
-}
-
-void console_stop(struct console *c)
-{
-	uint64_t one = 1;
-
-	if (!c || __atomic_exchange_n(&c->stopping, true, __ATOMIC_ACQ_REL))
-		return;
-	ssize_t n = write(c->wake_fd, &one, sizeof(one));
-	n = write(c->tx_wake_fd, &one, sizeof(one));
-	(void)n;
-	if (c->thread_started)
-		pthread_join(c->stdin_thread, NULL);
-	/* The transmit thread writes what is still queued unless its output blocks: interrupt it.
-	 */
-	while (c->tx_started) {
-		struct timespec t = vm_realtime_in_ms(2);
-		if (pthread_timedjoin_np(c->tx_thread, NULL, &t) == 0)
-			break;
-		vm_interrupt_thread(c->tx_thread);
-	}
-	c->thread_started = c->tx_started = false;
-}
-
-void console_destroy(struct console *c)
-{
-	if (!c)
-		return;
-	console_stop(c);
-	close(c->wake_fd);
-	close(c->tx_wake_fd);
-	pthread_mutex_destroy(&c->ctl_lock);
-	pthread_mutex_destroy(&c->drain_lock);
-	pthread_cond_destroy(&c->drain_cond);
-	free(c);
+	/* Config (§5.3.4): cols, rows, max_nr_ports, emerg_wr. */
+	uint32_t max_ports = nr_ports;
+	memcpy(c->dev->config + 4, &max_ports, 4);
+	err = worker_start(&c->rx, vm, SANDBOX_CONSOLE, "console input", NULL, stdin_main, c);
+	return err ?: worker_start(&c->tx, vm, SANDBOX_CONSOLE, "console output", NULL, tx_main, c);
 }

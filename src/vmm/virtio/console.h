@@ -1,35 +1,49 @@
-/* virtio-console with multiple ports: the guest process's stdin, stdout, stderr and init's control.
+/*
+ * virtio-console with multiple ports (virtio 1.2 §5.3): a generic device whose ports the caller
+ * describes. ec1's own ports (the process's stdio, init's control) are set up by control.c.
  */
 #ifndef EC1_VIRTIO_CONSOLE_H
 #define EC1_VIRTIO_CONSOLE_H
+
+#include <stddef.h>
+#include <sys/uio.h>
 
 struct vm;
 struct console;
 
 /*
- * Port ids; the guest sees /dev/vport0p<id>. Port 0 stays unused: QEMU reserves it for a console
- * port, and keeping the same numbering lets the same init run under QEMU in bench/boot.
+ * Port ids 1..6 (the guest's /dev/vport0p<id>; port 0 stays unused: QEMU reserves it for a
+ * console port, and keeping the same numbering lets the same init run under QEMU).
  */
-enum console_port {
-	CONSOLE_STDIN = 1,
-	CONSOLE_STDOUT = 2,
-	CONSOLE_STDERR = 3,
-	CONSOLE_CONTROL = 4,
-	CONSOLE_PORTS = 5
+#define CONSOLE_MAX_PORTS 7
+
+/* One port: where what the guest writes goes, and what is fed to it. */
+struct console_port {
+	const char *name; /* sent to the guest (PORT_NAME), at most 32 bytes used; borrowed */
+	int out_fd;	  /* what the guest writes is written here; -1: dropped */
+	int in_fd;	  /* read and fed to the guest; -1: none (one port at most has one) */
+	/* Instead of out_fd: what the guest writes, in the transmit thread. Optional. */
+	void (*on_data)(void *ctx, const struct iovec *iov, unsigned int n);
 };
 
-/* Adds the device; fds may be -1. Starts its stdin and transmit threads. Returns 0 or -errno. */
-int console_create(struct vm *vm, int stdin_fd, int stdout_fd, int stderr_fd, struct console **out)
-	__attribute__((warn_unused_result));
-/* Sends one line to init on the control port. -EAGAIN when the guest cannot take it yet. */
-int console_send_control(struct console *c, const char *line);
 /*
- * Stops the device's threads, once the VM is stopping: whatever the guest still queued for stdout
- * and stderr is written out unless the output blocks. Before the vCPUs are joined: a vCPU may be
- * waiting for the queues the transmit thread holds.
+ * Adds a console with ports[1..nr_ports) (ports[0] is not read; nr_ports 2..CONSOLE_MAX_PORTS)
+ * and starts its input and output threads; ctx goes to the callbacks, and release(ctx) (or NULL)
+ * runs when the device is destroyed. From a return of 0, or of an error with *out set, the VM
+ * owns the device and ctx. Returns 0 or -errno.
  */
-void console_stop(struct console *c);
-/* Stops the threads if need be and frees the device state. */
-void console_destroy(struct console *c);
+int console_add_ports(struct vm *vm, const struct console_port *ports, unsigned int nr_ports,
+		      void *ctx, void (*release)(void *ctx), struct console **out)
+	__attribute__((warn_unused_result));
+/*
+ * Sends len bytes to a port without in_fd, in one guest buffer (any thread). -EAGAIN when the
+ * guest has not opened the port or has no buffer large enough yet.
+ */
+int console_send(struct console *c, unsigned int port, const void *data, size_t len);
+/*
+ * From an on_data callback: writes out everything the guest has queued so far on the ports that
+ * go to fds (an exit report must come after the output before it).
+ */
+void console_flush_outputs(struct console *c);
 
 #endif

@@ -17,9 +17,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../bus.h"
 #include "../fuse/server.h"
 #include "../sandbox.h"
 #include "../vm.h"
+#include "../worker.h"
+#include "ec1/ec1.h"
 #include "mmio.h"
 
 #define VIRTIO_ID_FS 26
@@ -30,21 +33,16 @@ struct virtio_fs {
 	struct virtio_mmio_dev *dev;
 	struct fuse_server *server;
 	char tag[VIRTIO_FS_TAG_MAX + 1];
-	int wake_fd; /* a queue was kicked, or stop */
-	bool stopping;
-	bool reset; /* the driver reset the device: the FUSE session is over */
-	pthread_t thread;
-	bool thread_started;
+	struct worker worker; /* kicked by each notification */
+	bool reset;	      /* the driver reset the device: the FUSE session is over */
 	struct virtq_chain chain;
 };
 
 static void fs_notify(struct virtio_mmio_dev *d, unsigned int q)
 {
 	struct virtio_fs *fs = d->priv;
-	uint64_t one = 1;
 	(void)q;
-	ssize_t n = write(fs->wake_fd, &one, sizeof(one));
-	(void)n; /* the counter cannot overflow in practice */
+	worker_kick(&fs->worker);
 }
 
 static void fs_reset(struct virtio_mmio_dev *d)
@@ -56,7 +54,7 @@ static void fs_reset(struct virtio_mmio_dev *d)
 static int64_t serve_request(void *ctx, struct virtq_chain *chain)
 {
 	struct virtio_fs *fs = ctx;
-	if (__atomic_load_n(&fs->stopping, __ATOMIC_ACQUIRE))
+	if (worker_stopping(&fs->worker))
 		return -1; /* the VM is stopping: let go of the queues at once */
 	ssize_t len =
 		fuse_server_handle(fs->server, chain->out, chain->n_out, chain->in, chain->n_in);
@@ -79,49 +77,44 @@ static bool drain(struct virtio_fs *fs)
 	return ok;
 }
 
-static void *fs_main(void *arg)
+/*
+ * Our own umask of 0, not the process's: the guest kernel has applied the guest's umask, so files
+ * get exactly the modes the guest asked for.
+ */
+static void fs_setup(void *arg)
 {
-	struct virtio_fs *fs = arg;
-	/*
-	 * Our own umask of 0, not the process's: the guest kernel has applied the guest's umask, so
-	 * files get exactly the modes the guest asked for.
-	 */
+	(void)arg;
 	if (unshare(CLONE_FS) == 0)
 		umask(0);
-	vm_thread_signals(); /* fs_stop's signal interrupts whatever system call we are in */
-	if (!vm_thread_sandbox(fs->dev->vm, SANDBOX_FS, "virtio-fs"))
-		return NULL;
-	for (;;) {
-		struct pollfd p = {.fd = fs->wake_fd, .events = POLLIN};
-		uint64_t v;
-		if (poll(&p, 1, -1) < 0 && errno != EINTR)
-			break;
-		ssize_t n = read(fs->wake_fd, &v, sizeof(v));
-		(void)n;
-		if (__atomic_load_n(&fs->stopping, __ATOMIC_ACQUIRE))
-			break;
-		if (!drain(fs))
-			break;
-	}
-	return NULL;
 }
 
-/* Wakes the thread and interrupts the system call it may be blocked in (any thread, never
- * blocks). */
-static void fs_interrupt(struct virtio_fs *fs)
+static void fs_main(struct worker *w, void *arg)
 {
-	uint64_t one = 1;
-	__atomic_store_n(&fs->stopping, true, __ATOMIC_RELEASE);
-	ssize_t n = write(fs->wake_fd, &one, sizeof(one));
-	(void)n;
-	if (__atomic_load_n(&fs->thread_started, __ATOMIC_ACQUIRE))
-		vm_interrupt_thread(fs->thread);
+	while (worker_wait(w) && drain(arg)) {
+	}
 }
 
 static void fs_stop(struct virtio_mmio_dev *d)
 {
-	fs_interrupt(d->priv);
+	struct virtio_fs *fs = d->priv;
+	worker_stop(&fs->worker);
 }
+
+static void fs_finish(struct virtio_mmio_dev *d)
+{
+	struct virtio_fs *fs = d->priv;
+	worker_join(&fs->worker, 0);
+}
+
+static void fs_destroy(struct virtio_mmio_dev *d)
+{
+	struct virtio_fs *fs = d->priv;
+	worker_free(&fs->worker);
+	fuse_server_free(fs->server);
+	free(fs);
+}
+
+static void print_stats(const struct virtio_mmio_dev *d);
 
 static const struct virtio_dev_ops fs_ops = {
 	.name = "fs",
@@ -133,48 +126,65 @@ static const struct virtio_dev_ops fs_ops = {
 	.notify = fs_notify,
 	.reset = fs_reset,
 	.stop = fs_stop,
+	.finish = fs_finish,
+	.destroy = fs_destroy,
+	.print_stats = print_stats,
 };
 
-int virtio_fs_create(struct vm *vm, const char *tag, const char *dir, unsigned int flags,
-		     struct virtio_fs **out)
+/* One device for one share; from the vm_add_mmio() call on, the VM owns it. */
+static int fs_create(struct vm *vm, const struct vm_share *sh)
 {
-	size_t tag_len = strlen(tag);
+	size_t tag_len = strlen(sh->tag);
 	if (tag_len == 0 || tag_len > VIRTIO_FS_TAG_MAX)
 		return -EINVAL;
 	struct virtio_fs *fs = calloc(1, sizeof(*fs));
 	if (!fs)
 		return -ENOMEM;
-	fs->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	int err = fs->wake_fd < 0 ? -errno : fuse_server_new(dir, flags, &fs->server);
-	if (!err)
-		err = virtio_mmio_add(vm, &fs_ops, fs, &fs->dev);
+	unsigned int flags = (sh->read_only ? FUSE_SERVER_READ_ONLY : 0) |
+			     (sh->guest_ids ? FUSE_SERVER_GUEST_IDS : 0);
+	int err = worker_init(&fs->worker);
+	err = err ?: fuse_server_new(sh->host_dir, flags, &fs->server);
+	err = err ?: vm_add_mmio(vm, &fs_ops, fs, &fs->dev);
 	if (err) {
-		if (fs->wake_fd >= 0)
-			close(fs->wake_fd);
+		worker_free(&fs->worker);
 		fuse_server_free(fs->server);
 		free(fs);
 		return err;
 	}
 	/* Config (§5.11.4): tag (not NUL-terminated when 36 bytes long), num_request_queues. */
 	uint32_t nr_request_queues = NR_QUEUES - 1;
-	memcpy(fs->dev->config, tag, tag_len);
-	memcpy(fs->tag, tag, tag_len);
+	memcpy(fs->dev->config, sh->tag, tag_len);
+	memcpy(fs->tag, sh->tag, tag_len);
 	memcpy(fs->dev->config + VIRTIO_FS_TAG_MAX, &nr_request_queues, 4);
 	/* Kicks wake the thread straight from KVM; fs_notify stays for a KVM that cannot. */
-	if (virtio_mmio_notify_eventfd(fs->dev, fs->wake_fd) < 0)
-		vm_log(2, "virtio-fs %s: no ioeventfd, notifications go through the VMM", tag);
-	/* From here the caller owns fs and frees it with virtio_fs_destroy(), on error too. */
-	*out = fs;
-	err = pthread_create(&fs->thread, NULL, fs_main, fs);
-	if (err)
-		return -err;
-	__atomic_store_n(&fs->thread_started, true, __ATOMIC_RELEASE);
+	if (virtio_mmio_notify_eventfd(fs->dev, fs->worker.kick_fd) < 0)
+		vm_log(2, "virtio-fs %s: no ioeventfd, notifications go through the VMM", sh->tag);
+	return worker_start(&fs->worker, vm, SANDBOX_FS, "virtio-fs", fs_setup, fs_main, fs);
+}
+
+int virtio_fs_add(struct vm *vm, char *msg, size_t msg_size)
+{
+	const struct vm_config *cfg = vm->cfg;
+	for (unsigned int i = 0; i < cfg->nr_shares; i++) {
+		const struct vm_share *sh = &cfg->shares[i];
+		int err = fs_create(vm, sh);
+		if (err == -ENOSPC) {
+			snprintf(msg, msg_size, "shares: at most %d directories per VM",
+				 VM_MAX_SHARES);
+			return EC1_EINVAL;
+		}
+		if (err) {
+			snprintf(msg, msg_size, "%s: %s", sh->host_dir, strerror(-err));
+			return EC1_EINVAL;
+		}
+	}
 	return 0;
 }
 
 /* With --timing: where the server's time went, the four costliest opcodes first. */
-static void print_stats(struct virtio_fs *fs)
+static void print_stats(const struct virtio_mmio_dev *d)
 {
+	const struct virtio_fs *fs = d->priv;
 	const struct fuse_server_stats *st = fuse_server_stats(fs->server);
 	uint64_t n = 0, ns = 0;
 	for (unsigned int i = 0; i < FUSE_SERVER_OPCODES; i++) {
@@ -206,24 +216,4 @@ static void print_stats(struct virtio_fs *fs)
 			break;
 	}
 	fprintf(stderr, "%s\n", line);
-}
-
-void virtio_fs_destroy(struct virtio_fs *fs)
-{
-	if (!fs)
-		return;
-	/*
-	 * Until the thread is gone: a signal that came just before it entered a blocking call is
-	 * lost, so it is sent again.
-	 */
-	for (bool joined = !fs->thread_started; !joined;) {
-		fs_interrupt(fs);
-		struct timespec until = vm_realtime_in_ms(20);
-		joined = pthread_timedjoin_np(fs->thread, NULL, &until) == 0;
-	}
-	if (fs->dev && fs->dev->vm->cfg->timing)
-		print_stats(fs);
-	close(fs->wake_fd);
-	fuse_server_free(fs->server);
-	free(fs);
 }

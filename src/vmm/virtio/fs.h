@@ -4,16 +4,20 @@
 
 #include <stdbool.h>
 
+#include <stddef.h>
+
+#include "ec1/ec1.h"
+
 struct vm;
-struct virtio_fs;
 
 #define VIRTIO_FS_TAG_MAX 36 /* bytes, §5.11.4 */
+_Static_assert(VIRTIO_FS_TAG_MAX == EC1_MAX_TAG_LEN, "ec1.h publishes the tag limit");
 
-/* Adds a device sharing dir under tag (flags: FUSE_SERVER_*) and starts its thread. Returns 0 or
- * -errno. */
-int virtio_fs_create(struct vm *vm, const char *tag, const char *dir, unsigned int flags,
-		     struct virtio_fs **out) __attribute__((warn_unused_result));
-/* Stops the thread and frees the server (the transport is freed with the VM's devices). */
-void virtio_fs_destroy(struct virtio_fs *fs);
+/*
+ * The device table's entry (devices.c): one device per share of vm->cfg, each sharing its
+ * directory under its tag with its own server thread. Returns 0 or an EC1_E* code with msg
+ * naming the share.
+ */
+int virtio_fs_add(struct vm *vm, char *msg, size_t msg_size) __attribute__((warn_unused_result));
 
 #endif

@@ -6,8 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../../lib/ec1_internal.h"
-#include "../vm.h"
+#include "../guest_mem.h"
 #include "mmio_regs.h"
 
 #define MAGIC		   0x74726976 /* "virt" */
@@ -16,26 +15,23 @@
 #define STATUS_FEATURES_OK 8
 #define STATUS_NEEDS_RESET 64
 
-int virtio_mmio_add(struct vm *vm, const struct virtio_dev_ops *ops, void *priv,
-		    struct virtio_mmio_dev **out)
+struct virtio_mmio_dev *virtio_mmio_new(const struct virtio_mmio_host *host,
+					const struct virtio_dev_ops *ops, void *priv, uint64_t base,
+					unsigned int gsi)
 {
-	if (vm->nr_devs == VM_MAX_DEVICES || ops->num_queues > VIRTIO_MMIO_MAX_QUEUES ||
-	    ops->config_size > VIRTIO_MMIO_CONFIG_MAX)
-		return -ENOSPC;
+	if (ops->num_queues > VIRTIO_MMIO_MAX_QUEUES || ops->config_size > VIRTIO_MMIO_CONFIG_MAX)
+		return NULL;
 	struct virtio_mmio_dev *d = calloc(1, sizeof(*d));
 	if (!d)
-		return -ENOMEM;
-	d->vm = vm;
+		return NULL;
+	d->host = host;
 	d->ops = ops;
 	d->priv = priv;
-	d->base = VM_MMIO_BASE + VM_MMIO_STRIDE * vm->nr_devs;
-	d->gsi = VM_MMIO_IRQ_BASE + vm->nr_devs;
+	d->base = base;
+	d->gsi = gsi;
 	pthread_mutex_init(&d->lock, NULL);
 	pthread_rwlock_init(&d->qlock, NULL);
-	vm->devs[vm->nr_devs] = d;
-	__atomic_store_n(&vm->nr_devs, vm->nr_devs + 1, __ATOMIC_RELEASE); /* vm_stop reads it */
-	*out = d;
-	return 0;
+	return d;
 }
 
 void virtio_mmio_free(struct virtio_mmio_dev *d)
@@ -65,7 +61,7 @@ void virtio_mmio_queues_end(struct virtio_mmio_dev *d)
 
 int virtio_mmio_notify_eventfd(struct virtio_mmio_dev *d, int fd)
 {
-	return vm_ioeventfd(d->vm, d->base + REG_QUEUE_NOTIFY, 4, fd);
+	return d->host->ioeventfd(d->host->ctx, d->base + REG_QUEUE_NOTIFY, 4, fd);
 }
 
 void virtio_mmio_signal(struct virtio_mmio_dev *d, unsigned int queue)
@@ -74,7 +70,7 @@ void virtio_mmio_signal(struct virtio_mmio_dev *d, unsigned int queue)
 		return;
 	__atomic_fetch_or(&d->isr, 1, __ATOMIC_SEQ_CST);
 	__atomic_fetch_add(&d->nr_irqs, 1, __ATOMIC_RELAXED);
-	vm_irq(d->vm, d->gsi);
+	d->host->irq(d->host->ctx, d->gsi);
 }
 
 int virtio_mmio_serve(struct virtio_mmio_dev *d, unsigned int qi, struct virtq_chain *chain,
@@ -89,7 +85,7 @@ int virtio_mmio_serve(struct virtio_mmio_dev *d, unsigned int qi, struct virtq_c
 	do {
 		int batch = 0;
 		int64_t len = 0;
-		while (len >= 0 && (r = virtq_pop(q, &d->vm->mem, chain)) > 0) {
+		while (len >= 0 && (r = virtq_pop(q, d->host->mem, chain)) > 0) {
 			len = handle(ctx, chain);
 			if (len >= 0) {
 				virtq_push(q, chain->head, (uint32_t)len);
@@ -112,7 +108,7 @@ int virtio_mmio_serve(struct virtio_mmio_dev *d, unsigned int qi, struct virtq_c
 void virtio_mmio_fail(struct virtio_mmio_dev *d, const char *what)
 {
 	__atomic_fetch_or(&d->status, STATUS_NEEDS_RESET, __ATOMIC_SEQ_CST);
-	vm_stop(d->vm, EC1_EGUEST, "guest driver error on virtio-%s: %s", d->ops->name, what);
+	d->host->fail(d->host->ctx, d->ops->name, what);
 }
 
 static void reset_locked(struct virtio_mmio_dev *d)
@@ -207,7 +203,7 @@ static void write_reg(struct virtio_mmio_dev *d, uint64_t off, uint32_t v)
 			}
 			q->indirect_ok = d->driver_features & VIRTIO_F_INDIRECT_DESC;
 			q->event_idx = d->driver_features & VIRTIO_F_EVENT_IDX;
-			if (virtq_enable(q, &d->vm->mem))
+			if (virtq_enable(q, d->host->mem))
 				virtio_mmio_fail(d, "queue size not a power of 2, or rings outside "
 						    "guest memory or misaligned");
 		} else if (v == 0) {

@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "queue.h"
@@ -14,10 +15,28 @@
 #define VIRTIO_F_EVENT_IDX     (1ull << 29)
 #define VIRTIO_F_VERSION_1     (1ull << 32)
 
-struct vm;
+struct guest_mem;
 struct virtio_mmio_dev;
 
-/* What a device type provides; the transport calls nothing else. */
+/*
+ * What the transport needs of the VM, given by the device manager (bus.c): guest memory, an edge
+ * on the device's interrupt line, kicks delivered inside KVM, and the end of the run when the
+ * driver breaks the protocol. The transport knows nothing else of the VM, so it links alone.
+ */
+struct virtio_mmio_host {
+	const struct guest_mem *mem;
+	void *ctx;
+	void (*irq)(void *ctx, unsigned int gsi);
+	int (*ioeventfd)(void *ctx, uint64_t addr, uint32_t len, int fd); /* 0 or -errno */
+	void (*fail)(void *ctx, const char *device, const char *what);
+};
+
+/*
+ * What a device type provides; the transport and the device manager call nothing else. The
+ * lifecycle, walked over every device by the device manager: the device's file creates it with
+ * vm_add_mmio() during set-up; stop (vm_stop), finish (teardown, before the vCPUs are joined),
+ * destroy (after them); print_stats with --timing.
+ */
 struct virtio_dev_ops {
 	const char *name;
 	uint32_t device_id; /* virtio 1.2 §5 */
@@ -43,10 +62,26 @@ struct virtio_dev_ops {
 	 * vCPU waits on them. Must not block. Optional.
 	 */
 	void (*stop)(struct virtio_mmio_dev *d);
+	/*
+	 * Teardown, after stop: wait until the device's threads are gone (interrupting what they
+	 * block in), so that no vCPU waits on them any more. Optional.
+	 */
+	void (*finish)(struct virtio_mmio_dev *d);
+	/* Teardown, once no vCPU runs: free d->priv. Optional. */
+	void (*destroy)(struct virtio_mmio_dev *d);
+	/* --timing: the device's own line(s) on stderr, after the transport's. Optional. */
+	void (*print_stats)(const struct virtio_mmio_dev *d);
+	/*
+	 * Snapshots (to come): the device's own state beyond the transport's (registers and queue
+	 * positions are in struct virtio_mmio_dev), written into buf / read back. Returns the
+	 * bytes used, or -errno. NULL: the device cannot be saved yet, and a snapshot is refused.
+	 */
+	long (*save)(const struct virtio_mmio_dev *d, void *buf, size_t size);
+	int (*restore)(struct virtio_mmio_dev *d, const void *buf, size_t size);
 };
 
 struct virtio_mmio_dev {
-	struct vm *vm;
+	const struct virtio_mmio_host *host;
 	const struct virtio_dev_ops *ops;
 	void *priv;
 	uint64_t base;
@@ -67,9 +102,13 @@ struct virtio_mmio_dev {
 	struct virtq queues[VIRTIO_MMIO_MAX_QUEUES];
 };
 
-/* Creates a device at the next free window and adds it to the VM. Returns 0 or -errno. */
-int virtio_mmio_add(struct vm *vm, const struct virtio_dev_ops *ops, void *priv,
-		    struct virtio_mmio_dev **out) __attribute__((warn_unused_result));
+/*
+ * A device at MMIO window base, interrupt line gsi (the device manager hands both out). Returns
+ * NULL when out of memory or when ops asks for more queues or config than the transport has.
+ */
+struct virtio_mmio_dev *virtio_mmio_new(const struct virtio_mmio_host *host,
+					const struct virtio_dev_ops *ops, void *priv, uint64_t base,
+					unsigned int gsi);
 void virtio_mmio_free(struct virtio_mmio_dev *d);
 /* One line on stderr: the device's exits, notifications and interrupts (--timing). */
 void virtio_mmio_print_stats(const struct virtio_mmio_dev *d);
@@ -99,7 +138,7 @@ int virtio_mmio_serve(struct virtio_mmio_dev *d, unsigned int qi, struct virtq_c
 void virtio_mmio_signal(struct virtio_mmio_dev *d, unsigned int queue);
 /* The driver broke the protocol: mark the device as needing reset and stop the VM. */
 void virtio_mmio_fail(struct virtio_mmio_dev *d, const char *what);
-/* Kernel command-line fragment that lets the guest find the device. */
+/* Kernel command-line fragment that lets the guest find the device (snprintf's return). */
 int virtio_mmio_cmdline(const struct virtio_mmio_dev *d, char *buf, size_t size);
 
 #endif

@@ -183,25 +183,3 @@ bool virtq_should_interrupt(struct virtq *q)
 	q->signalled_used = now;
 	return first || (uint16_t)(now - used_event - 1) < (uint16_t)(now - before);
 }
-
-size_t iov_to_buf(const struct iovec *iov, unsigned int n, void *buf, size_t len)
-{
-	size_t done = 0;
-	for (unsigned int i = 0; i < n && done < len; i++) {
-		size_t k = iov[i].iov_len < len - done ? iov[i].iov_len : len - done;
-		memcpy((char *)buf + done, iov[i].iov_base, k);
-		done += k;
-	}
-	return done;
-}
-
-size_t iov_from_buf(const struct iovec *iov, unsigned int n, const void *buf, size_t len)
-{
-	size_t done = 0;
-	for (unsigned int i = 0; i < n && done < len; i++) {
-		size_t k = iov[i].iov_len < len - done ? iov[i].iov_len : len - done;
-		memcpy(iov[i].iov_base, (const char *)buf + done, k);
-		done += k;
-	}
-	return done;
-}

@@ -7,6 +7,8 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "../iov.h"
+
 #include "../guest_mem.h"
 
 #define VIRTQ_MAX_SIZE 1024 /* the largest ring, and the longest chain, accepted */
@@ -86,9 +88,5 @@ uint16_t virtq_outstanding(const struct virtq *q);
  * (with VIRTIO_F_EVENT_IDX it remembers where the last decision was).
  */
 bool virtq_should_interrupt(struct virtq *q);
-
-/* Copies between a flat buffer and an iovec array; return bytes copied. */
-size_t iov_to_buf(const struct iovec *iov, unsigned int n, void *buf, size_t len);
-size_t iov_from_buf(const struct iovec *iov, unsigned int n, const void *buf, size_t len);
 
 #endif

@@ -13,8 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../../lib/ec1_internal.h"
 #include "../arch.h"
+#include "ec1/ec1.h"
 #include "../vm.h"
 #include "layout.h"
 #include "mptable.h"
@@ -90,12 +90,6 @@ static int pvh_entry(int fd, const Elf64_Phdr *ph, uint64_t *entry)
 	return -ENOENT;
 }
 
-#define FAIL(code, ...)                               \
-	do {                                          \
-		snprintf(msg, msg_size, __VA_ARGS__); \
-		return code;                          \
-	} while (0)
-
 static int load_elf(struct vm *vm, int fd, const char *path, char *msg, size_t msg_size)
 {
 	Elf64_Ehdr eh;
@@ -103,10 +97,10 @@ static int load_elf(struct vm *vm, int fd, const char *path, char *msg, size_t m
 
 	if (read_at(fd, &eh, sizeof(eh), 0) || eh.e_ident[EI_CLASS] != ELFCLASS64 ||
 	    eh.e_machine != EM_X86_64 || eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum > 64)
-		FAIL(EC1_EINVAL, "kernel.path: %s: not an x86_64 ELF kernel", path);
+		VM_FAIL(EC1_EINVAL, "kernel.path: %s: not an x86_64 ELF kernel", path);
 	Elf64_Phdr ph[64];
 	if (read_at(fd, ph, eh.e_phnum * sizeof(Elf64_Phdr), (off_t)eh.e_phoff))
-		FAIL(EC1_EINVAL, "kernel.path: %s: truncated ELF program headers", path);
+		VM_FAIL(EC1_EINVAL, "kernel.path: %s: truncated ELF program headers", path);
 	vm->kernel_end = 0;
 	for (unsigned int i = 0; i < eh.e_phnum; i++) {
 		if (ph[i].p_type == PT_NOTE && !have_entry)
@@ -115,22 +109,24 @@ static int load_elf(struct vm *vm, int fd, const char *path, char *msg, size_t m
 			continue;
 		void *dst = vm_ptr(vm, ph[i].p_paddr, ph[i].p_memsz);
 		if (!dst || ph[i].p_filesz > ph[i].p_memsz)
-			FAIL(EC1_EINVAL,
-			     "kernel.path: %s: segment at 0x%llx (%llu bytes) does not fit in %u "
-			     "MiB of "
-			     "guest RAM",
-			     path, (unsigned long long)ph[i].p_paddr,
-			     (unsigned long long)ph[i].p_memsz, vm->cfg->ram_mib);
+			VM_FAIL(EC1_EINVAL,
+				"kernel.path: %s: segment at 0x%llx (%llu bytes) does not fit in "
+				"%u "
+				"MiB of "
+				"guest RAM",
+				path, (unsigned long long)ph[i].p_paddr,
+				(unsigned long long)ph[i].p_memsz, vm->cfg->ram_mib);
 		if (guest_mem_load_file(&vm->mem, ph[i].p_paddr, fd, ph[i].p_offset,
 					ph[i].p_filesz))
-			FAIL(EC1_EINVAL, "kernel.path: %s: truncated segment", path);
+			VM_FAIL(EC1_EINVAL, "kernel.path: %s: truncated segment", path);
 		/* Guest RAM is fresh anonymous memory: the rest of p_memsz is already zero. */
 		if (ph[i].p_paddr + ph[i].p_memsz > vm->kernel_end)
 			vm->kernel_end = ph[i].p_paddr + ph[i].p_memsz;
 	}
 	if (!have_entry)
-		FAIL(EC1_EINVAL,
-		     "kernel.path: %s: no PVH entry note (build the kernel with CONFIG_PVH)", path);
+		VM_FAIL(EC1_EINVAL,
+			"kernel.path: %s: no PVH entry note (build the kernel with CONFIG_PVH)",
+			path);
 	vm->entry_64bit = false;
 	vm->initrd_max = GUEST_MEM_LOW_END;
 	return 0;
@@ -203,30 +199,30 @@ static int load_bzimage(struct vm *vm, int fd, const char *path, uint64_t file_s
 	uint8_t hdr[1024];
 
 	if (read_at(fd, hdr, sizeof(hdr), 0) || memcmp(hdr + BP_HEADER, "HdrS", 4) != 0)
-		FAIL(EC1_EINVAL, "kernel.path: %s: neither an ELF vmlinux nor a bzImage", path);
+		VM_FAIL(EC1_EINVAL, "kernel.path: %s: neither an ELF vmlinux nor a bzImage", path);
 	uint16_t version;
 	memcpy(&version, hdr + BP_VERSION, 2);
 	uint16_t xload;
 	memcpy(&xload, hdr + BP_XLOADFLAGS, 2);
 	if (version < 0x20c || !(xload & XLF_KERNEL_64))
-		FAIL(EC1_EINVAL,
-		     "kernel.path: %s: bzImage without a 64-bit entry point (boot "
-		     "protocol 2.12+ needed)",
-		     path);
+		VM_FAIL(EC1_EINVAL,
+			"kernel.path: %s: bzImage without a 64-bit entry point (boot "
+			"protocol 2.12+ needed)",
+			path);
 	unsigned int setup_sects = hdr[BP_SETUP_SECTS] ? hdr[BP_SETUP_SECTS] : 4;
 	uint64_t kernel_off = (setup_sects + 1) * 512ull;
 	if (kernel_off >= file_size)
-		FAIL(EC1_EINVAL, "kernel.path: %s: truncated bzImage", path);
+		VM_FAIL(EC1_EINVAL, "kernel.path: %s: truncated bzImage", path);
 	uint64_t kernel_size = file_size - kernel_off;
 	uint32_t init_size;
 	memcpy(&init_size, hdr + BP_INIT_SIZE, 4);
 	uint64_t span = init_size > kernel_size ? init_size : kernel_size;
 	void *dst = vm_ptr(vm, X86_HIGH_START, span);
 	if (!dst)
-		FAIL(EC1_EINVAL, "kernel.path: %s: needs %llu MiB, more than the guest RAM", path,
-		     (unsigned long long)(span >> 20) + 1);
+		VM_FAIL(EC1_EINVAL, "kernel.path: %s: needs %llu MiB, more than the guest RAM",
+			path, (unsigned long long)(span >> 20) + 1);
 	if (guest_mem_load_file(&vm->mem, X86_HIGH_START, fd, kernel_off, kernel_size))
-		FAIL(EC1_EINVAL, "kernel.path: %s: read failed", path);
+		VM_FAIL(EC1_EINVAL, "kernel.path: %s: read failed", path);
 	vm->kernel_end = X86_HIGH_START + span;
 
 	/* The setup header is copied as is; the loader fields are ours (boot.rst "loader"). */
@@ -258,7 +254,7 @@ int arch_load_kernel(struct vm *vm, const char *path, char *msg, size_t msg_size
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		FAIL(EC1_EINVAL, "kernel.path: %s: %s", path, strerror(errno));
+		VM_FAIL(EC1_EINVAL, "kernel.path: %s: %s", path, strerror(errno));
 	struct stat st;
 	unsigned char magic[4] = {0};
 	int err;
@@ -277,8 +273,8 @@ int arch_write_boot_info(struct vm *vm, const char *cmdline, uint64_t initrd_gpa
 {
 	size_t cmdline_len = strlen(cmdline);
 	if (cmdline_len >= X86_CMDLINE_MAX)
-		FAIL(EC1_EINVAL, "kernel.cmdline: %zu bytes, more than the %d allowed", cmdline_len,
-		     X86_CMDLINE_MAX - 1);
+		VM_FAIL(EC1_EINVAL, "kernel.cmdline: %zu bytes, more than the %d allowed",
+			cmdline_len, X86_CMDLINE_MAX - 1);
 	memcpy(vm_ptr(vm, X86_CMDLINE_ADDR, X86_CMDLINE_MAX), cmdline, cmdline_len + 1);
 	if (!vm->entry_64bit) {
 		pvh_boot_info(vm, initrd_gpa, initrd_size);

@@ -7,8 +7,8 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
-#include "../../lib/ec1_internal.h"
 #include "../arch.h"
+#include "ec1/ec1.h"
 #include "../vm.h"
 #include "ioapic.h"
 #include "layout.h"
@@ -19,7 +19,7 @@ struct arch_vm {
 	struct ioapic ioapic;
 };
 
-_Static_assert(VM_MMIO_IRQ_BASE + VM_MAX_DEVICES <= X86_IOAPIC_PINS,
+_Static_assert(ARCH_MMIO_IRQ_BASE + VM_MAX_DEVICES <= X86_IOAPIC_PINS,
 	       "every virtio-mmio device needs its own I/O APIC pin");
 
 /* Just below 4 GiB, out of the way of RAM and devices (KVM needs 3 pages for the TSS, 1 for EPT).

@@ -1,4 +1,4 @@
-/* Guest physical layout below 1 MiB, shared by the x86 boot code. */
+/* Guest physical layout: below 1 MiB (the boot code's), and where devices sit. */
 #ifndef EC1_X86_LAYOUT_H
 #define EC1_X86_LAYOUT_H
 
@@ -13,5 +13,13 @@
 #define X86_IOAPIC_ADDR	   0xfec00000u
 #define X86_LAPIC_ADDR	   0xfee00000u
 #define X86_IOAPIC_PINS	   24
+
+/*
+ * Devices (handed out by the device manager, bus.c): one 4 KiB virtio-mmio window each from
+ * ARCH_MMIO_BASE, in the hole below 4 GiB, and interrupt lines from ARCH_MMIO_IRQ_BASE.
+ */
+#define ARCH_MMIO_BASE	   0xd0000000ull
+#define ARCH_MMIO_STRIDE   0x1000ull
+#define ARCH_MMIO_IRQ_BASE 5
 
 #endif

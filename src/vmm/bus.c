@@ -1,0 +1,97 @@
+/* The device manager (bus.h): windows, lines, command line, lifecycle walks. */
+#include "bus.h"
+
+#include <errno.h>
+#include <linux/kvm.h>
+#include <stdio.h>
+#include <sys/ioctl.h>
+
+#include "arch.h"
+#include "ec1/ec1.h"
+#include "virtio/mmio.h"
+#include "vm.h"
+
+static void host_irq(void *ctx, unsigned int gsi)
+{
+	arch_irq(ctx, gsi);
+}
+
+static int host_ioeventfd(void *ctx, uint64_t addr, uint32_t len, int fd)
+{
+	struct vm *vm = ctx;
+	struct kvm_ioeventfd io = {.addr = addr, .len = len, .fd = fd};
+	return ioctl(vm->vm_fd, KVM_IOEVENTFD, &io) < 0 ? -errno : 0;
+}
+
+static void host_fail(void *ctx, const char *device, const char *what)
+{
+	vm_stop(ctx, EC1_EGUEST, "guest driver error on virtio-%s: %s", device, what);
+}
+
+int vm_add_mmio(struct vm *vm, const struct virtio_dev_ops *ops, void *priv,
+		struct virtio_mmio_dev **out)
+{
+	unsigned int i = vm->nr_devs;
+	if (i == VM_MAX_DEVICES)
+		return -ENOSPC;
+	vm->mmio_host = (struct virtio_mmio_host){
+		.mem = &vm->mem,
+		.ctx = vm,
+		.irq = host_irq,
+		.ioeventfd = host_ioeventfd,
+		.fail = host_fail,
+	};
+	struct virtio_mmio_dev *d =
+		virtio_mmio_new(&vm->mmio_host, ops, priv, ARCH_MMIO_BASE + ARCH_MMIO_STRIDE * i,
+				ARCH_MMIO_IRQ_BASE + i);
+	if (!d)
+		return -ENOMEM;
+	vm->devs[i] = d;
+	__atomic_store_n(&vm->nr_devs, i + 1, __ATOMIC_RELEASE); /* vm_stop reads it */
+	*out = d;
+	return 0;
+}
+
+bool vm_bus_mmio(struct vm *vm, uint64_t addr, uint8_t *data, uint32_t len, bool is_write)
+{
+	if (addr < ARCH_MMIO_BASE || len > 8)
+		return false;
+	uint64_t i = (addr - ARCH_MMIO_BASE) / ARCH_MMIO_STRIDE;
+	if (i >= vm->nr_devs)
+		return false;
+	virtio_mmio_access(vm->devs[i], (addr - ARCH_MMIO_BASE) % ARCH_MMIO_STRIDE, data, len,
+			   is_write);
+	return true;
+}
+
+size_t vm_bus_cmdline(const struct vm *vm, char *buf, size_t size)
+{
+	size_t n = 0;
+	for (unsigned int i = 0; i < vm->nr_devs; i++)
+		n += (size_t)virtio_mmio_cmdline(vm->devs[i], n < size ? buf + n : NULL,
+						 n < size ? size - n : 0);
+	return n;
+}
+
+void vm_bus_finish(struct vm *vm)
+{
+	for (unsigned int i = 0; i < vm->nr_devs; i++)
+		if (vm->devs[i]->ops->finish)
+			vm->devs[i]->ops->finish(vm->devs[i]);
+}
+
+void vm_bus_destroy(struct vm *vm, bool stats)
+{
+	for (unsigned int i = 0; i < vm->nr_devs; i++) {
+		struct virtio_mmio_dev *d = vm->devs[i];
+		if (stats) {
+			virtio_mmio_print_stats(d);
+			if (d->ops->print_stats)
+				d->ops->print_stats(d);
+		}
+		if (d->ops->destroy)
+			d->ops->destroy(d);
+		virtio_mmio_free(d);
+	}
+	vm->nr_devs = 0;
+}

@@ -1,0 +1,20 @@
+/* The initramfs of a run (initramfs.c). */
+#ifndef EC1_VMM_INITRAMFS_H
+#define EC1_VMM_INITRAMFS_H
+
+#include <stddef.h>
+
+struct vm;
+
+/* The injected init (guest/init/init.c, static), embedded at build time. */
+extern const unsigned char ec1_init_binary[];
+extern const size_t ec1_init_binary_size;
+
+/*
+ * Writes the base archive (vm->cfg->initramfs_path, if any) and ours (init, the process
+ * description, the mount points init needs) at the top of low RAM, then the boot information
+ * with vm->cmdline. Returns 0 or an EC1_E* code with msg naming the field at fault.
+ */
+int vm_setup_initrd(struct vm *vm, char *msg, size_t msg_size) __attribute__((warn_unused_result));
+
+#endif

@@ -1,0 +1,72 @@
+/*
+ * A fake VM for tests and fuzz targets that drive the virtio-mmio transport alone (it links with
+ * nothing of the VM): guest memory of its own, and the failures and interrupts it is asked for
+ * recorded instead of done.
+ */
+#ifndef EC1_TEST_MMIO_HOST_H
+#define EC1_TEST_MMIO_HOST_H
+
+#include <errno.h>
+#include <stdio.h>
+
+#include "../../src/vmm/guest_mem.h"
+#include "../../src/vmm/virtio/mmio.h"
+
+static struct guest_mem fake_mem;
+static int fake_failed; /* the driver broke the protocol (the first time wins, as in the VMM) */
+static char fake_fail_msg[512];
+static unsigned int fake_irqs;
+
+static void fake_irq(void *ctx, unsigned int gsi)
+{
+	(void)ctx;
+	(void)gsi;
+	fake_irqs++;
+}
+
+static int fake_ioeventfd(void *ctx, uint64_t addr, uint32_t len, int fd)
+{
+	(void)ctx;
+	(void)addr;
+	(void)len;
+	(void)fd;
+	return -ENOSYS;
+}
+
+static void fake_fail(void *ctx, const char *device, const char *what)
+{
+	(void)ctx;
+	if (fake_failed)
+		return;
+	fake_failed = 1;
+	snprintf(fake_fail_msg, sizeof(fake_fail_msg), "guest driver error on virtio-%s: %s",
+		 device, what);
+}
+
+static const struct virtio_mmio_host fake_host = {
+	.mem = &fake_mem,
+	.irq = fake_irq,
+	.ioeventfd = fake_ioeventfd,
+	.fail = fake_fail,
+};
+
+static inline void fake_reset(void)
+{
+	fake_failed = 0;
+	fake_fail_msg[0] = 0;
+	fake_irqs = 0;
+}
+
+static inline uint32_t mmio_read(struct virtio_mmio_dev *d, uint64_t off)
+{
+	uint32_t v = 0;
+	virtio_mmio_access(d, off, (uint8_t *)&v, 4, false);
+	return v;
+}
+
+static inline void mmio_write(struct virtio_mmio_dev *d, uint64_t off, uint32_t v)
+{
+	virtio_mmio_access(d, off, (uint8_t *)&v, 4, true);
+}
+
+#endif

@@ -19,6 +19,7 @@ check() { if [ "$2" = "$3" ]; then pass "$1"; else fail "$1" "expected [$2], got
 # ec1's own --timeout stops a hung guest; the outer one turns a hung ec1 into a failure, not a hang.
 run() { timeout -s KILL 180 "$EC1" run --timeout 120 "$@"; }
 selected() { [ -z "$only" ] || echo " $only " | grep -q " $1 "; }
+ec1_pid() { for p in /proc/[0-9]*; do [ "$(cat $p/comm 2>/dev/null)" = ec1 ] && echo ${p#/proc/}; done; }
 
 t_run_prints_echo_output() { check $name "hello world" "$(run -- /bin/echo hello world)"; }
 t_run_status_zero() { run -- /bin/true; check $name 0 $?; }
@@ -64,6 +65,26 @@ t_run_timeout_with_stdout_blocked() {
 	run --timeout 8 -- yes >$T/fifo 2>$T/err; rc=$?
 	exec 7<&-
 	if [ $rc = 125 ] && grep -q timeout $T/err; then pass $name; else fail $name "rc $rc, stderr: $(cat $T/err)"; fi
+}
+t_run_timeout_with_serial_console_blocked() {
+	# --console copies the guest kernel's console to stderr. The guest floods it and nobody reads
+	# stderr for 45 s: --timeout must still stop and tear down the VM at 20 s (it once waited for
+	# the blocked write, which held the VM's lock). At 30 s only ec1's main thread may be left,
+	# in its final message; the flood must have filled the pipe (64 KiB) for this to mean anything.
+	rm -f $T/sfifo $T/serr && mkfifo $T/sfifo
+	( sleep 45; exec cat $T/sfifo >$T/serr ) & reader=$!
+	exec 8<>$T/sfifo # opened after the reader: it must not hold a writer's end
+	run --console --timeout 20 --cmdline printk.devkmsg=on -- /bin/sh -c \
+		'while :; do echo "flood ................................................" >/dev/kmsg; done' \
+		2>$T/sfifo & bg=$!
+	sleep 30
+	threads=$(ls /proc/$(ec1_pid)/task 2>/dev/null | wc -l)
+	wait $bg; rc=$?
+	exec 8<&-
+	wait $reader
+	bytes=$(wc -c <$T/serr)
+	if [ $rc = 125 ] && grep -q timeout $T/serr && [ "$threads" = 1 ] && [ "$bytes" -ge 60000 ]
+	then pass $name; else fail $name "rc $rc, $threads threads at 30 s, $bytes bytes: $(grep -v flood $T/serr | head -c 300)"; fi
 }
 t_run_stdout_complete_to_slow_reader() {
 	check $name 4194304 "$(run -- /bin/sh -c 'head -c 4194304 /dev/zero' | { sleep 3; wc -c; } | tr -d ' ')"
@@ -244,7 +265,6 @@ hostile_run() { # SCENARIO [SEED [MARKDIR]]
 	run --mem 256 --cmdline 'memmap=0x100000$0x4000000' --volume $T/h:/mnt/h --share victim:$T/v \
 		-- /mnt/h/hostile victim "$@" >$T/hout 2>$T/herr
 }
-ec1_pid() { for p in /proc/[0-9]*; do [ "$(cat $p/comm 2>/dev/null)" = ec1 ] && echo ${p#/proc/}; done; }
 # wait_file FILE SECONDS [PID]: until FILE exists; no longer than SECONDS, nor than PID lives.
 wait_file() {
 	i=0

@@ -4,6 +4,7 @@
  * are powers of 2.
  */
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
@@ -29,6 +30,7 @@ enum {
 enum { ACK = 1, DRIVER = 2, DRIVER_OK = 4, FEATURES_OK = 8, NEEDS_RESET = 64 };
 
 static struct virtio_mmio_dev *dev;
+static struct virtq_chain test_chain;
 static unsigned int notified, driver_oks;
 
 static void test_notify(struct virtio_mmio_dev *d, unsigned int q)
@@ -212,6 +214,60 @@ static void mmio_reset_waits_for_the_device_thread(void)
 	pthread_join(t, NULL);
 }
 
+static void spun(int sig)
+{
+	static const char m[] = "FAIL: mmio_serve_does_not_spin_on_an_index_moving_back: still "
+				"serving after 5 s\n";
+	(void)sig;
+	ssize_t n = write(1, m, sizeof(m) - 1);
+	(void)n;
+	_exit(1);
+}
+
+static int64_t answer(void *ctx, struct virtq_chain *c)
+{
+	(void)ctx;
+	(void)c;
+	return 0;
+}
+
+/*
+ * Found by fuzz_mmio: a used ring whose flags lay on the available index flipped it at every
+ * pass, and serving spun for ever (the device thread then ignored every stop). Enabling such a
+ * ring is refused now; and serving gives up on an index that moves back, whatever the layout.
+ */
+static void mmio_serve_does_not_spin_on_an_index_moving_back(void)
+{
+	fresh();
+	mmio_write(dev, STATUS, ACK | DRIVER);
+	features(VIRTIO_F_VERSION_1);
+	mmio_write(dev, STATUS, ACK | DRIVER | FEATURES_OK);
+	queue(0, 16, 1);
+	CHECK(dev->queues[0].ready);
+	/* The layout enable refuses, made behind its back: used flags on the available index. */
+	dev->queues[0].used = (uint8_t *)&dev->queues[0].avail[1];
+	signal(SIGALRM, spun);
+	alarm(5); /* a spin fails the test instead of hanging it */
+	virtio_mmio_queues_begin(dev);
+	int served = virtio_mmio_serve(dev, 0, &test_chain, answer, NULL);
+	virtio_mmio_queues_end(dev);
+	alarm(0);
+	CHECK(served >= 0);
+	/* And through the registers: the same layout is refused at QUEUE_READY. */
+	fresh();
+	mmio_write(dev, STATUS, ACK | DRIVER);
+	features(VIRTIO_F_VERSION_1);
+	mmio_write(dev, STATUS, ACK | DRIVER | FEATURES_OK);
+	mmio_write(dev, QUEUE_SEL, 0);
+	mmio_write(dev, QUEUE_NUM, 16);
+	mmio_write(dev, QUEUE_DESC_LOW, 0x10000);
+	mmio_write(dev, QUEUE_DRIVER_LOW, 0x11000);
+	mmio_write(dev, QUEUE_DEVICE_LOW, 0x11000);
+	mmio_write(dev, QUEUE_READY, 1);
+	CHECK(!dev->queues[0].ready && fake_failed);
+	CHECK_STR_CONTAINS(fake_fail_msg, "overlapping");
+}
+
 int main(void)
 {
 	if (guest_mem_init(&fake_mem, 1 << 20))
@@ -223,6 +279,7 @@ int main(void)
 	TEST(mmio_status_bits_stay_until_reset);
 	TEST(mmio_config_space_and_generation);
 	TEST(mmio_reset_waits_for_the_device_thread);
+	TEST(mmio_serve_does_not_spin_on_an_index_moving_back);
 	virtio_mmio_free(dev);
 	guest_mem_free(&fake_mem);
 	return tests_failed != 0;

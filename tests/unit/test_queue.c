@@ -181,6 +181,32 @@ static void queue_enable_rejects_sizes_not_a_power_of_two(void)
 	}
 }
 
+/* The device writes the used ring: it may not lie on the rings it reads (issue 12, fuzz_mmio). */
+static void queue_enable_rejects_overlapping_rings(void)
+{
+	const uint64_t layouts[][3] = {
+		{DESC, DESC + 16 * QSIZE - 2, USED},	  /* avail inside the descriptor table */
+		{DESC, AVAIL, AVAIL},			  /* used flags on the available flags */
+		{DESC, AVAIL, AVAIL - 4},		  /* used idx on the available idx... */
+		{DESC, AVAIL, DESC + 16 * QSIZE - 4},	  /* used inside the descriptor table */
+		{DESC, AVAIL + 4 + 2 * QSIZE - 4, AVAIL}, /* avail ring's end on used flags */
+	};
+	for (size_t i = 0; i < sizeof(layouts) / sizeof(layouts[0]); i++) {
+		virtq_reset(&q);
+		q.num = QSIZE;
+		q.desc_gpa = layouts[i][0];
+		q.avail_gpa = layouts[i][1];
+		q.used_gpa = layouts[i][2];
+		CHECK(virtq_enable(&q, &mem) == -EINVAL && !q.ready);
+	}
+	virtq_reset(&q); /* back to back is fine */
+	q.num = QSIZE;
+	q.desc_gpa = DESC;
+	q.avail_gpa = DESC + 16 * QSIZE;
+	q.used_gpa = (DESC + 16 * QSIZE + 6 + 2 * QSIZE + 3) & ~3ull;
+	CHECK(virtq_enable(&q, &mem) == 0);
+}
+
 static void guest_mem_ptr_checks_bounds(void)
 {
 	CHECK(guest_mem_ptr(&mem, 0, 1 << 20) != NULL);
@@ -293,6 +319,7 @@ int main(void)
 	TEST(queue_rejects_avail_index_jump);
 	TEST(queue_enable_rejects_rings_outside_memory);
 	TEST(queue_enable_rejects_sizes_not_a_power_of_two);
+	TEST(queue_enable_rejects_overlapping_rings);
 	TEST(queue_notify_back_on_only_when_empty);
 	TEST(queue_event_idx_fields_rule);
 	TEST(guest_mem_ptr_checks_bounds);

@@ -78,6 +78,7 @@ int virtio_mmio_serve(struct virtio_mmio_dev *d, unsigned int qi, struct virtq_c
 {
 	struct virtq *q = &d->queues[qi];
 	int served = 0, r;
+	unsigned int empty = 0; /* passes in a row that found nothing */
 
 	if (!q->ready)
 		return 0;
@@ -100,6 +101,16 @@ int virtio_mmio_serve(struct virtio_mmio_dev *d, unsigned int qi, struct virtq_c
 		if (r < 0) {
 			virtio_mmio_fail(d, "malformed descriptor chain");
 			return -1;
+		}
+		empty = batch ? 0 : empty + 1;
+		if (empty == 2) {
+			/*
+			 * Twice the ring said there was more and then held nothing: the driver
+			 * moves its index back. Kicks on, and wait for the next one rather than
+			 * spin.
+			 */
+			virtq_set_no_notify(q, false);
+			break;
 		}
 	} while (virtq_notify_on_if_empty(q));
 	return served;
@@ -205,7 +216,7 @@ static void write_reg(struct virtio_mmio_dev *d, uint64_t off, uint32_t v)
 			q->event_idx = d->driver_features & VIRTIO_F_EVENT_IDX;
 			if (virtq_enable(q, d->host->mem))
 				virtio_mmio_fail(d, "queue size not a power of 2, or rings outside "
-						    "guest memory or misaligned");
+						    "guest memory, overlapping or misaligned");
 		} else if (v == 0) {
 			q->ready = false;
 		}

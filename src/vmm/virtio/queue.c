@@ -9,6 +9,13 @@ void virtq_reset(struct virtq *q)
 	memset(q, 0, sizeof(*q));
 }
 
+/* Whether [a, a + alen) and [b, b + blen) share a byte (no wrap: the caller checks bounds after).
+ */
+static bool overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+{
+	return a < b + blen && b < a + alen;
+}
+
 int virtq_enable(struct virtq *q, const struct guest_mem *mem)
 {
 	uint64_t n = q->num;
@@ -18,6 +25,15 @@ int virtq_enable(struct virtq *q, const struct guest_mem *mem)
 		return -EINVAL;
 	/* §2.7: descriptor table 16-byte aligned, available ring 2, used ring 4. */
 	if ((q->desc_gpa & 15) || (q->avail_gpa & 1) || (q->used_gpa & 3))
+		return -EINVAL;
+	/*
+	 * The three parts must not overlap: what the device writes into the used ring (flags,
+	 * avail_event) would otherwise change the indices it reads back, and a queue whose used
+	 * flags sit on the available index flips it for ever under the device.
+	 */
+	if (overlap(q->desc_gpa, 16 * n, q->avail_gpa, 6 + 2 * n) ||
+	    overlap(q->desc_gpa, 16 * n, q->used_gpa, 6 + 8 * n) ||
+	    overlap(q->avail_gpa, 6 + 2 * n, q->used_gpa, 6 + 8 * n))
 		return -EINVAL;
 	q->desc = guest_mem_ptr(mem, q->desc_gpa, 16 * n);
 	q->avail = guest_mem_ptr(mem, q->avail_gpa, 6 + 2 * n);

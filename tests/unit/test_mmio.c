@@ -268,6 +268,48 @@ static void mmio_serve_does_not_spin_on_an_index_moving_back(void)
 	CHECK_STR_CONTAINS(fake_fail_msg, "overlapping");
 }
 
+/* Like a console write: lets go of the queues, and meanwhile the driver resets and starts again. */
+static int64_t reset_meanwhile(void *ctx, struct virtq_chain *c)
+{
+	int *calls = ctx;
+	(void)c;
+	if ((*calls)++)
+		return 64; /* once is enough */
+	virtio_mmio_queues_end(dev);
+	mmio_write(dev, STATUS, 0);
+	mmio_write(dev, STATUS, ACK | DRIVER);
+	features(VIRTIO_F_VERSION_1);
+	mmio_write(dev, STATUS, ACK | DRIVER | FEATURES_OK);
+	queue(0, 16, 1);
+	mmio_write(dev, STATUS, ACK | DRIVER | FEATURES_OK | DRIVER_OK);
+	virtio_mmio_queues_begin(dev);
+	return 64;
+}
+
+/* A chain popped before a reset is never returned into the queue that followed it. */
+static void mmio_chain_from_before_a_reset_is_dropped(void)
+{
+	fresh();
+	mmio_write(dev, STATUS, ACK | DRIVER);
+	features(VIRTIO_F_VERSION_1);
+	mmio_write(dev, STATUS, ACK | DRIVER | FEATURES_OK);
+	queue(0, 16, 1);
+	mmio_write(dev, STATUS, ACK | DRIVER | FEATURES_OK | DRIVER_OK);
+	uint8_t *m = fake_mem.regions[0].host;
+	memset(m + 0x10000, 0, 0x3000);
+	struct virtq_desc d = {.addr = 0x20000, .len = 64, .flags = VIRTQ_DESC_F_WRITE};
+	memcpy(m + 0x10000, &d, sizeof(d));
+	uint16_t one = 1;
+	memcpy(m + 0x11002, &one, 2); /* avail idx 1, ring[0] = head 0 */
+	virtio_mmio_queues_begin(dev);
+	int calls = 0;
+	int served = virtio_mmio_serve(dev, 0, &test_chain, reset_meanwhile, &calls);
+	virtio_mmio_queues_end(dev);
+	uint16_t used_idx;
+	memcpy(&used_idx, m + 0x12002, 2);
+	CHECK(served == 0 && used_idx == 0 && dev->queues[0].used_idx == 0 && !fake_failed);
+}
+
 int main(void)
 {
 	if (guest_mem_init(&fake_mem, 1 << 20))
@@ -280,6 +322,7 @@ int main(void)
 	TEST(mmio_config_space_and_generation);
 	TEST(mmio_reset_waits_for_the_device_thread);
 	TEST(mmio_serve_does_not_spin_on_an_index_moving_back);
+	TEST(mmio_chain_from_before_a_reset_is_dropped);
 	virtio_mmio_free(dev);
 	guest_mem_free(&fake_mem);
 	return tests_failed != 0;

@@ -247,11 +247,19 @@ static int64_t serve_tx(void *ctx, struct virtq_chain *chain)
 {
 	struct tx_ctx *t = ctx;
 	const struct console_port *port = &t->c->ports[t->port];
-	if (port->on_data)
+	if (port->on_data) {
 		port->on_data(t->c->ctx, chain->out, chain->n_out);
-	else if (!write_all(t->c, port->out_fd, chain->out, chain->n_out))
-		return -1; /* stopping */
-	return 0;
+		return 0;
+	}
+	/*
+	 * The write may block for as long as nobody reads the output: not while holding the
+	 * queues, which a driver's reset waits for. The buffers are guest RAM, mapped for the VM's
+	 * life; if the driver reset the queue meanwhile, the chain is not returned.
+	 */
+	virtio_mmio_queues_end(t->c->dev);
+	bool done = write_all(t->c, port->out_fd, chain->out, chain->n_out);
+	virtio_mmio_queues_begin(t->c->dev);
+	return done ? 0 : -1; /* -1: stopping */
 }
 
 /*
@@ -368,6 +376,15 @@ static bool readable_now(int fd)
 	return poll(&p, 1, 0) > 0;
 }
 
+/* Gives the chain popped under generation gen back unused, unless the queue was reset since. */
+static void give_back(struct virtio_mmio_dev *d, struct virtq *q, uint32_t gen)
+{
+	virtio_mmio_queues_begin(d);
+	if (q->gen == gen)
+		virtq_unpop(q);
+	virtio_mmio_queues_end(d);
+}
+
 /*
  * Fills the guest's stdin buffers as data comes. Buffers filled back to back are signalled once,
  * when the data or the buffers run out; and the guest hands buffers back without a kick while we
@@ -402,6 +419,7 @@ static void stdin_main(struct worker *w, void *arg)
 			held = q->num; /* the guest's index says more: it cannot have them */
 		bufs = held > bufs ? held : bufs;
 		int r = virtq_pop(q, d->host->mem, chain);
+		uint32_t gen = q->gen; /* the chain belongs to this generation of the queue */
 		bool more = false;
 		if (r == 0) {
 			if (owed)
@@ -428,18 +446,21 @@ static void stdin_main(struct worker *w, void *arg)
 			continue;
 		}
 		if (!wait_readable(c, fd)) {
-			virtq_unpop(q);
+			give_back(d, q, gen);
 			break;
 		}
 		/* The chain's buffers are guest RAM, mapped for the VM's life: safe even if reset.
 		 */
 		ssize_t n = readv(fd, chain->in, (int)chain->n_in);
 		if (n < 0 && (errno == EINTR || errno == EAGAIN)) {
-			virtq_unpop(q);
+			give_back(d, q, gen);
 			continue;
 		}
 		virtio_mmio_queues_begin(d);
-		if (n > 0) {
+		if (q->gen != gen) {
+			/* The driver reset the queue while we read: the chain is void, data
+			 * dropped. */
+		} else if (n > 0) {
 			virtq_push(q, chain->head, (uint32_t)n);
 			owed = true;
 		} else {

@@ -82,12 +82,15 @@ int virtio_mmio_serve(struct virtio_mmio_dev *d, unsigned int qi, struct virtq_c
 
 	if (!q->ready)
 		return 0;
+	uint32_t gen = q->gen;
 	virtq_set_no_notify(q, true);
 	do {
 		int batch = 0;
 		int64_t len = 0;
 		while (len >= 0 && (r = virtq_pop(q, d->host->mem, chain)) > 0) {
 			len = handle(ctx, chain);
+			if (q->gen != gen)
+				return served; /* handle() let go of the queues, and it was reset */
 			if (len >= 0) {
 				virtq_push(q, chain->head, (uint32_t)len);
 				batch++;

@@ -6,7 +6,9 @@
 
 void virtq_reset(struct virtq *q)
 {
+	uint32_t gen = q->gen;
 	memset(q, 0, sizeof(*q));
+	q->gen = gen + 1;
 }
 
 /* Whether [a, a + alen) and [b, b + blen) share a byte (no wrap: the caller checks bounds after).
@@ -43,6 +45,7 @@ int virtq_enable(struct virtq *q, const struct guest_mem *mem)
 	q->last_avail = 0;
 	q->used_idx = 0;
 	q->signalled = false;
+	q->gen++;
 	q->ready = true;
 	return 0;
 }

@@ -40,6 +40,11 @@ struct virtq {
 	bool event_idx; /* VIRTIO_F_EVENT_IDX negotiated: the rings' event fields rule (§2.7.10) */
 	bool signalled; /* an interrupt decision was made since the queue was enabled */
 	uint16_t signalled_used; /* used_idx at that decision */
+	/*
+	 * Changes at every reset and enable: a chain popped under another generation is void (a
+	 * device thread that let go of the queues while it worked on one must not return it).
+	 */
+	uint32_t gen;
 };
 
 /* One descriptor chain, split into the parts the device reads and the parts it writes. */

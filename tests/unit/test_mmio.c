@@ -85,6 +85,24 @@ static void queue(unsigned int qi, uint32_t num, uint32_t ready)
 	mmio_write(dev, QUEUE_READY, ready);
 }
 
+/* A driver's start (§3.1.1) from a reset: VERSION_1 only, queue 0 of 16 entries. */
+static void start_driver(void)
+{
+	mmio_write(dev, STATUS, 0);
+	mmio_write(dev, STATUS, ACK | DRIVER);
+	features(VIRTIO_F_VERSION_1);
+	mmio_write(dev, STATUS, ACK | DRIVER | FEATURES_OK);
+	queue(0, 16, 1);
+	mmio_write(dev, STATUS, ACK | DRIVER | FEATURES_OK | DRIVER_OK);
+}
+
+/* A fresh device that a driver started. */
+static void running(void)
+{
+	fresh();
+	start_driver();
+}
+
 static void mmio_well_behaved_driver_works(void)
 {
 	fresh();
@@ -198,12 +216,7 @@ static void *hold_queues(void *arg)
 /* A reset from the driver waits until no device thread uses the rings, then clears them. */
 static void mmio_reset_waits_for_the_device_thread(void)
 {
-	fresh();
-	mmio_write(dev, STATUS, ACK | DRIVER);
-	features(VIRTIO_F_VERSION_1);
-	mmio_write(dev, STATUS, ACK | DRIVER | FEATURES_OK);
-	queue(0, 16, 1);
-	mmio_write(dev, STATUS, ACK | DRIVER | FEATURES_OK | DRIVER_OK);
+	running();
 	volatile int state = 0;
 	pthread_t t;
 	CHECK(pthread_create(&t, NULL, hold_queues, (void *)&state) == 0);
@@ -276,12 +289,7 @@ static int64_t reset_meanwhile(void *ctx, struct virtq_chain *c)
 	if ((*calls)++)
 		return 64; /* once is enough */
 	virtio_mmio_queues_end(dev);
-	mmio_write(dev, STATUS, 0);
-	mmio_write(dev, STATUS, ACK | DRIVER);
-	features(VIRTIO_F_VERSION_1);
-	mmio_write(dev, STATUS, ACK | DRIVER | FEATURES_OK);
-	queue(0, 16, 1);
-	mmio_write(dev, STATUS, ACK | DRIVER | FEATURES_OK | DRIVER_OK);
+	start_driver();
 	virtio_mmio_queues_begin(dev);
 	return 64;
 }
@@ -289,12 +297,7 @@ static int64_t reset_meanwhile(void *ctx, struct virtq_chain *c)
 /* A chain popped before a reset is never returned into the queue that followed it. */
 static void mmio_chain_from_before_a_reset_is_dropped(void)
 {
-	fresh();
-	mmio_write(dev, STATUS, ACK | DRIVER);
-	features(VIRTIO_F_VERSION_1);
-	mmio_write(dev, STATUS, ACK | DRIVER | FEATURES_OK);
-	queue(0, 16, 1);
-	mmio_write(dev, STATUS, ACK | DRIVER | FEATURES_OK | DRIVER_OK);
+	running();
 	uint8_t *m = fake_mem.regions[0].host;
 	memset(m + 0x10000, 0, 0x3000);
 	struct virtq_desc d = {.addr = 0x20000, .len = 64, .flags = VIRTQ_DESC_F_WRITE};

@@ -30,7 +30,6 @@
 
 #include "../../src/vmm/virtio/mmio_regs.h"
 
-
 #define FEATURE_INDIRECT  (1u << 28)
 #define FEATURE_EVENT_IDX (1u << 29)
 #define DESC_NEXT	  1

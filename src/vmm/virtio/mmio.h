@@ -131,8 +131,8 @@ int virtio_mmio_notify_eventfd(struct virtio_mmio_dev *d, int fd);
  * adding buffers meanwhile costs no VM exit. handle() returns a negative value to stop (the chain
  * is then not returned). handle() may let go of the queues for a call that can block
  * (virtio_mmio_queues_end, then _begin again): if the driver reset the queue meanwhile, its chain
- * is dropped and serving ends there. Returns the number of chains served, or -1: stopped, or the guest handed
- * over a malformed chain (the device is then failed).
+ * is dropped and serving ends there. Returns the number of chains served, or -1: stopped, or the
+ * guest handed over a malformed chain (the device is then failed).
  */
 int virtio_mmio_serve(struct virtio_mmio_dev *d, unsigned int qi, struct virtq_chain *chain,
 		      int64_t (*handle)(void *ctx, struct virtq_chain *chain), void *ctx);

@@ -34,13 +34,14 @@ int vm_add_mmio(struct vm *vm, const struct virtio_dev_ops *ops, void *priv,
 	unsigned int i = vm->nr_devs;
 	if (i == VM_MAX_DEVICES)
 		return -ENOSPC;
-	vm->mmio_host = (struct virtio_mmio_host){
-		.mem = &vm->mem,
-		.ctx = vm,
-		.irq = host_irq,
-		.ioeventfd = host_ioeventfd,
-		.fail = host_fail,
-	};
+	if (i == 0) /* once: the devices added before already use it */
+		vm->mmio_host = (struct virtio_mmio_host){
+			.mem = &vm->mem,
+			.ctx = vm,
+			.irq = host_irq,
+			.ioeventfd = host_ioeventfd,
+			.fail = host_fail,
+		};
 	struct virtio_mmio_dev *d =
 		virtio_mmio_new(&vm->mmio_host, ops, priv, ARCH_MMIO_BASE + ARCH_MMIO_STRIDE * i,
 				ARCH_MMIO_IRQ_BASE + i);

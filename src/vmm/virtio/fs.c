@@ -7,13 +7,10 @@
 #include "fs.h"
 
 #include <errno.h>
-#include <poll.h>
-#include <pthread.h>
-#include <sched.h>
+#include <sched.h> /* unshare */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 

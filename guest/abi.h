@@ -16,10 +16,15 @@
 
 /*
  * The process description: NUL-terminated fields: EC1_ABI_PROCESS_MAGIC, exec path, workdir,
- * argc, argv[0..argc), envc, env[0..envc), mount count, then per mount: virtio-fs tag, guest
- * path ("/": the root), "ro" or "rw". Counts are decimal digits; nothing follows the last mount.
+ * argc, argv[0..argc), envc, env[0..envc), mount count, then per mount: file system type, source,
+ * guest path ("/": the root), "ro" or "rw". Type EC1_ABI_FS_VIRTIOFS: the source is a virtio-fs
+ * tag; any other (empty: each block file system the kernel has, in turn): the source is a disk's
+ * block id, the serial of a /sys/block/vd* device. Counts are decimal digits; nothing follows
+ * the last mount.
  */
-#define EC1_ABI_PROCESS_MAGIC "EC1P2"
+#define EC1_ABI_PROCESS_MAGIC	"EC1P3"
+#define EC1_ABI_FS_VIRTIOFS	"virtiofs"
+#define EC1_ABI_MAX_DISK_MOUNTS 64 /* disks init mounts, at most */
 
 /*
  * virtio-console ports (multiport), /dev/vport0p<id> in the guest, each named (§5.3.6.2 PORT_NAME)

@@ -2,12 +2,12 @@
  * ec1's guest init: PID 1 of every ec1 microVM.
  *
  * Mounts /proc, /sys, /dev and /tmp, reads the process description the VMM put in the initramfs
- * (/.ec1/process), mounts the shared host directories (virtio-fs) it names — a root directory
- * becomes / through a switch of root, init itself staying in the initramfs — connects the process's
- * stdin, stdout and stderr to their virtio-console ports (stdout and stderr through a pipe each,
- * see relay()), runs it, reaps every child, forwards termination signals, and reports the process's
- * exit status on the control port once all it wrote is on its way. The VMM stops the VM when it
- * reads that report.
+ * (/.ec1/process), mounts the shared host directories (virtio-fs) and disks (virtio-blk, found by
+ * serial) it names — a root directory or disk becomes / through a switch of root, init itself
+ * staying in the initramfs — connects the process's stdin, stdout and stderr to their
+ * virtio-console ports (stdout and stderr through a pipe each, see relay()), runs it, reaps every
+ * child, forwards termination signals, and reports the process's exit status on the control port
+ * once all it wrote is on its way. The VMM stops the VM when it reads that report.
  *
  * Exit status (libkrun's convention): the process's own status; 125 when init cannot set up the
  * environment; 126 found but not executable; 127 not found; 128+N killed by signal N.
@@ -174,9 +174,45 @@ static void drain_streams(void)
 	}
 }
 
+/* What mount_shares() mounted from disks, for release_disks(). */
+static const struct mount_spec *disk_mounts[EC1_ABI_MAX_DISK_MOUNTS];
+static int nr_disk_mounts;
+static bool root_disk;	  /* one of them is at "/" */
+static bool root_pending; /* a root is mounted at EC1_ABI_ROOT, not switched to yet */
+
+/*
+ * Before the VM goes: every other process killed, then each disk's file system unmounted (the
+ * root one remounted read-only) and everything written flushed to the disks, so that the images
+ * are clean for their next user. Directories need none of it: the host has their data already.
+ */
+static void release_disks(void)
+{
+	if (!nr_disk_mounts)
+		return;
+	kill(-1, SIGKILL);
+	while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
+		;
+	sync();
+	for (int i = nr_disk_mounts - 1; i >= 0; i--) {
+		const struct mount_spec *m = disk_mounts[i];
+		char at[4096];
+		bool root = strcmp(m->path, "/") == 0;
+		if (root && !root_pending)
+			continue; /* it is /: remounted read-only below */
+		snprintf(at, sizeof(at), "%s%s", root_pending ? EC1_ABI_ROOT : "",
+			 root ? "" : m->path);
+		if (umount(at) < 0)
+			say("ec1-init: unmounting %s: %s\n", at, strerror(errno));
+	}
+	if (root_disk && !root_pending && mount(NULL, "/", NULL, MS_REMOUNT | MS_RDONLY, NULL) < 0)
+		say("ec1-init: remounting / read-only: %s\n", strerror(errno));
+	sync();
+}
+
 static void finish(int status)
 {
 	drain_streams();
+	release_disks();
 	control(EC1_CTL_EXIT " %d\n", status);
 	power_off();
 }
@@ -296,11 +332,97 @@ static void set_readahead(const char *mountpoint)
 	}
 }
 
+/* Up to size - 1 bytes of a small file (proc, sysfs), NUL-terminated; -1 when unreadable. */
+static ssize_t read_small(const char *path, char *buf, size_t size)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = 0, r;
+	while ((size_t)n < size - 1 && (r = read(fd, buf + n, size - 1 - (size_t)n)) > 0)
+		n += r;
+	close(fd);
+	buf[n] = 0;
+	return n;
+}
+
+/* The /dev node of the disk whose serial (the VMM's block id) is id; -1 with ENODEV if none. */
+static int find_disk(const char *id, char *dev, size_t size)
+{
+	/* The kernel names virtio disks vda..vdz, then vdaa...: a walk of names, no directory. */
+	for (int i = 0; i < 26 * 27; i++) {
+		char name[8], path[64], serial[64];
+		if (i < 26)
+			snprintf(name, sizeof(name), "vd%c", 'a' + i);
+		else
+			snprintf(name, sizeof(name), "vd%c%c", 'a' + i / 26 - 1, 'a' + i % 26);
+		snprintf(path, sizeof(path), "/sys/block/%s/serial", name);
+		ssize_t n = read_small(path, serial, sizeof(serial));
+		if (n < 0)
+			break; /* the kernel names disks in turn: no more */
+		while (n > 0 && serial[n - 1] == '\n')
+			serial[--n] = 0;
+		if (strcmp(serial, id) == 0) {
+			snprintf(dev, size, "/dev/%s", name);
+			return 0;
+		}
+	}
+	errno = ENODEV;
+	return -1;
+}
+
+/* A disk's file system: the type given, else each block file system the kernel has in turn. */
+static int mount_disk(const struct mount_spec *m, const char *at)
+{
+	char dev[32];
+	if (find_disk(m->source, dev, sizeof(dev)) < 0)
+		return -1;
+	unsigned long flags = m->read_only ? MS_RDONLY : 0;
+	if (*m->fstype)
+		return mount(dev, at, m->fstype, flags, NULL);
+	char list[4096];
+	if (read_small("/proc/filesystems", list, sizeof(list)) < 0)
+		return -1;
+	int err = EINVAL;
+	for (char *line = strtok(list, "\n"); line; line = strtok(NULL, "\n")) {
+		if (strncmp(line, "nodev", 5) == 0)
+			continue;
+		while (*line == '\t' || *line == ' ')
+			line++;
+		if (mount(dev, at, line, flags, NULL) == 0)
+			return 0;
+		/* EINVAL: not this type; anything else (EROFS, EIO, ...) is worth reporting. */
+		if (errno != EINVAL || err == EINVAL)
+			err = errno;
+	}
+	errno = err;
+	return -1;
+}
+
+static int mount_one(const struct mount_spec *m, const char *at)
+{
+	if (strcmp(m->fstype, EC1_ABI_FS_VIRTIOFS) != 0) {
+		if (nr_disk_mounts == EC1_ABI_MAX_DISK_MOUNTS) {
+			errno = E2BIG;
+			return -1;
+		}
+		if (mount_disk(m, at) < 0)
+			return -1;
+		disk_mounts[nr_disk_mounts++] = m;
+		root_disk |= strcmp(m->path, "/") == 0;
+		return 0;
+	}
+	if (mount(m->source, at, "virtiofs", m->read_only ? MS_RDONLY : 0, NULL) < 0)
+		return -1;
+	set_readahead(at);
+	return 0;
+}
+
 /*
- * Mounts the shares: the root one ("/") at NEW_ROOT, the others under it (or under / when the
- * root stays the initramfs), creating mount points; then, with a root share, moves /dev, /proc
- * and /sys into it and makes it / (what switch_root does). Returns 0, or -1 with errno set and
- * the failing step in *what.
+ * Mounts the shares and disks: the root one ("/") at NEW_ROOT, the others under it (or under /
+ * when the root stays the initramfs), creating mount points; then, with a root, moves /dev,
+ * /proc and /sys into it and makes it / (what switch_root does). Returns 0, or -1 with errno set
+ * and the failing step in *what.
  */
 static int mount_shares(const struct process *p, const char **what)
 {
@@ -309,11 +431,11 @@ static int mount_shares(const struct process *p, const char **what)
 		const struct mount_spec *m = &p->mounts[i];
 		if (strcmp(m->path, "/") != 0)
 			continue;
-		*what = m->tag;
-		if (mount(m->tag, NEW_ROOT, "virtiofs", m->read_only ? MS_RDONLY : 0, NULL) < 0)
+		*what = m->source;
+		if (mount_one(m, NEW_ROOT) < 0)
 			return -1;
-		set_readahead(NEW_ROOT);
 		base = NEW_ROOT;
+		root_pending = true;
 	}
 	for (long i = 0; i < p->nr_mounts; i++) {
 		const struct mount_spec *m = &p->mounts[i];
@@ -322,10 +444,8 @@ static int mount_shares(const struct process *p, const char **what)
 			continue;
 		*what = m->path;
 		snprintf(at, sizeof(at), "%s%s", base, m->path);
-		if (make_dirs(at) < 0 ||
-		    mount(m->tag, at, "virtiofs", m->read_only ? MS_RDONLY : 0, NULL) < 0)
+		if (make_dirs(at) < 0 || mount_one(m, at) < 0)
 			return -1;
-		set_readahead(at);
 	}
 	if (!*base)
 		return 0;
@@ -342,6 +462,7 @@ static int mount_shares(const struct process *p, const char **what)
 	if (chdir(NEW_ROOT) < 0 || mount(".", "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0 ||
 	    chdir("/") < 0)
 		return -1;
+	root_pending = false;
 	return 0;
 }
 
@@ -422,7 +543,7 @@ int main(void)
 	}
 	const char *what = "";
 	if (mount_shares(&p, &what) < 0) {
-		say("ec1-init: mounting shared directories: %s: %s\n", what, strerror(errno));
+		say("ec1-init: mounting shares and disks: %s: %s\n", what, strerror(errno));
 		finish(EXIT_SETUP);
 	}
 

@@ -64,8 +64,10 @@ static int parse(char *buf, size_t len, struct process *p)
 	for (long i = 0; i < p->nr_mounts; i++) {
 		struct mount_spec *m = &p->mounts[i];
 		char *mode;
-		if (!(m->tag = next_field(&cur, end)) || !(m->path = next_field(&cur, end)) ||
-		    !(mode = next_field(&cur, end)))
+		if (!(m->fstype = next_field(&cur, end)) || !(m->source = next_field(&cur, end)) ||
+		    !(m->path = next_field(&cur, end)) || !(mode = next_field(&cur, end)))
+			return -1;
+		if (!*m->source || m->path[0] != '/')
 			return -1;
 		if (strcmp(mode, "ro") != 0 && strcmp(mode, "rw") != 0)
 			return -1;

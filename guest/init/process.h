@@ -1,7 +1,8 @@
 /*
  * The process description the VMM writes into the initramfs (/.ec1/process; src/vmm/initramfs.c
- * writes it; the layout is in guest/abi.h): NUL-terminated fields "EC1P2", exec path, workdir,
- * argc, argv..., envc, env..., mount count, then tag, guest path and "ro" or "rw" for each mount.
+ * writes it; the layout is in guest/abi.h): NUL-terminated fields "EC1P3", exec path, workdir,
+ * argc, argv..., envc, env..., mount count, then type, source, guest path and "ro" or "rw" for
+ * each mount.
  */
 #ifndef EC1_INIT_PROCESS_H
 #define EC1_INIT_PROCESS_H
@@ -12,7 +13,9 @@
 #define PROCESS_MAX_COUNT (1 << 20) /* argc, envc, mounts */
 
 struct mount_spec {
-	char *tag, *path;
+	char *fstype; /* EC1_ABI_FS_VIRTIOFS, another type, or "": try each */
+	char *source; /* a virtio-fs tag, or a disk's block id */
+	char *path;
 	bool read_only;
 };
 

@@ -77,6 +77,8 @@ enum ec1_capability {
 	EC1_CAP_SEV = 1 << 2,	      /* ec1_ctx_set_sev */
 	EC1_CAP_SHUTDOWN_FD = 1 << 3, /* ec1_ctx_get_shutdown_eventfd */
 	EC1_CAP_VMNET = 1 << 4,	      /* ec1_ctx_set_vmnet* */
+	EC1_CAP_DISKS = 1 << 5,	      /* ec1_ctx_add_disk */
+	EC1_CAP_DISK_MOUNTS = 1 << 6, /* ec1_ctx_mount_disk (init mounts disks, one as the root) */
 };
 /* The EC1_CAP_* bits a backend offers (whether or not it is installed here). */
 unsigned int ec1_backend_capabilities(enum ec1_backend backend);
@@ -98,11 +100,13 @@ const char *ec1_ctx_message(const struct ec1_ctx *ctx);
 int ec1_ctx_backend_errno(const struct ec1_ctx *ctx);
 
 /* Limits, checked by every call that takes such a value. */
-#define EC1_MAX_VCPUS	64
-#define EC1_MIN_RAM_MIB 32
-#define EC1_MAX_RAM_MIB 65536
-#define EC1_MAX_SHARES	15 /* root, volumes and shares together (builtin backend) */
-#define EC1_MAX_TAG_LEN 36 /* bytes of a virtio-fs tag (virtio 1.2 §5.11.4) */
+#define EC1_MAX_VCPUS	     64
+#define EC1_MIN_RAM_MIB	     32
+#define EC1_MAX_RAM_MIB	     65536
+#define EC1_MAX_SHARES	     15 /* root, volumes and shares together (builtin backend) */
+#define EC1_MAX_TAG_LEN	     36 /* bytes of a virtio-fs tag (virtio 1.2 §5.11.4) */
+#define EC1_MAX_DISKS	     8
+#define EC1_MAX_BLOCK_ID_LEN 20 /* bytes of a block id: the guest's serial (virtio-blk GET_ID) */
 
 /* VM size. */
 struct ec1_vm_config {
@@ -139,14 +143,31 @@ enum ec1_disk_format {
 	EC1_DISK_QCOW2 = 1,
 };
 
-/* A block device. */
+/*
+ * A block device (virtio-blk). The builtin engine shows the guest block_id as the disk's serial
+ * (/sys/block/vdX/serial), opens a read-only image O_RDONLY, and refuses an image another VM or
+ * program holds locked (unless both are read-only). The format is taken as given: an image named
+ * raw is raw whatever its first bytes say (ec1_disk_detect_format reads them, for a caller that
+ * wants to ask); one named qcow2 must have qcow2's header.
+ */
 struct ec1_disk_config {
-	const char *block_id;	     /* guest-visible id, required */
-	const char *path;	     /* host image file, required, must exist */
+	const char *block_id; /* guest-visible id, required: 1..20 printable bytes, no space */
+	const char *path;     /* host image file or block device, required, must exist */
 	enum ec1_disk_format format; /* default EC1_DISK_RAW */
 	bool read_only;		     /* default false */
 };
 int ec1_ctx_add_disk(struct ec1_ctx *ctx, const struct ec1_disk_config *config);
+/*
+ * ec1's init mounts the disk added as block_id at guest_path (an absolute path, created if
+ * missing; "/" makes it the guest's root file system, as ec1_ctx_set_root does for a directory,
+ * and libkrun's krun_set_root_disk), read-only when the disk is. fstype: the file system
+ * ("ext4", ...), or NULL to try each one the guest kernel has. Builtin backend
+ * (EC1_CAP_DISK_MOUNTS).
+ */
+int ec1_ctx_mount_disk(struct ec1_ctx *ctx, const char *block_id, const char *guest_path,
+		       const char *fstype);
+/* The format an image's header says: EC1_DISK_QCOW2 when it has qcow2's magic, else raw. */
+int ec1_disk_detect_format(const char *path, enum ec1_disk_format *format);
 
 /* Networking. Leave passt_fd at -1 and gvproxy_path NULL for the default (TSI on libkrun). */
 struct ec1_network_config {

@@ -110,6 +110,37 @@ static int collect_shares(struct ec1_ctx *ctx, struct share_list *l)
 	return EC1_OK;
 }
 
+/* The disks as the VMM takes them; one as the root excludes a root directory. */
+static int collect_disks(struct ec1_ctx *ctx, const struct share_list *shares,
+			 struct vm_disk disks[EC1_MAX_DISKS])
+{
+	for (size_t i = 0; i < ctx->nr_disks; i++) {
+		const struct ec1_disk *d = &ctx->disks[i];
+		if (d->guest_path && strcmp(d->guest_path, "/") == 0) {
+			if (ctx->root)
+				return ec1_fail(ctx, EC1_EINVAL,
+						"mount_disk: disk \"%s\" as the root, and a root "
+						"directory (%s): one root only",
+						d->block_id, ctx->root);
+		}
+		disks[i] = (struct vm_disk){.block_id = d->block_id,
+					    .path = d->path,
+					    .format = d->format == EC1_DISK_QCOW2 ? DISK_QCOW2
+										  : DISK_RAW,
+					    .read_only = d->read_only,
+					    .guest_path = d->guest_path,
+					    .fstype = d->fstype};
+	}
+	/* The console, then a device for each share and each disk. */
+	if (1 + shares->n + ctx->nr_disks > VM_MAX_DEVICES)
+		return ec1_fail(
+			ctx, EC1_EINVAL,
+			"disks: %zu disks and %u directories (root, volumes and shares) are "
+			"more than the %d devices a VM has besides its console",
+			ctx->nr_disks, shares->n, VM_MAX_DEVICES - 1);
+	return EC1_OK;
+}
+
 static int builtin_run(struct ec1_ctx *ctx, int *status)
 {
 	const char *kernel = ctx->kernel_path ? ctx->kernel_path : ec1_default_kernel();
@@ -131,7 +162,9 @@ static int builtin_run(struct ec1_ctx *ctx, int *status)
 				initramfs, strerror(errno));
 	}
 	struct share_list shares = {0};
+	struct vm_disk disks[EC1_MAX_DISKS];
 	int err = collect_shares(ctx, &shares);
+	err = err ?: collect_disks(ctx, &shares, disks);
 	if (err)
 		return err;
 	struct vm_config cfg = {
@@ -146,6 +179,8 @@ static int builtin_run(struct ec1_ctx *ctx, int *status)
 		.workdir = ctx->workdir,
 		.shares = shares.shares,
 		.nr_shares = shares.n,
+		.disks = disks,
+		.nr_disks = (unsigned int)ctx->nr_disks,
 		.stdin_fd = ctx->stdio[0],
 		.stdout_fd = ctx->stdio[1],
 		.stderr_fd = ctx->stdio[2],
@@ -165,8 +200,9 @@ static int builtin_run(struct ec1_ctx *ctx, int *status)
 
 const struct ec1_backend_ops ec1_backend_builtin = {
 	.id = EC1_BACKEND_BUILTIN,
-	/* Host directories (root, volumes, shares) through virtio-fs. */
-	.features = EC1_F_ROOT | EC1_F_VOLUMES | EC1_F_SHUTDOWN_FD,
+	/* Host directories (root, volumes, shares) through virtio-fs, disks through virtio-blk. */
+	.features =
+		EC1_F_ROOT | EC1_F_VOLUMES | EC1_F_SHUTDOWN_FD | EC1_F_DISKS | EC1_F_DISK_MOUNTS,
 	.add_virtiofs = builtin_add_virtiofs,
 	.set_root_flags = builtin_set_root_flags,
 	.get_shutdown_eventfd = builtin_shutdown_eventfd,

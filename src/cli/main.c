@@ -40,6 +40,14 @@ static const char run_usage[] =
 	"                        owner, chown to others fails, setuid bits are dropped\n"
 	"  -s, --share TAG:DIR   offer DIR as virtio-fs TAG for the guest to mount itself:\n"
 	"                        mount -t virtiofs TAG /mnt (repeatable)\n"
+	"  -d, --disk PATH[,id=ID][,format=raw|qcow2][,ro][,mount=GUEST][,fstype=FS]\n"
+	"                        give the guest the image PATH as a virtio disk (repeatable);\n"
+	"                        id: its serial in the guest (default disk0, disk1, ...);\n"
+	"                        format: detected from the header when not given (a named one\n"
+	"                        must agree); ro: read-only; mount: init mounts it at GUEST\n"
+	"                        (file system detected, or fstype)\n"
+	"      --root-disk PATH[,format=F][,ro][,fstype=FS]  the guest's / is the file system\n"
+	"                        on the image PATH (id root); exclusive with --root\n"
 	"  -t, --timeout SEC     stop the VM and fail after SEC seconds (default: no limit)\n"
 	"  -b, --backend NAME    builtin, libkrun, libkrun-sev, libkrun-efi or stub\n"
 	"                        (default: environment EC1_BACKEND, else builtin)\n"
@@ -157,6 +165,73 @@ static int parse_vmnet(const char *s, struct ec1_vmnet_config *c)
 	return 0;
 }
 
+/* A --disk or --root-disk: PATH, then comma-separated options. */
+struct disk_arg {
+	char id[EC1_MAX_BLOCK_ID_LEN + 1];
+	char *path, *mount, *fstype;
+	struct ec1_disk_config config;
+	char buf[4096];
+};
+
+static int parse_disk(const char *opt, const char *s, unsigned int index, bool root,
+		      struct disk_arg *d)
+{
+	if (snprintf(d->buf, sizeof(d->buf), "%s", s) >= (int)sizeof(d->buf)) {
+		fprintf(stderr, "ec1: %s: \"%s\": too long\n", opt, s);
+		return -1;
+	}
+	snprintf(d->id, sizeof(d->id), root ? "root" : "disk%u", index);
+	char *save, *f = strtok_r(d->buf, ",", &save);
+	d->path = f;
+	d->mount = root ? "/" : NULL;
+	d->fstype = NULL;
+	bool format_given = false;
+	d->config = (struct ec1_disk_config){.path = f};
+	if (!f || !*f) {
+		fprintf(stderr, "ec1: %s: \"%s\": expected PATH[,options]\n", opt, s);
+		return -1;
+	}
+	while ((f = strtok_r(NULL, ",", &save))) {
+		if (strncmp(f, "id=", 3) == 0 && !root && strlen(f + 3) < sizeof(d->id)) {
+			snprintf(d->id, sizeof(d->id), "%s", f + 3);
+		} else if (strcmp(f, "format=raw") == 0 || strcmp(f, "format=qcow2") == 0) {
+			d->config.format =
+				strcmp(f, "format=raw") == 0 ? EC1_DISK_RAW : EC1_DISK_QCOW2;
+			format_given = true;
+		} else if (strcmp(f, "ro") == 0) {
+			d->config.read_only = true;
+		} else if (strncmp(f, "mount=", 6) == 0 && !root) {
+			d->mount = f + 6;
+		} else if (strncmp(f, "fstype=", 7) == 0) {
+			d->fstype = f + 7;
+		} else {
+			fprintf(stderr,
+				"ec1: %s: \"%s\": unknown option \"%s\" (expected "
+				"%sformat=raw|qcow2, "
+				"ro%s, fstype=FS)\n",
+				opt, s, f, root ? "" : "id=ID (1..20 bytes), ",
+				root ? "" : ", mount=GUEST");
+			return -1;
+		}
+	}
+	d->config.block_id = d->id;
+	enum ec1_disk_format found;
+	if (ec1_disk_detect_format(d->path, &found) != EC1_OK) {
+		fprintf(stderr, "ec1: %s: %s: %s\n", opt, d->path, strerror(errno));
+		return -1;
+	}
+	if (format_given && found != d->config.format) {
+		fprintf(stderr,
+			"ec1: %s: %s: format=%s, but the image's header says %s (name the format "
+			"the image has)\n",
+			opt, d->path, d->config.format == EC1_DISK_QCOW2 ? "qcow2" : "raw",
+			found == EC1_DISK_QCOW2 ? "qcow2" : "raw");
+		return -1;
+	}
+	d->config.format = found;
+	return 0;
+}
+
 static int cmd_run(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -171,6 +246,8 @@ static int cmd_run(int argc, char **argv)
 		{"volume", required_argument, NULL, 'V'},
 		{"root-options", required_argument, NULL, 'R'},
 		{"share", required_argument, NULL, 's'},
+		{"disk", required_argument, NULL, 'd'},
+		{"root-disk", required_argument, NULL, 'D'},
 		{"timeout", required_argument, NULL, 't'},
 		{"backend", required_argument, NULL, 'b'},
 		{"timing", no_argument, NULL, 'T'},
@@ -193,6 +270,9 @@ static int cmd_run(int argc, char **argv)
 	struct ec1_vmnet_config vmnet_config = {0};
 	int verbose = 0, c;
 	unsigned long v;
+	struct disk_arg disks[EC1_MAX_DISKS];
+	unsigned int ndisks = 0, nplain = 0;
+	bool root_disk = false;
 
 	static const char *const defaults[] = {
 		"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/",
@@ -201,7 +281,7 @@ static int cmd_run(int argc, char **argv)
 		if (add_env(&env, &nenv, defaults[i]))
 			return EXIT_EC1_ERROR;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+c:m:k:i:e:w:r:V:s:t:b:vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+c:m:k:i:e:w:r:V:s:d:t:b:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			if (parse_uint("--cpus", optarg, 1, EC1_MAX_VCPUS, &v))
@@ -253,6 +333,22 @@ static int cmd_run(int argc, char **argv)
 			}
 			if (add_item(&shares, &nshares, optarg))
 				return EXIT_EC1_ERROR;
+			break;
+		case 'd':
+		case 'D':
+			if (ndisks == EC1_MAX_DISKS) {
+				fprintf(stderr, "ec1: --disk: at most %d disks\n", EC1_MAX_DISKS);
+				return EXIT_EC1_ERROR;
+			}
+			if (c == 'D' && root_disk) {
+				fprintf(stderr, "ec1: --root-disk: given twice\n");
+				return EXIT_EC1_ERROR;
+			}
+			if (parse_disk(c == 'd' ? "--disk" : "--root-disk", optarg,
+				       c == 'd' ? nplain++ : 0, c == 'D', &disks[ndisks]))
+				return EXIT_EC1_ERROR;
+			root_disk |= c == 'D';
+			ndisks++;
 			break;
 		case 't': {
 			char *end;
@@ -335,8 +431,19 @@ static int cmd_run(int argc, char **argv)
 		if ((err = ec1_ctx_set_kernel(ctx, &kernel)))
 			return fail(ctx, err);
 	}
+	if (root && root_disk) {
+		fprintf(stderr, "ec1: --root and --root-disk: one root only\n");
+		ec1_ctx_free(ctx);
+		return EXIT_EC1_ERROR;
+	}
 	if (root && (err = ec1_ctx_set_root(ctx, root)))
 		return fail(ctx, err);
+	for (unsigned int i = 0; i < ndisks; i++) {
+		struct disk_arg *d = &disks[i];
+		if ((err = ec1_ctx_add_disk(ctx, &d->config)) ||
+		    (d->mount && (err = ec1_ctx_mount_disk(ctx, d->id, d->mount, d->fstype))))
+			return fail(ctx, err);
+	}
 	if (root_flags && (err = ec1_ctx_set_root_flags(ctx, root_flags)))
 		return fail(ctx, err);
 	if (nvolumes && (err = ec1_ctx_set_mapped_volumes(ctx, volumes, nvolumes)))
@@ -385,9 +492,13 @@ static int cmd_variants(void)
 		unsigned int cap;
 		const char *name;
 	} caps[] = {
-		{EC1_CAP_ROOT, "root"},	  {EC1_CAP_VOLUMES, "volumes"},
-		{EC1_CAP_SEV, "sev"},	  {EC1_CAP_SHUTDOWN_FD, "shutdown-fd"},
+		{EC1_CAP_ROOT, "root"},
+		{EC1_CAP_VOLUMES, "volumes"},
+		{EC1_CAP_SEV, "sev"},
+		{EC1_CAP_SHUTDOWN_FD, "shutdown-fd"},
 		{EC1_CAP_VMNET, "vmnet"},
+		{EC1_CAP_DISKS, "disks"},
+		{EC1_CAP_DISK_MOUNTS, "disk-mounts"},
 	};
 	printf("%-12s %-10s", "backend", "here");
 	for (size_t c = 0; c < sizeof(caps) / sizeof(caps[0]); c++)

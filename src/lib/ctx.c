@@ -194,6 +194,15 @@ static void free_volumes(struct ec1_volume *v, size_t n)
 	free(v);
 }
 
+static void free_disk(struct ec1_disk *d)
+{
+	free(d->block_id);
+	free(d->path);
+	free(d->guest_path);
+	free(d->fstype);
+	memset(d, 0, sizeof(*d));
+}
+
 void ec1_ctx_free(struct ec1_ctx *ctx)
 {
 	if (!ctx)
@@ -207,6 +216,8 @@ void ec1_ctx_free(struct ec1_ctx *ctx)
 		free(ctx->shares[i].tag);
 		free(ctx->shares[i].dir);
 	}
+	for (size_t i = 0; i < ctx->nr_disks; i++)
+		free_disk(&ctx->disks[i]);
 	free(ctx->exec_path);
 	free(ctx->workdir);
 	free_list(ctx->argv);
@@ -483,23 +494,118 @@ int ec1_ctx_add_virtiofs(struct ec1_ctx *ctx, const char *tag, const char *dir)
 	return EC1_OK;
 }
 
+/* A block id: 1..20 printable bytes without spaces (the guest reads it back as the serial). */
+static bool block_id_ok(const char *id)
+{
+	size_t n = strlen(id);
+	if (n == 0 || n > EC1_MAX_BLOCK_ID_LEN)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)id[i] <= ' ' || (unsigned char)id[i] > '~')
+			return false;
+	return true;
+}
+
+static struct ec1_disk *find_disk(struct ec1_ctx *ctx, const char *block_id)
+{
+	for (size_t i = 0; i < ctx->nr_disks; i++)
+		if (strcmp(ctx->disks[i].block_id, block_id) == 0)
+			return &ctx->disks[i];
+	return NULL;
+}
+
 int ec1_ctx_add_disk(struct ec1_ctx *ctx, const struct ec1_disk_config *config)
 {
 	ENTER(ctx);
 	if (!config)
 		return ec1_fail(ctx, EC1_EINVAL, "disk: NULL config");
-	if (!config->block_id || !*config->block_id)
-		return ec1_fail(ctx, EC1_EINVAL, "disk.block_id: empty");
+	if (!config->block_id || !block_id_ok(config->block_id))
+		return ec1_fail(ctx, EC1_EINVAL,
+				"disk.block_id: \"%s\": must be 1..%d printable bytes without "
+				"spaces",
+				config->block_id ? config->block_id : "", EC1_MAX_BLOCK_ID_LEN);
+	if (find_disk(ctx, config->block_id))
+		return ec1_fail(ctx, EC1_EINVAL, "disk.block_id: \"%s\": already used",
+				config->block_id);
 	if (config->format != EC1_DISK_RAW && config->format != EC1_DISK_QCOW2)
 		return ec1_fail(ctx, EC1_EINVAL, "disk.format: %d: must be raw (0) or qcow2 (1)",
 				(int)config->format);
 	int err = check_path(ctx, "disk.path", config->path, false);
+	err = err ?: need_feature(ctx, EC1_F_DISKS, "add_disk");
 	if (err)
 		return err;
-	if (!ctx->ops->add_disk)
-		return ec1_fail(ctx, EC1_EUNSUPPORTED, "disk: not supported by the %s backend yet",
-				ec1_backend_name(ctx->ops->id));
-	return ctx->ops->add_disk(ctx, config);
+	if (ctx->nr_disks == EC1_MAX_DISKS)
+		return ec1_fail(ctx, EC1_EINVAL, "disk: at most %d disks", EC1_MAX_DISKS);
+	if (ctx->ops->add_disk && (err = ctx->ops->add_disk(ctx, config)))
+		return err;
+	struct ec1_disk *d = &ctx->disks[ctx->nr_disks];
+	d->block_id = strdup(config->block_id);
+	d->path = strdup(config->path);
+	d->format = config->format;
+	d->read_only = config->read_only;
+	if (!d->block_id || !d->path) {
+		free_disk(d);
+		return ec1_fail(ctx, EC1_ENOMEM, "out of memory");
+	}
+	ctx->nr_disks++;
+	return EC1_OK;
+}
+
+int ec1_ctx_mount_disk(struct ec1_ctx *ctx, const char *block_id, const char *guest_path,
+		       const char *fstype)
+{
+	ENTER(ctx);
+	int err = need_feature(ctx, EC1_F_DISK_MOUNTS, "mount_disk");
+	if (err)
+		return err;
+	struct ec1_disk *d = block_id ? find_disk(ctx, block_id) : NULL;
+	if (!d)
+		return ec1_fail(ctx, EC1_EINVAL,
+				"mount_disk.block_id: \"%s\": no disk added with that id",
+				block_id ? block_id : "");
+	if (!guest_path || guest_path[0] != '/' || strlen(guest_path) > 1024)
+		return ec1_fail(ctx, EC1_EINVAL,
+				"mount_disk.guest_path: \"%s\": must be an absolute path",
+				guest_path ? guest_path : "");
+	if (fstype && (!*fstype || strlen(fstype) > 31 ||
+		       strspn(fstype, "abcdefghijklmnopqrstuvwxyz0123456789_") != strlen(fstype)))
+		return ec1_fail(
+			ctx, EC1_EINVAL,
+			"mount_disk.fstype: \"%s\": expected a file system name (ext4, ...)",
+			fstype);
+	for (size_t i = 0; i < ctx->nr_disks; i++)
+		if (&ctx->disks[i] != d && ctx->disks[i].guest_path &&
+		    strcmp(ctx->disks[i].guest_path, guest_path) == 0)
+			return ec1_fail(ctx, EC1_EINVAL,
+					"mount_disk.guest_path: %s: disk \"%s\" is mounted there",
+					guest_path, ctx->disks[i].block_id);
+	char *p = strdup(guest_path), *t = fstype ? strdup(fstype) : NULL;
+	if (!p || (fstype && !t)) {
+		free(p);
+		free(t);
+		return ec1_fail(ctx, EC1_ENOMEM, "out of memory");
+	}
+	free(d->guest_path);
+	free(d->fstype);
+	d->guest_path = p;
+	d->fstype = t;
+	return EC1_OK;
+}
+
+int ec1_disk_detect_format(const char *path, enum ec1_disk_format *format)
+{
+	if (!path || !format)
+		return EC1_EINVAL;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0)
+		return EC1_EINVAL;
+	unsigned char magic[4];
+	ssize_t r = pread(fd, magic, sizeof(magic), 0);
+	close(fd);
+	if (r < 0)
+		return EC1_EINVAL;
+	*format = r == 4 && memcmp(magic, "QFI\xfb", 4) == 0 ? EC1_DISK_QCOW2 : EC1_DISK_RAW;
+	return EC1_OK;
 }
 
 /* "HOST:GUEST", both 1..65535. */

@@ -17,6 +17,8 @@ void ec1_builtin_set_log_level(enum ec1_log_level level);
 #define EC1_F_SEV	  EC1_CAP_SEV
 #define EC1_F_SHUTDOWN_FD EC1_CAP_SHUTDOWN_FD
 #define EC1_F_VMNET	  EC1_CAP_VMNET
+#define EC1_F_DISKS	  EC1_CAP_DISKS
+#define EC1_F_DISK_MOUNTS EC1_CAP_DISK_MOUNTS
 
 #define EC1_MAX_LIST 64
 
@@ -82,6 +84,14 @@ struct ec1_volume {
 	unsigned int flags; /* EC1_SHARE_* */
 };
 
+/* A disk (ec1_ctx_add_disk), and where init mounts it (ec1_ctx_mount_disk). */
+struct ec1_disk {
+	char *block_id, *path;
+	enum ec1_disk_format format;
+	bool read_only;
+	char *guest_path, *fstype; /* NULL: not mounted / detected */
+};
+
 struct ec1_ctx {
 	const struct ec1_backend_ops *ops;
 	char message[1024];
@@ -96,6 +106,8 @@ struct ec1_ctx {
 	size_t nr_volumes;
 	struct ec1_share shares[EC1_MAX_LIST];
 	size_t nr_shares;
+	struct ec1_disk disks[EC1_MAX_DISKS];
+	size_t nr_disks;
 	char *exec_path, *workdir;
 	char **argv, **envp; /* NULL-terminated; envp NULL for the default */
 	bool process_set;

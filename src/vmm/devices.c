@@ -1,12 +1,14 @@
 /* The device table (devices.h). */
 #include "devices.h"
 
+#include "virtio/blk.h"
 #include "virtio/control.h"
 #include "virtio/fs.h"
 
 const struct vm_device_type vm_device_types[] = {
 	{"console", control_add}, /* first: the guest's /dev/hvc0 and init's ports */
 	{"shares", virtio_fs_add},
+	{"disks", virtio_blk_add},
 };
 
 const unsigned int vm_nr_device_types = sizeof(vm_device_types) / sizeof(vm_device_types[0]);

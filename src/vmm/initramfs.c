@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,36 +21,63 @@
 
 static const char *default_env[] = EC1_ABI_DEFAULT_ENV;
 
+/* One mount of the description: type, source, guest path, mode. */
+struct mount_rec {
+	const char *fstype, *source, *path;
+	bool read_only;
+};
+
+/* The shares and disks init mounts, the root first; returns the count. */
+static size_t mount_list(const struct vm_config *cfg, struct mount_rec *m)
+{
+	size_t n = 0;
+	for (unsigned int i = 0; i < cfg->nr_shares; i++)
+		if (cfg->shares[i].guest_path)
+			m[n++] = (struct mount_rec){EC1_ABI_FS_VIRTIOFS, cfg->shares[i].tag,
+						    cfg->shares[i].guest_path,
+						    cfg->shares[i].read_only};
+	for (unsigned int i = 0; i < cfg->nr_disks; i++)
+		if (cfg->disks[i].guest_path)
+			m[n++] =
+				(struct mount_rec){cfg->disks[i].fstype ? cfg->disks[i].fstype : "",
+						   cfg->disks[i].block_id, cfg->disks[i].guest_path,
+						   cfg->disks[i].read_only};
+	return n;
+}
+
 /*
  * The process description init reads (its layout: guest/abi.h): NUL-separated fields: the magic,
- * exec path, workdir, argc, argv..., envc, env..., mount count, then tag, guest path and "ro" or
- * "rw" for each share init mounts.
+ * exec path, workdir, argc, argv..., envc, env..., mount count, then type, source, guest path
+ * and "ro" or "rw" for each share or disk init mounts.
  */
 static int process_blob(const struct vm_config *cfg, char **out, size_t *out_len)
 {
 	const char *const *env = cfg->envp ? cfg->envp : default_env;
-	size_t argc = 0, envc = 0, mounts = 0, len = 0;
+	size_t argc = 0, envc = 0, len = 0;
 	char num[3][24];
+	struct mount_rec *mounts = calloc(cfg->nr_shares + cfg->nr_disks + 1, sizeof(*mounts));
+	if (!mounts)
+		return -ENOMEM;
+	size_t nr_mounts = mount_list(cfg, mounts);
 
 	while (cfg->argv[argc])
 		len += strlen(cfg->argv[argc++]) + 1;
 	while (env[envc])
 		len += strlen(env[envc++]) + 1;
-	for (unsigned int i = 0; i < cfg->nr_shares; i++) {
-		if (!cfg->shares[i].guest_path)
-			continue;
-		mounts++;
-		len += strlen(cfg->shares[i].tag) + strlen(cfg->shares[i].guest_path) + 5;
-	}
+	for (size_t i = 0; i < nr_mounts; i++)
+		len += strlen(mounts[i].fstype) + strlen(mounts[i].source) +
+		       strlen(mounts[i].path) + 6;
 	snprintf(num[0], sizeof(num[0]), "%zu", argc);
 	snprintf(num[1], sizeof(num[1]), "%zu", envc);
-	snprintf(num[2], sizeof(num[2]), "%zu", mounts);
+	snprintf(num[2], sizeof(num[2]), "%zu", nr_mounts);
 	const char *workdir = cfg->workdir ? cfg->workdir : "/";
 	len += strlen(EC1_ABI_PROCESS_MAGIC) + strlen(cfg->exec_path) + strlen(workdir) +
 	       strlen(num[0]) + strlen(num[1]) + strlen(num[2]) + 6;
 	char *p = malloc(len), *w = p;
-	if (!p)
+	if (!p) {
+		free(mounts);
 		return -ENOMEM;
+	}
 #define PUT(s) (w = stpcpy(w, (s)) + 1)
 	PUT(EC1_ABI_PROCESS_MAGIC);
 	PUT(cfg->exec_path);
@@ -61,14 +89,14 @@ static int process_blob(const struct vm_config *cfg, char **out, size_t *out_len
 	for (size_t i = 0; i < envc; i++)
 		PUT(env[i]);
 	PUT(num[2]);
-	for (unsigned int i = 0; i < cfg->nr_shares; i++) {
-		if (!cfg->shares[i].guest_path)
-			continue;
-		PUT(cfg->shares[i].tag);
-		PUT(cfg->shares[i].guest_path);
-		PUT(cfg->shares[i].read_only ? "ro" : "rw");
+	for (size_t i = 0; i < nr_mounts; i++) {
+		PUT(mounts[i].fstype);
+		PUT(mounts[i].source);
+		PUT(mounts[i].path);
+		PUT(mounts[i].read_only ? "ro" : "rw");
 	}
 #undef PUT
+	free(mounts);
 	*out = p;
 	*out_len = len;
 	return 0;

@@ -33,3 +33,29 @@ size_t iov_from_buf(const struct iovec *iov, unsigned int n, size_t skip, const 
 {
 	return copy(iov, n, skip, (char *)buf, len, true); /* only read from, then */
 }
+
+unsigned int iov_slice(const struct iovec *iov, unsigned int n, size_t skip, size_t len,
+		       struct iovec *out)
+{
+	unsigned int k = 0;
+	for (unsigned int i = 0; i < n && len; i++) {
+		if (skip >= iov[i].iov_len) {
+			skip -= iov[i].iov_len;
+			continue;
+		}
+		size_t seg = iov[i].iov_len - skip < len ? iov[i].iov_len - skip : len;
+		out[k].iov_base = (char *)iov[i].iov_base + skip;
+		out[k++].iov_len = seg;
+		len -= seg;
+		skip = 0;
+	}
+	return k;
+}
+
+size_t iov_length(const struct iovec *iov, unsigned int n)
+{
+	size_t t = 0;
+	for (unsigned int i = 0; i < n; i++)
+		t += iov[i].iov_len;
+	return t;
+}

@@ -11,4 +11,13 @@ size_t iov_to_buf(const struct iovec *iov, unsigned int n, size_t skip, void *bu
 size_t iov_from_buf(const struct iovec *iov, unsigned int n, size_t skip, const void *buf,
 		    size_t len);
 
+/*
+ * The bytes [skip, skip + len) of iov (fewer where it is shorter) as a scatter list of its own in
+ * out, which has room for n entries; returns its count. Nothing is copied.
+ */
+unsigned int iov_slice(const struct iovec *iov, unsigned int n, size_t skip, size_t len,
+		       struct iovec *out);
+/* The bytes iov holds. */
+size_t iov_length(const struct iovec *iov, unsigned int n);
+
 #endif

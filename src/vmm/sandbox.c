@@ -57,6 +57,12 @@ static const int fs_calls[] = {
 	SCMP_SYS(fremovexattr), SCMP_SYS(geteuid),   SCMP_SYS(getegid),
 };
 
+/* A disk's thread: I/O on its image's descriptor, nothing that names a path. */
+static const int blk_calls[] = {
+	SCMP_SYS(preadv), SCMP_SYS(pwritev),   SCMP_SYS(pread64),   SCMP_SYS(pwrite64),
+	SCMP_SYS(fsync),  SCMP_SYS(fdatasync), SCMP_SYS(fallocate),
+};
+
 /*
  * The *at() calls, and which of their arguments are directory descriptors: those must be
  * descriptors (below 2^31), never AT_FDCWD, so no path is resolved from the working directory.
@@ -150,6 +156,8 @@ int sandbox_enter(enum sandbox_kind kind)
 			err = allow_at(f, SCMP_SYS(mknodat), 1, 1,
 				       SCMP_A2(SCMP_CMP_MASKED_EQ, S_IFMT, kinds[i]));
 	}
+	if (!err && kind == SANDBOX_BLK)
+		err = allow(f, blk_calls, sizeof(blk_calls) / sizeof(blk_calls[0]));
 	if (!err)
 		err = seccomp_load(f);
 	seccomp_release(f);

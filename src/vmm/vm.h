@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "clock.h"
+#include "disk/disk.h"
 #include "ec1/ec1.h"
 #include "guest_mem.h"
 #include "serial.h"
@@ -30,6 +31,16 @@ struct vm_share {
 			 */
 };
 
+/* A disk image given to the guest through virtio-blk. */
+struct vm_disk {
+	const char *block_id;	 /* 1..20 bytes: the guest's /sys/block/vdX/serial, unique */
+	const char *path;	 /* the image */
+	enum disk_format format; /* as named by the caller; the header must agree for qcow2 */
+	bool read_only;
+	const char *guest_path; /* where init mounts it ("/": the root), or NULL: not mounted */
+	const char *fstype;	/* its file system, or NULL: init tries those the kernel has */
+};
+
 /* Everything the engine needs to run one VM; strings and arrays are borrowed for the call. */
 struct vm_config {
 	unsigned int cpus;	    /* vCPUs, 1..VM_MAX_VCPUS */
@@ -43,6 +54,8 @@ struct vm_config {
 	const char *workdir;	    /* or NULL for "/" */
 	const struct vm_share *shares;
 	unsigned int nr_shares;
+	const struct vm_disk *disks;
+	unsigned int nr_disks;
 	int stdin_fd, stdout_fd, stderr_fd;
 	uint32_t timeout_ms; /* 0: no limit */
 	int shutdown_fd;     /* eventfd: a write asks for an orderly shutdown; -1 for none */

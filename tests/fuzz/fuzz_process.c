@@ -30,10 +30,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (char **e = p.envp; *e; e++)
 			check(buf, size, *e);
 		for (long i = 0; i < p.nr_mounts; i++) {
-			check(buf, size, p.mounts[i].tag);
+			check(buf, size, p.mounts[i].fstype);
+			check(buf, size, p.mounts[i].source);
 			check(buf, size, p.mounts[i].path);
 		}
-		if (p.mounts[p.nr_mounts].tag)
+		if (p.mounts[p.nr_mounts].source)
 			abort();
 		process_free(&p);
 	}

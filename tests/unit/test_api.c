@@ -205,7 +205,58 @@ static void disk_config_checked(void)
 	d = (struct ec1_disk_config){.block_id = "vda", .path = "/no/disk.img"};
 	CHECK(ec1_ctx_add_disk(ctx, &d) == EC1_EINVAL);
 	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "disk.path: /no/disk.img");
+	/* Block ids: the guest's serial, 20 printable bytes at most, unique. */
+	d = (struct ec1_disk_config){.block_id = "123456789012345678901", .path = "/proc/self/exe"};
+	CHECK(ec1_ctx_add_disk(ctx, &d) == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "1..20 printable bytes");
+	d.block_id = "a b";
+	CHECK(ec1_ctx_add_disk(ctx, &d) == EC1_EINVAL);
+	d.block_id = "12345678901234567890";
+	CHECK(ec1_ctx_add_disk(ctx, &d) == EC1_OK);
+	CHECK(ec1_ctx_add_disk(ctx, &d) == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "already used");
+	d = (struct ec1_disk_config){.block_id = "x", .path = "/tmp", .read_only = true};
+	CHECK(ec1_ctx_add_disk(ctx, &d) == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "Is a directory");
+	/* Mounts: of an added disk, at an absolute path, one disk per path, a sane type. */
+	CHECK(ec1_ctx_mount_disk(ctx, "nope", "/data", NULL) == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "no disk added with that id");
+	CHECK(ec1_ctx_mount_disk(ctx, "12345678901234567890", "data", NULL) == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "absolute path");
+	CHECK(ec1_ctx_mount_disk(ctx, "12345678901234567890", "/data", "ext4;rm") == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "mount_disk.fstype");
+	CHECK(ec1_ctx_mount_disk(ctx, "12345678901234567890", "/", "ext4") == EC1_OK);
+	for (int i = 1; i < EC1_MAX_DISKS; i++) {
+		char id[8];
+		snprintf(id, sizeof(id), "d%d", i);
+		d = (struct ec1_disk_config){.block_id = id, .path = "/proc/self/exe"};
+		CHECK(ec1_ctx_add_disk(ctx, &d) == EC1_OK);
+	}
+	CHECK(ec1_ctx_mount_disk(ctx, "d1", "/", NULL) == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "is mounted there");
+	d = (struct ec1_disk_config){.block_id = "one-more", .path = "/proc/self/exe"};
+	CHECK(ec1_ctx_add_disk(ctx, &d) == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "at most 8 disks");
+	/* A root disk and a root directory: refused when the run starts. */
+	int status;
+	CHECK(ec1_ctx_set_root(ctx, "/tmp") == EC1_OK);
+	const char *argv[] = {"/bin/true", NULL};
+	struct ec1_process_config p = {.exec_path = "/bin/true", .argv = argv};
+	CHECK(ec1_ctx_set_process(ctx, &p) == EC1_OK);
+	struct ec1_kernel_config k = {
+		.path = "/proc/self/exe", .format = EC1_KERNEL_ELF, .initramfs = "/proc/self/exe"};
+	CHECK(ec1_ctx_set_kernel(ctx, &k) == EC1_OK);
+	CHECK(ec1_run(ctx, &status) == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "one root only");
 	ec1_ctx_free(ctx);
+	/* Backends without disk mounts say so; the stub has no disks at all. */
+	CHECK(ec1_backend_capabilities(EC1_BACKEND_BUILTIN) & EC1_CAP_DISK_MOUNTS);
+	CHECK(ec1_backend_capabilities(EC1_BACKEND_LIBKRUN) & EC1_CAP_DISKS);
+	CHECK(!(ec1_backend_capabilities(EC1_BACKEND_LIBKRUN) & EC1_CAP_DISK_MOUNTS));
+	CHECK(!(ec1_backend_capabilities(EC1_BACKEND_STUB) & EC1_CAP_DISKS));
+	enum ec1_disk_format f = EC1_DISK_QCOW2;
+	CHECK(ec1_disk_detect_format("/proc/self/exe", &f) == EC1_OK && f == EC1_DISK_RAW);
+	CHECK(ec1_disk_detect_format("/no/such", &f) == EC1_EINVAL);
 }
 
 static void strerror_covers_codes(void)

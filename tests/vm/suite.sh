@@ -253,6 +253,107 @@ t_fs_no_escape_through_links_or_renames() {
 	check $name "done|secret|secret |../../etc|" "$got"
 }
 
+# Disk images through virtio-blk.
+mkext4() { # IMAGE MIB [DIR]: an ext4 file system, filled from DIR when given
+	mke2fs=$dir/mke2fs; [ -x "$mke2fs" ] || mke2fs=mke2fs
+	rm -f "$1"; dd if=/dev/zero of="$1" bs=1M count=0 seek="$2" 2>/dev/null
+	"$mke2fs" -q -F -t ext4 ${3:+-d "$3"} "$1" >$T/mkfs 2>&1 || { cat $T/mkfs; return 1; }
+}
+blocks() { stat -c %b "$1"; }
+t_blk_256mib_copied_disk_to_disk_in_guest() {
+	# The guest reads one disk whole and writes it to another: 256 MiB each way, no stream.
+	head -c 268435456 /dev/urandom >$T/a.img
+	dd if=/dev/zero of=$T/b.img bs=1M count=0 seek=256 2>/dev/null
+	got=$(run --mem 256 --disk $T/a.img --disk $T/b.img -- /bin/sh -c \
+		'dd if=/dev/vda of=/dev/vdb bs=1M 2>/dev/null && sync && sha256sum </dev/vdb | cut -c1-64')
+	want=$(sha256sum <$T/a.img | cut -c1-64)
+	check $name "$want|$want" "$got|$(sha256sum <$T/b.img | cut -c1-64)"
+	rm -f $T/a.img $T/b.img
+}
+t_blk_serial_is_block_id_and_size_shown() {
+	dd if=/dev/zero of=$T/d.img bs=1M count=0 seek=8 2>/dev/null
+	check $name "my-disk.1 16384 0" "$(run --disk $T/d.img,id=my-disk.1 -- /bin/sh -c \
+		'echo $(cat /sys/block/vda/serial) $(cat /sys/block/vda/size) $(cat /sys/block/vda/ro)')"
+}
+t_blk_read_only_disk_refuses_writes() {
+	head -c 1048576 /dev/urandom >$T/ro.img; want=$(sha256sum <$T/ro.img)
+	got=$(run --disk $T/ro.img,ro -- /bin/sh -c 'cat /sys/block/vda/ro;
+		dd if=/dev/zero of=/dev/vda bs=4096 count=1 conv=fsync 2>/dev/null && echo wrote;
+		blkdiscard /dev/vda 2>/dev/null && echo discarded; head -c 4 /dev/vda | wc -c')
+	check $name "1 4|$want" "$(echo $got)|$(sha256sum <$T/ro.img)"
+}
+t_blk_discard_and_fstrim_leave_holes() {
+	# blkdiscard on a whole raw disk, fstrim on an ext4 one after a file is deleted: the host
+	# sees the blocks freed.
+	head -c 67108864 /dev/urandom >$T/raw.img
+	mkext4 $T/fs.img 128 || { fail $name "mke2fs"; return; }
+	before=$(blocks $T/fs.img)
+	run --disk $T/raw.img --disk $T/fs.img,mount=/data -- /bin/sh -c \
+		'blkdiscard /dev/vda && dd if=/dev/urandom of=/data/big bs=1M count=48 2>/dev/null &&
+		sync && echo filled $(stat -c %b /data/big) && rm /data/big && sync && fstrim /data' \
+		>$T/out 2>$T/err
+	raw=$(blocks $T/raw.img) after=$(blocks $T/fs.img)
+	echo "      (raw: $raw blocks left of 131072; ext4: $before blocks, $after after fstrim; $(cat $T/out))"
+	if [ "$raw" -lt 1024 ] && grep -q filled $T/out && [ "$after" -lt $((before + 8192)) ]; then pass $name
+	else fail $name "raw $raw blocks, ext4 $before then $after; $(cat $T/out $T/err)"; fi
+}
+t_blk_synced_data_survives_kill_9() {
+	# What the guest wrote and synced is in the image once ec1 is killed with SIGKILL.
+	dd if=/dev/zero of=$T/k.img bs=1M count=0 seek=16 2>/dev/null
+	run --disk $T/k.img -- /bin/sh -c 'echo survivor-data | dd of=/dev/vda bs=512 conv=sync,fsync 2>/dev/null;
+		echo synced; sleep 1000' >$T/out 2>&1 & bg=$!
+	i=0; while ! grep -q synced $T/out && [ $i -lt 1200 ] && kill -0 $bg 2>/dev/null; do sleep 0.1; i=$((i+1)); done
+	kill -9 $(ec1_pid) 2>/dev/null; wait $bg
+	check $name "synced|survivor-data" "$(head -n 1 $T/out)|$(head -c 13 $T/k.img)"
+}
+t_blk_four_disks_at_once() {
+	for i in 1 2 3 4; do dd if=/dev/zero of=$T/d$i.img bs=1M count=0 seek=$((i * 4)) 2>/dev/null; done
+	run --disk $T/d1.img,id=one --disk $T/d2.img,id=two --disk $T/d3.img,id=three \
+		--disk $T/d4.img,id=four -- /bin/sh -c 'for d in /sys/block/vd*; do
+		echo "$(cat $d/serial)" | dd of=/dev/${d##*/} conv=fsync 2>/dev/null; done' 2>$T/err
+	got=""; for i in 1 2 3 4; do got="$got $(head -n 1 $T/d$i.img | tr -d '\0')"; done
+	check $name " one two three four" "$got"
+}
+t_blk_root_disk_runs_busybox_tree() {
+	rm -rf $T/r && mkdir -p $T/r && (cd $T/r && cpio -id <"$dir/rootfs.cpio" 2>/dev/null)
+	echo on-disk >$T/r/marker
+	mkext4 $T/root.img 64 $T/r || { fail $name "mke2fs"; return; }
+	got=$(run --root-disk $T/root.img -- /bin/sh -c 'cat /marker; echo new >/made-in-guest;
+		awk "\$2 == \"/\" {print \$3}" /proc/mounts | tail -n 1; ls /proc/self/exe >/dev/null && echo proc')
+	again=$(run --root-disk $T/root.img,ro -- /bin/sh -c 'cat /made-in-guest; touch /x 2>/dev/null || echo ro')
+	check $name "on-disk ext4 proc|new ro" "$(echo $got)|$(echo $again)"
+}
+t_blk_debian_root_disk_runs_bash() {
+	deb=${EC1_TEST_DEBIAN_ROOT:-}
+	[ -n "$deb" ] && [ -x "$deb/bin/bash" ] || { echo "SKIP: $name: no Debian tree (make debian-root)"; return; }
+	mkext4 $T/deb.img 1024 "$deb" || { fail $name "mke2fs"; return; }
+	got=$(run --root-disk $T/deb.img,ro -- /bin/bash -c '. /etc/os-release && echo "$ID $VERSION_CODENAME"')
+	rm -f $T/deb.img
+	check $name "debian bookworm" "$got"
+}
+t_blk_mounted_disk_keeps_files_across_runs() {
+	mkext4 $T/data.img 32 || { fail $name "mke2fs"; return; }
+	run --disk $T/data.img,id=data,mount=/srv/data,fstype=ext4 -- /bin/sh -c 'echo kept >/srv/data/f' 2>$T/err
+	check $name "kept" "$(run --disk $T/data.img,mount=/mnt/d -- cat /mnt/d/f 2>&1)"
+}
+t_blk_bad_disks_exit_125_naming_them() {
+	out=""
+	run --disk /no/such.img -- /bin/true 2>$T/e1; out="$out $?"
+	printf 'QFI\373' >$T/q.img; dd if=/dev/zero of=$T/q.img bs=1M count=0 seek=1 2>/dev/null
+	run --disk $T/q.img,format=raw -- /bin/true 2>$T/e2; out="$out $?"
+	run --disk $T/q.img,bogus -- /bin/true 2>$T/e3; out="$out $?"
+	run --disk $T -- /bin/true 2>$T/e4; out="$out $?"
+	# An image in use by a running VM.
+	dd if=/dev/zero of=$T/busy.img bs=1M count=0 seek=1 2>/dev/null
+	run --disk $T/busy.img -- /bin/sh -c 'echo up; sleep 1000' >$T/busy 2>&1 & bg=$!
+	i=0; while ! grep -q up $T/busy && [ $i -lt 1200 ] && kill -0 $bg 2>/dev/null; do sleep 0.1; i=$((i+1)); done
+	run --disk $T/busy.img,ro -- /bin/true 2>$T/e5; out="$out $?"
+	kill -9 $(ec1_pid) 2>/dev/null; wait $bg
+	msgs="$(grep -c 'no/such.img' $T/e1)$(grep -c 'qcow2' $T/e2)$(grep -c bogus $T/e3)$(grep -c 'directory' $T/e4)$(grep -c 'in use' $T/e5)"
+	check $name " 125 125 125 125 125|11111" "$out|$msgs"
+	[ "$msgs" = 11111 ] || cat $T/e1 $T/e2 $T/e3 $T/e4 $T/e5
+}
+
 # A malicious driver: hostile (tests/vm/hostile.c, a static guest program) takes over a virtio-fs
 # device nobody mounted ("victim") through /dev/mem: its registers, and rings and buffers in 1 MiB
 # of guest RAM that memmap= keeps from the guest kernel. Output in $T/hout and $T/herr.

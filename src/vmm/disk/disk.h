@@ -1,0 +1,66 @@
+/*
+ * Disk images behind virtio-blk: one interface over each format (raw.c; qcow2 to come), with the
+ * open-time checks every format shares: what the path names, the advisory lock, the format
+ * named against the header. The caller (virtio/blk.c) bounds every guest offset and length by
+ * size before it calls in; the formats never see an access past it.
+ */
+#ifndef EC1_VMM_DISK_H
+#define EC1_VMM_DISK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+enum disk_format {
+	DISK_RAW = 0, /* libkrun's values (EC1_DISK_*) */
+	DISK_QCOW2 = 1,
+};
+
+struct disk;
+
+struct disk_ops {
+	const char *name;
+	/* The whole of [off, off + length of iov): 0 or -errno. */
+	int (*read)(struct disk *d, const struct iovec *iov, unsigned int n, uint64_t off);
+	int (*write)(struct disk *d, const struct iovec *iov, unsigned int n, uint64_t off);
+	/* What was written reaches stable storage. */
+	int (*flush)(struct disk *d);
+	/* [off, off + len) may be forgotten (reads give zeroes or the old data). */
+	int (*discard)(struct disk *d, uint64_t off, uint64_t len);
+	/* [off, off + len) reads as zeroes; unmap: its space may be freed. */
+	int (*write_zeroes)(struct disk *d, uint64_t off, uint64_t len, bool unmap);
+	void (*close)(struct disk *d);
+};
+
+struct disk {
+	const struct disk_ops *ops;
+	int fd;		/* the image file */
+	uint64_t size;	/* bytes the guest sees, a multiple of 512 */
+	bool read_only; /* opened O_RDONLY: every change fails with -EROFS */
+	void *priv;	/* the format's */
+};
+
+/*
+ * Opens path as an image of format fmt: a regular file or block device (never a FIFO, socket or
+ * other device), O_RDONLY when read_only, locked against other users (shared when read-only,
+ * exclusive otherwise: an image in use by another run is refused unless both are read-only).
+ * Returns 0, or -errno with msg saying why (without the path: the caller names the disk).
+ */
+int disk_open(const char *path, enum disk_format fmt, bool read_only, struct disk **out, char *msg,
+	      size_t msg_size) __attribute__((warn_unused_result));
+void disk_close(struct disk *d);
+/*
+ * The format an image's header says: qcow2 when it starts with qcow2's magic, else raw. Returns
+ * 0, or -errno when the file cannot be read.
+ */
+int disk_probe(const char *path, enum disk_format *fmt);
+const char *disk_format_name(enum disk_format fmt);
+
+/* For the formats: raw access to the image file, whole or failed (short reads past EOF: zeroes). */
+int disk_file_read(int fd, const struct iovec *iov, unsigned int n, uint64_t off);
+int disk_file_write(int fd, const struct iovec *iov, unsigned int n, uint64_t off);
+/* The formats' open functions, called by disk_open with d->fd, d->read_only and d->size set. */
+int disk_raw_open(struct disk *d, char *msg, size_t msg_size);
+
+#endif

@@ -37,6 +37,7 @@ struct vm_disk {
 	const char *path;	 /* the image */
 	enum disk_format format; /* as named by the caller; the header must agree for qcow2 */
 	bool read_only;
+	bool allow_backing;	/* a qcow2 image may name a backing file (read-only chain) */
 	const char *guest_path; /* where init mounts it ("/": the root), or NULL: not mounted */
 	const char *fstype;	/* its file system, or NULL: init tries those the kernel has */
 };

@@ -92,10 +92,17 @@ int disk_probe(const char *path, enum disk_format *fmt)
 		goto out;                             \
 	} while (0)
 
-int disk_open(const char *path, enum disk_format fmt, bool read_only, struct disk **out, char *msg,
-	      size_t msg_size)
+int disk_open(const char *path, enum disk_format fmt, unsigned int flags, struct disk **out,
+	      char *msg, size_t msg_size)
+{
+	return disk_open_chain(path, fmt, flags, 0, out, msg, msg_size);
+}
+
+int disk_open_chain(const char *path, enum disk_format fmt, unsigned int flags, int depth,
+		    struct disk **out, char *msg, size_t msg_size)
 {
 	int rc = 0;
+	bool read_only = flags & DISK_READ_ONLY;
 	struct disk *d = calloc(1, sizeof(*d));
 	if (!d) {
 		snprintf(msg, msg_size, "out of memory");
@@ -129,11 +136,12 @@ int disk_open(const char *path, enum disk_format fmt, bool read_only, struct dis
 		FAIL(rc, "reading the header: %s", strerror(-rc));
 	if (fmt == DISK_QCOW2 && found != DISK_QCOW2)
 		FAIL(-EINVAL, "format qcow2, but the image has no qcow2 header");
-	rc = fmt == DISK_QCOW2 ? -ENOTSUP : disk_raw_open(d, msg, msg_size);
-	if (rc == -ENOTSUP && fmt == DISK_QCOW2)
-		FAIL(rc, "qcow2 images are not supported by the builtin engine yet");
+	rc = fmt == DISK_QCOW2 ? disk_qcow2_open(d, path, flags, depth, msg, msg_size)
+			       : disk_raw_open(d, msg, msg_size);
 out:
 	if (rc) {
+		if (d->ops && d->ops->close)
+			d->ops->close(d);
 		if (d->fd >= 0)
 			close(d->fd);
 		free(d);

@@ -41,14 +41,22 @@ struct disk {
 	void *priv;	/* the format's */
 };
 
+#define DISK_READ_ONLY	   1u /* O_RDONLY; every change fails with -EROFS */
+#define DISK_ALLOW_BACKING 2u /* a qcow2 image may name a backing file (opened read-only) */
+
 /*
  * Opens path as an image of format fmt: a regular file or block device (never a FIFO, socket or
- * other device), O_RDONLY when read_only, locked against other users (shared when read-only,
- * exclusive otherwise: an image in use by another run is refused unless both are read-only).
- * Returns 0, or -errno with msg saying why (without the path: the caller names the disk).
+ * other device), O_RDONLY with DISK_READ_ONLY, locked against other users (shared when
+ * read-only, exclusive otherwise: an image in use by another run is refused unless both are
+ * read-only). Returns 0, or -errno with msg saying why (without the path: the caller names the
+ * disk).
  */
-int disk_open(const char *path, enum disk_format fmt, bool read_only, struct disk **out, char *msg,
-	      size_t msg_size) __attribute__((warn_unused_result));
+int disk_open(const char *path, enum disk_format fmt, unsigned int flags, struct disk **out,
+	      char *msg, size_t msg_size) __attribute__((warn_unused_result));
+/* The same, as the depth-th image of a backing chain (disk_open: 0). */
+int disk_open_chain(const char *path, enum disk_format fmt, unsigned int flags, int depth,
+		    struct disk **out, char *msg, size_t msg_size)
+	__attribute__((warn_unused_result));
 void disk_close(struct disk *d);
 /*
  * The format an image's header says: qcow2 when it starts with qcow2's magic, else raw. Returns
@@ -60,7 +68,12 @@ const char *disk_format_name(enum disk_format fmt);
 /* For the formats: raw access to the image file, whole or failed (short reads past EOF: zeroes). */
 int disk_file_read(int fd, const struct iovec *iov, unsigned int n, uint64_t off);
 int disk_file_write(int fd, const struct iovec *iov, unsigned int n, uint64_t off);
-/* The formats' open functions, called by disk_open with d->fd, d->read_only and d->size set. */
+/*
+ * The formats' open functions, called by disk_open with d->fd, d->read_only and d->size (the
+ * file's) set; they set d->ops (then d->ops->close runs on any later failure) and d->size.
+ */
 int disk_raw_open(struct disk *d, char *msg, size_t msg_size);
+int disk_qcow2_open(struct disk *d, const char *path, unsigned int flags, int depth, char *msg,
+		    size_t msg_size);
 
 #endif

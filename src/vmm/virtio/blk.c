@@ -157,8 +157,9 @@ static int blk_create(struct vm *vm, const struct vm_disk *cfg, char *msg, size_
 	size_t id_len = strlen(cfg->block_id);
 	memcpy(b->target.id, cfg->block_id, id_len < BLK_ID_BYTES ? id_len : BLK_ID_BYTES);
 	char why[256];
-	int err = disk_open(cfg->path, cfg->format, cfg->read_only, &b->target.disk, why,
-			    sizeof(why));
+	unsigned int flags = (cfg->read_only ? DISK_READ_ONLY : 0) |
+			     (cfg->allow_backing ? DISK_ALLOW_BACKING : 0);
+	int err = disk_open(cfg->path, cfg->format, flags, &b->target.disk, why, sizeof(why));
 	if (err) {
 		free(b);
 		VM_FAIL(err == -ENOMEM ? EC1_ENOMEM : EC1_EINVAL, "disk %s: %s: %s", cfg->block_id,

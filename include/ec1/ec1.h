@@ -166,6 +166,14 @@ int ec1_ctx_add_disk(struct ec1_ctx *ctx, const struct ec1_disk_config *config);
  */
 int ec1_ctx_mount_disk(struct ec1_ctx *ctx, const char *block_id, const char *guest_path,
 		       const char *fstype);
+/*
+ * Per-disk options of the builtin engine, EC1_DISK_* flags, for a disk added as block_id.
+ * EC1_DISK_ALLOW_BACKING: a qcow2 image may name a backing file (opened read-only, as may its
+ * own, up to 8 deep); without it such an image is refused, so an image from elsewhere cannot make
+ * ec1 read a host file it names.
+ */
+#define EC1_DISK_ALLOW_BACKING 1u
+int ec1_ctx_set_disk_flags(struct ec1_ctx *ctx, const char *block_id, unsigned int flags);
 /* The format an image's header says: EC1_DISK_QCOW2 when it has qcow2's magic, else raw. */
 int ec1_disk_detect_format(const char *path, enum ec1_disk_format *format);
 

@@ -128,6 +128,7 @@ static int collect_disks(struct ec1_ctx *ctx, const struct share_list *shares,
 					    .format = d->format == EC1_DISK_QCOW2 ? DISK_QCOW2
 										  : DISK_RAW,
 					    .read_only = d->read_only,
+					    .allow_backing = d->flags & EC1_DISK_ALLOW_BACKING,
 					    .guest_path = d->guest_path,
 					    .fstype = d->fstype};
 	}

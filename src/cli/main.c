@@ -40,14 +40,15 @@ static const char run_usage[] =
 	"                        owner, chown to others fails, setuid bits are dropped\n"
 	"  -s, --share TAG:DIR   offer DIR as virtio-fs TAG for the guest to mount itself:\n"
 	"                        mount -t virtiofs TAG /mnt (repeatable)\n"
-	"  -d, --disk PATH[,id=ID][,format=raw|qcow2][,ro][,mount=GUEST][,fstype=FS]\n"
+	"  -d, --disk PATH[,id=ID][,format=raw|qcow2][,ro][,mount=GUEST][,fstype=FS][,backing]\n"
 	"                        give the guest the image PATH as a virtio disk (repeatable);\n"
 	"                        id: its serial in the guest (default disk0, disk1, ...);\n"
 	"                        format: detected from the header when not given (a named one\n"
 	"                        must agree); ro: read-only; mount: init mounts it at GUEST\n"
-	"                        (file system detected, or fstype)\n"
-	"      --root-disk PATH[,format=F][,ro][,fstype=FS]  the guest's / is the file system\n"
-	"                        on the image PATH (id root); exclusive with --root\n"
+	"                        (file system detected, or fstype); backing: a qcow2 image\n"
+	"                        may name a backing file (refused otherwise)\n"
+	"      --root-disk PATH[,format=F][,ro][,fstype=FS][,backing]  the guest's / is the\n"
+	"                        file system on the image PATH (id root); not with --root\n"
 	"  -t, --timeout SEC     stop the VM and fail after SEC seconds (default: no limit)\n"
 	"  -b, --backend NAME    builtin, libkrun, libkrun-sev, libkrun-efi or stub\n"
 	"                        (default: environment EC1_BACKEND, else builtin)\n"
@@ -169,6 +170,7 @@ static int parse_vmnet(const char *s, struct ec1_vmnet_config *c)
 struct disk_arg {
 	char id[EC1_MAX_BLOCK_ID_LEN + 1];
 	char *path, *mount, *fstype;
+	bool backing;
 	struct ec1_disk_config config;
 	char buf[4096];
 };
@@ -185,6 +187,7 @@ static int parse_disk(const char *opt, const char *s, unsigned int index, bool r
 	d->path = f;
 	d->mount = root ? "/" : NULL;
 	d->fstype = NULL;
+	d->backing = false;
 	bool format_given = false;
 	d->config = (struct ec1_disk_config){.path = f};
 	if (!f || !*f) {
@@ -200,6 +203,8 @@ static int parse_disk(const char *opt, const char *s, unsigned int index, bool r
 			format_given = true;
 		} else if (strcmp(f, "ro") == 0) {
 			d->config.read_only = true;
+		} else if (strcmp(f, "backing") == 0) {
+			d->backing = true;
 		} else if (strncmp(f, "mount=", 6) == 0 && !root) {
 			d->mount = f + 6;
 		} else if (strncmp(f, "fstype=", 7) == 0) {
@@ -441,6 +446,8 @@ static int cmd_run(int argc, char **argv)
 	for (unsigned int i = 0; i < ndisks; i++) {
 		struct disk_arg *d = &disks[i];
 		if ((err = ec1_ctx_add_disk(ctx, &d->config)) ||
+		    (d->backing &&
+		     (err = ec1_ctx_set_disk_flags(ctx, d->id, EC1_DISK_ALLOW_BACKING))) ||
 		    (d->mount && (err = ec1_ctx_mount_disk(ctx, d->id, d->mount, d->fstype))))
 			return fail(ctx, err);
 	}

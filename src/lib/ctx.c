@@ -592,6 +592,23 @@ int ec1_ctx_mount_disk(struct ec1_ctx *ctx, const char *block_id, const char *gu
 	return EC1_OK;
 }
 
+int ec1_ctx_set_disk_flags(struct ec1_ctx *ctx, const char *block_id, unsigned int flags)
+{
+	ENTER(ctx);
+	int err = need_feature(ctx, EC1_F_DISK_MOUNTS, "set_disk_flags");
+	if (err)
+		return err;
+	struct ec1_disk *d = block_id ? find_disk(ctx, block_id) : NULL;
+	if (!d)
+		return ec1_fail(ctx, EC1_EINVAL,
+				"disk_flags.block_id: \"%s\": no disk added with that id",
+				block_id ? block_id : "");
+	if (flags & ~EC1_DISK_ALLOW_BACKING)
+		return ec1_fail(ctx, EC1_EINVAL, "disk_flags: 0x%x: unknown flags", flags);
+	d->flags = flags;
+	return EC1_OK;
+}
+
 int ec1_disk_detect_format(const char *path, enum ec1_disk_format *format)
 {
 	if (!path || !format)

@@ -89,6 +89,7 @@ struct ec1_disk {
 	char *block_id, *path;
 	enum ec1_disk_format format;
 	bool read_only;
+	unsigned int flags;	   /* EC1_DISK_* */
 	char *guest_path, *fstype; /* NULL: not mounted / detected */
 };
 

@@ -43,6 +43,7 @@ fuzz: deps
 bench: build
 	@bench/boot
 	@bench/fs
+	@bench/blk
 
 # A Debian 12 tree for `ec1 run --root` (and the VM test that uses one when it exists).
 debian-root:

@@ -130,14 +130,31 @@ t_vmm_files_call_each_other_in_no_loop() {
 	if out=$("$(dirname "$0")/../../scripts/check-layering" "$build" 2>&1); then pass
 	else fail "$out"; fi
 }
+t_disks_opened_or_refused_naming_them() {
+	# Set up natively (no guest runs): a qcow2 image opens; a backing file needs ",backing"; a
+	# damaged header is refused with the field named.
+	[ "$mode" = none ] && { skip "no usable /dev/kvm"; return; }
+	command -v qemu-img >/dev/null || { skip "no qemu-img"; return; }
+	setup_only() { EC1_ALLOW_PVM=1 EC1_SETUP_ONLY=1 "$EC1" run "$@" -- /bin/true; }
+	rm -f $T/b.raw $T/top.qcow2 $T/bad.qcow2
+	dd if=/dev/zero of=$T/b.raw bs=1M count=0 seek=4 2>/dev/null
+	qemu-img create -q -f qcow2 -b b.raw -F raw $T/top.qcow2
+	qemu-img create -q -f qcow2 $T/bad.qcow2 4M && printf '\377' | dd of=$T/bad.qcow2 bs=1 seek=23 conv=notrunc 2>/dev/null
+	setup_only --disk $T/top.qcow2,backing 2>$T/e1; r1=$?
+	setup_only --disk $T/top.qcow2 2>$T/e2; r2=$?
+	setup_only --disk $T/bad.qcow2,id=broken 2>$T/e3; r3=$?
+	got="$r1 $r2 $r3 $(grep -c 'disk disk0: .*names a backing file (b.raw)' $T/e2) $(grep -c 'disk broken: .*cluster_bits' $T/e3)"
+	if [ "$got" = "0 125 125 1 1" ]; then pass; else fail "[$got] $(cat $T/e1 $T/e2 $T/e3)"; fi
+}
 t_vmm_timing_names_every_setup_step() {
 	# The set-up steps, devices among them, come from one table and each has its name.
 	[ "$mode" = none ] && { skip "no usable /dev/kvm"; return; }
 	mkdir -p $T/share
+	dd if=/dev/zero of=$T/disk.img bs=1M count=0 seek=4 2>/dev/null
 	EC1_ALLOW_PVM=1 EC1_SETUP_ONLY=1 "$EC1" run --timing --share a:$T/share --share b:$T/share \
-		-- /bin/true 2>$T/err; rc=$?
+		--disk $T/disk.img -- /bin/true 2>$T/err; rc=$?
 	steps=$(sed -n 's/^ec1 vmm-setup (ms)://p' $T/err | tr '|' '\n' | awk '{print $1}' | tr '\n' ' ')
-	if [ $rc = 0 ] && [ "$steps" = "kvm memory kernel irqchip console shares cmdline initrd vcpus " ]
+	if [ $rc = 0 ] && [ "$steps" = "kvm memory kernel irqchip console shares disks cmdline initrd vcpus " ]
 	then pass; else fail "exit $rc, steps [$steps]: $(head -c 300 $T/err)"; fi
 }
 

@@ -63,6 +63,7 @@ void disk_close(struct disk *d);
  * 0, or -errno when the file cannot be read.
  */
 int disk_probe(const char *path, enum disk_format *fmt);
+int disk_probe_fd(int fd, enum disk_format *fmt);
 const char *disk_format_name(enum disk_format fmt);
 
 /* For the formats: raw access to the image file, whole or failed (short reads past EOF: zeroes). */
@@ -73,7 +74,10 @@ int disk_file_write(int fd, const struct iovec *iov, unsigned int n, uint64_t of
  * file's) set; they set d->ops (then d->ops->close runs on any later failure) and d->size.
  */
 int disk_raw_open(struct disk *d, char *msg, size_t msg_size);
-int disk_qcow2_open(struct disk *d, const char *path, unsigned int flags, int depth, char *msg,
-		    size_t msg_size);
+/* A backing image is opened through open_backing (disk_open_chain: formats never call up). */
+typedef int disk_open_fn(const char *path, enum disk_format fmt, unsigned int flags, int depth,
+			 struct disk **out, char *msg, size_t msg_size);
+int disk_qcow2_open(struct disk *d, const char *path, unsigned int flags, int depth,
+		    disk_open_fn *open_backing, char *msg, size_t msg_size);
 
 #endif

@@ -914,8 +914,8 @@ static int backing_name(struct qcow2 *q, const struct header *h, const uint8_t *
 	return 0;
 }
 
-int disk_qcow2_open(struct disk *d, const char *path, unsigned int flags, int depth, char *msg,
-		    size_t msg_size)
+int disk_qcow2_open(struct disk *d, const char *path, unsigned int flags, int depth,
+		    disk_open_fn *open_backing, char *msg, size_t msg_size)
 {
 	struct qcow2 *q = calloc(1, sizeof(*q));
 	if (!q)
@@ -971,8 +971,8 @@ int disk_qcow2_open(struct disk *d, const char *path, unsigned int flags, int de
 				  "supported)",
 				  full, fmt);
 		char why[512];
-		err = disk_open_chain(full, bf, DISK_READ_ONLY | DISK_ALLOW_BACKING, depth + 1,
-				      &q->backing, why, sizeof(why));
+		err = open_backing(full, bf, DISK_READ_ONLY | DISK_ALLOW_BACKING, depth + 1,
+				   &q->backing, why, sizeof(why));
 		if (err) {
 			snprintf(msg, msg_size, "backing file %s: %s", full, why);
 			return err;

@@ -167,6 +167,27 @@ static void v3_512(void)
 {
 	one_image("compat=1.1,cluster_size=512", 512, 3000);
 }
+/* The whole disk written in order: the refcount table grows several times, leaking nothing. */
+static void refcount_table_grows(void)
+{
+	char img[256], raw[256];
+	snprintf(img, sizeof(img), "%s/g.qcow2", dir);
+	snprintf(raw, sizeof(raw), "%s/g.raw", dir);
+	CHECK(sh("qemu-img create -q -f qcow2 -o cluster_size=512 %s 24M%s", img, "") == 0);
+	struct disk *d = open_img(img, 0);
+	if (!d)
+		return;
+	for (uint64_t off = 0; off < SIZE; off += 1 << 20) {
+		fill(shadow + off, 1 << 20);
+		struct iovec iov = {shadow + off, 1 << 20};
+		CHECK(d->ops->write(d, &iov, 1, off) == 0);
+	}
+	disk_close(d);
+	verify(img, raw);
+	unlink(img);
+	unlink(raw);
+}
+
 static void v2_64k(void)
 {
 	one_image("compat=0.10,cluster_size=65536", 65536, 2000);
@@ -352,6 +373,7 @@ int main(void)
 	TEST(v3_64k);
 	TEST(v3_2m);
 	TEST(v3_512);
+	TEST(refcount_table_grows);
 	TEST(compressed_image);
 	TEST(backing_chain);
 	TEST(damaged_images_refused);

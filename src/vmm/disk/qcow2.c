@@ -180,6 +180,7 @@ static int64_t refcount_get(struct qcow2 *q, uint64_t idx)
 }
 
 static int alloc_cluster(struct qcow2 *q, uint64_t *out);
+static int free_cluster(struct qcow2 *q, uint64_t off);
 
 /*
  * Doubles the refcount table (or more, to cover index t): the new table and the refcount blocks
@@ -275,9 +276,10 @@ static int grow_refcount_table(struct qcow2 *q, uint64_t t)
 	q->rt_offset = start * cs;
 	q->rt_clusters = (uint32_t)clusters;
 	q->end = (last + 1) * cs;
-	(void)old_off;
-	(void)old_clusters; /* the old table's clusters stay allocated: leaked, never reused */
-	return 0;
+	/* The header points at the new table: the old one's clusters are free. */
+	for (uint64_t i = 0; i < old_clusters && !err; i++)
+		err = free_cluster(q, old_off + i * cs);
+	return err;
 }
 
 /* Sets host cluster idx's refcount to v, making its refcount block if needed. */

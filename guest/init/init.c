@@ -187,8 +187,12 @@ static bool root_pending; /* a root is mounted at EC1_ABI_ROOT, not switched to 
  */
 static void release_disks(void)
 {
-	if (!nr_disk_mounts)
+	if (!nr_disk_mounts) {
+		/* Disks written directly (dd of=/dev/vda): what the guest's cache holds goes out. */
+		if (access("/sys/block/vda", F_OK) == 0)
+			sync();
 		return;
+	}
 	kill(-1, SIGKILL);
 	while (waitpid(-1, NULL, 0) > 0 || errno == EINTR)
 		;

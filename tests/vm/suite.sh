@@ -310,7 +310,8 @@ t_blk_four_disks_at_once() {
 	for i in 1 2 3 4; do dd if=/dev/zero of=$T/d$i.img bs=1M count=0 seek=$((i * 4)) 2>/dev/null; done
 	run --disk $T/d1.img,id=one --disk $T/d2.img,id=two --disk $T/d3.img,id=three \
 		--disk $T/d4.img,id=four -- /bin/sh -c 'for d in /sys/block/vd*; do
-		echo "$(cat $d/serial)" | dd of=/dev/${d##*/} conv=fsync 2>/dev/null; done' 2>$T/err
+		echo "$(cat $d/serial)" | dd of=/dev/${d##*/} 2>/dev/null; done' 2>$T/err
+	# No sync in the guest: init's, at the end, puts what its page cache held on the disks.
 	got=""; for i in 1 2 3 4; do got="$got $(head -n 1 $T/d$i.img | tr -d '\0')"; done
 	check $name " one two three four" "$got"
 }

@@ -27,7 +27,7 @@ struct mount_rec {
 	bool read_only;
 };
 
-/* The shares and disks init mounts, the root first; returns the count. */
+/* The shares and disks init mounts (it takes the root one first, wherever it is); the count. */
 static size_t mount_list(const struct vm_config *cfg, struct mount_rec *m)
 {
 	size_t n = 0;

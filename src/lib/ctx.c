@@ -551,18 +551,27 @@ int ec1_ctx_add_disk(struct ec1_ctx *ctx, const struct ec1_disk_config *config)
 	return EC1_OK;
 }
 
+/* For the per-disk calls of the builtin engine (call: their name): the disk added as block_id. */
+static int added_disk(struct ec1_ctx *ctx, const char *call, const char *block_id,
+		      struct ec1_disk **out)
+{
+	int err = need_feature(ctx, EC1_F_DISK_MOUNTS, call);
+	if (err)
+		return err;
+	if (!block_id || !(*out = find_disk(ctx, block_id)))
+		return ec1_fail(ctx, EC1_EINVAL, "%s.block_id: \"%s\": no disk added with that id",
+				call, block_id ? block_id : "");
+	return EC1_OK;
+}
+
 int ec1_ctx_mount_disk(struct ec1_ctx *ctx, const char *block_id, const char *guest_path,
 		       const char *fstype)
 {
 	ENTER(ctx);
-	int err = need_feature(ctx, EC1_F_DISK_MOUNTS, "mount_disk");
+	struct ec1_disk *d;
+	int err = added_disk(ctx, "mount_disk", block_id, &d);
 	if (err)
 		return err;
-	struct ec1_disk *d = block_id ? find_disk(ctx, block_id) : NULL;
-	if (!d)
-		return ec1_fail(ctx, EC1_EINVAL,
-				"mount_disk.block_id: \"%s\": no disk added with that id",
-				block_id ? block_id : "");
 	if (!guest_path || guest_path[0] != '/' || strlen(guest_path) > 1024)
 		return ec1_fail(ctx, EC1_EINVAL,
 				"mount_disk.guest_path: \"%s\": must be an absolute path",
@@ -595,14 +604,10 @@ int ec1_ctx_mount_disk(struct ec1_ctx *ctx, const char *block_id, const char *gu
 int ec1_ctx_set_disk_flags(struct ec1_ctx *ctx, const char *block_id, unsigned int flags)
 {
 	ENTER(ctx);
-	int err = need_feature(ctx, EC1_F_DISK_MOUNTS, "set_disk_flags");
+	struct ec1_disk *d;
+	int err = added_disk(ctx, "disk_flags", block_id, &d);
 	if (err)
 		return err;
-	struct ec1_disk *d = block_id ? find_disk(ctx, block_id) : NULL;
-	if (!d)
-		return ec1_fail(ctx, EC1_EINVAL,
-				"disk_flags.block_id: \"%s\": no disk added with that id",
-				block_id ? block_id : "");
 	if (flags & ~EC1_DISK_ALLOW_BACKING)
 		return ec1_fail(ctx, EC1_EINVAL, "disk_flags: 0x%x: unknown flags", flags);
 	d->flags = flags;

@@ -365,6 +365,24 @@ static void compressed_span(const struct qcow2 *q, uint64_t e, uint64_t *off, ui
 	*len = sectors * 512 - (*off & 511);
 }
 
+/*
+ * An L2 entry that pointed at e's clusters no longer does: their references drop (a compressed
+ * cluster holds one on each host cluster its data touch; a zero cluster may keep its space).
+ */
+static int drop_reference(struct qcow2 *q, uint64_t e)
+{
+	if (!(e & L2E_COMPRESSED))
+		return e & L2E_OFFSET_MASK ? free_cluster(q, e & L2E_OFFSET_MASK) : 0;
+	uint64_t coff, clen;
+	int err = 0;
+	compressed_span(q, e, &coff, &clen);
+	for (uint64_t c = coff & ~(q->cluster_size - 1); c < coff + clen && !err;
+	     c += q->cluster_size)
+		err = free_cluster(q, c);
+	q->zcached = 0;
+	return err;
+}
+
 /* L2 tables. */
 
 /*
@@ -527,22 +545,6 @@ static int read_piece(struct qcow2 *q, const struct iovec *iov, unsigned int n, 
 	return disk_file_read(q->fd, part, k, (e & L2E_OFFSET_MASK) + in);
 }
 
-static int qcow2_read(struct disk *d, const struct iovec *iov, unsigned int n, uint64_t off)
-{
-	struct qcow2 *q = d->priv;
-	size_t total = iov_length(iov, n), done = 0;
-	while (done < total) {
-		uint64_t in = (off + done) & (q->cluster_size - 1);
-		uint64_t len =
-			q->cluster_size - in < total - done ? q->cluster_size - in : total - done;
-		int err = read_piece(q, iov, n, done, off + done, len);
-		if (err)
-			return err;
-		done += len;
-	}
-	return 0;
-}
-
 /*
  * The cluster of guest offset off as it reads now, whole, into q->bounce: for a write that
  * covers only part of a cluster that needs a new one.
@@ -595,29 +597,21 @@ static int write_piece(struct qcow2 *q, const struct iovec *iov, unsigned int n,
 	err = err ?: l2_set(q, off, fresh | OFLAG_COPIED);
 	if (err)
 		return err;
-	/* What the entry pointed at before is no longer referenced from here. */
-	if (e & L2E_COMPRESSED) {
-		uint64_t coff, clen;
-		compressed_span(q, e, &coff, &clen);
-		for (uint64_t c = coff & ~(q->cluster_size - 1); c < coff + clen && !err;
-		     c += q->cluster_size)
-			err = free_cluster(q, c);
-	} else if (host) {
-		err = free_cluster(q, host); /* a zero cluster's preallocated space */
-	}
-	return err;
+	return drop_reference(q, e);
 }
 
-static int for_each_piece(struct disk *d, const struct iovec *iov, unsigned int n, uint64_t off,
-			  uint64_t total)
+/* A request cut at cluster boundaries: each piece to piece() (read_piece or write_piece). */
+static int for_each_piece(struct qcow2 *q, const struct iovec *iov, unsigned int n, uint64_t off,
+			  uint64_t total,
+			  int (*piece)(struct qcow2 *q, const struct iovec *iov, unsigned int n,
+				       size_t skip, uint64_t off, uint64_t len))
 {
-	struct qcow2 *q = d->priv;
 	uint64_t done = 0;
 	while (done < total) {
 		uint64_t in = (off + done) & (q->cluster_size - 1);
 		uint64_t len =
 			q->cluster_size - in < total - done ? q->cluster_size - in : total - done;
-		int err = write_piece(q, iov, n, done, off + done, len);
+		int err = piece(q, iov, n, done, off + done, len);
 		if (err)
 			return err;
 		done += len;
@@ -625,11 +619,16 @@ static int for_each_piece(struct disk *d, const struct iovec *iov, unsigned int 
 	return 0;
 }
 
+static int qcow2_read(struct disk *d, const struct iovec *iov, unsigned int n, uint64_t off)
+{
+	return for_each_piece(d->priv, iov, n, off, iov_length(iov, n), read_piece);
+}
+
 static int qcow2_write(struct disk *d, const struct iovec *iov, unsigned int n, uint64_t off)
 {
 	if (d->read_only)
 		return -EROFS;
-	return for_each_piece(d, iov, n, off, iov_length(iov, n));
+	return for_each_piece(d->priv, iov, n, off, iov_length(iov, n), write_piece);
 }
 
 static int qcow2_flush(struct disk *d)
@@ -663,16 +662,7 @@ static int unmap_cluster(struct qcow2 *q, uint64_t off)
 		return 0;
 	if ((err = l2_set(q, off, want)))
 		return err;
-	if (e & L2E_COMPRESSED) {
-		uint64_t coff, clen;
-		compressed_span(q, e, &coff, &clen);
-		for (uint64_t c = coff & ~(q->cluster_size - 1); c < coff + clen && !err;
-		     c += q->cluster_size)
-			err = free_cluster(q, c);
-		q->zcached = 0;
-		return err;
-	}
-	return e & L2E_OFFSET_MASK ? free_cluster(q, e & L2E_OFFSET_MASK) : 0;
+	return drop_reference(q, e);
 }
 
 static int qcow2_discard(struct disk *d, uint64_t off, uint64_t len)
@@ -705,7 +695,7 @@ static int qcow2_write_zeroes(struct disk *d, uint64_t off, uint64_t len, bool u
 		uint64_t piece = cs - in < end - done ? cs - in : end - done;
 		int err = piece == cs ? unmap_cluster(q, done) : -EOPNOTSUPP;
 		if (err == -EOPNOTSUPP)
-			err = for_each_piece(d, NULL, 0, done, piece);
+			err = for_each_piece(q, NULL, 0, done, piece, write_piece);
 		if (err)
 			return err;
 		done += piece;

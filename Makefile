@@ -44,6 +44,7 @@ bench: build
 	@bench/boot
 	@bench/fs
 	@bench/blk
+	@bench/iomodes
 
 # A Debian 12 tree for `ec1 run --root` (and the VM test that uses one when it exists).
 debian-root:

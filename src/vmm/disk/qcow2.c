@@ -75,6 +75,8 @@ struct qcow2 {
 	uint64_t end;	    /* host bytes in use or allocated: new clusters go here */
 	uint64_t free_hint; /* no free cluster below this index */
 	struct disk *backing;
+	uint64_t *meta; /* the L2 tables' and refcount blocks' offsets, sorted, no duplicates */
+	size_t nr_meta, meta_cap;
 	uint8_t *bounce;  /* one cluster */
 	uint8_t *zbuf;	  /* compressed input, two clusters */
 	uint64_t zcached; /* the L2 entry whose data bounce holds, decompressed, or 0 */
@@ -101,6 +103,54 @@ static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
 	return disk_file_write(fd, &iov, 1, off);
 }
 
+/* Where off is in the sorted set of table offsets, or would go. */
+static size_t meta_find(const struct qcow2 *q, uint64_t off)
+{
+	size_t lo = 0, hi = q->nr_meta;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (q->meta[mid] < off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* A new L2 table or refcount block at off joins the set. */
+static int meta_add(struct qcow2 *q, uint64_t off)
+{
+	size_t at = meta_find(q, off);
+	if (at < q->nr_meta && q->meta[at] == off)
+		return 0;
+	if (q->nr_meta == q->meta_cap) {
+		size_t cap = q->meta_cap ? 2 * q->meta_cap : 64;
+		uint64_t *m = realloc(q->meta, cap * sizeof(*m));
+		if (!m)
+			return -ENOMEM;
+		q->meta = m;
+		q->meta_cap = cap;
+	}
+	memmove(q->meta + at + 1, q->meta + at, (q->nr_meta - at) * sizeof(*q->meta));
+	q->meta[at] = off;
+	q->nr_meta++;
+	return 0;
+}
+
+/* The set made anew from the L1 and refcount tables (at open, and when the latter moves). */
+static int meta_rebuild(struct qcow2 *q)
+{
+	q->nr_meta = 0;
+	int err = 0;
+	for (uint32_t i = 0; i < q->l1_size && !err; i++)
+		if (q->l1[i] & L1E_OFFSET_MASK)
+			err = meta_add(q, q->l1[i] & L1E_OFFSET_MASK);
+	for (uint64_t i = 0; i < q->rt_entries && !err; i++)
+		if (q->rt[i] & L1E_OFFSET_MASK)
+			err = meta_add(q, q->rt[i] & L1E_OFFSET_MASK);
+	return err;
+}
+
 /* Whether a host cluster offset is one of the image's own metadata clusters. */
 static bool is_metadata(const struct qcow2 *q, uint64_t off)
 {
@@ -112,13 +162,8 @@ static bool is_metadata(const struct qcow2 *q, uint64_t off)
 		return true;
 	if (off + cs > q->rt_offset && off < q->rt_offset + rt_bytes)
 		return true;
-	for (uint32_t i = 0; i < q->l1_size; i++)
-		if ((q->l1[i] & L1E_OFFSET_MASK) == off)
-			return true;
-	for (uint64_t i = 0; i < q->rt_entries; i++)
-		if ((q->rt[i] & L1E_OFFSET_MASK) == off)
-			return true;
-	return false;
+	size_t at = meta_find(q, off);
+	return at < q->nr_meta && q->meta[at] == off;
 }
 
 /* A table in the cache (loaded when missing); NULL with *err set when it cannot be read. */
@@ -276,6 +321,7 @@ static int grow_refcount_table(struct qcow2 *q, uint64_t t)
 	q->rt_offset = start * cs;
 	q->rt_clusters = (uint32_t)clusters;
 	q->end = (last + 1) * cs;
+	err = meta_rebuild(q);
 	/* The header points at the new table: the old one's clusters are free. */
 	for (uint64_t i = 0; i < old_clusters && !err; i++)
 		err = free_cluster(q, old_off + i * cs);
@@ -309,6 +355,8 @@ static int refcount_set(struct qcow2 *q, uint64_t idx, uint16_t v)
 		if ((err = pwrite_all(q->fd, &be, 8, q->rt_offset + 8 * t)))
 			return err;
 		q->rt[t] = at;
+		if ((err = meta_add(q, at)))
+			return err;
 	}
 	uint8_t *b = cache_get(q, &q->rb, q->rt[t] & L1E_OFFSET_MASK, false, &err);
 	if (!b)
@@ -418,7 +466,7 @@ static int l2_table(struct qcow2 *q, uint64_t off, bool alloc, uint64_t *table, 
 		return err;
 	q->l1[l1i] = e | OFLAG_COPIED;
 	*table = e;
-	return 0;
+	return meta_add(q, e);
 }
 
 /* The L2 entry of guest offset off (0: unallocated), checked. */
@@ -715,6 +763,7 @@ static void qcow2_close(struct disk *d)
 	disk_close(q->backing);
 	free(q->l1);
 	free(q->rt);
+	free(q->meta);
 	free(q->bounce);
 	free(q->zbuf);
 	free(q);
@@ -924,6 +973,10 @@ int disk_qcow2_open(struct disk *d, const char *path, unsigned int flags, int de
 	int err = load_tables(q, msg, msg_size);
 	if (err)
 		return err;
+	if ((err = meta_rebuild(q))) {
+		snprintf(msg, msg_size, "out of memory");
+		return err;
+	}
 	unsigned int slots = (unsigned int)(CACHE_BYTES / q->cluster_size);
 	slots = slots < 4 ? 4 : slots > 64 ? 64 : slots;
 	if ((err = cache_init(&q->l2, slots, q->cluster_size)) ||

@@ -356,6 +356,53 @@ static void damaged_images_refused(void)
 	unlink(img);
 }
 
+/* ec1 and QEMU refuse each other's images as two of either do (QEMU's byte locks). */
+static void locks_shared_with_qemu(void)
+{
+	char img[256], cmd[512], msg[512] = "";
+	snprintf(img, sizeof(img), "%s/locked.qcow2", dir);
+	CHECK(sh("qemu-img create -q -f qcow2 %s 4M%s", img, "") == 0);
+	struct disk *d = open_img(img, 0);
+	CHECK(d);
+	/* ec1 writes: QEMU may neither read it (without -U, force-share) nor write it. */
+	CHECK(sh("qemu-img info %s >/dev/null 2>&1%s", img, "") != 0);
+	CHECK(sh("qemu-img info -U %s >/dev/null%s", img, "") == 0);
+	disk_close(d);
+	d = open_img(img, DISK_READ_ONLY);
+	CHECK(d);
+	/* ec1 reads: QEMU may read it too, not write it. */
+	CHECK(sh("qemu-img info %s >/dev/null%s", img, "") == 0);
+	CHECK(sh("qemu-io -f qcow2 -c 'write 0 512' %s >/dev/null 2>&1%s", img, "") != 0);
+	disk_close(d);
+	/* QEMU writes (qemu-io holding it open): ec1 may neither write nor read it. */
+	snprintf(cmd, sizeof(cmd),
+		 "qemu-io -f qcow2 -c 'sleep 20000' %s >/dev/null 2>&1 & echo $! >%s/qemu-io.pid",
+		 img, dir);
+	CHECK(system(cmd) == 0);
+	int rc = 0;
+	for (int i = 0; i < 100; i++) {
+		d = NULL;
+		rc = disk_open(img, DISK_QCOW2, DISK_READ_ONLY, &d, msg, sizeof(msg));
+		if (rc)
+			break;
+		disk_close(d);
+		usleep(50000);
+	}
+	CHECK(rc == -EBUSY);
+	CHECK_STR_CONTAINS(msg, "QEMU");
+	d = NULL;
+	CHECK(disk_open(img, DISK_QCOW2, 0, &d, msg, sizeof(msg)) == -EBUSY);
+	CHECK_STR_CONTAINS(msg, "lock is held");
+	snprintf(cmd, sizeof(cmd),
+		 "kill $(cat %s/qemu-io.pid); while kill -0 $(cat %s/qemu-io.pid) 2>/dev/null; do "
+		 "sleep 0.05; done",
+		 dir, dir);
+	CHECK(system(cmd) == 0);
+	d = open_img(img, 0);
+	CHECK(d);
+	disk_close(d);
+}
+
 int main(void)
 {
 	if (system("qemu-img --version >/dev/null 2>&1") != 0) {
@@ -377,6 +424,7 @@ int main(void)
 	TEST(compressed_image);
 	TEST(backing_chain);
 	TEST(damaged_images_refused);
+	TEST(locks_shared_with_qemu);
 	char cmd[256];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	if (system(cmd) != 0)

@@ -19,6 +19,65 @@ const char *disk_format_name(enum disk_format fmt)
 	return fmt == DISK_QCOW2 ? "qcow2" : "raw";
 }
 
+/*
+ * QEMU's image locks (its block/file-posix.c; facts of its on-disk protocol): open file
+ * description locks on single bytes, read locks all; byte 100 + n says "I hold permission n",
+ * byte 200 + n "nobody else may hold permission n". Permissions: 0 consistent read, 1 write,
+ * 2 write of unchanged data, 3 resize. ec1 takes them as a QEMU guest disk does, so that QEMU
+ * and ec1 refuse each other's images as two QEMUs or two ec1s do: a reader holds 0 and denies
+ * 1 and 3; a writer holds 0, 1 and 2 and denies 1 and 3.
+ */
+#define QLOCK_HOLD   100
+#define QLOCK_DENY   200
+#define QPERM_READ   (1u << 0)
+#define QPERM_WRITE  (1u << 1)
+#define QPERM_SAME   (1u << 2)
+#define QPERM_RESIZE (1u << 3)
+#define QPERMS	     4
+
+/* Whether another open file holds a lock on byte off that a write lock would conflict with. */
+static int byte_locked(int fd, off_t off, bool *locked)
+{
+	struct flock l = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = off, .l_len = 1};
+	if (fcntl(fd, F_OFD_GETLK, &l) < 0)
+		return -errno;
+	*locked = l.l_type != F_UNLCK;
+	return 0;
+}
+
+static int qemu_locks(int fd, bool read_only, const char **conflict)
+{
+	unsigned int hold = read_only ? QPERM_READ : QPERM_READ | QPERM_WRITE | QPERM_SAME;
+	unsigned int deny = QPERM_WRITE | QPERM_RESIZE;
+	static const char *const names[QPERMS] = {"read", "write", "write", "resize"};
+	for (unsigned int n = 0; n < QPERMS; n++) {
+		bool locked = false;
+		int err;
+		/* Someone denies what we would hold, or holds what we would deny. */
+		if ((hold & (1u << n)) && (err = byte_locked(fd, QLOCK_DENY + n, &locked)))
+			return err;
+		if (!locked && (deny & (1u << n)) &&
+		    (err = byte_locked(fd, QLOCK_HOLD + n, &locked)))
+			return err;
+		if (locked) {
+			*conflict = names[n];
+			return -EBUSY;
+		}
+	}
+	for (unsigned int n = 0; n < QPERMS; n++)
+		for (unsigned int base = QLOCK_HOLD; base <= QLOCK_DENY; base += 100) {
+			if (!((base == QLOCK_HOLD ? hold : deny) & (1u << n)))
+				continue;
+			struct flock l = {.l_type = F_RDLCK,
+					  .l_whence = SEEK_SET,
+					  .l_start = (off_t)(base + n),
+					  .l_len = 1};
+			if (fcntl(fd, F_OFD_SETLK, &l) < 0)
+				return errno == EAGAIN || errno == EACCES ? -EBUSY : -errno;
+		}
+	return 0;
+}
+
 #define FAIL(err, ...)                                \
 	do {                                          \
 		snprintf(msg, msg_size, __VA_ARGS__); \
@@ -61,6 +120,15 @@ int disk_open_chain(const char *path, enum disk_format fmt, unsigned int flags, 
 			     read_only ? " for writing" : "");
 		FAIL(-errno, "lock: %s", strerror(errno));
 	}
+	const char *conflict = "";
+	rc = qemu_locks(d->fd, read_only, &conflict);
+	if (rc == -EBUSY)
+		FAIL(rc,
+		     "in use by QEMU or another program that takes QEMU's image locks (its %s "
+		     "lock is held)",
+		     conflict);
+	if (rc)
+		FAIL(rc, "QEMU's image locks: %s", strerror(-rc));
 	uint64_t size = (uint64_t)st.st_size;
 	if (S_ISBLK(st.st_mode) && ioctl(d->fd, BLKGETSIZE64, &size) < 0)
 		FAIL(-errno, "size of the block device: %s", strerror(errno));

@@ -1,0 +1,102 @@
+/* Ethernet frames to and from virtio-net chains and streams (frame.h). */
+#include "frame.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "../iov.h"
+
+/* struct virtio_net_hdr (virtio 1.2 §5.1.6), little-endian, as the driver lays it out. */
+struct net_hdr {
+	uint8_t flags;
+	uint8_t gso_type;
+	uint16_t hdr_len;
+	uint16_t gso_size;
+	uint16_t csum_start;
+	uint16_t csum_offset;
+	uint16_t num_buffers;
+};
+_Static_assert(sizeof(struct net_hdr) == NET_HDR_LEN, "virtio_net_hdr is 12 bytes");
+
+int64_t net_tx_frame(const struct virtq_chain *c, uint8_t *buf, struct net_stats *s)
+{
+	struct net_hdr h;
+	if (c->n_in || c->out_len < NET_HDR_LEN + NET_ETH_HDR ||
+	    c->out_len > NET_HDR_LEN + NET_MAX_FRAME)
+		goto drop;
+	iov_to_buf(c->out, c->n_out, 0, &h, sizeof(h));
+	/* No checksum or segmentation offload is offered: a header asking for one lies. */
+	if (h.flags || h.gso_type)
+		goto drop;
+	size_t len = (size_t)(c->out_len - NET_HDR_LEN);
+	iov_to_buf(c->out, c->n_out, NET_HDR_LEN, buf, len);
+	s->tx_frames++;
+	s->tx_bytes += len;
+	return (int64_t)len;
+drop:
+	s->tx_dropped++;
+	return -1;
+}
+
+int64_t net_rx_frame(const struct virtq_chain *c, const uint8_t *frame, size_t len,
+		     struct net_stats *s)
+{
+	if (len < NET_ETH_HDR || len > NET_MAX_FRAME || c->in_len < NET_HDR_LEN + len) {
+		s->rx_dropped++;
+		return -1;
+	}
+	struct net_hdr h = {.num_buffers = 1};
+	iov_from_buf(c->in, c->n_in, 0, &h, sizeof(h));
+	iov_from_buf(c->in, c->n_in, NET_HDR_LEN, frame, len);
+	s->rx_frames++;
+	s->rx_bytes += len;
+	return (int64_t)(NET_HDR_LEN + len);
+}
+
+void net_stream_header(uint8_t out[4], size_t len)
+{
+	out[0] = (uint8_t)(len >> 24);
+	out[1] = (uint8_t)(len >> 16);
+	out[2] = (uint8_t)(len >> 8);
+	out[3] = (uint8_t)len;
+}
+
+int net_stream_received(struct net_stream *s, size_t n,
+			void (*deliver)(void *ctx, const uint8_t *frame, size_t len), void *ctx)
+{
+	if (n > NET_STREAM_BUF - s->have)
+		return -EPROTO; /* the caller read past the room it was given */
+	s->have += n;
+	size_t pos = 0;
+	for (;;) {
+		if (s->skip) {
+			size_t k = s->have - pos < s->skip ? s->have - pos : (size_t)s->skip;
+			pos += k;
+			s->skip -= k;
+			if (s->skip)
+				break;
+		}
+		if (s->have - pos < 4)
+			break;
+		const uint8_t *p = s->buf + pos;
+		uint32_t len =
+			(uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+		if (len == 0 || len > NET_STREAM_MAX)
+			return -EPROTO;
+		if (len < NET_ETH_HDR || len > NET_MAX_FRAME) {
+			/* Well framed but no frame for this guest: thrown away, however it arrives.
+			 */
+			s->dropped++;
+			pos += 4;
+			s->skip = len;
+			continue;
+		}
+		if (s->have - pos < 4 + (size_t)len)
+			break;
+		deliver(ctx, p + 4, len);
+		pos += 4 + (size_t)len;
+	}
+	memmove(s->buf, s->buf + pos, s->have - pos);
+	s->have -= pos;
+	return 0;
+}

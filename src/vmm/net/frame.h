@@ -1,0 +1,65 @@
+/*
+ * Ethernet frames between a virtio-net device and its backend, where both are outside input:
+ * - a guest's transmit chains (virtio 1.2 §5.1.6: a 12-byte virtio_net_hdr, then the frame),
+ *   checked before anything is sent (truncated, oversized, or a header that asks for offloads
+ *   the device did not offer: dropped and counted);
+ * - the receive side, a frame written into a guest's receive chain behind a zeroed header;
+ * - stream framing (passt's and QEMU's "-netdev stream": each frame preceded by its length as 4
+ *   big-endian bytes), parsed from whatever a stream read returned, frames cut anywhere.
+ */
+#ifndef EC1_VMM_NET_FRAME_H
+#define EC1_VMM_NET_FRAME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../virtio/queue.h"
+
+#define NET_HDR_LEN    12   /* struct virtio_net_hdr with num_buffers (VERSION_1) */
+#define NET_ETH_HDR    14   /* destination, source, ethertype */
+#define NET_MTU	       1500 /* what the device offers (VIRTIO_NET_F_MTU) */
+#define NET_MAX_FRAME  (NET_MTU + NET_ETH_HDR + 4) /* one VLAN tag allowed */
+#define NET_STREAM_MAX 65535			   /* the largest length a stream may announce */
+#define NET_STREAM_BUF (4 + NET_STREAM_MAX)
+
+struct net_stats {
+	uint64_t tx_frames, tx_bytes, tx_dropped;
+	uint64_t rx_frames, rx_bytes, rx_dropped;
+};
+
+/*
+ * A transmit chain's frame, gathered into buf (at least NET_MAX_FRAME bytes). Returns its length,
+ * or -1 when it was dropped (counted in s->tx_dropped): shorter than a header and an Ethernet
+ * header, longer than NET_MAX_FRAME, device-writable parts, or a header with flags or GSO set.
+ */
+int64_t net_tx_frame(const struct virtq_chain *c, uint8_t *buf, struct net_stats *s);
+
+/*
+ * Writes a zeroed header (num_buffers 1) and frame into a receive chain. Returns the bytes
+ * written (the used length), or -1 when the frame does not fit or is not a frame (dropped,
+ * counted in s->rx_dropped; the chain may be returned with length 0).
+ */
+int64_t net_rx_frame(const struct virtq_chain *c, const uint8_t *frame, size_t len,
+		     struct net_stats *s);
+
+/* Stream framing: bytes read go into buf + have (room: NET_STREAM_BUF - have). */
+struct net_stream {
+	uint8_t buf[NET_STREAM_BUF];
+	size_t have;
+	uint64_t skip;	  /* bytes still to throw away of a frame too long for the guest */
+	uint64_t dropped; /* frames thrown away */
+};
+
+/*
+ * After n more bytes arrived at buf + have: calls deliver for each whole frame (len 14 to
+ * NET_MAX_FRAME), skips longer ones (counted), keeps a partial one for the next read. Returns 0,
+ * or -EPROTO when the stream announced a length of 0 or more than NET_STREAM_MAX (it is out of
+ * step and cannot be trusted any further).
+ */
+int net_stream_received(struct net_stream *s, size_t n,
+			void (*deliver)(void *ctx, const uint8_t *frame, size_t len), void *ctx);
+
+/* The 4-byte length that precedes a frame of len bytes on a stream. */
+void net_stream_header(uint8_t out[4], size_t len);
+
+#endif

@@ -1,0 +1,102 @@
+/*
+ * libFuzzer target: virtio-net frames (src/vmm/net/frame.c). The input is a mode byte, then:
+ * mode 0 (streams): chunk lengths (u16 each, cut from the input as it goes) and the bytes read,
+ * fed to a stream as reads of those lengths; every frame delivered must be 14 to NET_MAX_FRAME
+ * bytes and lie inside what was read, and the buffered part never exceeds its room.
+ * mode 1 (chains): the number of device-readable and device-writable buffers (a byte each, at
+ * most 8), their lengths (u16 each) and the readable bytes; the chain is taken as a transmit
+ * chain and as a receive chain for a frame of the remaining bytes. A transmit frame is at most
+ * NET_MAX_FRAME bytes, a receive answer fits the writable buffers.
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../src/vmm/net/frame.h"
+
+#define MAX_BUFS 8
+
+static struct net_stream st;
+static struct virtq_chain chain;
+static uint8_t frame[NET_MAX_FRAME];
+static uint8_t bufs[2 * MAX_BUFS][65536];
+static size_t delivered;
+
+static void deliver(void *ctx, const uint8_t *f, size_t len)
+{
+	(void)ctx;
+	if (len < NET_ETH_HDR || len > NET_MAX_FRAME || f < st.buf || f + len > st.buf + st.have)
+		abort();
+	delivered += len;
+}
+
+static uint64_t take(const uint8_t **p, size_t *left, size_t n)
+{
+	uint64_t v = 0;
+	for (size_t i = 0; i < n && *left; i++, (*left)--)
+		v |= (uint64_t) * (*p)++ << (8 * i);
+	return v;
+}
+
+static void streams(const uint8_t *p, size_t left)
+{
+	memset(&st, 0, sizeof(st));
+	while (left >= 2) {
+		size_t n = (size_t)take(&p, &left, 2);
+		size_t room = NET_STREAM_BUF - st.have;
+		n = n < left ? n : left;
+		n = n < room ? n : room;
+		memcpy(st.buf + st.have, p, n);
+		p += n;
+		left -= n;
+		size_t before = st.have;
+		if (net_stream_received(&st, n, deliver, NULL))
+			return;
+		if (st.have > before + n || st.have > NET_STREAM_BUF)
+			abort();
+	}
+}
+
+static void chains(const uint8_t *p, size_t left)
+{
+	memset(&chain, 0, sizeof(chain));
+	unsigned int n_out = (unsigned int)take(&p, &left, 1) % (MAX_BUFS + 1);
+	unsigned int n_in = (unsigned int)take(&p, &left, 1) % (MAX_BUFS + 1);
+	for (unsigned int i = 0; i < n_out + n_in; i++) {
+		size_t len = (size_t)take(&p, &left, 2);
+		struct iovec v = {bufs[i], len};
+		if (i < n_out) {
+			chain.out[chain.n_out++] = v;
+			chain.out_len += len;
+		} else {
+			chain.in[chain.n_in++] = v;
+			chain.in_len += len;
+		}
+	}
+	for (unsigned int i = 0; i < chain.n_out && left; i++) {
+		size_t k = chain.out[i].iov_len < left ? chain.out[i].iov_len : left;
+		memcpy(chain.out[i].iov_base, p, k);
+		p += k;
+		left -= k;
+	}
+	struct net_stats s = {0};
+	int64_t len = net_tx_frame(&chain, frame, &s);
+	if (len > NET_MAX_FRAME || (len >= 0 && (uint64_t)len + NET_HDR_LEN != chain.out_len))
+		abort();
+	int64_t w = net_rx_frame(&chain, p, left, &s);
+	if (w > (int64_t)chain.in_len || (w >= 0 && (uint64_t)w != NET_HDR_LEN + left))
+		abort();
+	if (s.tx_frames + s.tx_dropped != 1 || s.rx_frames + s.rx_dropped != 1)
+		abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	if (size < 1)
+		return 0;
+	if (data[0] & 1)
+		chains(data + 1, size - 1);
+	else
+		streams(data + 1, size - 1);
+	return 0;
+}

@@ -1,0 +1,187 @@
+/*
+ * virtio-net frames (src/vmm/net/frame.c): a guest's transmit chains checked (truncated,
+ * oversized, writable parts, headers asking for offloads: dropped and counted), frames written
+ * into receive chains, and stream framing parsed from reads cut anywhere.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../src/vmm/net/frame.h"
+#include "check.h"
+
+static uint8_t mem[3 * 65536], out[NET_MAX_FRAME];
+static struct virtq_chain chain;
+
+/* A chain of device-readable parts of the given sizes over mem (header first). */
+static void tx_chain(const size_t *sizes, unsigned int n)
+{
+	memset(&chain, 0, sizeof(chain));
+	size_t off = 0;
+	for (unsigned int i = 0; i < n; i++) {
+		chain.out[i] = (struct iovec){mem + off, sizes[i]};
+		off += sizes[i];
+		chain.out_len += sizes[i];
+	}
+	chain.n_out = n;
+}
+
+static void fill(size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		mem[i] = (uint8_t)(i * 7 + 1);
+	memset(mem, 0, NET_HDR_LEN);
+}
+
+static void tx_frames_checked(void)
+{
+	struct net_stats s = {0};
+	fill(sizeof(mem));
+	/* Header and a 60-byte frame in three parts, cut inside the header and the frame. */
+	size_t parts[] = {5, 27, 40};
+	tx_chain(parts, 3);
+	CHECK(net_tx_frame(&chain, out, &s) == 60);
+	CHECK(memcmp(out, mem + NET_HDR_LEN, 60) == 0);
+	CHECK(s.tx_frames == 1 && s.tx_bytes == 60 && s.tx_dropped == 0);
+	/* The largest frame passes, one byte more does not. */
+	size_t max[] = {NET_HDR_LEN + NET_MAX_FRAME};
+	tx_chain(max, 1);
+	CHECK(net_tx_frame(&chain, out, &s) == NET_MAX_FRAME);
+	max[0]++;
+	tx_chain(max, 1);
+	CHECK(net_tx_frame(&chain, out, &s) == -1);
+	/* No Ethernet header, no header at all. */
+	size_t small[] = {NET_HDR_LEN + NET_ETH_HDR - 1};
+	tx_chain(small, 1);
+	CHECK(net_tx_frame(&chain, out, &s) == -1);
+	small[0] = 4;
+	tx_chain(small, 1);
+	CHECK(net_tx_frame(&chain, out, &s) == -1);
+	/* A device-writable part. */
+	size_t ok[] = {NET_HDR_LEN + 60};
+	tx_chain(ok, 1);
+	chain.in[0] = (struct iovec){mem + 65536, 16};
+	chain.n_in = 1;
+	chain.in_len = 16;
+	CHECK(net_tx_frame(&chain, out, &s) == -1);
+	/* Checksum and GSO asked for, never offered. */
+	tx_chain(ok, 1);
+	mem[0] = 1; /* VIRTIO_NET_HDR_F_NEEDS_CSUM */
+	CHECK(net_tx_frame(&chain, out, &s) == -1);
+	mem[0] = 0;
+	mem[1] = 1; /* VIRTIO_NET_HDR_GSO_TCPV4 */
+	CHECK(net_tx_frame(&chain, out, &s) == -1);
+	mem[1] = 0;
+	CHECK(net_tx_frame(&chain, out, &s) == 60);
+	CHECK(s.tx_frames == 3 && s.tx_dropped == 6);
+}
+
+static void rx_frames_written(void)
+{
+	struct net_stats s = {0};
+	uint8_t frame[100];
+	for (size_t i = 0; i < sizeof(frame); i++)
+		frame[i] = (uint8_t)(i + 3);
+	memset(mem, 0xee, sizeof(mem));
+	memset(&chain, 0, sizeof(chain));
+	chain.in[0] = (struct iovec){mem, 7};
+	chain.in[1] = (struct iovec){mem + 100, 200};
+	chain.n_in = 2;
+	chain.in_len = 207;
+	CHECK(net_rx_frame(&chain, frame, sizeof(frame), &s) == NET_HDR_LEN + 100);
+	uint8_t hdr[NET_HDR_LEN];
+	memcpy(hdr, mem, 7);
+	memcpy(hdr + 7, mem + 100, 5);
+	static const uint8_t want[NET_HDR_LEN] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0};
+	CHECK(memcmp(hdr, want, NET_HDR_LEN) == 0);
+	CHECK(memcmp(mem + 105, frame, sizeof(frame)) == 0);
+	CHECK(mem[205] == 0xee);
+	/* Too small a chain, too short or too long a frame: dropped, nothing written. */
+	chain.in_len = NET_HDR_LEN + 99;
+	chain.in[1].iov_len = NET_HDR_LEN + 99 - 7;
+	memset(mem, 0xee, sizeof(mem));
+	CHECK(net_rx_frame(&chain, frame, sizeof(frame), &s) == -1);
+	CHECK(mem[0] == 0xee);
+	CHECK(net_rx_frame(&chain, frame, NET_ETH_HDR - 1, &s) == -1);
+	CHECK(net_rx_frame(&chain, mem, NET_MAX_FRAME + 1, &s) == -1);
+	CHECK(s.rx_frames == 1 && s.rx_bytes == 100 && s.rx_dropped == 3);
+}
+
+static size_t got_n, got_len[64];
+static uint8_t got_first[64];
+
+static void deliver(void *ctx, const uint8_t *frame, size_t len)
+{
+	(void)ctx;
+	if (got_n < 64) {
+		got_len[got_n] = len;
+		got_first[got_n] = frame[0];
+	}
+	got_n++;
+}
+
+/* Appends a frame of len bytes (first byte tag) in stream framing; returns the new end. */
+static size_t put_frame(uint8_t *p, size_t at, size_t len, uint8_t tag)
+{
+	net_stream_header(p + at, len);
+	memset(p + at + 4, tag, len);
+	return at + 4 + len;
+}
+
+/* Feeds data to a fresh stream in pieces of step bytes. */
+static int feed(struct net_stream *st, const uint8_t *data, size_t n, size_t step)
+{
+	memset(st, 0, sizeof(*st));
+	got_n = 0;
+	for (size_t off = 0; off < n; off += step) {
+		size_t k = n - off < step ? n - off : step;
+		memcpy(st->buf + st->have, data + off, k);
+		int err = net_stream_received(st, k, deliver, NULL);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static void stream_framing(void)
+{
+	static struct net_stream st;
+	static uint8_t data[16384];
+	size_t n = put_frame(data, 0, 60, 'a');
+	n = put_frame(data, n, NET_MAX_FRAME, 'b');
+	n = put_frame(data, n, 3000, 'x'); /* well framed, too long for the guest */
+	n = put_frame(data, n, 14, 'c');
+	n = put_frame(data, n, 5, 'y'); /* too short to be a frame */
+	n = put_frame(data, n, 1000, 'd');
+	static const size_t steps[] = {1, 3, 4, 5, 7, 1000, 1522, 16384};
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		CHECK(feed(&st, data, n, steps[i]) == 0);
+		CHECK(got_n == 4);
+		CHECK(got_len[0] == 60 && got_first[0] == 'a');
+		CHECK(got_len[1] == NET_MAX_FRAME && got_first[1] == 'b');
+		CHECK(got_len[2] == 14 && got_first[2] == 'c');
+		CHECK(got_len[3] == 1000 && got_first[3] == 'd');
+		CHECK(st.dropped == 2 && st.have == 0 && st.skip == 0);
+	}
+	/* A partial frame stays for the next read. */
+	CHECK(feed(&st, data, 30, 30) == 0 && got_n == 0 && st.have == 30);
+	/* A length of 0 or past 65535: the stream is out of step. */
+	uint8_t bad[8] = {0, 0, 0, 0};
+	CHECK(feed(&st, bad, 4, 4) == -EPROTO);
+	net_stream_header(bad, 65536);
+	CHECK(feed(&st, bad, 4, 4) == -EPROTO);
+	net_stream_header(bad, 65535);
+	CHECK(feed(&st, bad, 4, 4) == 0 && st.skip == 65535 && st.dropped == 1);
+	/* More bytes than the room it was given. */
+	memset(&st, 0, sizeof(st));
+	CHECK(net_stream_received(&st, NET_STREAM_BUF + 1, deliver, NULL) == -EPROTO);
+}
+
+int main(void)
+{
+	TEST(tx_frames_checked);
+	TEST(rx_frames_written);
+	TEST(stream_framing);
+	return tests_failed ? 1 : 0;
+}

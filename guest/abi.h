@@ -19,10 +19,12 @@
  * argc, argv[0..argc), envc, env[0..envc), mount count, then per mount: file system type, source,
  * guest path ("/": the root), "ro" or "rw". Type EC1_ABI_FS_VIRTIOFS: the source is a virtio-fs
  * tag; any other (empty: each block file system the kernel has, in turn): the source is a disk's
- * block id, the serial of a /sys/block/vd* device. Counts are decimal digits; nothing follows
- * the last mount.
+ * block id, the serial of a /sys/block/vd* device. Then the network: the guest's address with
+ * its prefix length ("10.0.2.15/24"; empty: no network), the gateway and the DNS server (both
+ * may be empty), which init gives the first Ethernet interface. Counts are decimal digits;
+ * nothing follows the DNS server.
  */
-#define EC1_ABI_PROCESS_MAGIC	"EC1P3"
+#define EC1_ABI_PROCESS_MAGIC	"EC1P4"
 #define EC1_ABI_FS_VIRTIOFS	"virtiofs"
 #define EC1_ABI_MAX_DISK_MOUNTS 64 /* disks init mounts, at most */
 

@@ -73,6 +73,9 @@ static int parse(char *buf, size_t len, struct process *p)
 			return -1;
 		m->read_only = strcmp(mode, "ro") == 0;
 	}
+	if (!(p->net_cidr = next_field(&cur, end)) || !(p->net_gateway = next_field(&cur, end)) ||
+	    !(p->net_dns = next_field(&cur, end)))
+		return -1;
 	/* Nothing may follow: a longer description is not one this init understands. */
 	return cur == end ? 0 : -1;
 }

@@ -1,8 +1,8 @@
 /*
  * The process description the VMM writes into the initramfs (/.ec1/process; src/vmm/initramfs.c
- * writes it; the layout is in guest/abi.h): NUL-terminated fields "EC1P3", exec path, workdir,
+ * writes it; the layout is in guest/abi.h): NUL-terminated fields "EC1P4", exec path, workdir,
  * argc, argv..., envc, env..., mount count, then type, source, guest path and "ro" or "rw" for
- * each mount.
+ * each mount, then the network's address/prefix, gateway and DNS server.
  */
 #ifndef EC1_INIT_PROCESS_H
 #define EC1_INIT_PROCESS_H
@@ -24,6 +24,7 @@ struct process {
 	char **argv, **envp; /* NULL-terminated */
 	struct mount_spec *mounts;
 	long nr_mounts;
+	char *net_cidr, *net_gateway, *net_dns; /* "" when not given */
 };
 
 /*

@@ -4,6 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../lib/ec1_internal.h"
@@ -142,6 +145,45 @@ static int collect_disks(struct ec1_ctx *ctx, const struct share_list *shares,
 	return EC1_OK;
 }
 
+/*
+ * The network: a passt socket (stream framing) for now; the default network (user-mode NAT)
+ * and gvproxy are to come. ctx.c has checked the fields.
+ */
+static int builtin_set_network(struct ec1_ctx *ctx, const struct ec1_network_config *config)
+{
+	if (config->passt_fd < 0)
+		return ec1_fail(
+			ctx, EC1_EINVAL,
+			"network: the builtin backend takes passt_fd only so far (no default "
+			"network or gvproxy_path yet)");
+	int type = 0;
+	socklen_t len = sizeof(type);
+	if (getsockopt(config->passt_fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ||
+	    type != SOCK_STREAM)
+		return ec1_fail(ctx, EC1_EINVAL, "network.passt_fd: %d: not a stream socket",
+				config->passt_fd);
+	ctx->net.on = true;
+	ctx->net.fd = config->passt_fd;
+	ctx->net.mac_set = config->mac != NULL;
+	if (config->mac)
+		memcpy(ctx->net.mac, config->mac, 6);
+	return EC1_OK;
+}
+
+/* The guest's MAC: the caller's, else a random one, locally administered and unicast. */
+static void guest_mac(const struct ec1_ctx *ctx, uint8_t mac[6])
+{
+	if (ctx->net.mac_set) {
+		memcpy(mac, ctx->net.mac, 6);
+		return;
+	}
+	if (getrandom(mac, 6, 0) != 6) {
+		uint64_t t = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 16);
+		memcpy(mac, &t, 6);
+	}
+	mac[0] = (uint8_t)((mac[0] & 0xfe) | 0x02);
+}
+
 static int builtin_run(struct ec1_ctx *ctx, int *status)
 {
 	const char *kernel = ctx->kernel_path ? ctx->kernel_path : ec1_default_kernel();
@@ -192,6 +234,14 @@ static int builtin_run(struct ec1_ctx *ctx, int *status)
 		.allow_pvm = getenv("EC1_ALLOW_PVM") != NULL,
 		.setup_only = getenv("EC1_SETUP_ONLY") != NULL,
 	};
+	struct vm_net net = {.fd = ctx->net.fd,
+			     .guest_cidr = "10.0.2.15/24",
+			     .gateway = "10.0.2.2",
+			     .dns = "10.0.2.3"};
+	if (ctx->net.on) {
+		guest_mac(ctx, net.mac);
+		cfg.net = &net;
+	}
 	struct vm_result res;
 	err = vm_run(&cfg, &res, ctx->message, sizeof(ctx->message));
 	if (!err)
@@ -208,6 +258,7 @@ const struct ec1_backend_ops ec1_backend_builtin = {
 	.set_root_flags = builtin_set_root_flags,
 	.get_shutdown_eventfd = builtin_shutdown_eventfd,
 	.set_kernel = builtin_set_kernel,
+	.set_network = builtin_set_network,
 	.run = builtin_run,
 	.builtin_extras = true,
 };

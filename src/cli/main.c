@@ -56,6 +56,10 @@ static const char run_usage[] =
 	"teardown\n"
 	"                        (environment EC1_TIMING=1)\n"
 	"      --console         copy the guest kernel's console to stderr (EC1_CONSOLE=1)\n"
+	"      --net fd:N        a network over descriptor N, a connected stream socket in\n"
+	"                        passt's framing (passt --fd, QEMU -netdev stream); the guest\n"
+	"                        is 10.0.2.15/24, gateway 10.0.2.2, DNS 10.0.2.3\n"
+	"      --mac MAC         the guest's MAC address (default: a random local one)\n"
 	"      --vmnet MODE      vmnet network through vmnet-helper (libkrun backends, macOS):\n"
 	"                        shared, host, host-isolated or bridged:IFACE\n"
 	"      --vmnet-helper PATH  the helper (default /opt/vmnet-helper/bin/vmnet-helper;\n"
@@ -258,6 +262,8 @@ static int cmd_run(int argc, char **argv)
 		{"timing", no_argument, NULL, 'T'},
 		{"console", no_argument, NULL, 'K'},
 		{"vmnet", required_argument, NULL, 'N'},
+		{"net", required_argument, NULL, 'n'},
+		{"mac", required_argument, NULL, 'M'},
 		{"vmnet-helper", required_argument, NULL, 'H'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
@@ -273,6 +279,9 @@ static int cmd_run(int argc, char **argv)
 	double timeout_s = 0;
 	bool timing = false, console = false, vmnet = false;
 	struct ec1_vmnet_config vmnet_config = {0};
+	struct ec1_network_config net = {.passt_fd = -1};
+	bool net_on = false;
+	uint8_t mac[6];
 	int verbose = 0, c;
 	unsigned long v;
 	struct disk_arg disks[EC1_MAX_DISKS];
@@ -382,6 +391,33 @@ static int cmd_run(int argc, char **argv)
 		case 'H':
 			vmnet_config.helper_path = optarg;
 			break;
+		case 'n':
+			if (strncmp(optarg, "fd:", 3) != 0 ||
+			    parse_uint("--net fd:", optarg + 3, 0, 1u << 30, &v)) {
+				if (strncmp(optarg, "fd:", 3) != 0)
+					fprintf(stderr, "ec1: --net: \"%s\": expected fd:N\n",
+						optarg);
+				return EXIT_EC1_ERROR;
+			}
+			net.passt_fd = (int)v;
+			net_on = true;
+			break;
+		case 'M': {
+			unsigned int b[6];
+			char end;
+			if (sscanf(optarg, "%x:%x:%x:%x:%x:%x%c", &b[0], &b[1], &b[2], &b[3], &b[4],
+				   &b[5], &end) != 6 ||
+			    b[0] > 255 || b[1] > 255 || b[2] > 255 || b[3] > 255 || b[4] > 255 ||
+			    b[5] > 255) {
+				fprintf(stderr, "ec1: --mac: \"%s\": expected xx:xx:xx:xx:xx:xx\n",
+					optarg);
+				return EXIT_EC1_ERROR;
+			}
+			for (int i = 0; i < 6; i++)
+				mac[i] = (uint8_t)b[i];
+			net.mac = mac;
+			break;
+		}
 		case 'v':
 			verbose++;
 			break;
@@ -469,6 +505,13 @@ static int cmd_run(int argc, char **argv)
 	if (console && (err = ec1_ctx_set_console(ctx, true)))
 		return fail(ctx, err);
 	if (vmnet && (err = ec1_ctx_set_vmnet(ctx, &vmnet_config)))
+		return fail(ctx, err);
+	if (net.mac && !net_on) {
+		fprintf(stderr, "ec1: --mac: only with --net\n");
+		ec1_ctx_free(ctx);
+		return EXIT_EC1_ERROR;
+	}
+	if (net_on && (err = ec1_ctx_set_network(ctx, &net)))
 		return fail(ctx, err);
 	if (vmnet && verbose) {
 		struct ec1_vmnet_info info;

@@ -119,6 +119,12 @@ struct ec1_ctx {
 	bool timing, console;
 	int shutdown_fd;
 	struct ec1_vmnet vmnet;
+	struct {
+		bool on;
+		int fd; /* passt_fd, borrowed */
+		bool mac_set;
+		uint8_t mac[6];
+	} net;
 };
 
 /* Sets ctx->message (printf-style) and returns code. */

@@ -71,8 +71,15 @@ static int process_blob(const struct vm_config *cfg, char **out, size_t *out_len
 	snprintf(num[1], sizeof(num[1]), "%zu", envc);
 	snprintf(num[2], sizeof(num[2]), "%zu", nr_mounts);
 	const char *workdir = cfg->workdir ? cfg->workdir : "/";
+	const char *net[3] = {"", "", ""};
+	if (cfg->net) {
+		net[0] = cfg->net->guest_cidr ? cfg->net->guest_cidr : "";
+		net[1] = cfg->net->gateway ? cfg->net->gateway : "";
+		net[2] = cfg->net->dns ? cfg->net->dns : "";
+	}
 	len += strlen(EC1_ABI_PROCESS_MAGIC) + strlen(cfg->exec_path) + strlen(workdir) +
 	       strlen(num[0]) + strlen(num[1]) + strlen(num[2]) + 6;
+	len += strlen(net[0]) + strlen(net[1]) + strlen(net[2]) + 3;
 	char *p = malloc(len), *w = p;
 	if (!p) {
 		free(mounts);
@@ -95,6 +102,8 @@ static int process_blob(const struct vm_config *cfg, char **out, size_t *out_len
 		PUT(mounts[i].path);
 		PUT(mounts[i].read_only ? "ro" : "rw");
 	}
+	for (int i = 0; i < 3; i++)
+		PUT(net[i]);
 #undef PUT
 	free(mounts);
 	*out = p;

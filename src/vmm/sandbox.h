@@ -15,6 +15,7 @@ enum sandbox_kind {
 	SANDBOX_CONSOLE, /* moving bytes between host descriptors and guest memory */
 	SANDBOX_FS,	 /* the FUSE server: *at() calls on the share's descriptors */
 	SANDBOX_BLK,	 /* a disk: positioned I/O, syncs and hole punching on its image */
+	SANDBOX_NET,	 /* the network: I/O on its backend's descriptors (the base calls) */
 };
 
 /* Restricts the calling thread for good. Returns 0 or -errno. */

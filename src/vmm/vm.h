@@ -42,6 +42,16 @@ struct vm_disk {
 	const char *fstype;	/* its file system, or NULL: init tries those the kernel has */
 };
 
+/*
+ * The guest's network interface (virtio-net): frames go to a connected stream socket in stream
+ * framing (passt's --fd, QEMU's -netdev stream), the guest configured statically by init.
+ */
+struct vm_net {
+	int fd;		/* the stream socket (borrowed: the device takes a duplicate) */
+	uint8_t mac[6]; /* the guest's address */
+	const char *guest_cidr, *gateway, *dns; /* for init: "10.0.2.15/24", "10.0.2.2", ... */
+};
+
 /* Everything the engine needs to run one VM; strings and arrays are borrowed for the call. */
 struct vm_config {
 	unsigned int cpus;	    /* vCPUs, 1..VM_MAX_VCPUS */
@@ -57,6 +67,7 @@ struct vm_config {
 	unsigned int nr_shares;
 	const struct vm_disk *disks;
 	unsigned int nr_disks;
+	const struct vm_net *net; /* or NULL: no network */
 	int stdin_fd, stdout_fd, stderr_fd;
 	uint32_t timeout_ms; /* 0: no limit */
 	int shutdown_fd;     /* eventfd: a write asks for an orderly shutdown; -1 for none */

@@ -36,6 +36,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 		if (p.mounts[p.nr_mounts].source)
 			abort();
+		check(buf, size, p.net_cidr);
+		check(buf, size, p.net_gateway);
+		check(buf, size, p.net_dns);
 		process_free(&p);
 	}
 	free(buf);

@@ -395,6 +395,30 @@ t_blk_bad_disks_exit_125_naming_them() {
 	[ "$msgs" = 11111 ] || cat $T/e1 $T/e2 $T/e3 $T/e4 $T/e5
 }
 
+# Networking through virtio-net: a stream peer (tests/vm/netpeer.c) on --net fd:3.
+t_net_stream_peer_answers_ping() {
+	# init gives eth0 10.0.2.15/24, the default route and resolv.conf; the peer answers ARP and
+	# ICMP echo: three pings go out and come back through the device and the stream backend.
+	timeout -s KILL 180 "$dir/netpeer" "$EC1" run --timeout 120 --net fd:3 --mac 02:ec:01:00:00:07 \
+		-- /bin/sh -c 'ping -c 3 -W 10 10.0.2.2 | grep -o "3 packets received";
+		cat /etc/resolv.conf; cat /sys/class/net/eth0/address; ifconfig eth0 | grep -o "10.0.2.15"' \
+		>$T/out 2>$T/err
+	rc=$?
+	got="$rc|$(tr '\n' ' ' <$T/out)"
+	echo "      ($(grep netpeer: $T/err))"
+	[ $rc = 0 ] || head -c 2000 $T/err
+	check $name "0|3 packets received nameserver 10.0.2.3 02:ec:01:00:00:07 10.0.2.15 " "$got"
+}
+t_net_bad_options_exit_125_naming_them() {
+	# A descriptor that is not open, a bad MAC, one that is no socket, --mac without --net.
+	run --net fd:77 -- /bin/true 2>$T/e1; r1=$?
+	run --net fd:3 --mac 01:00:00:00:00:01 -- /bin/true 3</dev/null 2>$T/e2; r2=$?
+	run --net fd:3 -- /bin/true 3</dev/null 2>$T/e4; r4=$?
+	run --mac 02:00:00:00:00:01 -- /bin/true 2>$T/e3; r3=$?
+	got="$r1 $(grep -c passt_fd $T/e1) $r2 $(grep -c multicast $T/e2) $r3 $(grep -c -- --mac $T/e3) $r4 $(grep -c "not a stream socket" $T/e4)"
+	check $name "125 1 125 1 125 1 125 1" "$got"
+}
+
 # A malicious driver: hostile (tests/vm/hostile.c, a static guest program) takes over a virtio-fs
 # device nobody mounted ("victim") through /dev/mem: its registers, and rings and buffers in 1 MiB
 # of guest RAM that memmap= keeps from the guest kernel. Output in $T/hout and $T/herr.

@@ -1,0 +1,313 @@
+/*
+ * virtio-net (virtio 1.2 §5.1): one receive and one transmit queue, MAC, STATUS (link up) and
+ * MTU, no offloads, served by the device's own thread, which polls its kick eventfd and the
+ * backend's descriptors together (net/backend.h). Frames are checked by net/frame.c; what the
+ * guest has no receive buffer for waits in a small bounded buffer, beyond it is dropped and
+ * counted (TCP sends it again), so neither a flooding guest nor a flooding peer grows the VMM.
+ */
+#include "net.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../bus.h"
+#include "../net/backend.h"
+#include "../net/frame.h"
+#include "../sandbox.h"
+#include "../vm.h"
+#include "../worker.h"
+#include "ec1/ec1.h"
+#include "mmio.h"
+
+#define VIRTIO_ID_NET 1
+#define QUEUE_SIZE    256
+#define RXQ	      0
+#define TXQ	      1
+#define PENDING_MAX   (64u << 10) /* bytes of frames waiting for receive buffers */
+#define TX_BATCH      64	  /* transmit chains per pass before input gets a turn */
+
+#define NET_F_MTU     (1ull << 3)
+#define NET_F_MAC     (1ull << 5)
+#define NET_F_STATUS  (1ull << 16)
+#define NET_S_LINK_UP 1
+
+/* Configuration layout (§5.1.4). */
+#define CFG_MAC	   0
+#define CFG_STATUS 6
+#define CFG_PAIRS  8
+#define CFG_MTU	   10
+#define CFG_SIZE   12
+
+struct virtio_net {
+	struct virtio_mmio_dev *dev;
+	struct worker worker;
+	struct net_backend *be;
+	bool be_failed;
+	bool rx_signal;
+	struct virtq_chain chain;
+	struct net_stats stats;
+	uint64_t pending_dropped;
+	size_t pending_len;
+	uint8_t frame[NET_MAX_FRAME];
+	uint8_t pending[PENDING_MAX]; /* records: length (2 bytes, host order), frame */
+};
+
+static void net_notify(struct virtio_mmio_dev *d, unsigned int q)
+{
+	struct virtio_net *n = d->priv;
+	(void)q;
+	worker_kick(&n->worker);
+}
+
+/* Puts a frame in the next receive chain. 1: done (or dropped as unfit), 0: no chain. */
+static int rx_put(struct virtio_net *n, const uint8_t *frame, size_t len)
+{
+	struct virtq *q = &n->dev->queues[RXQ];
+	if (!q->ready)
+		return 0;
+	int r = virtq_pop(q, n->dev->host->mem, &n->chain);
+	if (r < 0) {
+		virtio_mmio_fail(n->dev, "malformed descriptor chain");
+		n->be_failed = true;
+		return 1;
+	}
+	if (r == 0)
+		return 0;
+	int64_t used = net_rx_frame(&n->chain, frame, len, &n->stats);
+	if (used < 0) {
+		virtq_unpop(q); /* the buffer stays the guest's; the frame is gone */
+		return 1;
+	}
+	virtq_push(q, n->chain.head, (uint32_t)used);
+	n->rx_signal = true;
+	return 1;
+}
+
+/* Frames that waited, into receive chains, oldest first. */
+static void rx_flush(struct virtio_net *n)
+{
+	size_t pos = 0;
+	while (pos < n->pending_len) {
+		uint16_t len;
+		memcpy(&len, n->pending + pos, 2);
+		if (!rx_put(n, n->pending + pos + 2, len))
+			break; /* no buffer */
+		pos += 2 + (size_t)len;
+	}
+	memmove(n->pending, n->pending + pos, n->pending_len - pos);
+	n->pending_len -= pos;
+}
+
+static void deliver(void *ctx, const uint8_t *frame, size_t len)
+{
+	struct virtio_net *n = ctx;
+	if (!n->pending_len && rx_put(n, frame, len))
+		return;
+	if (n->pending_len + 2 + len > PENDING_MAX) {
+		n->pending_dropped++;
+		return;
+	}
+	uint16_t l = (uint16_t)len;
+	memcpy(n->pending + n->pending_len, &l, 2);
+	memcpy(n->pending + n->pending_len + 2, frame, len);
+	n->pending_len += 2 + len;
+}
+
+/* Transmit chains to the backend. Returns whether more may be waiting. */
+static bool tx_serve(struct virtio_net *n)
+{
+	struct virtq *q = &n->dev->queues[TXQ];
+	if (!q->ready)
+		return false;
+	int served = 0, r = 0;
+	virtq_set_no_notify(q, true);
+	while (served < TX_BATCH && (r = virtq_pop(q, n->dev->host->mem, &n->chain)) > 0) {
+		int64_t len = net_tx_frame(&n->chain, n->frame, &n->stats);
+		if (len >= 0 && !n->be_failed)
+			n->be->ops->send(n->be, n->frame, (size_t)len);
+		virtq_push(q, n->chain.head, 0);
+		served++;
+	}
+	if (served)
+		virtio_mmio_signal(n->dev, TXQ);
+	if (r < 0) {
+		virtio_mmio_fail(n->dev, "malformed descriptor chain");
+		n->be_failed = true;
+		return false;
+	}
+	if (served == TX_BATCH)
+		return true;
+	return virtq_notify_on_if_empty(q);
+}
+
+/* Rx interrupt, if frames went in since the last. */
+static void rx_signal(struct virtio_net *n)
+{
+	if (n->rx_signal) {
+		n->rx_signal = false;
+		virtio_mmio_signal(n->dev, RXQ);
+	}
+}
+
+/*
+ * Frames that waited go in; then whether the guest has a receive buffer left. When it has none,
+ * it is asked to kick when it adds one.
+ */
+static bool rx_room(struct virtio_net *n)
+{
+	struct virtq *q = &n->dev->queues[RXQ];
+	bool room = false;
+	while (q->ready) {
+		rx_flush(n);
+		if (!virtq_notify_on_if_empty(q))
+			break; /* none: kicks are on */
+		if (!n->pending_len) {
+			room = true; /* buffers there (kicks off again), nothing waiting */
+			break;
+		}
+	}
+	rx_signal(n);
+	return room;
+}
+
+static void net_main(struct worker *w, void *arg)
+{
+	struct virtio_net *n = arg;
+	struct pollfd fds[1 + NET_BACKEND_MAX_FDS];
+	bool more_tx = false;
+	while (!worker_stopping(w)) {
+		virtio_mmio_queues_begin(n->dev);
+		bool want_rx = !n->be_failed && rx_room(n);
+		virtio_mmio_queues_end(n->dev);
+		int timeout = more_tx ? 0 : -1;
+		fds[0] = (struct pollfd){w->kick_fd, POLLIN, 0};
+		unsigned int nb =
+			n->be_failed ? 0
+				     : n->be->ops->poll_fill(n->be, fds + 1, NET_BACKEND_MAX_FDS,
+							     want_rx, &timeout);
+		if (poll(fds, 1 + nb, timeout) < 0 && errno != EINTR)
+			break;
+		if (worker_stopping(w))
+			break;
+		if (fds[0].revents)
+			worker_clear(w);
+		virtio_mmio_queues_begin(n->dev);
+		more_tx = tx_serve(n);
+		if (nb && !n->be_failed) {
+			int err = n->be->ops->poll_done(n->be, fds + 1, nb, deliver, n);
+			if (err) {
+				n->be_failed = true;
+				vm_log(EC1_LOG_WARN,
+				       "virtio-net: %s backend: %s; the guest's link is down",
+				       n->be->ops->name, n->be->why);
+			}
+		}
+		rx_flush(n);
+		rx_signal(n);
+		virtio_mmio_queues_end(n->dev);
+	}
+}
+
+static void net_reset(struct virtio_mmio_dev *d)
+{
+	struct virtio_net *n = d->priv;
+	n->pending_len = 0; /* under the queue lock, held for writing: the thread is out of it */
+}
+
+static void net_stop(struct virtio_mmio_dev *d)
+{
+	struct virtio_net *n = d->priv;
+	worker_stop(&n->worker);
+}
+
+static void net_finish(struct virtio_mmio_dev *d)
+{
+	struct virtio_net *n = d->priv;
+	worker_join(&n->worker, 0);
+}
+
+static void net_destroy(struct virtio_mmio_dev *d)
+{
+	struct virtio_net *n = d->priv;
+	worker_free(&n->worker);
+	if (n->be)
+		n->be->ops->close(n->be);
+	free(n);
+}
+
+static void net_print_stats(const struct virtio_mmio_dev *d)
+{
+	const struct virtio_net *n = d->priv;
+	const struct net_stats *s = &n->stats;
+	fprintf(stderr,
+		"ec1 virtio-net: sent %llu frames (%llu bytes, %llu dropped as malformed, %llu by "
+		"the "
+		"backend), received %llu (%llu bytes, %llu unfit, %llu with no buffer)\n",
+		(unsigned long long)s->tx_frames, (unsigned long long)s->tx_bytes,
+		(unsigned long long)s->tx_dropped, (unsigned long long)n->be->dropped,
+		(unsigned long long)s->rx_frames, (unsigned long long)s->rx_bytes,
+		(unsigned long long)s->rx_dropped, (unsigned long long)n->pending_dropped);
+}
+
+static const struct virtio_dev_ops net_ops = {
+	.name = "net",
+	.device_id = VIRTIO_ID_NET,
+	.features = VIRTIO_F_INDIRECT_DESC | NET_F_MAC | NET_F_STATUS | NET_F_MTU,
+	.num_queues = 2,
+	.queue_max = QUEUE_SIZE,
+	.config_size = CFG_SIZE,
+	.notify = net_notify,
+	.reset = net_reset,
+	.stop = net_stop,
+	.finish = net_finish,
+	.destroy = net_destroy,
+	.print_stats = net_print_stats,
+};
+
+int virtio_net_add(struct vm *vm, char *msg, size_t msg_size)
+{
+	const struct vm_net *cfg = vm->cfg->net;
+	if (!cfg)
+		return 0;
+	struct virtio_net *n = calloc(1, sizeof(*n));
+	if (!n)
+		VM_FAIL(EC1_ENOMEM, "network: out of memory");
+	int fd = cfg->fd;
+	if (fd < 0 || (fd = fcntl(fd, F_DUPFD_CLOEXEC, 3)) < 0) {
+		free(n);
+		VM_FAIL(EC1_EINVAL, "network: passt_fd %d: %s", cfg->fd, strerror(errno ?: EBADF));
+	}
+	n->be = net_stream_backend(fd);
+	int err = n->be ? worker_init(&n->worker) : -ENOMEM;
+	err = err ?: vm_add_mmio(vm, &net_ops, n, &n->dev);
+	if (err) {
+		if (n->be)
+			n->be->ops->close(n->be);
+		else
+			close(fd);
+		worker_free(&n->worker);
+		free(n);
+		if (err == -ENOSPC)
+			VM_FAIL(EC1_EINVAL, "network: no device slot left (at most %d devices)",
+				VM_MAX_DEVICES);
+		VM_FAIL(EC1_ENOMEM, "network: %s", strerror(-err));
+	}
+	uint8_t *c = n->dev->config;
+	memcpy(c + CFG_MAC, cfg->mac, 6);
+	uint16_t v = NET_S_LINK_UP;
+	memcpy(c + CFG_STATUS, &v, 2);
+	v = 1;
+	memcpy(c + CFG_PAIRS, &v, 2);
+	v = NET_MTU;
+	memcpy(c + CFG_MTU, &v, 2);
+	if (virtio_mmio_notify_eventfd(n->dev, n->worker.kick_fd) < 0)
+		vm_log(EC1_LOG_INFO, "virtio-net: no ioeventfd, notifications go through the VMM");
+	err = worker_start(&n->worker, vm, SANDBOX_NET, "virtio-net", NULL, net_main, n);
+	if (err)
+		VM_FAIL(EC1_ENOMEM, "network: thread: %s", strerror(-err));
+	return 0;
+}

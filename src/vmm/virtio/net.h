@@ -1,0 +1,12 @@
+/* virtio-net (virtio 1.2 §5.1): the VM's network interface (vm_config.net), when it has one. */
+#ifndef EC1_VIRTIO_NET_H
+#define EC1_VIRTIO_NET_H
+
+#include <stddef.h>
+
+struct vm;
+
+/* The device table's entry (devices.h): adds the network device of vm->cfg, if any. */
+int virtio_net_add(struct vm *vm, char *msg, size_t msg_size);
+
+#endif

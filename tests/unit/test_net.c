@@ -4,10 +4,14 @@
  * into receive chains, and stream framing parsed from reads cut anywhere.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../src/vmm/net/backend.h"
 #include "../../src/vmm/net/frame.h"
 #include "check.h"
 
@@ -178,10 +182,85 @@ static void stream_framing(void)
 	CHECK(net_stream_received(&st, NET_STREAM_BUF + 1, deliver, NULL) == -EPROTO);
 }
 
+/* Polls the backend once (without waiting) and lets it do its I/O. */
+static int pump(struct net_backend *b, bool want_rx)
+{
+	struct pollfd fds[NET_BACKEND_MAX_FDS];
+	int timeout = -1;
+	unsigned int n = b->ops->poll_fill(b, fds, NET_BACKEND_MAX_FDS, want_rx, &timeout);
+	if (poll(fds, n, 0) < 0)
+		return -errno;
+	return b->ops->poll_done(b, fds, n, deliver, NULL);
+}
+
+/*
+ * The stream backend over a socket pair: frames both ways in stream framing; a peer that reads
+ * nothing makes it queue a bounded amount, then drop (never block); no input is read while the
+ * guest has no room; a peer that closes, or sends a bad length, ends it with a reason.
+ */
+static void stream_backend(void)
+{
+	int sv[2];
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	struct net_backend *b = net_stream_backend(sv[0]);
+	CHECK(b != NULL);
+	if (!b)
+		return;
+	uint8_t f[NET_MAX_FRAME];
+	memset(f, 0x42, sizeof(f));
+	b->ops->send(b, f, 60);
+	uint8_t got[4 + 60];
+	CHECK(read(sv[1], got, sizeof(got)) == (ssize_t)sizeof(got));
+	CHECK(got[0] == 0 && got[1] == 0 && got[2] == 0 && got[3] == 60 && got[4] == 0x42);
+	/* The peer reads nothing: sends never block, and beyond the buffer frames are dropped. */
+	for (int i = 0; i < 2000; i++)
+		b->ops->send(b, f, NET_MAX_FRAME);
+	CHECK(b->dropped > 0);
+	uint64_t dropped = b->dropped;
+	/* It drains once the peer reads: every byte that arrives is a whole frame. */
+	fcntl(sv[1], F_SETFL, O_NONBLOCK);
+	static struct net_stream peer;
+	memset(&peer, 0, sizeof(peer));
+	got_n = 0;
+	for (int round = 0; round < 10000; round++) {
+		ssize_t r = read(sv[1], peer.buf + peer.have, NET_STREAM_BUF - peer.have);
+		if (r > 0)
+			CHECK(net_stream_received(&peer, (size_t)r, deliver, NULL) == 0);
+		CHECK(pump(b, false) == 0);
+		if (r <= 0 && got_n + dropped >= 2000)
+			break;
+	}
+	CHECK(got_n + dropped == 2000 && peer.have == 0);
+	/* Input: read only when the guest has room. */
+	uint8_t in[4 + 100];
+	net_stream_header(in, 100);
+	memset(in + 4, 7, 100);
+	CHECK(write(sv[1], in, sizeof(in)) == (ssize_t)sizeof(in));
+	got_n = 0;
+	CHECK(pump(b, false) == 0 && got_n == 0);
+	CHECK(pump(b, true) == 0 && got_n == 1 && got_len[0] == 100 && got_first[0] == 7);
+	/* A length of 0 puts the stream out of step: the backend ends, saying why. */
+	uint8_t zero[4] = {0};
+	CHECK(write(sv[1], zero, 4) == 4);
+	CHECK(pump(b, true) == -EPROTO);
+	CHECK_STR_CONTAINS(b->why, "out of step");
+	b->ops->close(b);
+	close(sv[1]);
+	/* A peer that closes. */
+	CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+	b = net_stream_backend(sv[0]);
+	close(sv[1]);
+	CHECK(b && pump(b, true) == -ECONNRESET);
+	CHECK(b && strstr(b->why, "closed"));
+	if (b)
+		b->ops->close(b);
+}
+
 int main(void)
 {
 	TEST(tx_frames_checked);
 	TEST(rx_frames_written);
 	TEST(stream_framing);
+	TEST(stream_backend);
 	return tests_failed ? 1 : 0;
 }

@@ -186,6 +186,12 @@ struct ec1_network_config {
 	size_t port_map_count;
 };
 int ec1_ctx_set_network(struct ec1_ctx *ctx, const struct ec1_network_config *config);
+/*
+ * Networking through the host TAP interface iface (builtin backend): attached to when it exists
+ * (a persistent one the caller configured, or one it may use), else created for the VM's
+ * lifetime (CAP_NET_ADMIN). mac: 6 bytes, or NULL to generate one.
+ */
+int ec1_ctx_set_network_tap(struct ec1_ctx *ctx, const char *iface, const uint8_t *mac);
 
 /* The process to run as the guest's main process. */
 struct ec1_process_config {

@@ -162,11 +162,28 @@ static int builtin_set_network(struct ec1_ctx *ctx, const struct ec1_network_con
 	    type != SOCK_STREAM)
 		return ec1_fail(ctx, EC1_EINVAL, "network.passt_fd: %d: not a stream socket",
 				config->passt_fd);
+	free(ctx->net.tap);
+	ctx->net.tap = NULL;
 	ctx->net.on = true;
 	ctx->net.fd = config->passt_fd;
 	ctx->net.mac_set = config->mac != NULL;
 	if (config->mac)
 		memcpy(ctx->net.mac, config->mac, 6);
+	return EC1_OK;
+}
+
+static int builtin_set_network_tap(struct ec1_ctx *ctx, const char *iface, const uint8_t *mac)
+{
+	char *name = strdup(iface);
+	if (!name)
+		return ec1_fail(ctx, EC1_ENOMEM, "network.tap: out of memory");
+	free(ctx->net.tap);
+	ctx->net.tap = name;
+	ctx->net.on = true;
+	ctx->net.fd = -1;
+	ctx->net.mac_set = mac != NULL;
+	if (mac)
+		memcpy(ctx->net.mac, mac, 6);
 	return EC1_OK;
 }
 
@@ -234,7 +251,8 @@ static int builtin_run(struct ec1_ctx *ctx, int *status)
 		.allow_pvm = getenv("EC1_ALLOW_PVM") != NULL,
 		.setup_only = getenv("EC1_SETUP_ONLY") != NULL,
 	};
-	struct vm_net net = {.fd = ctx->net.fd,
+	struct vm_net net = {.tap = ctx->net.tap,
+			     .fd = ctx->net.fd,
 			     .guest_cidr = "10.0.2.15/24",
 			     .gateway = "10.0.2.2",
 			     .dns = "10.0.2.3"};
@@ -259,6 +277,7 @@ const struct ec1_backend_ops ec1_backend_builtin = {
 	.get_shutdown_eventfd = builtin_shutdown_eventfd,
 	.set_kernel = builtin_set_kernel,
 	.set_network = builtin_set_network,
+	.set_network_tap = builtin_set_network_tap,
 	.run = builtin_run,
 	.builtin_extras = true,
 };

@@ -57,8 +57,10 @@ static const char run_usage[] =
 	"                        (environment EC1_TIMING=1)\n"
 	"      --console         copy the guest kernel's console to stderr (EC1_CONSOLE=1)\n"
 	"      --net fd:N        a network over descriptor N, a connected stream socket in\n"
-	"                        passt's framing (passt --fd, QEMU -netdev stream); the guest\n"
-	"                        is 10.0.2.15/24, gateway 10.0.2.2, DNS 10.0.2.3\n"
+	"                        passt's framing (passt --fd, QEMU -netdev stream)\n"
+	"      --net tap:IFACE   a network through the host TAP interface IFACE (attached to,\n"
+	"                        or created for the run); with either, the guest is\n"
+	"                        10.0.2.15/24, gateway 10.0.2.2, DNS 10.0.2.3\n"
 	"      --mac MAC         the guest's MAC address (default: a random local one)\n"
 	"      --vmnet MODE      vmnet network through vmnet-helper (libkrun backends, macOS):\n"
 	"                        shared, host, host-isolated or bridged:IFACE\n"
@@ -281,6 +283,7 @@ static int cmd_run(int argc, char **argv)
 	struct ec1_vmnet_config vmnet_config = {0};
 	struct ec1_network_config net = {.passt_fd = -1};
 	bool net_on = false;
+	const char *tap = NULL;
 	uint8_t mac[6];
 	int verbose = 0, c;
 	unsigned long v;
@@ -392,14 +395,20 @@ static int cmd_run(int argc, char **argv)
 			vmnet_config.helper_path = optarg;
 			break;
 		case 'n':
-			if (strncmp(optarg, "fd:", 3) != 0 ||
-			    parse_uint("--net fd:", optarg + 3, 0, 1u << 30, &v)) {
-				if (strncmp(optarg, "fd:", 3) != 0)
-					fprintf(stderr, "ec1: --net: \"%s\": expected fd:N\n",
-						optarg);
+			if (strncmp(optarg, "tap:", 4) == 0) {
+				tap = optarg + 4;
+				net_on = true;
+				break;
+			}
+			if (strncmp(optarg, "fd:", 3) != 0) {
+				fprintf(stderr, "ec1: --net: \"%s\": expected fd:N or tap:IFACE\n",
+					optarg);
 				return EXIT_EC1_ERROR;
 			}
+			if (parse_uint("--net fd:", optarg + 3, 0, 1u << 30, &v))
+				return EXIT_EC1_ERROR;
 			net.passt_fd = (int)v;
+			tap = NULL;
 			net_on = true;
 			break;
 		case 'M': {
@@ -511,7 +520,8 @@ static int cmd_run(int argc, char **argv)
 		ec1_ctx_free(ctx);
 		return EXIT_EC1_ERROR;
 	}
-	if (net_on && (err = ec1_ctx_set_network(ctx, &net)))
+	if (net_on && (err = tap ? ec1_ctx_set_network_tap(ctx, tap, net.mac)
+				 : ec1_ctx_set_network(ctx, &net)))
 		return fail(ctx, err);
 	if (vmnet && verbose) {
 		struct ec1_vmnet_info info;

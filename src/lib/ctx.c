@@ -225,6 +225,7 @@ void ec1_ctx_free(struct ec1_ctx *ctx)
 	free(ctx->kernel_path);
 	free(ctx->initramfs);
 	free(ctx->cmdline);
+	free(ctx->net.tap);
 	if (ctx->shutdown_fd >= 0)
 		close(ctx->shutdown_fd);
 	free(ctx);
@@ -683,6 +684,23 @@ int ec1_ctx_set_network(struct ec1_ctx *ctx, const struct ec1_network_config *co
 				"network: not supported by the %s backend yet",
 				ec1_backend_name(ctx->ops->id));
 	return ctx->ops->set_network(ctx, config);
+}
+
+int ec1_ctx_set_network_tap(struct ec1_ctx *ctx, const char *iface, const uint8_t *mac)
+{
+	ENTER(ctx);
+	if (!iface || !iface[0] || strlen(iface) >= 16 || strchr(iface, '/'))
+		return ec1_fail(ctx, EC1_EINVAL,
+				"network.tap: \"%s\": an interface name of 1 to 15 bytes, no '/'",
+				iface ? iface : "(null)");
+	if (mac && (mac[0] & 1))
+		return ec1_fail(ctx, EC1_EINVAL,
+				"network.mac: multicast address (low bit of the first byte set)");
+	if (!ctx->ops->set_network_tap)
+		return ec1_fail(ctx, EC1_EUNSUPPORTED,
+				"network.tap: not supported by the %s backend",
+				ec1_backend_name(ctx->ops->id));
+	return ctx->ops->set_network_tap(ctx, iface, mac);
 }
 
 int ec1_ctx_set_process(struct ec1_ctx *ctx, const struct ec1_process_config *config)

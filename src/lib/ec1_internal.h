@@ -38,6 +38,7 @@ struct ec1_backend_ops {
 	int (*add_virtiofs)(struct ec1_ctx *ctx, const char *tag, const char *dir);
 	int (*add_disk)(struct ec1_ctx *ctx, const struct ec1_disk_config *disk);
 	int (*set_network)(struct ec1_ctx *ctx, const struct ec1_network_config *config);
+	int (*set_network_tap)(struct ec1_ctx *ctx, const char *iface, const uint8_t *mac);
 	int (*set_process)(struct ec1_ctx *ctx);
 	int (*set_kernel)(struct ec1_ctx *ctx);
 	int (*set_sev)(struct ec1_ctx *ctx, const struct ec1_sev_config *config);
@@ -121,7 +122,8 @@ struct ec1_ctx {
 	struct ec1_vmnet vmnet;
 	struct {
 		bool on;
-		int fd; /* passt_fd, borrowed */
+		int fd;	   /* passt_fd, borrowed */
+		char *tap; /* or a TAP interface */
 		bool mac_set;
 		uint8_t mac[6];
 	} net;

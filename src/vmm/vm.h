@@ -43,12 +43,14 @@ struct vm_disk {
 };
 
 /*
- * The guest's network interface (virtio-net): frames go to a connected stream socket in stream
- * framing (passt's --fd, QEMU's -netdev stream), the guest configured statically by init.
+ * The guest's network interface (virtio-net): frames go to a host TAP interface, or to a
+ * connected stream socket in stream framing (passt's --fd, QEMU's -netdev stream); the guest is
+ * configured statically by init.
  */
 struct vm_net {
-	int fd;		/* the stream socket (borrowed: the device takes a duplicate) */
-	uint8_t mac[6]; /* the guest's address */
+	const char *tap; /* a TAP interface's name, or NULL: the stream socket fd */
+	int fd;		 /* the stream socket (borrowed: the device takes a duplicate) */
+	uint8_t mac[6];	 /* the guest's address */
 	const char *guest_cidr, *gateway, *dns; /* for init: "10.0.2.15/24", "10.0.2.2", ... */
 };
 

@@ -409,14 +409,33 @@ t_net_stream_peer_answers_ping() {
 	[ $rc = 0 ] || head -c 2000 $T/err
 	check $name "0|3 packets received nameserver 10.0.2.3 02:ec:01:00:00:07 10.0.2.15 " "$got"
 }
+t_net_tap_in_own_netns_serves_http() {
+	# In a network namespace of its own: a TAP interface as 10.0.2.2/24 with busybox httpd on
+	# it; the guest fetches a page through virtio-net and the TAP, and pings the host side.
+	mkdir -p $T/www && echo "hello from the host" >$T/www/index.html
+	unshare -n sh -c "ip link set lo up && tunctl -t ec1tap0 >/dev/null &&
+		ip addr add 10.0.2.2/24 dev ec1tap0 && ip link set ec1tap0 up &&
+		{ httpd -f -p 10.0.2.2:8080 -h $T/www & echo \$! >$T/httpd.pid; } &&
+		timeout -s KILL 180 $EC1 run --timeout 120 --net tap:ec1tap0 -- /bin/sh -c \
+		'wget -q -O - http://10.0.2.2:8080/index.html; ping -c 2 -W 10 10.0.2.2 |
+		grep -o \"2 packets received\"'; rc=\$?; kill \$(cat $T/httpd.pid); exit \$rc" \
+		>$T/out 2>$T/err
+	rc=$?
+	[ $rc = 0 ] || head -c 2000 $T/err
+	check $name "0|hello from the host 2 packets received " "$rc|$(tr '\n' ' ' <$T/out)"
+	rm -rf $T/www
+}
 t_net_bad_options_exit_125_naming_them() {
-	# A descriptor that is not open, a bad MAC, one that is no socket, --mac without --net.
+	# A descriptor that is not open, a bad MAC, one that is no socket, --mac without --net, a
+	# TAP name with a slash.
 	run --net fd:77 -- /bin/true 2>$T/e1; r1=$?
 	run --net fd:3 --mac 01:00:00:00:00:01 -- /bin/true 3</dev/null 2>$T/e2; r2=$?
 	run --net fd:3 -- /bin/true 3</dev/null 2>$T/e4; r4=$?
 	run --mac 02:00:00:00:00:01 -- /bin/true 2>$T/e3; r3=$?
-	got="$r1 $(grep -c passt_fd $T/e1) $r2 $(grep -c multicast $T/e2) $r3 $(grep -c -- --mac $T/e3) $r4 $(grep -c "not a stream socket" $T/e4)"
-	check $name "125 1 125 1 125 1 125 1" "$got"
+	run --net tap:no/such -- /bin/true 2>$T/e5; r5=$?
+	got="$r1 $(grep -c passt_fd $T/e1) $r2 $(grep -c multicast $T/e2) $r3 $(grep -c -- --mac $T/e3)"
+	got="$got $r4 $(grep -c "not a stream socket" $T/e4) $r5 $(grep -c "network.tap" $T/e5)"
+	check $name "125 1 125 1 125 1 125 1 125 1" "$got"
 }
 
 # A malicious driver: hostile (tests/vm/hostile.c, a static guest program) takes over a virtio-fs

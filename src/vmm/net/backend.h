@@ -51,4 +51,10 @@ struct net_backend {
  */
 struct net_backend *net_stream_backend(int fd);
 
+/*
+ * The host TAP interface iface (created when it does not exist, gone with the VM then; an
+ * existing one, persistent or not, is attached to). NULL with msg set when it cannot be had.
+ */
+struct net_backend *net_tap_backend(const char *iface, char *msg, size_t msg_size);
+
 #endif

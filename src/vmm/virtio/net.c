@@ -276,18 +276,27 @@ int virtio_net_add(struct vm *vm, char *msg, size_t msg_size)
 	struct virtio_net *n = calloc(1, sizeof(*n));
 	if (!n)
 		VM_FAIL(EC1_ENOMEM, "network: out of memory");
-	int fd = cfg->fd;
-	if (fd < 0 || (fd = fcntl(fd, F_DUPFD_CLOEXEC, 3)) < 0) {
-		free(n);
-		VM_FAIL(EC1_EINVAL, "network: passt_fd %d: %s", cfg->fd, strerror(errno ?: EBADF));
+	int fd = -1;
+	if (cfg->tap) {
+		char why[256];
+		if (!(n->be = net_tap_backend(cfg->tap, why, sizeof(why)))) {
+			free(n);
+			VM_FAIL(EC1_EINVAL, "network: tap: %s", why);
+		}
+	} else {
+		if (cfg->fd < 0 || (fd = fcntl(cfg->fd, F_DUPFD_CLOEXEC, 3)) < 0) {
+			free(n);
+			VM_FAIL(EC1_EINVAL, "network: passt_fd %d: %s", cfg->fd,
+				strerror(errno ?: EBADF));
+		}
+		n->be = net_stream_backend(fd);
 	}
-	n->be = net_stream_backend(fd);
 	int err = n->be ? worker_init(&n->worker) : -ENOMEM;
 	err = err ?: vm_add_mmio(vm, &net_ops, n, &n->dev);
 	if (err) {
 		if (n->be)
 			n->be->ops->close(n->be);
-		else
+		else if (fd >= 0)
 			close(fd);
 		worker_free(&n->worker);
 		free(n);

@@ -4,16 +4,25 @@
  * stream framing (4-byte big-endian lengths, as passt does): it answers ARP requests for every
  * address but the asker's own with its MAC, and ICMP echo requests with echo replies.
  *
- * usage: netpeer CMD [ARGS...]
+ * usage: netpeer [--deaf] CMD [ARGS...]
+ *   --deaf: never read the socket (a peer that takes nothing: the VMM must queue a bounded
+ *   amount and drop the rest)
  * prints on stderr, at the end: "netpeer: F frames, A arp replies, E echo replies, B bad"
  * exit: CMD's status (128 + signal when it was killed), 2 on a set-up error.
+ *
+ * netpeer --flood IFACE N (in the guest, as root): sends N broadcast frames of 1,514 bytes on
+ * IFACE through a packet socket, as fast as it can; prints "netpeer: sent S of N".
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netpacket/packet.h>
+#include <net/if.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -107,10 +116,43 @@ static void frame_in(uint8_t *f, size_t len)
 	}
 }
 
+static int flood(const char *iface, long n)
+{
+	int s = socket(AF_PACKET, SOCK_RAW, htons(0x88b5)); /* local experimental ethertype */
+	struct sockaddr_ll a = {.sll_family = AF_PACKET,
+				.sll_protocol = htons(0x88b5),
+				.sll_ifindex = (int)if_nametoindex(iface),
+				.sll_halen = 6};
+	memset(a.sll_addr, 0xff, 6);
+	if (s < 0 || !a.sll_ifindex) {
+		perror("netpeer: packet socket");
+		return 2;
+	}
+	uint8_t f[1514];
+	memset(f, 0xff, 6);
+	memset(f + 6, 0x02, 6);
+	f[12] = 0x88;
+	f[13] = 0xb5;
+	memset(f + 14, 0x5a, sizeof(f) - 14);
+	long sent = 0;
+	for (long i = 0; i < n; i++)
+		if (sendto(s, f, sizeof(f), 0, (struct sockaddr *)&a, sizeof(a)) == (ssize_t)sizeof(f))
+			sent++;
+	printf("netpeer: sent %ld of %ld\n", sent, n);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 4 && strcmp(argv[1], "--flood") == 0)
+		return flood(argv[2], atol(argv[3]));
+	bool deaf = argc > 1 && strcmp(argv[1], "--deaf") == 0;
+	if (deaf) {
+		argv++;
+		argc--;
+	}
 	if (argc < 2) {
-		fprintf(stderr, "usage: netpeer CMD [ARGS...]\n");
+		fprintf(stderr, "usage: netpeer [--deaf] CMD [ARGS...] | netpeer --flood IFACE N\n");
 		return 2;
 	}
 	int sv[2];
@@ -135,7 +177,7 @@ int main(int argc, char **argv)
 	size_t have = 0;
 	int status = 0;
 	for (;;) {
-		struct pollfd p = {fd, POLLIN, 0};
+		struct pollfd p = {fd, deaf ? 0 : POLLIN, 0};
 		int n = poll(&p, 1, 100);
 		if (n > 0 && (p.revents & POLLIN)) {
 			ssize_t r = read(fd, buf + have, sizeof(buf) - have);

@@ -425,6 +425,23 @@ t_net_tap_in_own_netns_serves_http() {
 	check $name "0|hello from the host 2 packets received " "$rc|$(tr '\n' ' ' <$T/out)"
 	rm -rf $T/www
 }
+t_net_flooding_guest_leaves_vmm_bounded() {
+	# 50,000 frames of 1,514 bytes (75 MB) from the guest, through a packet socket, to a peer
+	# that reads nothing: the VMM keeps a bounded queue, drops the rest (counted), and its own
+	# memory stays small.
+	rm -rf $T/np && mkdir -p $T/np && cp "$dir/netpeer" $T/np/
+	timeout -s KILL 300 "$dir/netpeer" --deaf "$EC1" run --timeout 240 --timing --net fd:3 \
+		-V $T/np:/mnt/np:ro -- /mnt/np/netpeer --flood eth0 50000 >$T/out 2>$T/err
+	rc=$?
+	sent=$(sed -n 's/^netpeer: sent \([0-9]*\) of.*/\1/p' $T/out)
+	own=$(sed -n 's/.*VMM own \([0-9]*\).*/\1/p' $T/err)
+	dropped=$(sed -n 's/.* \([0-9]*\) by the backend).*/\1/p' $T/err)
+	echo "      (guest sent ${sent:-?} frames; the VMM dropped ${dropped:-?}; VMM's own memory ${own:-?} MiB)"
+	if [ $rc = 0 ] && [ "${sent:-0}" -gt 10000 ] && [ "${dropped:-0}" -gt $((sent / 2)) ] &&
+		[ "${own:-99}" -lt 16 ]; then pass $name
+	else fail $name "rc $rc, sent ${sent:-?}, dropped ${dropped:-?}, own ${own:-?} MiB: $(tail -c 1500 $T/err)"; fi
+	rm -rf $T/np
+}
 t_net_bad_options_exit_125_naming_them() {
 	# A descriptor that is not open, a bad MAC, one that is no socket, --mac without --net, a
 	# TAP name with a slash.

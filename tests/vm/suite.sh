@@ -426,7 +426,7 @@ t_net_tap_in_own_netns_serves_http() {
 	rm -rf $T/www
 }
 t_net_flooding_guest_leaves_vmm_bounded() {
-	# 50,000 frames of 1,514 bytes (75 MB) from the guest, through a packet socket, to a peer
+	# 50,000 frames of 1,514 bytes (75 MB) from the guest, UDP to a static ARP entry, to a peer
 	# that reads nothing: the VMM keeps a bounded queue, drops the rest (counted), and its own
 	# memory stays small.
 	rm -rf $T/np && mkdir -p $T/np && cp "$dir/netpeer" $T/np/

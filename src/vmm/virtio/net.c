@@ -48,6 +48,7 @@ struct virtio_net {
 	struct net_backend *be;
 	bool be_failed;
 	bool rx_signal;
+	unsigned int tx_empty; /* passes in a row the ring said it had more, and had none */
 	struct virtq_chain chain;
 	struct net_stats stats;
 	uint64_t pending_dropped;
@@ -141,7 +142,18 @@ static bool tx_serve(struct virtio_net *n)
 	}
 	if (served == TX_BATCH)
 		return true;
-	return virtq_notify_on_if_empty(q);
+	if (!virtq_notify_on_if_empty(q))
+		return false;
+	/*
+	 * The ring says there is more. Twice in a row with nothing popped: the driver moves its
+	 * index back and forth; kicks on, and wait for the next one rather than spin.
+	 */
+	n->tx_empty = served ? 0 : n->tx_empty + 1;
+	if (n->tx_empty < 2)
+		return true;
+	n->tx_empty = 0;
+	virtq_set_no_notify(q, false);
+	return false;
 }
 
 /* Rx interrupt, if frames went in since the last. */
@@ -161,7 +173,8 @@ static bool rx_room(struct virtio_net *n)
 {
 	struct virtq *q = &n->dev->queues[RXQ];
 	bool room = false;
-	while (q->ready) {
+	/* Twice at most: buffers that came as kicks were turned on are taken the second time. */
+	for (int pass = 0; q->ready && pass < 2; pass++) {
 		rx_flush(n);
 		if (!virtq_notify_on_if_empty(q))
 			break; /* none: kicks are on */
@@ -169,6 +182,9 @@ static bool rx_room(struct virtio_net *n)
 			room = true; /* buffers there (kicks off again), nothing waiting */
 			break;
 		}
+		if (pass == 1)
+			virtq_set_no_notify(q,
+					    false); /* an index that moves back: wait for a kick */
 	}
 	rx_signal(n);
 	return room;

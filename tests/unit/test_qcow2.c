@@ -380,7 +380,7 @@ static void locks_shared_with_qemu(void)
 		 img, dir);
 	CHECK(system(cmd) == 0);
 	int rc = 0;
-	for (int i = 0; i < 100; i++) {
+	for (int i = 0; i < 400; i++) { /* up to 20 s for qemu-io to start on a loaded machine */
 		d = NULL;
 		rc = disk_open(img, DISK_QCOW2, DISK_READ_ONLY, &d, msg, sizeof(msg));
 		if (rc)

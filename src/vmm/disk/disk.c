@@ -45,6 +45,12 @@ static int byte_locked(int fd, off_t off, bool *locked)
 	return 0;
 }
 
+/* A file system without byte-range locks (QEMU goes on without them there too; flock holds). */
+static bool no_byte_locks(int err)
+{
+	return err == -ENOLCK || err == -EINVAL || err == -EOPNOTSUPP || err == -ENOSYS;
+}
+
 static int qemu_locks(int fd, bool read_only, const char **conflict)
 {
 	unsigned int hold = read_only ? QPERM_READ : QPERM_READ | QPERM_WRITE | QPERM_SAME;
@@ -55,10 +61,10 @@ static int qemu_locks(int fd, bool read_only, const char **conflict)
 		int err;
 		/* Someone denies what we would hold, or holds what we would deny. */
 		if ((hold & (1u << n)) && (err = byte_locked(fd, QLOCK_DENY + n, &locked)))
-			return err;
+			return no_byte_locks(err) ? 0 : err;
 		if (!locked && (deny & (1u << n)) &&
 		    (err = byte_locked(fd, QLOCK_HOLD + n, &locked)))
-			return err;
+			return no_byte_locks(err) ? 0 : err;
 		if (locked) {
 			*conflict = names[n];
 			return -EBUSY;
@@ -73,7 +79,9 @@ static int qemu_locks(int fd, bool read_only, const char **conflict)
 					  .l_start = (off_t)(base + n),
 					  .l_len = 1};
 			if (fcntl(fd, F_OFD_SETLK, &l) < 0)
-				return errno == EAGAIN || errno == EACCES ? -EBUSY : -errno;
+				return errno == EAGAIN || errno == EACCES ? -EBUSY
+				       : no_byte_locks(-errno)		  ? 0
+									  : -errno;
 		}
 	return 0;
 }

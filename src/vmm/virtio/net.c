@@ -182,9 +182,10 @@ static bool rx_room(struct virtio_net *n)
 			room = true; /* buffers there (kicks off again), nothing waiting */
 			break;
 		}
+		/* Still there and still nothing taken: an index that moves back; wait for a kick.
+		 */
 		if (pass == 1)
-			virtq_set_no_notify(q,
-					    false); /* an index that moves back: wait for a kick */
+			virtq_set_no_notify(q, false);
 	}
 	rx_signal(n);
 	return room;

@@ -145,6 +145,18 @@ static int collect_disks(struct ec1_ctx *ctx, const struct share_list *shares,
 	return EC1_OK;
 }
 
+/* The network's backend (a TAP's name, taken, or a passt socket) and the guest's MAC. */
+static void set_net(struct ec1_ctx *ctx, char *tap, int fd, const uint8_t *mac)
+{
+	free(ctx->net.tap);
+	ctx->net.tap = tap;
+	ctx->net.fd = fd;
+	ctx->net.on = true;
+	ctx->net.mac_set = mac != NULL;
+	if (mac)
+		memcpy(ctx->net.mac, mac, 6);
+}
+
 /*
  * The network: a passt socket (stream framing) for now; the default network (user-mode NAT)
  * and gvproxy are to come. ctx.c has checked the fields.
@@ -162,13 +174,7 @@ static int builtin_set_network(struct ec1_ctx *ctx, const struct ec1_network_con
 	    type != SOCK_STREAM)
 		return ec1_fail(ctx, EC1_EINVAL, "network.passt_fd: %d: not a stream socket",
 				config->passt_fd);
-	free(ctx->net.tap);
-	ctx->net.tap = NULL;
-	ctx->net.on = true;
-	ctx->net.fd = config->passt_fd;
-	ctx->net.mac_set = config->mac != NULL;
-	if (config->mac)
-		memcpy(ctx->net.mac, config->mac, 6);
+	set_net(ctx, NULL, config->passt_fd, config->mac);
 	return EC1_OK;
 }
 
@@ -177,13 +183,7 @@ static int builtin_set_network_tap(struct ec1_ctx *ctx, const char *iface, const
 	char *name = strdup(iface);
 	if (!name)
 		return ec1_fail(ctx, EC1_ENOMEM, "network.tap: out of memory");
-	free(ctx->net.tap);
-	ctx->net.tap = name;
-	ctx->net.on = true;
-	ctx->net.fd = -1;
-	ctx->net.mac_set = mac != NULL;
-	if (mac)
-		memcpy(ctx->net.mac, mac, 6);
+	set_net(ctx, name, -1, mac);
 	return EC1_OK;
 }
 

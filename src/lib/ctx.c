@@ -650,6 +650,15 @@ static int check_port_map(struct ec1_ctx *ctx, const char *field, const char *co
 	return EC1_OK;
 }
 
+/* A guest MAC (or NULL: generated) must be unicast. */
+static int check_mac(struct ec1_ctx *ctx, const uint8_t *mac)
+{
+	if (mac && (mac[0] & 1))
+		return ec1_fail(ctx, EC1_EINVAL,
+				"network.mac: multicast address (low bit of the first byte set)");
+	return EC1_OK;
+}
+
 int ec1_ctx_set_network(struct ec1_ctx *ctx, const struct ec1_network_config *config)
 {
 	ENTER(ctx);
@@ -667,11 +676,10 @@ int ec1_ctx_set_network(struct ec1_ctx *ctx, const struct ec1_network_config *co
 			return ec1_fail(ctx, EC1_EINVAL, "network.gvproxy_path: %s: %s",
 					config->gvproxy_path, strerror(errno));
 	}
-	if (config->mac && (config->mac[0] & 1))
-		return ec1_fail(ctx, EC1_EINVAL,
-				"network.mac: multicast address (low bit of the first "
-				"byte set)");
-	int err = check_port_map(ctx, "network.port_map", config->port_map, config->port_map_count);
+	int err = check_mac(ctx, config->mac);
+	err = err
+		      ?: check_port_map(ctx, "network.port_map", config->port_map,
+					config->port_map_count);
 	if (err)
 		return err;
 	/* libkrun rejects a port map together with passt or gvproxy: say so here, not at start. */
@@ -693,9 +701,9 @@ int ec1_ctx_set_network_tap(struct ec1_ctx *ctx, const char *iface, const uint8_
 		return ec1_fail(ctx, EC1_EINVAL,
 				"network.tap: \"%s\": an interface name of 1 to 15 bytes, no '/'",
 				iface ? iface : "(null)");
-	if (mac && (mac[0] & 1))
-		return ec1_fail(ctx, EC1_EINVAL,
-				"network.mac: multicast address (low bit of the first byte set)");
+	int err = check_mac(ctx, mac);
+	if (err)
+		return err;
 	if (!ctx->ops->set_network_tap)
 		return ec1_fail(ctx, EC1_EUNSUPPORTED,
 				"network.tap: not supported by the %s backend",

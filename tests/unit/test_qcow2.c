@@ -123,6 +123,15 @@ static void verify(const char *img, const char *raw)
 	CHECK(sh("qemu-img compare -q -f qcow2 -F raw %s %s", img, raw) == 0);
 }
 
+/* The whole disk reads back as the shadow, a MiB at a time. */
+static void reads_as_shadow(struct disk *d)
+{
+	struct iovec iov = {buf, 1 << 20};
+	for (uint64_t off = 0; off < SIZE; off += 1 << 20)
+		CHECK(d->ops->read(d, &iov, 1, off) == 0 &&
+		      memcmp(buf, shadow + off, 1 << 20) == 0);
+}
+
 static void one_image(const char *opts, uint64_t cluster, unsigned int ops)
 {
 	char img[256], raw[256], cmd[512];
@@ -208,10 +217,7 @@ static void compressed_image(void)
 	struct disk *d = open_img(img, 0);
 	if (!d)
 		return;
-	struct iovec iov = {buf, 1 << 20};
-	for (uint64_t off = 0; off < SIZE; off += 1 << 20)
-		CHECK(d->ops->read(d, &iov, 1, off) == 0 &&
-		      memcmp(buf, shadow + off, 1 << 20) == 0);
+	reads_as_shadow(d);
 	/* Writes into compressed clusters make them plain ones. */
 	exercise(d, 1500, 65536);
 	disk_close(d);
@@ -243,10 +249,7 @@ static void backing_chain(void)
 	d = open_img(top, DISK_ALLOW_BACKING);
 	if (!d)
 		return;
-	struct iovec iov = {buf, 1 << 20};
-	for (uint64_t off = 0; off < SIZE; off += 1 << 20)
-		CHECK(d->ops->read(d, &iov, 1, off) == 0 &&
-		      memcmp(buf, shadow + off, 1 << 20) == 0);
+	reads_as_shadow(d);
 	exercise(d, 1500, 65536);
 	disk_close(d);
 	/* The chain below is untouched: base is as it was. */

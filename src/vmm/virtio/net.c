@@ -206,8 +206,11 @@ static void net_main(struct worker *w, void *arg)
 			n->be_failed ? 0
 				     : n->be->ops->poll_fill(n->be, fds + 1, NET_BACKEND_MAX_FDS,
 							     want_rx, &timeout);
-		if (poll(fds, 1 + nb, timeout) < 0 && errno != EINTR)
+		if (poll(fds, 1 + nb, timeout) < 0 && errno != EINTR) {
+			vm_log(EC1_LOG_WARN, "virtio-net: poll: %s; the device stops",
+			       strerror(errno));
 			break;
+		}
 		if (worker_stopping(w))
 			break;
 		if (fds[0].revents)

@@ -465,8 +465,8 @@ static int first_ether(char name[IFNAMSIZ])
 
 /*
  * lo up, always; with a network, the first Ethernet interface gets its address, the default
- * route and, when the root is the initramfs (not a host directory or an image, which are not
- * ours to write), /etc/resolv.conf. Returns 0, or -1 with errno set and the step in *what.
+ * route and /etc/resolv.conf (bound over the root's, when the root is a host directory or an
+ * image). Returns 0, or -1 with errno set and the step in *what.
  */
 static int net_up(const struct process *p, const char **what)
 {
@@ -529,14 +529,26 @@ static int net_up(const struct process *p, const char **what)
 	bool own_root = true;
 	for (long i = 0; i < p->nr_mounts; i++)
 		own_root = own_root && strcmp(p->mounts[i].path, "/") != 0;
-	if (*p->net_dns && own_root) {
-		*what = "/etc/resolv.conf";
-		mkdir("/etc", 0755);
-		int fd = open("/etc/resolv.conf", O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (*p->net_dns) {
+		/*
+		 * A root that is a host directory or an image is not ours to write: the file goes
+		 * to /dev (the guest's own devtmpfs) and is bound over the root's resolv.conf,
+		 * where it has one (a dangling symlink, as systemd-resolved's, or none: left so).
+		 */
+		const char *file = own_root ? "/etc/resolv.conf" : "/dev/.ec1-resolv.conf";
+		*what = file;
+		if (own_root)
+			mkdir("/etc", 0755);
+		int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 		if (fd < 0)
 			goto out;
 		dprintf(fd, "nameserver %s\n", p->net_dns);
 		close(fd);
+		struct stat st;
+		*what = "binding /etc/resolv.conf";
+		if (!own_root && stat("/etc/resolv.conf", &st) == 0 && S_ISREG(st.st_mode) &&
+		    mount(file, "/etc/resolv.conf", NULL, MS_BIND, NULL) < 0)
+			goto out;
 	}
 	rc = 0;
 out:;

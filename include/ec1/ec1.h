@@ -79,6 +79,8 @@ enum ec1_capability {
 	EC1_CAP_VMNET = 1 << 4,	      /* ec1_ctx_set_vmnet* */
 	EC1_CAP_DISKS = 1 << 5,	      /* ec1_ctx_add_disk */
 	EC1_CAP_DISK_MOUNTS = 1 << 6, /* ec1_ctx_mount_disk (init mounts disks, one as the root) */
+	EC1_CAP_NETWORK = 1 << 7,     /* ec1_ctx_set_network: a guest network, published ports */
+	EC1_CAP_NAT = 1 << 8,	      /* ec1_ctx_set_network_nat/_none: ec1's user-mode NAT */
 };
 /* The EC1_CAP_* bits a backend offers (whether or not it is installed here). */
 unsigned int ec1_backend_capabilities(enum ec1_backend backend);
@@ -177,7 +179,11 @@ int ec1_ctx_set_disk_flags(struct ec1_ctx *ctx, const char *block_id, unsigned i
 /* The format an image's header says: EC1_DISK_QCOW2 when it has qcow2's magic, else raw. */
 int ec1_disk_detect_format(const char *path, enum ec1_disk_format *format);
 
-/* Networking. Leave passt_fd at -1 and gvproxy_path NULL for the default (TSI on libkrun). */
+/*
+ * Networking. Leave passt_fd at -1 and gvproxy_path NULL for the default network: TSI on
+ * libkrun, the user-mode NAT on the builtin engine (ec1_ctx_set_network_nat), where port_map's
+ * "HOST:GUEST" entries publish TCP port GUEST on 127.0.0.1:HOST.
+ */
 struct ec1_network_config {
 	int passt_fd;		     /* connected passt socket, or -1 for none */
 	const char *gvproxy_path;    /* gvproxy unix socket path, or NULL for none */
@@ -192,6 +198,22 @@ int ec1_ctx_set_network(struct ec1_ctx *ctx, const struct ec1_network_config *co
  * lifetime (CAP_NET_ADMIN). mac: 6 bytes, or NULL to generate one.
  */
 int ec1_ctx_set_network_tap(struct ec1_ctx *ctx, const char *iface, const uint8_t *mac);
+/*
+ * The user-mode NAT of the builtin engine (libslirp; on by default): the guest is 10.0.2.15/24,
+ * 10.0.2.2 is the host's loopback, 10.0.2.3 the host's resolver. publish: "[ADDR:]HOST:GUEST
+ * [/udp]" entries, the guest's port GUEST reachable at the host's ADDR (default 127.0.0.1) port
+ * HOST, TCP unless /udp. restricted: the guest reaches nothing (no host, no DNS) but what is
+ * published. mac: 6 bytes, or NULL to generate one.
+ */
+struct ec1_nat_config {
+	const char *const *publish;
+	size_t publish_count;
+	bool restricted;
+	const uint8_t *mac;
+};
+int ec1_ctx_set_network_nat(struct ec1_ctx *ctx, const struct ec1_nat_config *config);
+/* No network at all (the builtin engine's default is the NAT). */
+int ec1_ctx_set_network_none(struct ec1_ctx *ctx);
 
 /* The process to run as the guest's main process. */
 struct ec1_process_config {

@@ -135,39 +135,76 @@ static int collect_disks(struct ec1_ctx *ctx, const struct share_list *shares,
 					    .guest_path = d->guest_path,
 					    .fstype = d->fstype};
 	}
-	/* The console, then a device for each share and each disk. */
-	if (1 + shares->n + ctx->nr_disks > VM_MAX_DEVICES)
+	/* The console and the network, then a device for each share and each disk. */
+	unsigned int fixed = 1 + (ctx->net.on ? 1 : 0);
+	if (fixed + shares->n + ctx->nr_disks > VM_MAX_DEVICES)
 		return ec1_fail(
 			ctx, EC1_EINVAL,
 			"disks: %zu disks and %u directories (root, volumes and shares) are "
-			"more than the %d devices a VM has besides its console",
-			ctx->nr_disks, shares->n, VM_MAX_DEVICES - 1);
+			"more than the %u devices a VM has besides its console%s",
+			ctx->nr_disks, shares->n, VM_MAX_DEVICES - fixed,
+			ctx->net.on ? " and network" : "");
 	return EC1_OK;
 }
 
-/* The network's backend (a TAP's name, taken, or a passt socket) and the guest's MAC. */
+/* The network's backend (a TAP's name, taken, a passt socket, or neither: the NAT). */
 static void set_net(struct ec1_ctx *ctx, char *tap, int fd, const uint8_t *mac)
 {
 	free(ctx->net.tap);
 	ctx->net.tap = tap;
 	ctx->net.fd = fd;
 	ctx->net.on = true;
+	ctx->net.restricted = false;
+	ctx->net.nr_ports = 0;
 	ctx->net.mac_set = mac != NULL;
 	if (mac)
 		memcpy(ctx->net.mac, mac, 6);
 }
 
+/* Every context starts with the NAT, as libkrun's start with TSI. */
+static int builtin_open(struct ec1_ctx *ctx)
+{
+	set_net(ctx, NULL, -1, NULL);
+	return EC1_OK;
+}
+
+static int builtin_set_network_nat(struct ec1_ctx *ctx, const struct ec1_port *ports, size_t n,
+				   const struct ec1_nat_config *config)
+{
+	set_net(ctx, NULL, -1, config ? config->mac : NULL);
+	ctx->net.on = config != NULL;
+	if (config) {
+		ctx->net.restricted = config->restricted;
+		memcpy(ctx->net.ports, ports, n * sizeof(*ports));
+		ctx->net.nr_ports = n;
+	}
+	return EC1_OK;
+}
+
 /*
- * The network: a passt socket (stream framing) for now; the default network (user-mode NAT)
- * and gvproxy are to come. ctx.c has checked the fields.
+ * The seed's network call: a passt socket (stream framing), or the default network, the NAT,
+ * with port_map's "HOST:GUEST" entries published on 127.0.0.1. gvproxy is to come. ctx.c has
+ * checked the fields.
  */
 static int builtin_set_network(struct ec1_ctx *ctx, const struct ec1_network_config *config)
 {
-	if (config->passt_fd < 0)
-		return ec1_fail(
-			ctx, EC1_EINVAL,
-			"network: the builtin backend takes passt_fd only so far (no default "
-			"network or gvproxy_path yet)");
+	if (config->gvproxy_path)
+		return ec1_fail(ctx, EC1_EUNSUPPORTED,
+				"network.gvproxy_path: not supported by the builtin backend yet");
+	if (config->passt_fd < 0) {
+		if (config->port_map_count > EC1_MAX_LIST)
+			return ec1_fail(ctx, EC1_EINVAL, "network.port_map: %zu entries, at most %d",
+					config->port_map_count, EC1_MAX_LIST);
+		struct ec1_nat_config nat = {.mac = config->mac};
+		struct ec1_port ports[EC1_MAX_LIST];
+		for (size_t i = 0; i < config->port_map_count; i++) {
+			const char *why;
+			if (ec1_parse_publish(config->port_map[i], &ports[i], &why) < 0)
+				return ec1_fail(ctx, EC1_EINVAL, "network.port_map[%zu]: %s", i,
+						why); /* checked already: not reached */
+		}
+		return builtin_set_network_nat(ctx, ports, config->port_map_count, &nat);
+	}
 	int type = 0;
 	socklen_t len = sizeof(type);
 	if (getsockopt(config->passt_fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ||
@@ -251,8 +288,20 @@ static int builtin_run(struct ec1_ctx *ctx, int *status)
 		.allow_pvm = getenv("EC1_ALLOW_PVM") != NULL,
 		.setup_only = getenv("EC1_SETUP_ONLY") != NULL,
 	};
-	struct vm_net net = {.tap = ctx->net.tap,
+	struct net_port ports[EC1_MAX_LIST];
+	for (size_t i = 0; i < ctx->net.nr_ports; i++)
+		ports[i] = (struct net_port){.host_addr = ctx->net.ports[i].host_addr,
+					     .host_port = ctx->net.ports[i].host_port,
+					     .guest_port = ctx->net.ports[i].guest_port,
+					     .udp = ctx->net.ports[i].udp};
+	struct vm_net net = {.kind = ctx->net.tap	  ? VM_NET_TAP
+				     : ctx->net.fd >= 0 ? VM_NET_STREAM
+							: VM_NET_NAT,
+			     .tap = ctx->net.tap,
 			     .fd = ctx->net.fd,
+			     .restricted = ctx->net.restricted,
+			     .ports = ports,
+			     .nr_ports = (unsigned int)ctx->net.nr_ports,
 			     .guest_cidr = "10.0.2.15/24",
 			     .gateway = "10.0.2.2",
 			     .dns = "10.0.2.3"};
@@ -271,13 +320,16 @@ const struct ec1_backend_ops ec1_backend_builtin = {
 	.id = EC1_BACKEND_BUILTIN,
 	/* Host directories (root, volumes, shares) through virtio-fs, disks through virtio-blk. */
 	.features =
-		EC1_F_ROOT | EC1_F_VOLUMES | EC1_F_SHUTDOWN_FD | EC1_F_DISKS | EC1_F_DISK_MOUNTS,
+		EC1_F_ROOT | EC1_F_VOLUMES | EC1_F_SHUTDOWN_FD | EC1_F_DISKS | EC1_F_DISK_MOUNTS |
+		EC1_F_NETWORK | EC1_F_NAT,
 	.add_virtiofs = builtin_add_virtiofs,
 	.set_root_flags = builtin_set_root_flags,
 	.get_shutdown_eventfd = builtin_shutdown_eventfd,
 	.set_kernel = builtin_set_kernel,
+	.open = builtin_open,
 	.set_network = builtin_set_network,
 	.set_network_tap = builtin_set_network_tap,
+	.set_network_nat = builtin_set_network_nat,
 	.run = builtin_run,
 	.builtin_extras = true,
 };

@@ -302,9 +302,11 @@ static int libkrun_start_enter(struct ec1_ctx *ctx)
  * offers vmnet with libkrun-efi too, where vmnet can work as well (krunkit pairs the two).
  */
 const struct ec1_backend_ops ec1_backend_libkrun =
-	LIBKRUN_OPS(EC1_BACKEND_LIBKRUN, EC1_F_ROOT | EC1_F_VOLUMES | EC1_F_VMNET | EC1_F_DISKS);
+	LIBKRUN_OPS(EC1_BACKEND_LIBKRUN,
+		    EC1_F_ROOT | EC1_F_VOLUMES | EC1_F_VMNET | EC1_F_DISKS | EC1_F_NETWORK);
 const struct ec1_backend_ops ec1_backend_libkrun_sev =
-	LIBKRUN_OPS(EC1_BACKEND_LIBKRUN_SEV, EC1_F_SEV | EC1_F_DISKS);
+	LIBKRUN_OPS(EC1_BACKEND_LIBKRUN_SEV, EC1_F_SEV | EC1_F_DISKS | EC1_F_NETWORK);
 const struct ec1_backend_ops ec1_backend_libkrun_efi =
 	LIBKRUN_OPS(EC1_BACKEND_LIBKRUN_EFI,
-		    EC1_F_ROOT | EC1_F_VOLUMES | EC1_F_SHUTDOWN_FD | EC1_F_VMNET | EC1_F_DISKS);
+		    EC1_F_ROOT | EC1_F_VOLUMES | EC1_F_SHUTDOWN_FD | EC1_F_VMNET | EC1_F_DISKS |
+			    EC1_F_NETWORK);

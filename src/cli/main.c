@@ -56,11 +56,18 @@ static const char run_usage[] =
 	"teardown\n"
 	"                        (environment EC1_TIMING=1)\n"
 	"      --console         copy the guest kernel's console to stderr (EC1_CONSOLE=1)\n"
+	"      --net nat         the default network (builtin): user-mode NAT, the guest\n"
+	"                        10.0.2.15/24, 10.0.2.2 the host's loopback, 10.0.2.3 its DNS\n"
+	"      --net nat:restricted  the NAT, but the guest reaches nothing (no host, no DNS)\n"
+	"                        beyond its published ports\n"
+	"      --net none        no network\n"
 	"      --net fd:N        a network over descriptor N, a connected stream socket in\n"
 	"                        passt's framing (passt --fd, QEMU -netdev stream)\n"
 	"      --net tap:IFACE   a network through the host TAP interface IFACE (attached to,\n"
-	"                        or created for the run); with either, the guest is\n"
-	"                        10.0.2.15/24, gateway 10.0.2.2, DNS 10.0.2.3\n"
+	"                        or created for the run); with fd: or tap:, the guest is\n"
+	"                        10.0.2.15/24, gateway 10.0.2.2, DNS 10.0.2.3 all the same\n"
+	"  -p, --publish [ADDR:]HOST:GUEST[/udp]  the guest's port GUEST at the host's ADDR\n"
+	"                        (default 127.0.0.1) port HOST, TCP unless /udp; repeatable\n"
 	"      --mac MAC         the guest's MAC address (default: a random local one)\n"
 	"      --vmnet MODE      vmnet network through vmnet-helper (libkrun backends, macOS):\n"
 	"                        shared, host, host-isolated or bridged:IFACE\n"
@@ -265,6 +272,7 @@ static int cmd_run(int argc, char **argv)
 		{"console", no_argument, NULL, 'K'},
 		{"vmnet", required_argument, NULL, 'N'},
 		{"net", required_argument, NULL, 'n'},
+		{"publish", required_argument, NULL, 'p'},
 		{"mac", required_argument, NULL, 'M'},
 		{"vmnet-helper", required_argument, NULL, 'H'},
 		{"verbose", no_argument, NULL, 'v'},
@@ -283,7 +291,9 @@ static int cmd_run(int argc, char **argv)
 	struct ec1_vmnet_config vmnet_config = {0};
 	struct ec1_network_config net = {.passt_fd = -1};
 	bool net_on = false;
-	const char *tap = NULL;
+	const char *tap = NULL, *net_mode = NULL; /* "nat", "nat:restricted", "none", or NULL */
+	const char **publish = NULL;
+	size_t npublish = 0;
 	uint8_t mac[6];
 	int verbose = 0, c;
 	unsigned long v;
@@ -298,7 +308,7 @@ static int cmd_run(int argc, char **argv)
 		if (add_env(&env, &nenv, defaults[i]))
 			return EXIT_EC1_ERROR;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+c:m:k:i:e:w:r:V:s:d:t:b:vh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "+c:m:k:i:e:w:r:V:s:d:t:b:p:vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			if (parse_uint("--cpus", optarg, 1, EC1_MAX_VCPUS, &v))
@@ -394,14 +404,33 @@ static int cmd_run(int argc, char **argv)
 		case 'H':
 			vmnet_config.helper_path = optarg;
 			break;
+		case 'p':
+			if (add_env(&publish, &npublish, optarg))
+				return EXIT_EC1_ERROR;
+			break;
 		case 'n':
+			net_on = false;
+			net.passt_fd = -1;
+			tap = net_mode = NULL;
+			if (strcmp(optarg, "nat") == 0 || strcmp(optarg, "nat:restricted") == 0 ||
+			    strcmp(optarg, "none") == 0) {
+				net_mode = optarg;
+				break;
+			}
 			if (strncmp(optarg, "tap:", 4) == 0) {
 				tap = optarg + 4;
 				net_on = true;
 				break;
 			}
+			if (strcmp(optarg, "passt") == 0) {
+				fprintf(stderr, "ec1: --net passt: not built yet; start passt --fd "
+						"yourself and pass --net fd:N\n");
+				return EXIT_EC1_ERROR;
+			}
 			if (strncmp(optarg, "fd:", 3) != 0) {
-				fprintf(stderr, "ec1: --net: \"%s\": expected fd:N or tap:IFACE\n",
+				fprintf(stderr,
+					"ec1: --net: \"%s\": expected nat, nat:restricted, none, "
+					"fd:N or tap:IFACE\n",
 					optarg);
 				return EXIT_EC1_ERROR;
 			}
@@ -515,13 +544,39 @@ static int cmd_run(int argc, char **argv)
 		return fail(ctx, err);
 	if (vmnet && (err = ec1_ctx_set_vmnet(ctx, &vmnet_config)))
 		return fail(ctx, err);
-	if (net.mac && !net_on) {
-		fprintf(stderr, "ec1: --mac: only with --net\n");
+	const char *why = NULL;
+	bool none = net_mode && strcmp(net_mode, "none") == 0;
+	if (npublish && (net_on || none))
+		why = "--publish: only with the NAT (--net nat), not with --net fd:, tap: or none";
+	else if (net.mac && none)
+		why = "--mac: there is no network with --net none";
+	if (why) {
+		fprintf(stderr, "ec1: %s\n", why);
 		ec1_ctx_free(ctx);
 		return EXIT_EC1_ERROR;
 	}
-	if (net_on && (err = tap ? ec1_ctx_set_network_tap(ctx, tap, net.mac)
-				 : ec1_ctx_set_network(ctx, &net)))
+	bool nat = ec1_backend_capabilities(ec1_ctx_backend(ctx)) & EC1_CAP_NAT;
+	err = EC1_OK;
+	if (net_on)
+		err = tap ? ec1_ctx_set_network_tap(ctx, tap, net.mac)
+			  : ec1_ctx_set_network(ctx, &net);
+	else if (none)
+		err = ec1_ctx_set_network_none(ctx);
+	else if (nat && (net_mode || npublish || net.mac)) {
+		struct ec1_nat_config nc = {.publish = publish,
+					    .publish_count = npublish,
+					    .restricted = net_mode && strcmp(net_mode, "nat") != 0,
+					    .mac = net.mac};
+		err = ec1_ctx_set_network_nat(ctx, &nc);
+	} else if (net_mode) {
+		err = ec1_ctx_set_network_nat(ctx, &(struct ec1_nat_config){0}); /* says why not */
+	} else if (npublish || net.mac) {
+		/* The backend's default network (libkrun: TSI), with its port map. */
+		net.port_map = publish;
+		net.port_map_count = npublish;
+		err = ec1_ctx_set_network(ctx, &net);
+	}
+	if (err)
 		return fail(ctx, err);
 	if (vmnet && verbose) {
 		struct ec1_vmnet_info info;
@@ -537,6 +592,7 @@ static int cmd_run(int argc, char **argv)
 	free(env);
 	free(volumes);
 	free(shares);
+	free(publish);
 	if (err)
 		return fail(ctx, err);
 	ec1_ctx_free(ctx);
@@ -557,6 +613,8 @@ static int cmd_variants(void)
 		{EC1_CAP_SEV, "sev"},
 		{EC1_CAP_SHUTDOWN_FD, "shutdown-fd"},
 		{EC1_CAP_VMNET, "vmnet"},
+		{EC1_CAP_NETWORK, "network"},
+		{EC1_CAP_NAT, "nat"},
 		{EC1_CAP_DISKS, "disks"},
 		{EC1_CAP_DISK_MOUNTS, "disk-mounts"},
 	};

@@ -1,5 +1,6 @@
 /* The public API: argument checks, copies, the availability table, dispatch to the backend. */
 #include <errno.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -631,6 +632,58 @@ int ec1_disk_detect_format(const char *path, enum ec1_disk_format *format)
 	return EC1_OK;
 }
 
+/* A port, 1..65535, of exactly the decimal digits between s and end. */
+static bool parse_port(const char *s, const char *end, uint16_t *port)
+{
+	unsigned long v = 0;
+	if (s == end || end - s > 5)
+		return false;
+	for (const char *c = s; c < end; c++) {
+		if (*c < '0' || *c > '9')
+			return false;
+		v = v * 10 + (unsigned long)(*c - '0');
+	}
+	if (v < 1 || v > 65535)
+		return false;
+	*port = (uint16_t)v;
+	return true;
+}
+
+int ec1_parse_publish(const char *spec, struct ec1_port *p, const char **why)
+{
+	*p = (struct ec1_port){.host_addr = htonl(INADDR_LOOPBACK)};
+	const char *end = spec + strlen(spec), *slash = strchr(spec, '/');
+	if (slash) {
+		if (strcmp(slash, "/udp") == 0)
+			p->udp = true;
+		else if (strcmp(slash, "/tcp") != 0)
+			return *why = "the protocol after '/' is tcp or udp", -1;
+		end = slash;
+	}
+	const char *c2 = NULL, *c1 = NULL; /* the last two colons */
+	for (const char *c = spec; c < end; c++)
+		if (*c == ':') {
+			c1 = c2;
+			c2 = c;
+		}
+	if (!c2)
+		return *why = "expected [ADDR:]HOST:GUEST", -1;
+	const char *host = c1 ? c1 + 1 : spec;
+	if (c1) {
+		char addr[INET_ADDRSTRLEN] = "";
+		size_t n = (size_t)(c1 - spec);
+		struct in_addr a;
+		if (n < sizeof(addr))
+			memcpy(addr, spec, n);
+		if (n >= sizeof(addr) || inet_pton(AF_INET, addr, &a) != 1)
+			return *why = "the address is not a dotted IPv4 address", -1;
+		p->host_addr = a.s_addr;
+	}
+	if (!parse_port(host, c2, &p->host_port) || !parse_port(c2 + 1, end, &p->guest_port))
+		return *why = "ports are 1..65535", -1;
+	return 0;
+}
+
 /* "HOST:GUEST", both 1..65535. */
 static int check_port_map(struct ec1_ctx *ctx, const char *field, const char *const *map,
 			  size_t count)
@@ -638,10 +691,11 @@ static int check_port_map(struct ec1_ctx *ctx, const char *field, const char *co
 	if (count && !map)
 		return ec1_fail(ctx, EC1_EINVAL, "%s: NULL array with %zu entries", field, count);
 	for (size_t i = 0; i < count; i++) {
-		unsigned int h, g;
-		char end;
-		if (!map[i] || sscanf(map[i], "%u:%u%c", &h, &g, &end) != 2 || h < 1 || h > 65535 ||
-		    g < 1 || g > 65535)
+		struct ec1_port p;
+		const char *why;
+		/* The plain form: one colon, no address, no protocol. */
+		if (!map[i] || strchr(map[i], '/') || strchr(map[i], ':') != strrchr(map[i], ':') ||
+		    ec1_parse_publish(map[i], &p, &why) < 0)
 			return ec1_fail(ctx, EC1_EINVAL,
 					"%s[%zu]: \"%s\": expected HOST:GUEST ports "
 					"1..65535",
@@ -709,6 +763,53 @@ int ec1_ctx_set_network_tap(struct ec1_ctx *ctx, const char *iface, const uint8_
 				"network.tap: not supported by the %s backend",
 				ec1_backend_name(ctx->ops->id));
 	return ctx->ops->set_network_tap(ctx, iface, mac);
+}
+
+int ec1_ctx_set_network_nat(struct ec1_ctx *ctx, const struct ec1_nat_config *config)
+{
+	ENTER(ctx);
+	if (!config)
+		return ec1_fail(ctx, EC1_EINVAL, "network: NULL config");
+	if (config->publish_count && !config->publish)
+		return ec1_fail(ctx, EC1_EINVAL, "network.publish: NULL array with %zu entries",
+				config->publish_count);
+	if (config->publish_count > EC1_MAX_LIST)
+		return ec1_fail(ctx, EC1_EINVAL, "network.publish: %zu entries, at most %d",
+				config->publish_count, EC1_MAX_LIST);
+	int err = check_mac(ctx, config->mac);
+	if (err)
+		return err;
+	struct ec1_port ports[EC1_MAX_LIST];
+	for (size_t i = 0; i < config->publish_count; i++) {
+		const char *why = "NULL entry", *spec = config->publish[i];
+		if (!spec || ec1_parse_publish(spec, &ports[i], &why) < 0)
+			return ec1_fail(ctx, EC1_EINVAL, "network.publish[%zu]: \"%s\": %s", i,
+					spec ? spec : "(null)", why);
+		for (size_t j = 0; j < i; j++)
+			if (ports[j].host_port == ports[i].host_port && ports[j].udp == ports[i].udp &&
+			    (ports[j].host_addr == ports[i].host_addr || !ports[j].host_addr ||
+			     !ports[i].host_addr))
+				return ec1_fail(ctx, EC1_EINVAL,
+						"network.publish[%zu]: \"%s\": host port %u/%s "
+						"published twice",
+						i, spec, ports[i].host_port,
+						ports[i].udp ? "udp" : "tcp");
+	}
+	if (!ctx->ops->set_network_nat)
+		return ec1_fail(ctx, EC1_EUNSUPPORTED,
+				"network: the user-mode NAT is the builtin engine's, not the %s "
+				"backend's",
+				ec1_backend_name(ctx->ops->id));
+	return ctx->ops->set_network_nat(ctx, ports, config->publish_count, config);
+}
+
+int ec1_ctx_set_network_none(struct ec1_ctx *ctx)
+{
+	ENTER(ctx);
+	if (!ctx->ops->set_network_nat)
+		return ec1_fail(ctx, EC1_EUNSUPPORTED, "network: none: not supported by the %s backend",
+				ec1_backend_name(ctx->ops->id));
+	return ctx->ops->set_network_nat(ctx, NULL, 0, NULL);
 }
 
 int ec1_ctx_set_process(struct ec1_ctx *ctx, const struct ec1_process_config *config)

@@ -19,10 +19,24 @@ void ec1_builtin_set_log_level(enum ec1_log_level level);
 #define EC1_F_VMNET	  EC1_CAP_VMNET
 #define EC1_F_DISKS	  EC1_CAP_DISKS
 #define EC1_F_DISK_MOUNTS EC1_CAP_DISK_MOUNTS
+#define EC1_F_NETWORK	  EC1_CAP_NETWORK
+#define EC1_F_NAT	  EC1_CAP_NAT
 
 #define EC1_MAX_LIST 64
 
 struct ec1_ctx;
+
+/* A published port of the NAT: the host's IPv4 address (network order) and port, the guest's. */
+struct ec1_port {
+	uint32_t host_addr;
+	uint16_t host_port, guest_port;
+	bool udp;
+};
+/*
+ * Parses "[ADDR:]HOST:GUEST[/udp|/tcp]" (ADDR dotted IPv4, default 127.0.0.1; ports 1..65535).
+ * 0, or -1 with why (a phrase) set.
+ */
+int ec1_parse_publish(const char *spec, struct ec1_port *p, const char **why);
 
 /* A backend: what it offers and how each call reaches it. NULL hooks are no-ops. */
 struct ec1_backend_ops {
@@ -39,6 +53,9 @@ struct ec1_backend_ops {
 	int (*add_disk)(struct ec1_ctx *ctx, const struct ec1_disk_config *disk);
 	int (*set_network)(struct ec1_ctx *ctx, const struct ec1_network_config *config);
 	int (*set_network_tap)(struct ec1_ctx *ctx, const char *iface, const uint8_t *mac);
+	/* ports parsed and checked (at most EC1_MAX_LIST); NULL config: no network */
+	int (*set_network_nat)(struct ec1_ctx *ctx, const struct ec1_port *ports, size_t n,
+			       const struct ec1_nat_config *config);
 	int (*set_process)(struct ec1_ctx *ctx);
 	int (*set_kernel)(struct ec1_ctx *ctx);
 	int (*set_sev)(struct ec1_ctx *ctx, const struct ec1_sev_config *config);
@@ -122,10 +139,13 @@ struct ec1_ctx {
 	struct ec1_vmnet vmnet;
 	struct {
 		bool on;
-		int fd;	   /* passt_fd, borrowed */
-		char *tap; /* or a TAP interface */
+		int fd;	   /* passt_fd, borrowed, or -1 */
+		char *tap; /* or a TAP interface; neither: the NAT */
 		bool mac_set;
 		uint8_t mac[6];
+		bool restricted; /* the NAT's */
+		struct ec1_port ports[EC1_MAX_LIST];
+		size_t nr_ports;
 	} net;
 };
 

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -61,6 +62,17 @@ static const int fs_calls[] = {
 static const int blk_calls[] = {
 	SCMP_SYS(preadv), SCMP_SYS(pwritev),   SCMP_SYS(pread64),   SCMP_SYS(pwrite64),
 	SCMP_SYS(fsync),  SCMP_SYS(fdatasync), SCMP_SYS(fallocate),
+};
+
+/*
+ * The user-mode NAT (net/nat.c): the sockets it opens for the guest's connections and datagrams;
+ * socket() itself only for AF_INET and AF_INET6 (below), so never a unix, netlink or packet one.
+ */
+static const int nat_calls[] = {
+	SCMP_SYS(connect),     SCMP_SYS(bind),	      SCMP_SYS(listen),	     SCMP_SYS(accept),
+	SCMP_SYS(accept4),     SCMP_SYS(setsockopt),  SCMP_SYS(getsockopt),  SCMP_SYS(getsockname),
+	SCMP_SYS(getpeername), SCMP_SYS(sendto),      SCMP_SYS(recvfrom),    SCMP_SYS(sendmsg),
+	SCMP_SYS(recvmsg),     SCMP_SYS(shutdown),    SCMP_SYS(fcntl),
 };
 
 /*
@@ -155,6 +167,13 @@ int sandbox_enter(enum sandbox_kind kind)
 		for (size_t i = 0; !err && i < sizeof(kinds) / sizeof(kinds[0]); i++)
 			err = allow_at(f, SCMP_SYS(mknodat), 1, 1,
 				       SCMP_A2(SCMP_CMP_MASKED_EQ, S_IFMT, kinds[i]));
+	}
+	if (!err && kind == SANDBOX_NAT) {
+		err = allow(f, nat_calls, sizeof(nat_calls) / sizeof(nat_calls[0]));
+		const int domains[] = {AF_INET, AF_INET6};
+		for (size_t i = 0; !err && i < 2; i++)
+			err = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
+					       SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)domains[i]));
 	}
 	if (!err && kind == SANDBOX_BLK)
 		err = allow(f, blk_calls, sizeof(blk_calls) / sizeof(blk_calls[0]));

@@ -16,6 +16,7 @@ enum sandbox_kind {
 	SANDBOX_FS,	 /* the FUSE server: *at() calls on the share's descriptors */
 	SANDBOX_BLK,	 /* a disk: positioned I/O, syncs and hole punching on its image */
 	SANDBOX_NET,	 /* the network: I/O on its backend's descriptors (the base calls) */
+	SANDBOX_NAT,	 /* the user-mode NAT: IPv4/IPv6 sockets of its own, nothing else */
 };
 
 /* Restricts the calling thread for good. Returns 0 or -errno. */

@@ -12,13 +12,15 @@
 #include "disk/disk.h"
 #include "ec1/ec1.h"
 #include "guest_mem.h"
+#include "net/backend.h"
 #include "serial.h"
 #include "virtio/mmio.h"
 
 #define VM_MAX_VCPUS   EC1_MAX_VCPUS
-#define VM_MAX_DEVICES 16
+#define VM_MAX_DEVICES 18 /* lines 5..22 (ARCH_MMIO_IRQ_BASE on), of the IOAPIC's 24 */
 #define VM_MAX_SHARES  EC1_MAX_SHARES
-_Static_assert(VM_MAX_SHARES + 1 <= VM_MAX_DEVICES, "a device for each share and the console");
+_Static_assert(VM_MAX_SHARES + 2 <= VM_MAX_DEVICES,
+	       "a device for each share, the console and the network");
 
 /* A host directory shared with the guest through virtio-fs. */
 struct vm_share {
@@ -47,10 +49,20 @@ struct vm_disk {
  * connected stream socket in stream framing (passt's --fd, QEMU's -netdev stream); the guest is
  * configured statically by init.
  */
+enum vm_net_kind {
+	VM_NET_NAT,    /* user-mode NAT (libslirp) */
+	VM_NET_STREAM, /* a connected stream socket in passt's framing */
+	VM_NET_TAP,    /* a host TAP interface */
+};
+
 struct vm_net {
-	const char *tap; /* a TAP interface's name, or NULL: the stream socket fd */
-	int fd;		 /* the stream socket (borrowed: the device takes a duplicate) */
-	uint8_t mac[6];	 /* the guest's address */
+	enum vm_net_kind kind;
+	const char *tap; /* VM_NET_TAP: the interface's name */
+	int fd;		 /* VM_NET_STREAM: the socket (borrowed: the device takes a duplicate) */
+	bool restricted; /* VM_NET_NAT: published ports only */
+	const struct net_port *ports; /* VM_NET_NAT: published ports (net/backend.h) */
+	unsigned int nr_ports;
+	uint8_t mac[6];				/* the guest's address */
 	const char *guest_cidr, *gateway, *dns; /* for init: "10.0.2.15/24", "10.0.2.2", ... */
 };
 

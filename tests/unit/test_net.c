@@ -185,12 +185,14 @@ static void stream_framing(void)
 /* Polls the backend once (without waiting) and lets it do its I/O. */
 static int pump(struct net_backend *b, bool want_rx)
 {
-	struct pollfd fds[NET_BACKEND_MAX_FDS];
+	struct pollfd fds[8];
 	int timeout = -1;
-	unsigned int n = b->ops->poll_fill(b, fds, NET_BACKEND_MAX_FDS, want_rx, &timeout);
+	b->deliver = deliver;
+	unsigned int n = b->ops->poll_fill(b, fds, b->max_fds < 8 ? b->max_fds : 8, want_rx,
+					   &timeout);
 	if (poll(fds, n, 0) < 0)
 		return -errno;
-	return b->ops->poll_done(b, fds, n, deliver, NULL);
+	return b->ops->poll_done(b, fds, n);
 }
 
 /*

@@ -11,8 +11,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#define NET_BACKEND_MAX_FDS 8
+#include <stdio.h>
+#include <netinet/in.h>
 
 struct net_backend;
 
@@ -27,19 +27,26 @@ struct net_backend_ops {
 	unsigned int (*poll_fill)(struct net_backend *b, struct pollfd *fds, unsigned int max,
 				  bool want_rx, int *timeout_ms);
 	/*
-	 * After poll (fds as filled, with their revents): does the I/O; frames for the guest go to
-	 * deliver. Returns 0, or -errno when the backend is gone for good (the peer closed, the
-	 * stream is out of step): the device then stops passing frames and says so once.
+	 * After poll (fds as filled, with their revents): does the I/O. Returns 0, or -errno when
+	 * the backend is gone for good (the peer closed, the stream is out of step): the device
+	 * then stops passing frames and says so once.
 	 */
-	int (*poll_done)(struct net_backend *b, const struct pollfd *fds, unsigned int n,
-			 net_deliver_fn deliver, void *ctx);
-	/* A frame from the guest: sent, queued or dropped; never blocks. */
+	int (*poll_done)(struct net_backend *b, const struct pollfd *fds, unsigned int n);
+	/* A frame from the guest: sent, queued or dropped; never blocks (answers may be delivered
+	 * at once). */
 	void (*send)(struct net_backend *b, const uint8_t *frame, size_t len);
 	void (*close)(struct net_backend *b);
+	/* One line of the backend's own counts for --timing, or NULL. */
+	void (*print_stats)(const struct net_backend *b, FILE *f);
 };
 
 struct net_backend {
 	const struct net_backend_ops *ops;
+	unsigned int max_fds; /* the most descriptors poll_fill fills */
+	/* Where frames for the guest go, set by the device before the first call; called only
+	 * from the device's thread, inside poll_done and send. */
+	net_deliver_fn deliver;
+	void *deliver_ctx;
 	uint64_t dropped; /* frames from the guest the backend could not take */
 	char why[128];	  /* what went wrong, once poll_done failed */
 };
@@ -56,5 +63,26 @@ struct net_backend *net_stream_backend(int fd);
  * existing one, persistent or not, is attached to). NULL with msg set when it cannot be had.
  */
 struct net_backend *net_tap_backend(const char *iface, char *msg, size_t msg_size);
+
+/* A published port: the host's address (network order) and port, to the guest's port. */
+struct net_port {
+	uint32_t host_addr;
+	uint16_t host_port, guest_port;
+	bool udp;
+};
+
+struct net_nat_config {
+	bool restricted; /* the guest reaches nothing but its published ports: no DNS either */
+	const struct net_port *ports;
+	unsigned int nr_ports;
+	const struct sockaddr_in *resolver; /* where 10.0.2.3's queries go; NULL: the host's */
+};
+
+/*
+ * User-mode NAT on libslirp (nat.c): 10.0.2.15/24 for the guest, 10.0.2.2 the host's loopback,
+ * 10.0.2.3 the host's resolver. Listens on the published ports and opens the resolver's socket
+ * now (before the thread's sandbox). NULL with msg set when a port cannot be had.
+ */
+struct net_backend *net_nat_backend(const struct net_nat_config *cfg, char *msg, size_t msg_size);
 
 #endif

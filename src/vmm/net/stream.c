@@ -92,8 +92,7 @@ static unsigned int stream_poll_fill(struct net_backend *b, struct pollfd *fds, 
 	return 1;
 }
 
-static int stream_poll_done(struct net_backend *b, const struct pollfd *fds, unsigned int n,
-			    net_deliver_fn deliver, void *ctx)
+static int stream_poll_done(struct net_backend *b, const struct pollfd *fds, unsigned int n)
 {
 	struct stream_backend *s = (struct stream_backend *)b;
 	if (!n)
@@ -109,7 +108,7 @@ static int stream_poll_done(struct net_backend *b, const struct pollfd *fds, uns
 			err = -ECONNRESET;
 		else if (r < 0)
 			err = errno == EAGAIN || errno == EINTR ? 0 : -errno;
-		else if ((err = net_stream_received(&s->in, (size_t)r, deliver, ctx)))
+		else if ((err = net_stream_received(&s->in, (size_t)r, b->deliver, b->deliver_ctx)))
 			snprintf(b->why, sizeof(b->why),
 				 "the peer's stream is out of step (a frame length of 0 or over "
 				 "65535)");
@@ -148,6 +147,7 @@ struct net_backend *net_stream_backend(int fd)
 		return NULL;
 	}
 	s->b.ops = &stream_ops;
+	s->b.max_fds = 1;
 	s->fd = fd;
 	return &s->b;
 }

@@ -51,8 +51,7 @@ static unsigned int tap_poll_fill(struct net_backend *b, struct pollfd *fds, uns
 	return 1;
 }
 
-static int tap_poll_done(struct net_backend *b, const struct pollfd *fds, unsigned int n,
-			 net_deliver_fn deliver, void *ctx)
+static int tap_poll_done(struct net_backend *b, const struct pollfd *fds, unsigned int n)
 {
 	struct tap_backend *t = (struct tap_backend *)b;
 	if (!n)
@@ -75,7 +74,7 @@ static int tap_poll_done(struct net_backend *b, const struct pollfd *fds, unsign
 		/* Without offloads set the header is all zeroes; a frame with one is not ours. */
 		if (r < NET_HDR_LEN || t->buf[0] || t->buf[1])
 			continue;
-		deliver(ctx, t->buf + NET_HDR_LEN, (size_t)r - NET_HDR_LEN);
+		b->deliver(b->deliver_ctx, t->buf + NET_HDR_LEN, (size_t)r - NET_HDR_LEN);
 	}
 	return 0;
 }
@@ -125,5 +124,6 @@ struct net_backend *net_tap_backend(const char *iface, char *msg, size_t msg_siz
 		return NULL;
 	}
 	t->b.ops = &tap_ops;
+	t->b.max_fds = 1;
 	return &t->b;
 }

@@ -46,6 +46,7 @@ struct virtio_net {
 	struct virtio_mmio_dev *dev;
 	struct worker worker;
 	struct net_backend *be;
+	struct pollfd *fds; /* the kick eventfd, then the backend's */
 	bool be_failed;
 	bool rx_signal;
 	unsigned int tx_empty; /* passes in a row the ring said it had more, and had none */
@@ -194,7 +195,7 @@ static bool rx_room(struct virtio_net *n)
 static void net_main(struct worker *w, void *arg)
 {
 	struct virtio_net *n = arg;
-	struct pollfd fds[1 + NET_BACKEND_MAX_FDS];
+	struct pollfd *fds = n->fds;
 	bool more_tx = false;
 	while (!worker_stopping(w)) {
 		virtio_mmio_queues_begin(n->dev);
@@ -204,8 +205,8 @@ static void net_main(struct worker *w, void *arg)
 		fds[0] = (struct pollfd){w->kick_fd, POLLIN, 0};
 		unsigned int nb =
 			n->be_failed ? 0
-				     : n->be->ops->poll_fill(n->be, fds + 1, NET_BACKEND_MAX_FDS,
-							     want_rx, &timeout);
+				     : n->be->ops->poll_fill(n->be, fds + 1, n->be->max_fds, want_rx,
+							     &timeout);
 		if (poll(fds, 1 + nb, timeout) < 0 && errno != EINTR) {
 			vm_log(EC1_LOG_WARN, "virtio-net: poll: %s; the device stops",
 			       strerror(errno));
@@ -218,7 +219,7 @@ static void net_main(struct worker *w, void *arg)
 		virtio_mmio_queues_begin(n->dev);
 		more_tx = tx_serve(n);
 		if (nb && !n->be_failed) {
-			int err = n->be->ops->poll_done(n->be, fds + 1, nb, deliver, n);
+			int err = n->be->ops->poll_done(n->be, fds + 1, nb);
 			if (err) {
 				n->be_failed = true;
 				vm_log(EC1_LOG_WARN,
@@ -256,6 +257,7 @@ static void net_destroy(struct virtio_mmio_dev *d)
 	worker_free(&n->worker);
 	if (n->be)
 		n->be->ops->close(n->be);
+	free(n->fds);
 	free(n);
 }
 
@@ -271,6 +273,8 @@ static void net_print_stats(const struct virtio_mmio_dev *d)
 		(unsigned long long)s->tx_dropped, (unsigned long long)n->be->dropped,
 		(unsigned long long)s->rx_frames, (unsigned long long)s->rx_bytes,
 		(unsigned long long)s->rx_dropped, (unsigned long long)n->pending_dropped);
+	if (n->be->ops->print_stats)
+		n->be->ops->print_stats(n->be, stderr);
 }
 
 static const struct virtio_dev_ops net_ops = {
@@ -297,28 +301,42 @@ int virtio_net_add(struct vm *vm, char *msg, size_t msg_size)
 	if (!n)
 		VM_FAIL(EC1_ENOMEM, "network: out of memory");
 	int fd = -1;
-	if (cfg->tap) {
-		char why[256];
-		if (!(n->be = net_tap_backend(cfg->tap, why, sizeof(why)))) {
-			free(n);
-			VM_FAIL(EC1_EINVAL, "network: tap: %s", why);
-		}
-	} else {
+	char why[256] = "out of memory";
+	switch (cfg->kind) {
+	case VM_NET_TAP:
+		n->be = net_tap_backend(cfg->tap, why, sizeof(why));
+		break;
+	case VM_NET_NAT: {
+		struct net_nat_config nc = {
+			.restricted = cfg->restricted, .ports = cfg->ports, .nr_ports = cfg->nr_ports};
+		n->be = net_nat_backend(&nc, why, sizeof(why));
+		break;
+	}
+	case VM_NET_STREAM:
 		if (cfg->fd < 0 || (fd = fcntl(cfg->fd, F_DUPFD_CLOEXEC, 3)) < 0) {
 			free(n);
 			VM_FAIL(EC1_EINVAL, "network: passt_fd %d: %s", cfg->fd,
 				strerror(errno ?: EBADF));
 		}
-		n->be = net_stream_backend(fd);
+		if (!(n->be = net_stream_backend(fd)))
+			close(fd);
+		break;
 	}
-	int err = n->be ? worker_init(&n->worker) : -ENOMEM;
+	if (!n->be) {
+		free(n);
+		static const char *const kinds[] = {"nat", "passt_fd", "tap"};
+		VM_FAIL(cfg->kind == VM_NET_STREAM ? EC1_ENOMEM : EC1_EINVAL, "network: %s: %s",
+			kinds[cfg->kind], why);
+	}
+	n->be->deliver = deliver;
+	n->be->deliver_ctx = n;
+	n->fds = calloc(1 + n->be->max_fds, sizeof(*n->fds));
+	int err = n->fds ? worker_init(&n->worker) : -ENOMEM;
 	err = err ?: vm_add_mmio(vm, &net_ops, n, &n->dev);
 	if (err) {
-		if (n->be)
-			n->be->ops->close(n->be);
-		else if (fd >= 0)
-			close(fd);
+		n->be->ops->close(n->be);
 		worker_free(&n->worker);
+		free(n->fds);
 		free(n);
 		if (err == -ENOSPC)
 			VM_FAIL(EC1_EINVAL, "network: no device slot left (at most %d devices)",
@@ -335,7 +353,8 @@ int virtio_net_add(struct vm *vm, char *msg, size_t msg_size)
 	memcpy(c + CFG_MTU, &v, 2);
 	if (virtio_mmio_notify_eventfd(n->dev, n->worker.kick_fd) < 0)
 		vm_log(EC1_LOG_INFO, "virtio-net: no ioeventfd, notifications go through the VMM");
-	err = worker_start(&n->worker, vm, SANDBOX_NET, "virtio-net", NULL, net_main, n);
+	err = worker_start(&n->worker, vm, cfg->kind == VM_NET_NAT ? SANDBOX_NAT : SANDBOX_NET,
+			   "virtio-net", NULL, net_main, n);
 	if (err)
 		VM_FAIL(EC1_ENOMEM, "network: thread: %s", strerror(-err));
 	return 0;

@@ -1,0 +1,479 @@
+/*
+ * The user-mode NAT backend (backend.h), on Debian's libslirp: the guest's TCP, UDP and ICMP
+ * become the host's own sockets, as QEMU's -netdev user and slirp4netns make them. The network
+ * is 10.0.2.0/24: the guest 10.0.2.15, the gateway 10.0.2.2 (the host's loopback, unless
+ * restricted), the resolver 10.0.2.3. Published ports are slirp's host forwards, listening from
+ * set-up on, so a port already taken is an error before the VM starts.
+ *
+ * What a hostile guest could take is bounded here, not in libslirp:
+ * - host sockets: libslirp says when it opens and closes one; at NAT_SOCKETS open, frames that
+ *   would open another (a TCP SYN, any UDP or ICMP datagram: inet.h) are dropped and counted;
+ * - DNS: libslirp's own forwarding reads /etc/resolv.conf whenever it likes, which this thread's
+ *   sandbox does not allow; the NAT relays queries to 10.0.2.3 itself instead, to the resolver
+ *   the host's resolv.conf named at set-up, at most DNS_WAITS at a time, each waiting 5 s at
+ *   most. Restricted: no DNS at all (a resolver is a way out).
+ * libslirp runs on the device's thread alone: every callback comes from inside slirp_input,
+ * slirp_pollfds_fill/poll or slirp_handle_timer, all called from there.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libslirp.h>
+#include <resolv.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "frame.h"
+#include "inet.h"
+
+#define NAT_SOCKETS  256 /* host sockets the guest may have open at once */
+#define NAT_TIMERS   4	 /* libslirp has one (IPv6 router advertisements, off here) */
+#define DNS_WAITS    64	 /* queries waiting for the host's resolver */
+#define DNS_WAIT_MS  5000
+#define DNS_READS    16 /* replies read per pass */
+#define DNS_BUF	     4096
+#define GUEST_ADDR   "10.0.2.15"
+#define GATEWAY_ADDR "10.0.2.2"
+#define DNS_ADDR     "10.0.2.3"
+
+struct nat_timer {
+	bool used;
+	SlirpTimerId id;
+	SlirpTimerCb cb; /* the older interface's callback, or NULL */
+	void *cb_opaque;
+	int64_t expire_ms; /* -1: not armed */
+};
+
+struct dns_wait {
+	bool used;
+	uint16_t our_id;
+	int64_t expires_ms;
+	struct net_dns_query q; /* q.payload is not kept */
+};
+
+struct nat_backend {
+	struct net_backend b;
+	Slirp *slirp;
+	struct pollfd *fds; /* while slirp fills them, and while it reads their events */
+	unsigned int nfds, max;
+	bool want_rx;
+	unsigned int sockets;
+	uint64_t refused, guest_errors;
+	struct nat_timer timers[NAT_TIMERS];
+	int dns_fd; /* -1: no DNS */
+	uint8_t dns_ip[4];
+	struct dns_wait waits[DNS_WAITS];
+	uint64_t dns_dropped;
+	uint8_t buf[DNS_BUF];
+	uint8_t out[NET_ETH_HDR + 28 + NET_DNS_MAX_PAYLOAD];
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static ssize_t cb_send_packet(const void *buf, size_t len, void *opaque)
+{
+	struct nat_backend *n = opaque;
+	if (len >= NET_ETH_HDR && len <= NET_MAX_FRAME)
+		n->b.deliver(n->b.deliver_ctx, buf, len);
+	return (ssize_t)len;
+}
+
+static void cb_guest_error(const char *msg, void *opaque)
+{
+	struct nat_backend *n = opaque;
+	(void)msg;
+	n->guest_errors++;
+}
+
+static int64_t cb_clock_get_ns(void *opaque)
+{
+	(void)opaque;
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static struct nat_timer *timer_slot(struct nat_backend *n)
+{
+	for (int i = 0; i < NAT_TIMERS; i++)
+		if (!n->timers[i].used) {
+			n->timers[i] = (struct nat_timer){.used = true, .expire_ms = -1};
+			return &n->timers[i];
+		}
+	return NULL;
+}
+
+static void *cb_timer_new(SlirpTimerCb cb, void *cb_opaque, void *opaque)
+{
+	struct nat_timer *t = timer_slot(opaque);
+	if (t) {
+		t->cb = cb;
+		t->cb_opaque = cb_opaque;
+	}
+	return t;
+}
+
+static void *cb_timer_new_opaque(SlirpTimerId id, void *cb_opaque, void *opaque)
+{
+	struct nat_timer *t = timer_slot(opaque);
+	if (t) {
+		t->id = id;
+		t->cb_opaque = cb_opaque;
+	}
+	return t;
+}
+
+static void cb_timer_free(void *timer, void *opaque)
+{
+	(void)opaque;
+	if (timer)
+		((struct nat_timer *)timer)->used = false;
+}
+
+/* expire_time: milliseconds on the clock cb_clock_get_ns reads. */
+static void cb_timer_mod(void *timer, int64_t expire_time, void *opaque)
+{
+	(void)opaque;
+	if (timer)
+		((struct nat_timer *)timer)->expire_ms = expire_time;
+}
+
+static void cb_register_poll_fd(int fd, void *opaque)
+{
+	struct nat_backend *n = opaque;
+	(void)fd;
+	n->sockets++;
+}
+
+static void cb_unregister_poll_fd(int fd, void *opaque)
+{
+	struct nat_backend *n = opaque;
+	(void)fd;
+	if (n->sockets)
+		n->sockets--;
+}
+
+static void cb_notify(void *opaque)
+{
+	(void)opaque; /* one thread: the next pass asks slirp again */
+}
+
+static const SlirpCb nat_callbacks = {
+	.send_packet = cb_send_packet,
+	.guest_error = cb_guest_error,
+	.clock_get_ns = cb_clock_get_ns,
+	.timer_new = cb_timer_new,
+	.timer_free = cb_timer_free,
+	.timer_mod = cb_timer_mod,
+	.register_poll_fd = cb_register_poll_fd,
+	.unregister_poll_fd = cb_unregister_poll_fd,
+	.notify = cb_notify,
+	.timer_new_opaque = cb_timer_new_opaque,
+};
+
+static int add_poll(int fd, int events, void *opaque)
+{
+	struct nat_backend *n = opaque;
+	if (n->nfds >= n->max)
+		return -1; /* never polled: slirp sees no events on it */
+	short ev = 0;
+	if ((events & SLIRP_POLL_IN) && n->want_rx)
+		ev |= POLLIN;
+	if (events & SLIRP_POLL_OUT)
+		ev |= POLLOUT;
+	if ((events & SLIRP_POLL_PRI) && n->want_rx)
+		ev |= POLLPRI;
+	n->fds[n->nfds] = (struct pollfd){fd, ev, 0};
+	return (int)n->nfds++;
+}
+
+static int get_revents(int idx, void *opaque)
+{
+	struct nat_backend *n = opaque;
+	if (idx < 0 || (unsigned int)idx >= n->nfds)
+		return 0;
+	short r = n->fds[idx].revents;
+	int ev = 0;
+	if (r & POLLIN)
+		ev |= SLIRP_POLL_IN;
+	if (r & POLLOUT)
+		ev |= SLIRP_POLL_OUT;
+	if (r & POLLPRI)
+		ev |= SLIRP_POLL_PRI;
+	if (r & (POLLERR | POLLNVAL))
+		ev |= SLIRP_POLL_ERR;
+	if (r & POLLHUP)
+		ev |= SLIRP_POLL_HUP;
+	return ev;
+}
+
+static unsigned int nat_poll_fill(struct net_backend *b, struct pollfd *fds, unsigned int max,
+				  bool want_rx, int *timeout_ms)
+{
+	struct nat_backend *n = (struct nat_backend *)b;
+	n->fds = fds;
+	n->max = max;
+	n->nfds = 0;
+	n->want_rx = want_rx;
+	if (n->dns_fd >= 0 && max)
+		fds[n->nfds++] = (struct pollfd){n->dns_fd, (short)(want_rx ? POLLIN : 0), 0};
+	uint32_t t = UINT32_MAX;
+	slirp_pollfds_fill(n->slirp, &t, add_poll, n);
+	int64_t wait = t == UINT32_MAX ? -1 : (int64_t)t, now = now_ms();
+	for (int i = 0; i < NAT_TIMERS; i++) {
+		const struct nat_timer *tm = &n->timers[i];
+		if (tm->used && tm->expire_ms >= 0) {
+			int64_t d = tm->expire_ms > now ? tm->expire_ms - now : 0;
+			wait = wait < 0 || d < wait ? d : wait;
+		}
+	}
+	for (int i = 0; i < DNS_WAITS; i++)
+		if (n->waits[i].used) {
+			int64_t d = n->waits[i].expires_ms > now ? n->waits[i].expires_ms - now : 0;
+			wait = wait < 0 || d < wait ? d : wait;
+		}
+	if (wait >= 0 && (*timeout_ms < 0 || wait < *timeout_ms))
+		*timeout_ms = (int)(wait > 60000 ? 60000 : wait);
+	return n->nfds;
+}
+
+/* Replies from the host's resolver, back to the guests that asked. */
+static void dns_replies(struct nat_backend *n)
+{
+	for (int k = 0; k < DNS_READS; k++) {
+		ssize_t r = recv(n->dns_fd, n->buf, sizeof(n->buf), MSG_TRUNC | MSG_DONTWAIT);
+		if (r < 0)
+			return; /* EAGAIN, or an ICMP error for an earlier query: nothing to give */
+		if (r < NET_DNS_HDR)
+			continue;
+		uint16_t id = (uint16_t)(n->buf[0] << 8 | n->buf[1]);
+		struct dns_wait *w = NULL;
+		for (int i = 0; i < DNS_WAITS && !w; i++)
+			if (n->waits[i].used && n->waits[i].our_id == id)
+				w = &n->waits[i];
+		if (!w)
+			continue; /* late, or not asked for */
+		n->buf[0] = (uint8_t)(w->q.id >> 8);
+		n->buf[1] = (uint8_t)w->q.id;
+		w->used = false;
+		size_t len = net_dns_reply_frame(n->out, &w->q, n->buf, (size_t)r);
+		if (len)
+			n->b.deliver(n->b.deliver_ctx, n->out, len);
+	}
+}
+
+static void dns_expire(struct nat_backend *n, int64_t now)
+{
+	for (int i = 0; i < DNS_WAITS; i++)
+		if (n->waits[i].used && n->waits[i].expires_ms <= now) {
+			n->waits[i].used = false;
+			n->dns_dropped++;
+		}
+}
+
+static int nat_poll_done(struct net_backend *b, const struct pollfd *fds, unsigned int nfds)
+{
+	struct nat_backend *n = (struct nat_backend *)b;
+	n->fds = (struct pollfd *)fds;
+	n->nfds = nfds;
+	if (n->dns_fd >= 0 && nfds && fds[0].revents)
+		dns_replies(n);
+	slirp_pollfds_poll(n->slirp, 0, get_revents, n);
+	n->nfds = 0;
+	int64_t now = now_ms();
+	for (int i = 0; i < NAT_TIMERS; i++) {
+		struct nat_timer *t = &n->timers[i];
+		if (!t->used || t->expire_ms < 0 || t->expire_ms > now)
+			continue;
+		t->expire_ms = -1;
+		if (t->cb)
+			t->cb(t->cb_opaque);
+		else
+			slirp_handle_timer(n->slirp, t->id, t->cb_opaque);
+	}
+	dns_expire(n, now);
+	return 0;
+}
+
+/* A guest's query to 10.0.2.3, to the host's resolver under an id of ours. */
+static void dns_query(struct nat_backend *n, const struct net_dns_query *q)
+{
+	int64_t now = now_ms();
+	dns_expire(n, now);
+	struct dns_wait *w = NULL;
+	for (int i = 0; i < DNS_WAITS && !w; i++)
+		if (!n->waits[i].used)
+			w = &n->waits[i];
+	if (!w || q->payload_len > sizeof(n->buf)) {
+		n->dns_dropped++;
+		return;
+	}
+	uint16_t id;
+	bool taken;
+	do {
+		if (getrandom(&id, sizeof(id), 0) != sizeof(id))
+			id = (uint16_t)(now ^ (w - n->waits));
+		taken = false;
+		for (int i = 0; i < DNS_WAITS; i++)
+			taken |= n->waits[i].used && n->waits[i].our_id == id;
+	} while (taken);
+	memcpy(n->buf, q->payload, q->payload_len);
+	n->buf[0] = (uint8_t)(id >> 8);
+	n->buf[1] = (uint8_t)id;
+	if (send(n->dns_fd, n->buf, q->payload_len, MSG_DONTWAIT) < 0) {
+		n->dns_dropped++;
+		return;
+	}
+	*w = (struct dns_wait){.used = true, .our_id = id, .expires_ms = now + DNS_WAIT_MS, .q = *q};
+	w->q.payload = NULL;
+}
+
+static void nat_send(struct net_backend *b, const uint8_t *frame, size_t len)
+{
+	struct nat_backend *n = (struct nat_backend *)b;
+	struct net_dns_query q;
+	if (n->dns_fd >= 0 && net_dns_parse_query(frame, len, n->dns_ip, &q)) {
+		dns_query(n, &q);
+		return;
+	}
+	if (n->sockets >= NAT_SOCKETS && net_frame_opens_socket(frame, len)) {
+		n->refused++;
+		b->dropped++;
+		return;
+	}
+	slirp_input(n->slirp, frame, (int)len);
+}
+
+static void nat_close(struct net_backend *b)
+{
+	struct nat_backend *n = (struct nat_backend *)b;
+	if (n->slirp)
+		slirp_cleanup(n->slirp);
+	if (n->dns_fd >= 0)
+		close(n->dns_fd);
+	free(n);
+}
+
+static void nat_print_stats(const struct net_backend *b, FILE *f)
+{
+	const struct nat_backend *n = (const struct nat_backend *)b;
+	fprintf(f,
+		"ec1 virtio-net: nat: %u host sockets open, %llu frames refused at the limit of "
+		"%d, %llu DNS queries unanswered, %llu guest errors\n",
+		n->sockets, (unsigned long long)n->refused, NAT_SOCKETS,
+		(unsigned long long)n->dns_dropped, (unsigned long long)n->guest_errors);
+}
+
+static const struct net_backend_ops nat_ops = {
+	.name = "nat",
+	.poll_fill = nat_poll_fill,
+	.poll_done = nat_poll_done,
+	.send = nat_send,
+	.close = nat_close,
+	.print_stats = nat_print_stats,
+};
+
+/* The host's resolver (the first in its resolv.conf; the loopback when it names none). */
+static int dns_socket(const struct sockaddr_in *resolver, char *msg, size_t msg_size)
+{
+	struct __res_state st;
+	memset(&st, 0, sizeof(st));
+	struct sockaddr_storage ss = {0};
+	socklen_t ss_len = 0;
+	if (resolver) {
+		memcpy(&ss, resolver, sizeof(*resolver));
+		ss_len = sizeof(*resolver);
+	} else if (res_ninit(&st) == 0) {
+		for (int i = 0; i < st.nscount && !ss_len; i++) {
+			if (st.nsaddr_list[i].sin_family == AF_INET) {
+				memcpy(&ss, &st.nsaddr_list[i], sizeof(struct sockaddr_in));
+				ss_len = sizeof(struct sockaddr_in);
+			} else if (st._u._ext.nsaddrs[i] &&
+				   st._u._ext.nsaddrs[i]->sin6_family == AF_INET6) {
+				memcpy(&ss, st._u._ext.nsaddrs[i], sizeof(struct sockaddr_in6));
+				ss_len = sizeof(struct sockaddr_in6);
+			}
+		}
+		res_nclose(&st);
+	}
+	if (!ss_len) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(NET_DNS_PORT);
+		sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		ss_len = sizeof(*sin);
+	}
+	int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&ss, ss_len) < 0) {
+		snprintf(msg, msg_size, "the host's resolver: %s", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+struct net_backend *net_nat_backend(const struct net_nat_config *cfg, char *msg, size_t msg_size)
+{
+	struct nat_backend *n = calloc(1, sizeof(*n));
+	if (!n) {
+		snprintf(msg, msg_size, "out of memory");
+		return NULL;
+	}
+	n->b.ops = &nat_ops;
+	n->b.max_fds = 1 + 2 * NAT_SOCKETS + cfg->nr_ports;
+	n->dns_fd = -1;
+	inet_pton(AF_INET, DNS_ADDR, n->dns_ip);
+	if (!cfg->restricted && (n->dns_fd = dns_socket(cfg->resolver, msg, msg_size)) < 0) {
+		free(n);
+		return NULL;
+	}
+	SlirpConfig sc = {
+		.version = 4,
+		.restricted = cfg->restricted,
+		.in_enabled = true,
+		.if_mtu = NET_MTU,
+		.if_mru = NET_MTU,
+		.disable_dns = true, /* relayed above */
+	};
+	inet_pton(AF_INET, "10.0.2.0", &sc.vnetwork);
+	inet_pton(AF_INET, "255.255.255.0", &sc.vnetmask);
+	inet_pton(AF_INET, GATEWAY_ADDR, &sc.vhost);
+	inet_pton(AF_INET, GUEST_ADDR, &sc.vdhcp_start);
+	inet_pton(AF_INET, DNS_ADDR, &sc.vnameserver);
+	n->slirp = slirp_new(&sc, &nat_callbacks, n);
+	if (!n->slirp) {
+		snprintf(msg, msg_size, "libslirp would not start");
+		nat_close(&n->b);
+		return NULL;
+	}
+	struct in_addr guest;
+	inet_pton(AF_INET, GUEST_ADDR, &guest);
+	for (unsigned int i = 0; i < cfg->nr_ports; i++) {
+		const struct net_port *p = &cfg->ports[i];
+		struct in_addr host = {.s_addr = p->host_addr};
+		errno = 0;
+		if (slirp_add_hostfwd(n->slirp, p->udp, host, p->host_port, guest, p->guest_port) <
+		    0) {
+			char a[INET_ADDRSTRLEN];
+			inet_ntop(AF_INET, &host, a, sizeof(a));
+			snprintf(msg, msg_size, "publish %s:%u:%u%s: cannot listen there: %s", a,
+				 p->host_port, p->guest_port, p->udp ? "/udp" : "",
+				 errno ? strerror(errno) : "taken or not an address of this host");
+			nat_close(&n->b);
+			return NULL;
+		}
+	}
+	return &n->b;
+}

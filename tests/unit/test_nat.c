@@ -1,0 +1,284 @@
+/*
+ * The user-mode NAT backend (src/vmm/net/nat.c, inet.c) on the host, no VM: libslirp answers
+ * the guest's ARP; queries to 10.0.2.3 reach the resolver under another id and come back under
+ * the guest's (a long answer as a truncated header); a guest sending from ever new ports cannot
+ * make the NAT hold more than its share of host sockets; a published port already taken is an
+ * error naming it; the frame readers take what they must and nothing else.
+ */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "../../src/vmm/net/backend.h"
+#include "../../src/vmm/net/frame.h"
+#include "../../src/vmm/net/inet.h"
+#include "check.h"
+
+static const uint8_t guest_mac[6] = {0x02, 0xec, 0x01, 0, 0, 7};
+static uint8_t got[16][NET_MAX_FRAME];
+static size_t got_len[16];
+static unsigned int ngot;
+
+static void deliver(void *ctx, const uint8_t *frame, size_t len)
+{
+	(void)ctx;
+	if (ngot < 16 && len <= NET_MAX_FRAME) {
+		memcpy(got[ngot], frame, len);
+		got_len[ngot++] = len;
+	}
+}
+
+static void pump(struct net_backend *b, int wait_ms)
+{
+	static struct pollfd fds[1024];
+	int timeout = -1;
+	unsigned int max = b->max_fds < 1024 ? b->max_fds : 1024;
+	unsigned int n = b->ops->poll_fill(b, fds, max, true, &timeout);
+	poll(fds, n, wait_ms);
+	CHECK(b->ops->poll_done(b, fds, n) == 0);
+}
+
+static struct net_backend *nat(const struct net_nat_config *cfg)
+{
+	char msg[256] = "";
+	struct net_backend *b = net_nat_backend(cfg, msg, sizeof(msg));
+	if (!b)
+		printf("    net_nat_backend: %s\n", msg);
+	else {
+		b->deliver = deliver;
+		b->deliver_ctx = NULL;
+	}
+	return b;
+}
+
+static uint16_t sum16(const uint8_t *p, size_t n)
+{
+	uint32_t s = 0;
+	for (size_t i = 0; i + 1 < n; i += 2)
+		s += (uint32_t)(p[i] << 8 | p[i + 1]);
+	while (s >> 16)
+		s = (s & 0xffff) + (s >> 16);
+	return (uint16_t)~s;
+}
+
+/* An Ethernet frame from the guest (10.0.2.15) carrying UDP to dst:dport with payload. */
+static size_t udp_frame(uint8_t *f, const char *dst, uint16_t sport, uint16_t dport,
+			const void *payload, size_t n)
+{
+	memset(f, 0, 42);
+	memcpy(f, "\x52\x55\x0a\x00\x02\x03", 6);
+	memcpy(f + 6, guest_mac, 6);
+	f[12] = 0x08;
+	uint8_t *ip = f + 14, *udp = ip + 20;
+	ip[0] = 0x45;
+	ip[2] = (uint8_t)((28 + n) >> 8);
+	ip[3] = (uint8_t)(28 + n);
+	ip[8] = 64;
+	ip[9] = 17;
+	inet_pton(AF_INET, "10.0.2.15", ip + 12);
+	inet_pton(AF_INET, dst, ip + 16);
+	uint16_t c = sum16(ip, 20);
+	ip[10] = (uint8_t)(c >> 8);
+	ip[11] = (uint8_t)c;
+	udp[0] = (uint8_t)(sport >> 8);
+	udp[1] = (uint8_t)sport;
+	udp[2] = (uint8_t)(dport >> 8);
+	udp[3] = (uint8_t)dport;
+	udp[4] = (uint8_t)((8 + n) >> 8);
+	udp[5] = (uint8_t)(8 + n);
+	memcpy(udp + 8, payload, n);
+	return 42 + n;
+}
+
+static int open_fds(void)
+{
+	int n = 0;
+	DIR *d = opendir("/proc/self/fd");
+	while (d && readdir(d))
+		n++;
+	if (d)
+		closedir(d);
+	return n;
+}
+
+static void nat_answers_arp_for_the_gateway(void)
+{
+	struct net_nat_config cfg = {.restricted = true};
+	struct net_backend *b = nat(&cfg);
+	CHECK(b != NULL);
+	if (!b)
+		return;
+	uint8_t f[42] = {0};
+	memset(f, 0xff, 6);
+	memcpy(f + 6, guest_mac, 6);
+	f[12] = 0x08, f[13] = 0x06;			     /* ARP */
+	f[15] = 1, f[16] = 0x08, f[18] = 6, f[19] = 4, f[21] = 1; /* Ethernet/IPv4, request */
+	memcpy(f + 22, guest_mac, 6);
+	inet_pton(AF_INET, "10.0.2.15", f + 28);
+	inet_pton(AF_INET, "10.0.2.2", f + 38);
+	ngot = 0;
+	b->ops->send(b, f, sizeof(f));
+	pump(b, 0);
+	CHECK(ngot == 1);
+	CHECK(ngot && got_len[0] >= 42 && got[0][12] == 0x08 && got[0][13] == 0x06 &&
+	      got[0][21] == 2 && memcmp(got[0], guest_mac, 6) == 0);
+	b->ops->close(b);
+}
+
+static void nat_relays_dns_under_its_own_id(void)
+{
+	int srv = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t al = sizeof(a);
+	CHECK(bind(srv, (struct sockaddr *)&a, sizeof(a)) == 0);
+	CHECK(getsockname(srv, (struct sockaddr *)&a, &al) == 0);
+	struct net_nat_config cfg = {.resolver = &a};
+	struct net_backend *b = nat(&cfg);
+	CHECK(b != NULL);
+	if (!b) {
+		close(srv);
+		return;
+	}
+	uint8_t q[29] = {0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 4, 't', 'e', 's', 't',
+			 0,    0,    1,	   0,	 1}; /* test. IN A */
+	uint8_t f[NET_MAX_FRAME], r[4096];
+	size_t n = udp_frame(f, "10.0.2.3", 40000, 53, q, 22);
+	ngot = 0;
+	b->ops->send(b, f, n);
+	struct sockaddr_in from;
+	socklen_t fl = sizeof(from);
+	struct pollfd p = {srv, POLLIN, 0};
+	CHECK(poll(&p, 1, 2000) == 1);
+	ssize_t m = recvfrom(srv, r, sizeof(r), 0, (struct sockaddr *)&from, &fl);
+	CHECK(m == 22 && memcmp(r + 2, q + 2, 20) == 0);
+	/* The answer, under the id it came with; the guest must see its own id again. */
+	r[2] |= 0x80;
+	CHECK(sendto(srv, r, 22, 0, (struct sockaddr *)&from, fl) == 22);
+	pump(b, 2000);
+	CHECK(ngot == 1);
+	if (ngot == 1) {
+		const uint8_t *g = got[0], *ip = g + 14, *udp = ip + 20;
+		CHECK(got_len[0] == 42 + 22);
+		CHECK(memcmp(g, guest_mac, 6) == 0 && memcmp(g + 6, f, 6) == 0);
+		CHECK(sum16(ip, 20) == 0); /* a valid header checksum */
+		CHECK(ip[12] == 10 && ip[15] == 3 && ip[19] == 15);
+		CHECK(udp[0] == 0 && udp[1] == 53 && (udp[2] << 8 | udp[3]) == 40000);
+		CHECK(udp[8] == 0x12 && udp[9] == 0x34 && (udp[10] & 0x80));
+	}
+	/* An answer too long for one packet: its header alone, truncated (TC). */
+	b->ops->send(b, f, n);
+	CHECK(poll(&p, 1, 2000) == 1);
+	m = recvfrom(srv, r, sizeof(r), 0, (struct sockaddr *)&from, &fl);
+	memset(r + 22, 'x', 3000 - 22);
+	r[2] |= 0x80;
+	r[7] = 1; /* one answer claimed */
+	CHECK(sendto(srv, r, 3000, 0, (struct sockaddr *)&from, fl) == 3000);
+	ngot = 0;
+	pump(b, 2000);
+	CHECK(ngot == 1 && got_len[0] == 42 + 12);
+	if (ngot == 1)
+		CHECK(got[0][42] == 0x12 && got[0][43] == 0x34 && (got[0][44] & 0x02) &&
+		      got[0][49] == 0);
+	/* A reply nobody asked for goes nowhere. */
+	CHECK(sendto(srv, r, 22, 0, (struct sockaddr *)&from, fl) == 22);
+	ngot = 0;
+	pump(b, 200);
+	CHECK(ngot == 0);
+	b->ops->close(b);
+	close(srv);
+}
+
+static void nat_bounds_the_guests_host_sockets(void)
+{
+	struct net_nat_config cfg = {.resolver = NULL};
+	struct net_backend *b = nat(&cfg);
+	CHECK(b != NULL);
+	if (!b)
+		return;
+	int before = open_fds();
+	uint8_t f[NET_MAX_FRAME];
+	for (unsigned int i = 0; i < 600; i++) {
+		size_t n = udp_frame(f, "10.0.2.2", (uint16_t)(20000 + i), 9, "x", 1);
+		b->ops->send(b, f, n);
+	}
+	pump(b, 0);
+	int opened = open_fds() - before;
+	printf("    600 datagrams from 600 ports: %d host sockets, %llu frames dropped\n", opened,
+	       (unsigned long long)b->dropped);
+	CHECK(opened >= 200 && opened <= 256);
+	CHECK(b->dropped >= 600 - 256);
+	b->ops->close(b);
+	CHECK(open_fds() <= before);
+}
+
+static void nat_published_port_taken_is_named(void)
+{
+	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t al = sizeof(a);
+	CHECK(bind(l, (struct sockaddr *)&a, sizeof(a)) == 0 && listen(l, 1) == 0);
+	CHECK(getsockname(l, (struct sockaddr *)&a, &al) == 0);
+	struct net_port port = {.host_addr = htonl(INADDR_LOOPBACK),
+				.host_port = ntohs(a.sin_port),
+				.guest_port = 80};
+	struct net_nat_config cfg = {.restricted = true, .ports = &port, .nr_ports = 1};
+	char msg[256] = "", want[64];
+	struct net_backend *b = net_nat_backend(&cfg, msg, sizeof(msg));
+	CHECK(b == NULL);
+	snprintf(want, sizeof(want), "publish 127.0.0.1:%u:80", port.host_port);
+	CHECK_STR_CONTAINS(msg, want);
+	if (b)
+		b->ops->close(b);
+	/* Free, it is taken by the NAT and given back at close. */
+	close(l);
+	b = net_nat_backend(&cfg, msg, sizeof(msg));
+	CHECK(b != NULL);
+	if (b)
+		b->ops->close(b);
+}
+
+static void frame_readers_take_only_theirs(void)
+{
+	uint8_t f[NET_MAX_FRAME], dns[4], q[12] = {0, 1, 1, 0};
+	struct net_dns_query dq;
+	inet_pton(AF_INET, "10.0.2.3", dns);
+	size_t n = udp_frame(f, "10.0.2.3", 1000, 53, q, 12);
+	CHECK(net_dns_parse_query(f, n, dns, &dq) && dq.payload_len == 12 && dq.id == 1 &&
+	      dq.guest_port == 1000);
+	CHECK(!net_dns_parse_query(f, n - 1, dns, &dq)); /* the IP length lies */
+	q[2] = 0x81;					 /* a reply, not a query */
+	n = udp_frame(f, "10.0.2.3", 1000, 53, q, 12);
+	CHECK(!net_dns_parse_query(f, n, dns, &dq));
+	n = udp_frame(f, "10.0.2.3", 1000, 53, q, 11); /* shorter than a header */
+	CHECK(!net_dns_parse_query(f, n, dns, &dq));
+	n = udp_frame(f, "10.0.2.4", 1000, 53, q, 12);
+	CHECK(!net_dns_parse_query(f, n, dns, &dq));
+	f[14 + 6] = 0x20; /* more fragments */
+	CHECK(!net_dns_parse_query(f, n, dns, &dq));
+	CHECK(net_frame_opens_socket(f, n));
+	f[14 + 9] = 6; /* TCP: a SYN opens one, an ACK does not */
+	f[14 + 6] = 0;
+	f[14 + 20 + 13] = 0x02;
+	CHECK(net_frame_opens_socket(f, n));
+	f[14 + 20 + 13] = 0x12;
+	CHECK(!net_frame_opens_socket(f, n));
+	f[12] = 0x86, f[13] = 0xdd; /* IPv6: not read */
+	CHECK(!net_frame_opens_socket(f, n) && !net_dns_parse_query(f, n, dns, &dq));
+	CHECK(!net_frame_opens_socket(f, 20));
+}
+
+int main(void)
+{
+	TEST(nat_answers_arp_for_the_gateway);
+	TEST(nat_relays_dns_under_its_own_id);
+	TEST(nat_bounds_the_guests_host_sockets);
+	TEST(nat_published_port_taken_is_named);
+	TEST(frame_readers_take_only_theirs);
+	return tests_failed ? 1 : 0;
+}

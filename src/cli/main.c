@@ -405,7 +405,7 @@ static int cmd_run(int argc, char **argv)
 			vmnet_config.helper_path = optarg;
 			break;
 		case 'p':
-			if (add_env(&publish, &npublish, optarg))
+			if (add_item(&publish, &npublish, optarg))
 				return EXIT_EC1_ERROR;
 			break;
 		case 'n':

@@ -172,8 +172,9 @@ int sandbox_enter(enum sandbox_kind kind)
 		err = allow(f, nat_calls, sizeof(nat_calls) / sizeof(nat_calls[0]));
 		const int domains[] = {AF_INET, AF_INET6};
 		for (size_t i = 0; !err && i < 2; i++)
-			err = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-					       SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)domains[i]));
+			err = seccomp_rule_add_array(
+				f, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
+				&(struct scmp_arg_cmp){0, SCMP_CMP_EQ, (scmp_datum_t)domains[i], 0});
 	}
 	if (!err && kind == SANDBOX_BLK)
 		err = allow(f, blk_calls, sizeof(blk_calls) / sizeof(blk_calls[0]));

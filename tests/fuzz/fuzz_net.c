@@ -7,12 +7,16 @@
  * most 8), their lengths (u16 each) and the readable bytes; the chain is taken as a transmit
  * chain and as a receive chain for a frame of the remaining bytes. A transmit frame is at most
  * NET_MAX_FRAME bytes, a receive answer fits the writable buffers.
+ * mode 2 (the NAT's readers, inet.c): a frame length (u16) and the frame, then the rest as a
+ * resolver's reply; a query found lies inside the frame, and the reply frame built for it is a
+ * whole frame of at most NET_MAX_FRAME bytes.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../../src/vmm/net/frame.h"
+#include "../../src/vmm/net/inet.h"
 
 #define MAX_BUFS 8
 
@@ -90,13 +94,43 @@ static void chains(const uint8_t *p, size_t left)
 		abort();
 }
 
+static void inet(const uint8_t *p, size_t left)
+{
+	static const uint8_t server[4] = {10, 0, 2, 3};
+	static uint8_t out[NET_ETH_HDR + 28 + NET_DNS_MAX_PAYLOAD];
+	size_t n = (size_t)take(&p, &left, 2);
+	n = n < left ? n : left;
+	/* A copy of its own length, so that a read past the frame is caught. */
+	uint8_t *f = malloc(n ? n : 1);
+	if (!f)
+		return;
+	memcpy(f, p, n);
+	(void)net_frame_opens_socket(f, n);
+	struct net_dns_query q;
+	if (net_dns_parse_query(f, n, server, &q)) {
+		if (q.payload < f || q.payload_len < NET_DNS_HDR || q.payload + q.payload_len > f + n)
+			abort();
+		size_t len = net_dns_reply_frame(out, &q, p + n, left - n);
+		if (len > NET_MAX_FRAME || (len && len < NET_ETH_HDR + 28 + NET_DNS_HDR) ||
+		    (!len && left - n >= NET_DNS_HDR))
+			abort();
+	}
+	free(f);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 1)
 		return 0;
-	if (data[0] & 1)
-		chains(data + 1, size - 1);
-	else
+	switch (data[0] % 3) {
+	case 0:
 		streams(data + 1, size - 1);
+		break;
+	case 1:
+		chains(data + 1, size - 1);
+		break;
+	default:
+		inet(data + 1, size - 1);
+	}
 	return 0;
 }

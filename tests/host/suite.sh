@@ -20,10 +20,28 @@ expect() {
 t_cli_help_documents_every_option() {
 	"$EC1" run --help >$T/help
 	for o in --cpus --mem --kernel --initramfs --cmdline --env --workdir --timeout --backend --timing \
-		--console --vmnet --vmnet-helper --root --volume --share; do
+		--console --vmnet --vmnet-helper --root --volume --share --net --publish --mac; do
 		grep -q -- "$o" $T/help || { fail "help lacks $o"; return; }
 	done
 	pass
+}
+t_cli_rejects_bad_publish() {
+	expect 125 'network.publish\[0\]: "80": expected \[ADDR:\]HOST:GUEST' "$EC1" run -p 80 -- /bin/true
+}
+t_cli_rejects_publish_twice() {
+	expect 125 'publish\[1\].*8080/tcp published twice' "$EC1" run -p 8080:80 -p 8080:81 -- /bin/true
+}
+t_cli_rejects_publish_without_nat() {
+	expect 125 '--publish: only with the NAT' "$EC1" run --net none -p 8080:80 -- /bin/true
+}
+t_cli_variants_show_network_for_builtin() {
+	"$EC1" variants >$T/v
+	hdr=$(head -n1 $T/v); line=$(grep '^builtin ' $T/v)
+	# The columns of "network" and "nat" on the builtin line.
+	col() { echo "$hdr" | tr -s ' ' '\n' | grep -n "^$1\$" | cut -d: -f1; }
+	n=$(col network); a=$(col nat)
+	v1=$(echo "$line" | tr -s ' ' | cut -d' ' -f$n); v2=$(echo "$line" | tr -s ' ' | cut -d' ' -f$a)
+	if [ -n "$n" ] && [ "$v1|$v2" = "yes|yes" ]; then pass; else fail "network/nat columns: [$v1|$v2] in: $line"; fi
 }
 t_cli_rejects_bad_cpus() { expect 125 '--cpus: "0": expected a number 1..64' "$EC1" run --cpus 0 -- /bin/true; }
 t_cli_rejects_bad_mem() { expect 125 '--mem: "lots"' "$EC1" run --mem lots -- /bin/true; }

@@ -443,16 +443,149 @@ t_net_flooding_guest_leaves_vmm_bounded() {
 	rm -rf $T/np
 }
 t_net_bad_options_exit_125_naming_them() {
-	# A descriptor that is not open, a bad MAC, one that is no socket, --mac without --net, a
+	# A descriptor that is not open, a bad MAC, one that is no socket, --mac with --net none, a
 	# TAP name with a slash.
 	run --net fd:77 -- /bin/true 2>$T/e1; r1=$?
 	run --net fd:3 --mac 01:00:00:00:00:01 -- /bin/true 3</dev/null 2>$T/e2; r2=$?
 	run --net fd:3 -- /bin/true 3</dev/null 2>$T/e4; r4=$?
-	run --mac 02:00:00:00:00:01 -- /bin/true 2>$T/e3; r3=$?
+	run --net none --mac 02:00:00:00:00:01 -- /bin/true 2>$T/e3; r3=$?
 	run --net tap:no/such -- /bin/true 2>$T/e5; r5=$?
 	got="$r1 $(grep -c passt_fd $T/e1) $r2 $(grep -c multicast $T/e2) $r3 $(grep -c -- --mac $T/e3)"
 	got="$got $r4 $(grep -c "not a stream socket" $T/e4) $r5 $(grep -c "network.tap" $T/e5)"
 	check $name "125 1 125 1 125 1 125 1 125 1" "$got"
+}
+
+# The user-mode NAT (libslirp), the builtin engine's default network. Host-side servers listen
+# on the rig's 127.0.0.1 only; nettool (tests/vm/nettool.c) is staged into the guest by -V.
+nat_tools() { rm -rf $T/nt && mkdir -p $T/nt && cp "$dir/nettool" $T/nt/; }
+# wait_http URL SECONDS: until the page comes (a guest's server through a published port).
+wait_http() {
+	i=0
+	until wget -q -T 2 -O $T/page "$1" 2>/dev/null || [ $i -ge $(($2 * 5)) ]; do sleep 0.2; i=$((i+1)); done
+	cat $T/page 2>/dev/null
+}
+t_net_nat_by_default_guest_reaches_host_loopback() {
+	# No --net: the guest has eth0 10.0.2.15, DNS 10.0.2.3, and 10.0.2.2 is the host's loopback.
+	mkdir -p $T/www && echo "hello from the host" >$T/www/index.html
+	httpd -f -p 127.0.0.1:18080 -h $T/www & hp=$!
+	run -- /bin/sh -c 'wget -q -O - http://10.0.2.2:18080/index.html; cat /etc/resolv.conf;
+		ifconfig eth0 | grep -o "10.0.2.15 "' >$T/out 2>$T/err
+	rc=$?
+	kill $hp; wait $hp 2>/dev/null
+	[ $rc = 0 ] || head -c 2000 $T/err
+	check $name "0|hello from the host nameserver 10.0.2.3 10.0.2.15 " "$rc|$(tr '\n' ' ' <$T/out)"
+}
+t_net_nat_published_tcp_and_udp_ports() {
+	# -p 18081:80 reaches busybox httpd in the guest; -p 17777:7777/udp a UDP echo in it. The
+	# guest ends when the datagram came, which the host sends only after it had the page.
+	nat_tools
+	run -p 18081:80 -p 127.0.0.1:17777:7777/udp -V $T/nt:/mnt/nt:ro -- /bin/sh -c \
+		'mkdir -p /tmp/w && echo "hello from the guest" >/tmp/w/index.html &&
+		httpd -p 80 -h /tmp/w && /mnt/nt/nettool --udp-echo 7777' >$T/out 2>$T/err & bg=$!
+	page=$(wait_http http://127.0.0.1:18081/index.html 120)
+	echo_=$("$dir/nettool" --udp-ask 127.0.0.1 17777 ping 2>&1)
+	wait $bg; rc=$?
+	[ $rc = 0 ] || head -c 2000 $T/err
+	check $name "0|hello from the guest|echo: ping|nettool: got ping" \
+		"$rc|$page|$echo_|$(grep got $T/out)"
+}
+t_net_nat_dns_through_the_hosts_resolver() {
+	# The host's resolv.conf names a DNS server the test runs on 127.0.0.1 (bound over the
+	# rig's own in a mount namespace); the guest asks 10.0.2.3 and gets its answer. With a host
+	# directory as the root, the guest sees 10.0.2.3 in /etc/resolv.conf, and the host's file
+	# there is left as it was.
+	nat_tools
+	echo "nameserver 127.0.0.1" >$T/resolv.conf
+	"$dir/nettool" --dns 127.0.0.1 ec1.test 10.9.8.7 & dp=$!
+	made=; [ -e /etc/resolv.conf ] || { : >/etc/resolv.conf; made=1; }
+	rm -rf $T/r && mkdir -p $T/r && (cd $T/r && cpio -id <"$dir/rootfs.cpio" 2>/dev/null)
+	mkdir -p $T/r/etc && echo "nameserver 192.0.2.1" >$T/r/etc/resolv.conf
+	unshare -m sh -c "mount --bind $T/resolv.conf /etc/resolv.conf &&
+		timeout -s KILL 180 $EC1 run --timeout 120 -V $T/nt:/mnt/nt:ro -- /bin/sh -c \
+		'nslookup ec1.test 2>&1 | grep -o 10.9.8.7 | head -n1; nslookup nowhere.test >/dev/null 2>&1 || echo nx' &&
+		timeout -s KILL 180 $EC1 run --timeout 120 --root $T/r -- /bin/sh -c \
+		'cat /etc/resolv.conf; nslookup ec1.test 2>&1 | grep -o 10.9.8.7 | head -n1'" >$T/out 2>$T/err
+	rc=$?
+	kill $dp; wait $dp 2>/dev/null
+	[ -n "$made" ] && rm -f /etc/resolv.conf
+	[ $rc = 0 ] || head -c 2000 $T/err
+	check $name "0|10.9.8.7 nx nameserver 10.0.2.3 10.9.8.7 |nameserver 192.0.2.1" \
+		"$rc|$(tr '\n' ' ' <$T/out)|$(cat $T/r/etc/resolv.conf)"
+}
+t_net_nat_restricted_reaches_only_published() {
+	# nat:restricted: neither the host's loopback nor DNS, but the published ports work.
+	nat_tools
+	mkdir -p $T/www && echo "hello from the host" >$T/www/index.html
+	httpd -f -p 127.0.0.1:18080 -h $T/www & hp=$!
+	run --net nat:restricted -p 18082:80 -p 17778:7777/udp -V $T/nt:/mnt/nt:ro -- /bin/sh -c \
+		'wget -q -T 5 -O - http://10.0.2.2:18080/index.html || echo no-host;
+		nslookup -timeout=2 ec1.test 10.0.2.3 >/dev/null 2>&1 || echo no-dns;
+		mkdir -p /tmp/w && echo "published" >/tmp/w/index.html &&
+		httpd -p 80 -h /tmp/w && /mnt/nt/nettool --udp-echo 7777 >/dev/null' >$T/out 2>$T/err & bg=$!
+	page=$(wait_http http://127.0.0.1:18082/index.html 150)
+	"$dir/nettool" --udp-ask 127.0.0.1 17778 done >/dev/null 2>&1
+	wait $bg; rc=$?
+	kill $hp; wait $hp 2>/dev/null
+	[ $rc = 0 ] || head -c 2000 $T/err
+	check $name "0|no-host no-dns |published" "$rc|$(tr '\n' ' ' <$T/out)|$page"
+}
+t_net_nat_100_concurrent_connections() {
+	nat_tools
+	mkdir -p $T/www && echo "hello" >$T/www/index.html
+	httpd -f -p 127.0.0.1:18080 -h $T/www & hp=$!
+	run -V $T/nt:/mnt/nt:ro -- /mnt/nt/nettool --many 10.0.2.2 18080 100 >$T/out 2>$T/err
+	rc=$?
+	kill $hp; wait $hp 2>/dev/null
+	[ $rc = 0 ] || head -c 2000 $T/err
+	check $name "0|nettool: 100 of 100 answered" "$rc|$(cat $T/out)"
+}
+t_net_nat_bulk_tcp_both_ways_sha256() {
+	# NET_BULK_MIB (default 1024) MiB guest -> host, then host -> guest through a published
+	# port, compared by sha256 with what nettool --gen makes.
+	nat_tools
+	mib=${NET_BULK_MIB:-1024}; bytes=$((mib * 1048576))
+	want=$("$dir/nettool" --gen $bytes | sha256sum | cut -c1-64)
+	("$dir/nettool" --recv 127.0.0.1 18083 | sha256sum | cut -c1-64 >$T/h1) & rp=$!
+	"$dir/nettool" --send 127.0.0.1 18084 $bytes & sp=$!
+	t0=$(date +%s)
+	timeout -s KILL 1500 "$EC1" run --timeout 1400 --mem 256 -p 18084:9001 -V $T/nt:/mnt/nt:ro -- /bin/sh -c \
+		"/mnt/nt/nettool --send 10.0.2.2 18083 $bytes &&
+		/mnt/nt/nettool --recv 0.0.0.0 9001 | sha256sum | cut -c1-64" >$T/out 2>$T/err
+	rc=$?
+	t1=$(date +%s)
+	wait $rp; wait $sp
+	echo "      ($mib MiB each way in $((t1 - t0)) s, boot included)"
+	[ $rc = 0 ] || head -c 2000 $T/err
+	check $name "0|$want|$want" "$rc|$(cat $T/h1)|$(cat $T/out)"
+}
+t_net_nat_guest_cannot_exhaust_host_sockets() {
+	# 2,000 datagrams from 2,000 ports (each a host socket in a NAT that does not bound them):
+	# the NAT keeps at most 256 open and drops the rest, counted.
+	nat_tools
+	run --timing -V $T/nt:/mnt/nt:ro -- /mnt/nt/nettool --udp-ports 10.0.2.2 9 2000 >$T/out 2>$T/err
+	rc=$?
+	open=$(sed -n 's/.*nat: \([0-9]*\) host sockets open, \([0-9]*\) frames refused.*/\1/p' $T/err)
+	refused=$(sed -n 's/.*nat: \([0-9]*\) host sockets open, \([0-9]*\) frames refused.*/\2/p' $T/err)
+	echo "      ($(cat $T/out); ${open:-?} host sockets open at the end, ${refused:-?} frames refused)"
+	if [ $rc = 0 ] && [ "${open:-999}" -le 256 ] && [ "${refused:-0}" -ge 1000 ]; then pass $name
+	else fail $name "rc $rc, open ${open:-?}, refused ${refused:-?}: $(tail -c 1500 $T/err)"; fi
+}
+t_net_none_leaves_only_loopback() {
+	check $name "lo" "$(run --net none -- ls /sys/class/net | tr '\n' ' ' | sed 's/ $//')"
+}
+t_net_nat_bad_options_exit_125_naming_them() {
+	httpd -f -p 127.0.0.1:18090 -h $T & hp=$!
+	sleep 0.5
+	run -p 70000:80 -- /bin/true 2>$T/e1; r1=$?
+	run -p 18090:80 -- /bin/true 2>$T/e2; r2=$?
+	run --net none -p 1:2 -- /bin/true 2>$T/e3; r3=$?
+	run --net bogus -- /bin/true 2>$T/e4; r4=$?
+	run -p 1.2.3:8080:80 -- /bin/true 2>$T/e5; r5=$?
+	kill $hp; wait $hp 2>/dev/null
+	got="$r1 $(grep -c 'publish\[0\].*70000:80.*1..65535' $T/e1) $r2 $(grep -c 'publish 127.0.0.1:18090:80' $T/e2)"
+	got="$got $r3 $(grep -c -- --publish $T/e3) $r4 $(grep -c -- '--net' $T/e4) $r5 $(grep -c 'IPv4' $T/e5)"
+	check $name "125 1 125 1 125 1 125 1 125 1" "$got"
+	[ "$got" = "125 1 125 1 125 1 125 1 125 1" ] || cat $T/e1 $T/e2 $T/e3 $T/e4 $T/e5
 }
 
 # A malicious driver: hostile (tests/vm/hostile.c, a static guest program) takes over a virtio-fs

@@ -1,0 +1,320 @@
+/*
+ * nettool: the VM suite's small network programs, static, for the host side and the guest side
+ * of the NAT tests (busybox has no DNS server and no way to hold many connections at once).
+ *
+ *   nettool --dns ADDR NAME IP      a DNS server on ADDR port 53 (UDP): NAME's A record is IP,
+ *                                   other names NXDOMAIN, other types no records; runs until
+ *                                   killed
+ *   nettool --many ADDR PORT N      N TCP connections to ADDR:PORT open at once, then an HTTP
+ *                                   GET on each; prints "nettool: A of N answered" (200 OK)
+ *   nettool --udp-echo PORT         answers the first datagram on PORT with "echo: " and it,
+ *                                   prints it, exits
+ *   nettool --udp-ask ADDR PORT MSG sends MSG to ADDR:PORT every 200 ms until an answer comes
+ *                                   (60 s at most), prints the answer
+ *   nettool --gen N                 writes N bytes of a fixed pseudo-random stream to stdout
+ *   nettool --send ADDR PORT N      connects (again and again, 240 s at most, until a peer
+ *                                   says it is there with one byte) and sends the N bytes of
+ *                                   --gen, then waits for the peer to close
+ *   nettool --recv ADDR PORT        accepts one connection on ADDR:PORT, says so with a byte,
+ *                                   and copies what comes to stdout
+ *   nettool --udp-ports ADDR PORT N a datagram to ADDR:PORT from each of N new sockets (N ports)
+ * exit 0, 1 when what it was to do failed, 2 on bad usage.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static struct sockaddr_in addr(const char *a, const char *port)
+{
+	struct sockaddr_in s = {.sin_family = AF_INET, .sin_port = htons((uint16_t)atoi(port))};
+	if (inet_pton(AF_INET, a, &s.sin_addr) != 1) {
+		fprintf(stderr, "nettool: %s: not an IPv4 address\n", a);
+		exit(2);
+	}
+	return s;
+}
+
+static double now(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static int dns(const char *a, const char *name, const char *ip)
+{
+	struct sockaddr_in s = addr(a, "53");
+	uint8_t answer_ip[4];
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	if (inet_pton(AF_INET, ip, answer_ip) != 1 || fd < 0 ||
+	    bind(fd, (struct sockaddr *)&s, sizeof(s)) < 0) {
+		perror("nettool: --dns");
+		return 1;
+	}
+	/* NAME in wire form, to compare with the question. */
+	uint8_t want[256];
+	size_t wl = 0;
+	for (const char *p = name; *p && wl < 200;) {
+		const char *dot = strchr(p, '.');
+		size_t l = dot ? (size_t)(dot - p) : strlen(p);
+		want[wl++] = (uint8_t)l;
+		memcpy(want + wl, p, l);
+		wl += l;
+		p += l + (dot ? 1 : 0);
+	}
+	want[wl++] = 0;
+	for (;;) {
+		uint8_t q[512], r[600];
+		struct sockaddr_in from;
+		socklen_t fl = sizeof(from);
+		ssize_t n = recvfrom(fd, q, sizeof(q), 0, (struct sockaddr *)&from, &fl);
+		if (n < 12 + 5)
+			continue;
+		size_t qend = 12;
+		while (qend < (size_t)n && q[qend])
+			qend += q[qend] + 1;
+		if (qend + 5 > (size_t)n)
+			continue;
+		size_t qlen = qend + 1 - 12;
+		uint16_t type = (uint16_t)(q[qend + 1] << 8 | q[qend + 2]);
+		bool match = qlen == wl && strncasecmp((char *)q + 12, (char *)want, wl) == 0;
+		memcpy(r, q, qend + 5);
+		r[2] = 0x81 | (q[2] & 0x01 ? 0x01 : 0); /* QR, RD copied */
+		r[3] = match ? 0x80 : 0x83;		/* RA; NXDOMAIN when not NAME */
+		r[4] = 0, r[5] = 1, r[6] = 0, r[7] = 0, r[8] = r[9] = r[10] = r[11] = 0;
+		size_t len = qend + 5;
+		if (match && type == 1) {
+			r[7] = 1;
+			static const uint8_t rr[] = {0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4};
+			memcpy(r + len, rr, sizeof(rr));
+			memcpy(r + len + sizeof(rr), answer_ip, 4);
+			len += sizeof(rr) + 4;
+		}
+		sendto(fd, r, len, 0, (struct sockaddr *)&from, fl);
+	}
+}
+
+static int many(const char *a, const char *port, int n)
+{
+	struct sockaddr_in s = addr(a, port);
+	int *fds = calloc((size_t)n, sizeof(int)), ok = 0;
+	for (int i = 0; i < n; i++) {
+		fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+		if (fds[i] < 0 || connect(fds[i], (struct sockaddr *)&s, sizeof(s)) < 0) {
+			fprintf(stderr, "nettool: connection %d: %s\n", i, strerror(errno));
+			return 1;
+		}
+	}
+	static const char get[] = "GET / HTTP/1.0\r\n\r\n";
+	for (int i = 0; i < n; i++)
+		if (write(fds[i], get, sizeof(get) - 1) != (ssize_t)sizeof(get) - 1)
+			fprintf(stderr, "nettool: connection %d: write: %s\n", i, strerror(errno));
+	for (int i = 0; i < n; i++) {
+		char buf[4096];
+		size_t have = 0;
+		ssize_t r;
+		while ((r = read(fds[i], buf + have, sizeof(buf) - 1 - have)) > 0 &&
+		       have + (size_t)r < sizeof(buf) - 1)
+			have += (size_t)r;
+		if (r > 0)
+			have += (size_t)r;
+		buf[have] = 0;
+		ok += strstr(buf, " 200 ") != NULL;
+		close(fds[i]);
+	}
+	printf("nettool: %d of %d answered\n", ok, n);
+	return ok == n ? 0 : 1;
+}
+
+static int udp_echo(const char *port)
+{
+	struct sockaddr_in s = addr("0.0.0.0", port), from;
+	socklen_t fl = sizeof(from);
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	char buf[1500], out[1600];
+	if (fd < 0 || bind(fd, (struct sockaddr *)&s, sizeof(s)) < 0) {
+		perror("nettool: --udp-echo");
+		return 1;
+	}
+	printf("nettool: listening\n");
+	fflush(stdout);
+	ssize_t n = recvfrom(fd, buf, sizeof(buf) - 1, 0, (struct sockaddr *)&from, &fl);
+	if (n < 0)
+		return 1;
+	buf[n] = 0;
+	int l = snprintf(out, sizeof(out), "echo: %s", buf);
+	sendto(fd, out, (size_t)l, 0, (struct sockaddr *)&from, fl);
+	printf("nettool: got %s\n", buf);
+	return 0;
+}
+
+static int udp_ask(const char *a, const char *port, const char *msg)
+{
+	struct sockaddr_in s = addr(a, port);
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	double end = now() + 60;
+	while (now() < end) {
+		sendto(fd, msg, strlen(msg), 0, (struct sockaddr *)&s, sizeof(s));
+		struct pollfd p = {fd, POLLIN, 0};
+		if (poll(&p, 1, 200) == 1) {
+			char buf[1600];
+			ssize_t n = recv(fd, buf, sizeof(buf) - 1, 0);
+			if (n > 0) {
+				buf[n] = 0;
+				printf("%s\n", buf);
+				return 0;
+			}
+		}
+	}
+	fprintf(stderr, "nettool: --udp-ask: no answer in 60 s\n");
+	return 1;
+}
+
+static uint64_t gen_state = 0x9e3779b97f4a7c15ull;
+
+static void gen(uint8_t *buf, size_t n)
+{
+	for (size_t i = 0; i < n; i += 8) {
+		gen_state ^= gen_state << 13;
+		gen_state ^= gen_state >> 7;
+		gen_state ^= gen_state << 17;
+		memcpy(buf + i, &gen_state, n - i < 8 ? n - i : 8);
+	}
+}
+
+static int write_all(int fd, const uint8_t *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, p, n);
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int gen_out(long long n)
+{
+	static uint8_t buf[1 << 16];
+	while (n > 0) {
+		size_t k = n < (long long)sizeof(buf) ? (size_t)n : sizeof(buf);
+		gen(buf, k);
+		if (write_all(1, buf, k) < 0)
+			return 1;
+		n -= (long long)k;
+	}
+	return 0;
+}
+
+static int send_stream(const char *a, const char *port, long long total)
+{
+	struct sockaddr_in s = addr(a, port);
+	static uint8_t buf[1 << 16];
+	double end = now() + 240;
+	while (now() < end) {
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		if (connect(fd, (struct sockaddr *)&s, sizeof(s)) < 0) {
+			close(fd);
+			usleep(200000);
+			continue;
+		}
+		/* A forward that took the connection before the guest listened closes it. */
+		if (read(fd, buf, 1) != 1) {
+			close(fd);
+			usleep(200000);
+			continue;
+		}
+		gen_state = 0x9e3779b97f4a7c15ull;
+		long long left = total;
+		int failed = 0;
+		while (left > 0 && !failed) {
+			size_t k = left < (long long)sizeof(buf) ? (size_t)left : sizeof(buf);
+			gen(buf, k);
+			failed = write_all(fd, buf, k) < 0;
+			left -= (long long)k;
+		}
+		if (failed) {
+			perror("nettool: --send");
+			return 1;
+		}
+		shutdown(fd, SHUT_WR);
+		while (read(fd, buf, sizeof(buf)) > 0)
+			;
+		close(fd);
+		return 0;
+	}
+	fprintf(stderr, "nettool: --send: no peer in 240 s\n");
+	return 1;
+}
+
+static int recv_stream(const char *a, const char *port)
+{
+	struct sockaddr_in s = addr(a, port);
+	int one = 1, l = socket(AF_INET, SOCK_STREAM, 0);
+	setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(l, (struct sockaddr *)&s, sizeof(s)) < 0 || listen(l, 1) < 0) {
+		perror("nettool: --recv");
+		return 1;
+	}
+	int fd = accept(l, NULL, NULL);
+	static uint8_t buf[1 << 16];
+	ssize_t r;
+	if (fd < 0 || write(fd, "R", 1) != 1) {
+		perror("nettool: --recv");
+		return 1;
+	}
+	while ((r = read(fd, buf, sizeof(buf))) > 0)
+		if (write_all(1, buf, (size_t)r) < 0)
+			return 1;
+	return r < 0;
+}
+
+static int udp_ports(const char *a, const char *port, int n)
+{
+	struct sockaddr_in s = addr(a, port);
+	int sent = 0;
+	for (int i = 0; i < n; i++) {
+		int fd = socket(AF_INET, SOCK_DGRAM, 0);
+		if (fd >= 0 && sendto(fd, "x", 1, 0, (struct sockaddr *)&s, sizeof(s)) == 1)
+			sent++;
+		if (fd >= 0)
+			close(fd);
+	}
+	printf("nettool: sent from %d ports\n", sent);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	signal(SIGPIPE, SIG_IGN);
+	const char *m = argc > 1 ? argv[1] : "";
+	if (argc == 5 && strcmp(m, "--dns") == 0)
+		return dns(argv[2], argv[3], argv[4]);
+	if (argc == 5 && strcmp(m, "--many") == 0)
+		return many(argv[2], argv[3], atoi(argv[4]));
+	if (argc == 3 && strcmp(m, "--udp-echo") == 0)
+		return udp_echo(argv[2]);
+	if (argc == 5 && strcmp(m, "--udp-ask") == 0)
+		return udp_ask(argv[2], argv[3], argv[4]);
+	if (argc == 3 && strcmp(m, "--gen") == 0)
+		return gen_out(atoll(argv[2]));
+	if (argc == 5 && strcmp(m, "--send") == 0)
+		return send_stream(argv[2], argv[3], atoll(argv[4]));
+	if (argc == 4 && strcmp(m, "--recv") == 0)
+		return recv_stream(argv[2], argv[3]);
+	if (argc == 5 && strcmp(m, "--udp-ports") == 0)
+		return udp_ports(argv[2], argv[3], atoi(argv[4]));
+	fprintf(stderr, "usage: see tests/vm/nettool.c\n");
+	return 2;
+}

@@ -69,10 +69,10 @@ static const int blk_calls[] = {
  * socket() itself only for AF_INET and AF_INET6 (below), so never a unix, netlink or packet one.
  */
 static const int nat_calls[] = {
-	SCMP_SYS(connect),     SCMP_SYS(bind),	      SCMP_SYS(listen),	     SCMP_SYS(accept),
-	SCMP_SYS(accept4),     SCMP_SYS(setsockopt),  SCMP_SYS(getsockopt),  SCMP_SYS(getsockname),
-	SCMP_SYS(getpeername), SCMP_SYS(sendto),      SCMP_SYS(recvfrom),    SCMP_SYS(sendmsg),
-	SCMP_SYS(recvmsg),     SCMP_SYS(shutdown),    SCMP_SYS(fcntl),
+	SCMP_SYS(connect),     SCMP_SYS(bind),	     SCMP_SYS(listen),	   SCMP_SYS(accept),
+	SCMP_SYS(accept4),     SCMP_SYS(setsockopt), SCMP_SYS(getsockopt), SCMP_SYS(getsockname),
+	SCMP_SYS(getpeername), SCMP_SYS(sendto),     SCMP_SYS(recvfrom),   SCMP_SYS(sendmsg),
+	SCMP_SYS(recvmsg),     SCMP_SYS(shutdown),   SCMP_SYS(fcntl),
 };
 
 /*
@@ -170,11 +170,22 @@ int sandbox_enter(enum sandbox_kind kind)
 	}
 	if (!err && kind == SANDBOX_NAT) {
 		err = allow(f, nat_calls, sizeof(nat_calls) / sizeof(nat_calls[0]));
+		/*
+		 * glib, under libslirp, opens files now and then of its own accord (seen in the rig
+		 * with a restricted NAT's published UDP port and after long TCP streams; not yet
+		 * pinned down): refused, and not fatal even under EC1_SECCOMP=kill, so a guest
+		 * cannot make the VMM open a file nor make it die.
+		 */
+		if (!err)
+			err = seccomp_rule_add(f, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(openat), 0);
+		if (!err)
+			err = seccomp_rule_add(f, SCMP_ACT_ERRNO(EACCES), SCMP_SYS(open), 0);
 		const int domains[] = {AF_INET, AF_INET6};
 		for (size_t i = 0; !err && i < 2; i++)
 			err = seccomp_rule_add_array(
 				f, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-				&(struct scmp_arg_cmp){0, SCMP_CMP_EQ, (scmp_datum_t)domains[i], 0});
+				&(struct scmp_arg_cmp){0, SCMP_CMP_EQ, (scmp_datum_t)domains[i],
+						       0});
 	}
 	if (!err && kind == SANDBOX_BLK)
 		err = allow(f, blk_calls, sizeof(blk_calls) / sizeof(blk_calls[0]));

@@ -108,7 +108,8 @@ static void inet(const uint8_t *p, size_t left)
 	(void)net_frame_opens_socket(f, n);
 	struct net_dns_query q;
 	if (net_dns_parse_query(f, n, server, &q)) {
-		if (q.payload < f || q.payload_len < NET_DNS_HDR || q.payload + q.payload_len > f + n)
+		if (q.payload < f || q.payload_len < NET_DNS_HDR ||
+		    q.payload + q.payload_len > f + n)
 			abort();
 		size_t len = net_dns_reply_frame(out, &q, p + n, left - n);
 		if (len > NET_MAX_FRAME || (len && len < NET_ETH_HDR + 28 + NET_DNS_HDR) ||

@@ -117,7 +117,7 @@ static void nat_answers_arp_for_the_gateway(void)
 	uint8_t f[42] = {0};
 	memset(f, 0xff, 6);
 	memcpy(f + 6, guest_mac, 6);
-	f[12] = 0x08, f[13] = 0x06;			     /* ARP */
+	f[12] = 0x08, f[13] = 0x06;				  /* ARP */
 	f[15] = 1, f[16] = 0x08, f[18] = 6, f[19] = 4, f[21] = 1; /* Ethernet/IPv4, request */
 	memcpy(f + 22, guest_mac, 6);
 	inet_pton(AF_INET, "10.0.2.15", f + 28);
@@ -145,8 +145,8 @@ static void nat_relays_dns_under_its_own_id(void)
 		close(srv);
 		return;
 	}
-	uint8_t q[29] = {0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0, 4, 't', 'e', 's', 't',
-			 0,    0,    1,	   0,	 1}; /* test. IN A */
+	uint8_t q[29] = {0x12, 0x34, 0x01, 0x00, 0,   1,   0, 0, 0, 0, 0,
+			 0,    4,    't',  'e',	 's', 't', 0, 0, 1, 0, 1}; /* test. IN A */
 	uint8_t f[NET_MAX_FRAME], r[4096];
 	size_t n = udp_frame(f, "10.0.2.3", 40000, 53, q, 22);
 	ngot = 0;
@@ -243,6 +243,37 @@ static void nat_published_port_taken_is_named(void)
 		b->ops->close(b);
 }
 
+static void nat_published_port_reaches_the_guest(void)
+{
+	/* A free port: bound, read back, let go. */
+	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t al = sizeof(a);
+	CHECK(bind(l, (struct sockaddr *)&a, sizeof(a)) == 0);
+	CHECK(getsockname(l, (struct sockaddr *)&a, &al) == 0);
+	close(l);
+	struct net_port port = {.host_addr = htonl(INADDR_LOOPBACK),
+				.host_port = ntohs(a.sin_port),
+				.guest_port = 80};
+	struct net_nat_config cfg = {.restricted = true, .ports = &port, .nr_ports = 1};
+	struct net_backend *b = nat(&cfg);
+	CHECK(b != NULL);
+	if (!b)
+		return;
+	int c = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	connect(c, (struct sockaddr *)&a, sizeof(a));
+	/* The NAT takes the connection and asks for the guest: an ARP request for 10.0.2.15. */
+	ngot = 0;
+	for (int i = 0; i < 20 && !ngot; i++)
+		pump(b, 100);
+	CHECK(ngot >= 1);
+	if (ngot)
+		CHECK(got[0][12] == 0x08 && got[0][13] == 0x06 && got[0][21] == 1 &&
+		      got[0][38] == 10 && got[0][41] == 15);
+	close(c);
+	b->ops->close(b);
+}
+
 static void frame_readers_take_only_theirs(void)
 {
 	uint8_t f[NET_MAX_FRAME], dns[4], q[12] = {0, 1, 1, 0};
@@ -279,6 +310,7 @@ int main(void)
 	TEST(nat_relays_dns_under_its_own_id);
 	TEST(nat_bounds_the_guests_host_sockets);
 	TEST(nat_published_port_taken_is_named);
+	TEST(nat_published_port_reaches_the_guest);
 	TEST(frame_readers_take_only_theirs);
 	return tests_failed ? 1 : 0;
 }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
+#include <arpa/inet.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -29,6 +30,22 @@ static void *in_thread(void *arg)
 	int dfd = open(dir, O_PATH | O_DIRECTORY); /* as the server opens its share: before */
 	CHECK(sandbox_enter(kind) == 0);
 	CHECK(ERRNO_OF(socket(AF_UNIX, SOCK_STREAM, 0)) == EPERM);
+	CHECK(ERRNO_OF(socket(AF_NETLINK, SOCK_RAW, 0)) == EPERM);
+	CHECK(ERRNO_OF(socket(AF_PACKET, SOCK_RAW, 0)) == EPERM);
+	if (kind == SANDBOX_NAT) {
+		/* Its own internet sockets, and nothing that names a path. */
+		int s = socket(AF_INET, SOCK_DGRAM, 0), s6 = socket(AF_INET6, SOCK_STREAM, 0);
+		CHECK(s >= 0 && s6 >= 0);
+		struct sockaddr_in a = {.sin_family = AF_INET,
+					.sin_addr.s_addr = htonl(0x7f000001)};
+		CHECK(ERRNO_OF(bind(s, (struct sockaddr *)&a, sizeof(a))) == 0);
+		close(s);
+		close(s6);
+		CHECK(ERRNO_OF(openat(AT_FDCWD, "/etc/passwd", O_RDONLY)) == EACCES);
+		CHECK(ERRNO_OF(openat(dfd, ".", O_RDONLY | O_DIRECTORY)) == EACCES);
+		close(dfd);
+		return NULL;
+	}
 	CHECK(ERRNO_OF(socket(AF_INET, SOCK_DGRAM, 0)) == EPERM);
 	char *const argv[] = {"true", NULL};
 	CHECK(ERRNO_OF(execve("/bin/true", argv, argv + 1)) == EPERM);
@@ -87,6 +104,11 @@ static void sandbox_fs_thread_works_in_the_share_but_makes_no_devices(void)
 	run_kind(SANDBOX_FS);
 }
 
+static void sandbox_nat_thread_has_inet_sockets_only(void)
+{
+	run_kind(SANDBOX_NAT);
+}
+
 int main(void)
 {
 	unsetenv("EC1_SECCOMP");
@@ -95,6 +117,7 @@ int main(void)
 	TEST(sandbox_vcpu_thread_refuses_exec_sockets_and_opens);
 	TEST(sandbox_console_thread_refuses_exec_sockets_and_opens);
 	TEST(sandbox_fs_thread_works_in_the_share_but_makes_no_devices);
+	TEST(sandbox_nat_thread_has_inet_sockets_only);
 	rmdir(dir);
 	return tests_failed != 0;
 }

@@ -7,12 +7,15 @@
  *                                   killed
  *   nettool --many ADDR PORT N      N TCP connections to ADDR:PORT open at once, then an HTTP
  *                                   GET on each; prints "nettool: A of N answered" (200 OK)
+ *   nettool --get ADDR PORT PATH SEC  an HTTP GET of PATH, again every 200 ms until a 200
+ *                                   answer comes (SEC seconds at most); prints the body
+ *                                   (busybox wget crashes in the rig's environment)
  *   nettool --udp-echo PORT         answers the first datagram on PORT with "echo: " and it,
  *                                   prints it, exits
  *   nettool --udp-ask ADDR PORT MSG sends MSG to ADDR:PORT every 200 ms until an answer comes
  *                                   (60 s at most), prints the answer
  *   nettool --gen N                 writes N bytes of a fixed pseudo-random stream to stdout
- *   nettool --send ADDR PORT N      connects (again and again, 240 s at most, until a peer
+ *   nettool --send ADDR PORT N      connects (again and again, 900 s at most, until a peer
  *                                   says it is there with one byte) and sends the N bytes of
  *                                   --gen, then waits for the peer to close
  *   nettool --recv ADDR PORT        accepts one connection on ADDR:PORT, says so with a byte,
@@ -136,6 +139,36 @@ static int many(const char *a, const char *port, int n)
 	return ok == n ? 0 : 1;
 }
 
+static int get(const char *a, const char *port, const char *path, int secs)
+{
+	struct sockaddr_in s = addr(a, port);
+	double end = now() + secs;
+	while (now() < end) {
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		char req[512], buf[8192];
+		int l = snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\n\r\n", path);
+		size_t have = 0;
+		ssize_t r = -1;
+		if (connect(fd, (struct sockaddr *)&s, sizeof(s)) == 0 &&
+		    write(fd, req, (size_t)l) == l)
+			while ((r = read(fd, buf + have, sizeof(buf) - 1 - have)) > 0 &&
+			       have + (size_t)r < sizeof(buf) - 1)
+				have += (size_t)r;
+		if (r > 0)
+			have += (size_t)r;
+		close(fd);
+		buf[have] = 0;
+		char *body = strstr(buf, "\r\n\r\n");
+		if (strstr(buf, " 200 ") && body) {
+			fputs(body + 4, stdout);
+			return 0;
+		}
+		usleep(200000);
+	}
+	fprintf(stderr, "nettool: --get: no answer in %d s\n", secs);
+	return 1;
+}
+
 static int udp_echo(const char *port)
 {
 	struct sockaddr_in s = addr("0.0.0.0", port), from;
@@ -221,7 +254,7 @@ static int send_stream(const char *a, const char *port, long long total)
 {
 	struct sockaddr_in s = addr(a, port);
 	static uint8_t buf[1 << 16];
-	double end = now() + 240;
+	double end = now() + 900;
 	while (now() < end) {
 		int fd = socket(AF_INET, SOCK_STREAM, 0);
 		if (connect(fd, (struct sockaddr *)&s, sizeof(s)) < 0) {
@@ -254,7 +287,7 @@ static int send_stream(const char *a, const char *port, long long total)
 		close(fd);
 		return 0;
 	}
-	fprintf(stderr, "nettool: --send: no peer in 240 s\n");
+	fprintf(stderr, "nettool: --send: no peer in 900 s\n");
 	return 1;
 }
 
@@ -303,6 +336,8 @@ int main(int argc, char **argv)
 		return dns(argv[2], argv[3], argv[4]);
 	if (argc == 5 && strcmp(m, "--many") == 0)
 		return many(argv[2], argv[3], atoi(argv[4]));
+	if (argc == 6 && strcmp(m, "--get") == 0)
+		return get(argv[2], argv[3], argv[4], atoi(argv[5]));
 	if (argc == 3 && strcmp(m, "--udp-echo") == 0)
 		return udp_echo(argv[2]);
 	if (argc == 5 && strcmp(m, "--udp-ask") == 0)

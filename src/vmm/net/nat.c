@@ -18,8 +18,10 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <glib.h>
 #include <libslirp.h>
 #include <resolv.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,12 +69,43 @@ struct nat_backend {
 	uint64_t refused, guest_errors;
 	struct nat_timer timers[NAT_TIMERS];
 	int dns_fd; /* -1: no DNS */
+	struct sockaddr_storage resolver;
+	socklen_t resolver_len;
 	uint8_t dns_ip[4];
 	struct dns_wait waits[DNS_WAITS];
 	uint64_t dns_dropped;
 	uint8_t buf[DNS_BUF];
 	uint8_t out[NET_ETH_HDR + 28 + NET_DNS_MAX_PAYLOAD];
 };
+
+/*
+ * libslirp reports what the guest did wrong through glib's log ("Slirp" domain). glib's default
+ * handler formats for the locale, which opens files, outside the thread's sandbox, and a guest
+ * could fill stderr with them: they are counted instead (once a handler is set for the domain,
+ * glib calls nothing else for it).
+ */
+static uint64_t slirp_log_messages;
+
+static void slirp_log(const gchar *domain, GLogLevelFlags level, const gchar *msg, gpointer data)
+{
+	(void)domain;
+	(void)level;
+	(void)msg;
+	(void)data;
+	__atomic_add_fetch(&slirp_log_messages, 1, __ATOMIC_RELAXED);
+}
+
+static void slirp_log_init(void)
+{
+	g_log_set_handler("Slirp", G_LOG_LEVEL_MASK | G_LOG_FLAG_FATAL | G_LOG_FLAG_RECURSION,
+			  slirp_log, NULL);
+}
+
+static void slirp_log_once(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+	pthread_once(&once, slirp_log_init);
+}
 
 static int64_t now_ms(void)
 {
@@ -252,10 +285,15 @@ static unsigned int nat_poll_fill(struct net_backend *b, struct pollfd *fds, uns
 static void dns_replies(struct nat_backend *n)
 {
 	for (int k = 0; k < DNS_READS; k++) {
-		ssize_t r = recv(n->dns_fd, n->buf, sizeof(n->buf), MSG_TRUNC | MSG_DONTWAIT);
+		struct sockaddr_storage from;
+		socklen_t fl = sizeof(from);
+		ssize_t r = recvfrom(n->dns_fd, n->buf, sizeof(n->buf), MSG_TRUNC | MSG_DONTWAIT,
+				     (struct sockaddr *)&from, &fl);
 		if (r < 0)
-			return; /* EAGAIN, or an ICMP error for an earlier query: nothing to give */
-		if (r < NET_DNS_HDR)
+			return; /* EAGAIN: nothing more */
+		/* Only the resolver's answers: the socket is not connected (see dns_socket). */
+		if (r < NET_DNS_HDR || fl != n->resolver_len ||
+		    memcmp(&from, &n->resolver, fl) != 0)
 			continue;
 		uint16_t id = (uint16_t)(n->buf[0] << 8 | n->buf[1]);
 		struct dns_wait *w = NULL;
@@ -331,11 +369,13 @@ static void dns_query(struct nat_backend *n, const struct net_dns_query *q)
 	memcpy(n->buf, q->payload, q->payload_len);
 	n->buf[0] = (uint8_t)(id >> 8);
 	n->buf[1] = (uint8_t)id;
-	if (send(n->dns_fd, n->buf, q->payload_len, MSG_DONTWAIT) < 0) {
+	if (sendto(n->dns_fd, n->buf, q->payload_len, MSG_DONTWAIT,
+		   (const struct sockaddr *)&n->resolver, n->resolver_len) < 0) {
 		n->dns_dropped++;
 		return;
 	}
-	*w = (struct dns_wait){.used = true, .our_id = id, .expires_ms = now + DNS_WAIT_MS, .q = *q};
+	*w = (struct dns_wait){
+		.used = true, .our_id = id, .expires_ms = now + DNS_WAIT_MS, .q = *q};
 	w->q.payload = NULL;
 }
 
@@ -370,9 +410,10 @@ static void nat_print_stats(const struct net_backend *b, FILE *f)
 	const struct nat_backend *n = (const struct nat_backend *)b;
 	fprintf(f,
 		"ec1 virtio-net: nat: %u host sockets open, %llu frames refused at the limit of "
-		"%d, %llu DNS queries unanswered, %llu guest errors\n",
+		"%d, %llu DNS queries unanswered, %llu guest errors, %llu libslirp messages\n",
 		n->sockets, (unsigned long long)n->refused, NAT_SOCKETS,
-		(unsigned long long)n->dns_dropped, (unsigned long long)n->guest_errors);
+		(unsigned long long)n->dns_dropped, (unsigned long long)n->guest_errors,
+		(unsigned long long)__atomic_load_n(&slirp_log_messages, __ATOMIC_RELAXED));
 }
 
 static const struct net_backend_ops nat_ops = {
@@ -384,48 +425,50 @@ static const struct net_backend_ops nat_ops = {
 	.print_stats = nat_print_stats,
 };
 
-/* The host's resolver (the first in its resolv.conf; the loopback when it names none). */
-static int dns_socket(const struct sockaddr_in *resolver, char *msg, size_t msg_size)
+/*
+ * The host's resolver (the first in its resolv.conf; the loopback when it names none), and a
+ * socket for it. Not connected: a host whose resolver cannot be reached now (no network yet)
+ * loses the queries until it can, not DNS for the VM's lifetime.
+ */
+static int dns_socket(struct nat_backend *n, const struct sockaddr_in *resolver, char *msg,
+		      size_t msg_size)
 {
 	struct __res_state st;
 	memset(&st, 0, sizeof(st));
-	struct sockaddr_storage ss = {0};
-	socklen_t ss_len = 0;
+	struct sockaddr_storage *ss = &n->resolver;
+	n->resolver_len = 0;
 	if (resolver) {
-		memcpy(&ss, resolver, sizeof(*resolver));
-		ss_len = sizeof(*resolver);
+		memcpy(ss, resolver, sizeof(*resolver));
+		n->resolver_len = sizeof(*resolver);
 	} else if (res_ninit(&st) == 0) {
-		for (int i = 0; i < st.nscount && !ss_len; i++) {
+		for (int i = 0; i < st.nscount && !n->resolver_len; i++) {
 			if (st.nsaddr_list[i].sin_family == AF_INET) {
-				memcpy(&ss, &st.nsaddr_list[i], sizeof(struct sockaddr_in));
-				ss_len = sizeof(struct sockaddr_in);
+				memcpy(ss, &st.nsaddr_list[i], sizeof(struct sockaddr_in));
+				n->resolver_len = sizeof(struct sockaddr_in);
 			} else if (st._u._ext.nsaddrs[i] &&
 				   st._u._ext.nsaddrs[i]->sin6_family == AF_INET6) {
-				memcpy(&ss, st._u._ext.nsaddrs[i], sizeof(struct sockaddr_in6));
-				ss_len = sizeof(struct sockaddr_in6);
+				memcpy(ss, st._u._ext.nsaddrs[i], sizeof(struct sockaddr_in6));
+				n->resolver_len = sizeof(struct sockaddr_in6);
 			}
 		}
 		res_nclose(&st);
 	}
-	if (!ss_len) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons(NET_DNS_PORT);
-		sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		ss_len = sizeof(*sin);
+	if (!n->resolver_len) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+		*sin = (struct sockaddr_in){.sin_family = AF_INET,
+					    .sin_port = htons(NET_DNS_PORT),
+					    .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+		n->resolver_len = sizeof(*sin);
 	}
-	int fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&ss, ss_len) < 0) {
-		snprintf(msg, msg_size, "the host's resolver: %s", strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
+	int fd = socket(ss->ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		snprintf(msg, msg_size, "the host's resolver: socket: %s", strerror(errno));
 	return fd;
 }
 
 struct net_backend *net_nat_backend(const struct net_nat_config *cfg, char *msg, size_t msg_size)
 {
+	slirp_log_once();
 	struct nat_backend *n = calloc(1, sizeof(*n));
 	if (!n) {
 		snprintf(msg, msg_size, "out of memory");
@@ -435,7 +478,7 @@ struct net_backend *net_nat_backend(const struct net_nat_config *cfg, char *msg,
 	n->b.max_fds = 1 + 2 * NAT_SOCKETS + cfg->nr_ports;
 	n->dns_fd = -1;
 	inet_pton(AF_INET, DNS_ADDR, n->dns_ip);
-	if (!cfg->restricted && (n->dns_fd = dns_socket(cfg->resolver, msg, msg_size)) < 0) {
+	if (!cfg->restricted && (n->dns_fd = dns_socket(n, cfg->resolver, msg, msg_size)) < 0) {
 		free(n);
 		return NULL;
 	}

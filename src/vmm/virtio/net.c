@@ -50,7 +50,8 @@ struct virtio_net {
 	bool be_failed;
 	bool rx_signal;
 	unsigned int tx_empty; /* passes in a row the ring said it had more, and had none */
-	struct virtq_chain chain;
+	/* One each: a frame sent can be answered at once (the NAT's ARP, RST...), inside send. */
+	struct virtq_chain rx_chain, tx_chain;
 	struct net_stats stats;
 	uint64_t pending_dropped;
 	size_t pending_len;
@@ -71,7 +72,7 @@ static int rx_put(struct virtio_net *n, const uint8_t *frame, size_t len)
 	struct virtq *q = &n->dev->queues[RXQ];
 	if (!q->ready)
 		return 0;
-	int r = virtq_pop(q, n->dev->host->mem, &n->chain);
+	int r = virtq_pop(q, n->dev->host->mem, &n->rx_chain);
 	if (r < 0) {
 		virtio_mmio_fail(n->dev, "malformed descriptor chain");
 		n->be_failed = true;
@@ -79,12 +80,12 @@ static int rx_put(struct virtio_net *n, const uint8_t *frame, size_t len)
 	}
 	if (r == 0)
 		return 0;
-	int64_t used = net_rx_frame(&n->chain, frame, len, &n->stats);
+	int64_t used = net_rx_frame(&n->rx_chain, frame, len, &n->stats);
 	if (used < 0) {
 		virtq_unpop(q); /* the buffer stays the guest's; the frame is gone */
 		return 1;
 	}
-	virtq_push(q, n->chain.head, (uint32_t)used);
+	virtq_push(q, n->rx_chain.head, (uint32_t)used);
 	n->rx_signal = true;
 	return 1;
 }
@@ -127,11 +128,11 @@ static bool tx_serve(struct virtio_net *n)
 		return false;
 	int served = 0, r = 0;
 	virtq_set_no_notify(q, true);
-	while (served < TX_BATCH && (r = virtq_pop(q, n->dev->host->mem, &n->chain)) > 0) {
-		int64_t len = net_tx_frame(&n->chain, n->frame, &n->stats);
+	while (served < TX_BATCH && (r = virtq_pop(q, n->dev->host->mem, &n->tx_chain)) > 0) {
+		int64_t len = net_tx_frame(&n->tx_chain, n->frame, &n->stats);
 		if (len >= 0 && !n->be_failed)
 			n->be->ops->send(n->be, n->frame, (size_t)len);
-		virtq_push(q, n->chain.head, 0);
+		virtq_push(q, n->tx_chain.head, 0);
 		served++;
 	}
 	if (served)
@@ -203,10 +204,10 @@ static void net_main(struct worker *w, void *arg)
 		virtio_mmio_queues_end(n->dev);
 		int timeout = more_tx ? 0 : -1;
 		fds[0] = (struct pollfd){w->kick_fd, POLLIN, 0};
-		unsigned int nb =
-			n->be_failed ? 0
-				     : n->be->ops->poll_fill(n->be, fds + 1, n->be->max_fds, want_rx,
-							     &timeout);
+		unsigned int nb = n->be_failed
+					  ? 0
+					  : n->be->ops->poll_fill(n->be, fds + 1, n->be->max_fds,
+								  want_rx, &timeout);
 		if (poll(fds, 1 + nb, timeout) < 0 && errno != EINTR) {
 			vm_log(EC1_LOG_WARN, "virtio-net: poll: %s; the device stops",
 			       strerror(errno));
@@ -307,8 +308,9 @@ int virtio_net_add(struct vm *vm, char *msg, size_t msg_size)
 		n->be = net_tap_backend(cfg->tap, why, sizeof(why));
 		break;
 	case VM_NET_NAT: {
-		struct net_nat_config nc = {
-			.restricted = cfg->restricted, .ports = cfg->ports, .nr_ports = cfg->nr_ports};
+		struct net_nat_config nc = {.restricted = cfg->restricted,
+					    .ports = cfg->ports,
+					    .nr_ports = cfg->nr_ports};
 		n->be = net_nat_backend(&nc, why, sizeof(why));
 		break;
 	}

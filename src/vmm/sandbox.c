@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -104,17 +105,23 @@ static int allow_at(scmp_filter_ctx f, int call, unsigned int dirfd_args, int ex
 	return seccomp_rule_add_array(f, SCMP_ACT_ALLOW, call, n, cmp);
 }
 
-/* EC1_SECCOMP=kill: name the refused call on stderr, then end the process (exit 125). */
+/* EC1_SECCOMP=kill: name the refused call and the thread on stderr, then end the process (125). */
 static void on_sigsys(int sig, siginfo_t *si, void *uc)
 {
 	(void)sig;
 	(void)uc;
-	char msg[96] = "ec1: seccomp: a VMM thread made system call ", num[16];
+	char msg[160] = "ec1: seccomp: a VMM thread (", num[16], name[17] = "";
+	prctl(PR_GET_NAME, name, 0, 0, 0);
+	size_t len = strlen(msg), k = strnlen(name, 16);
+	memcpy(msg + len, name, k);
+	len += k;
+	static const char mid[] = ") made system call ";
+	memcpy(msg + len, mid, sizeof(mid) - 1);
+	len += sizeof(mid) - 1;
 	int n = 0, v = si->si_syscall;
 	do
 		num[n++] = (char)('0' + v % 10);
 	while ((v /= 10) && n < 15);
-	size_t len = strlen(msg);
 	while (n)
 		msg[len++] = num[--n];
 	memcpy(msg + len, ", outside its allow-list\n", 26);

@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "ec1/ec1.h"
@@ -66,6 +67,10 @@ void vm_thread_signals(void)
 
 bool vm_thread_sandbox(struct vm *vm, int kind, const char *what)
 {
+	/* Named for top -H, gdb and a seccomp kill's message (15 bytes at most). */
+	char name[16];
+	snprintf(name, sizeof(name), "%s", what);
+	prctl(PR_SET_NAME, name, 0, 0, 0);
 	int err = sandbox_enter((enum sandbox_kind)kind);
 	if (err)
 		vm_stop(vm, EC1_EBACKEND, "seccomp filter of the %s thread: %s", what,

@@ -6,8 +6,10 @@
  * set-up on, so a port already taken is an error before the VM starts.
  *
  * What a hostile guest could take is bounded here, not in libslirp:
- * - host sockets: libslirp says when it opens and closes one; at NAT_SOCKETS open, frames that
- *   would open another (a TCP SYN, any UDP or ICMP datagram: inet.h) are dropped and counted;
+ * - host sockets: libslirp says when it opens and closes one; at NAT_SOCKETS open, or when the
+ *   process's descriptor budget (fd_budget.h, shared with the shares' FUSE servers) is spent,
+ *   frames that would open another (a TCP SYN, any UDP or ICMP datagram: inet.h) are dropped
+ *   and counted;
  * - DNS: libslirp's own forwarding reads /etc/resolv.conf whenever it likes, which this thread's
  *   sandbox does not allow; the NAT relays queries to 10.0.2.3 itself instead, to the resolver
  *   the host's resolv.conf named at set-up, at most DNS_WAITS at a time, each waiting 5 s at
@@ -30,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../fd_budget.h"
 #include "backend.h"
 #include "frame.h"
 #include "inet.h"
@@ -66,6 +69,7 @@ struct nat_backend {
 	unsigned int nfds, max;
 	bool want_rx;
 	unsigned int sockets;
+	unsigned int budgeted; /* of them, those taken from the process's fd budget */
 	uint64_t refused, guest_errors;
 	struct nat_timer timers[NAT_TIMERS];
 	int dns_fd; /* -1: no DNS */
@@ -187,6 +191,8 @@ static void cb_register_poll_fd(int fd, void *opaque)
 	struct nat_backend *n = opaque;
 	(void)fd;
 	n->sockets++;
+	if (fd_budget_take())
+		n->budgeted++;
 }
 
 static void cb_unregister_poll_fd(int fd, void *opaque)
@@ -195,6 +201,16 @@ static void cb_unregister_poll_fd(int fd, void *opaque)
 	(void)fd;
 	if (n->sockets)
 		n->sockets--;
+	if (n->budgeted > n->sockets) {
+		n->budgeted--;
+		fd_budget_give();
+	}
+}
+
+/* Whether another host socket is the guest's to have: this NAT's share, and the process's. */
+static bool socket_room(const struct nat_backend *n)
+{
+	return n->sockets < NAT_SOCKETS && fd_budget_used() < fd_budget_limit();
 }
 
 static void cb_notify(void *opaque)
@@ -387,7 +403,7 @@ static void nat_send(struct net_backend *b, const uint8_t *frame, size_t len)
 		dns_query(n, &q);
 		return;
 	}
-	if (n->sockets >= NAT_SOCKETS && net_frame_opens_socket(frame, len)) {
+	if (!socket_room(n) && net_frame_opens_socket(frame, len)) {
 		n->refused++;
 		b->dropped++;
 		return;
@@ -469,6 +485,7 @@ static int dns_socket(struct nat_backend *n, const struct sockaddr_in *resolver,
 struct net_backend *net_nat_backend(const struct net_nat_config *cfg, char *msg, size_t msg_size)
 {
 	slirp_log_once();
+	fd_budget_init(); /* the guest's sockets hold descriptors: the budget bounds them */
 	struct nat_backend *n = calloc(1, sizeof(*n));
 	if (!n) {
 		snprintf(msg, msg_size, "out of memory");

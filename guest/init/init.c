@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "../abi.h"
+#include "net.h"
 #include "process.h"
 
 #define PROCESS_FILE  EC1_ABI_PROCESS
@@ -60,7 +61,7 @@ enum {
 static int control_fd = -1;
 static int err_fd = -1; /* the process's stderr port once open, else the kernel log */
 
-static void say(const char *fmt, ...)
+void say(const char *fmt, ...)
 {
 	char buf[512];
 	va_list ap;
@@ -427,135 +428,6 @@ static int mount_one(const struct mount_spec *m, const char *at)
 		return -1;
 	set_readahead(at);
 	return 0;
-}
-
-static int if_up(int s, const char *name)
-{
-	struct ifreq r = {0};
-	snprintf(r.ifr_name, sizeof(r.ifr_name), "%s", name);
-	if (ioctl(s, SIOCGIFFLAGS, &r) < 0)
-		return -1;
-	r.ifr_flags |= IFF_UP | IFF_RUNNING;
-	return ioctl(s, SIOCSIFFLAGS, &r);
-}
-
-static void set_in(struct sockaddr *sa, struct in_addr a)
-{
-	struct sockaddr_in in = {.sin_family = AF_INET, .sin_addr = a};
-	memcpy(sa, &in, sizeof(in));
-}
-
-/* The first Ethernet interface the kernel has (virtio-net's eth0), into name. */
-static int first_ether(char name[IFNAMSIZ])
-{
-	DIR *d = opendir("/sys/class/net");
-	if (!d)
-		return -1;
-	struct dirent *e;
-	name[0] = 0;
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.' && strcmp(e->d_name, "lo") != 0 &&
-		    strlen(e->d_name) < IFNAMSIZ && (!name[0] || strcmp(e->d_name, name) < 0))
-			memcpy(name, e->d_name, strlen(e->d_name) + 1);
-	closedir(d);
-	if (!name[0])
-		errno = ENODEV;
-	return name[0] ? 0 : -1;
-}
-
-/*
- * lo up, always; with a network, the first Ethernet interface gets its address, the default
- * route and /etc/resolv.conf (bound over the root's, when the root is a host directory or an
- * image). Returns 0, or -1 with errno set and the step in *what.
- */
-static int net_up(const struct process *p, const char **what)
-{
-	*what = "socket";
-	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (s < 0)
-		return -1;
-	int rc = -1;
-	*what = "lo";
-	if (if_up(s, "lo") < 0)
-		goto out;
-	if (!*p->net_cidr) {
-		rc = 0;
-		goto out;
-	}
-	static char name[IFNAMSIZ];
-	*what = "finding the network interface";
-	if (first_ether(name) < 0)
-		goto out;
-	*what = name;
-	char addr[32];
-	unsigned int prefix = 0;
-	struct in_addr a, mask, gw;
-	const char *slash = strchr(p->net_cidr, '/');
-	if (!slash || (size_t)(slash - p->net_cidr) >= sizeof(addr) ||
-	    sscanf(slash + 1, "%u", &prefix) != 1 || prefix > 32) {
-		errno = EINVAL;
-		goto out;
-	}
-	memcpy(addr, p->net_cidr, (size_t)(slash - p->net_cidr));
-	addr[slash - p->net_cidr] = 0;
-	mask.s_addr = htonl(prefix ? ~0u << (32 - prefix) : 0);
-	if (inet_pton(AF_INET, addr, &a) != 1) {
-		errno = EINVAL;
-		goto out;
-	}
-	struct ifreq r = {0};
-	snprintf(r.ifr_name, sizeof(r.ifr_name), "%s", name);
-	set_in(&r.ifr_addr, a);
-	if (ioctl(s, SIOCSIFADDR, &r) < 0)
-		goto out;
-	set_in(&r.ifr_netmask, mask);
-	if (ioctl(s, SIOCSIFNETMASK, &r) < 0 || if_up(s, name) < 0)
-		goto out;
-	if (*p->net_gateway) {
-		*what = "the default route";
-		struct rtentry rt = {0};
-		if (inet_pton(AF_INET, p->net_gateway, &gw) != 1) {
-			errno = EINVAL;
-			goto out;
-		}
-		set_in(&rt.rt_dst, (struct in_addr){0});
-		set_in(&rt.rt_genmask, (struct in_addr){0});
-		set_in(&rt.rt_gateway, gw);
-		rt.rt_flags = RTF_UP | RTF_GATEWAY;
-		rt.rt_dev = name;
-		if (ioctl(s, SIOCADDRT, &rt) < 0)
-			goto out;
-	}
-	bool own_root = true;
-	for (long i = 0; i < p->nr_mounts; i++)
-		own_root = own_root && strcmp(p->mounts[i].path, "/") != 0;
-	if (*p->net_dns) {
-		/*
-		 * A root that is a host directory or an image is not ours to write: the file goes
-		 * to /dev (the guest's own devtmpfs) and is bound over the root's resolv.conf,
-		 * where it has one (a dangling symlink, as systemd-resolved's, or none: left so).
-		 */
-		const char *file = own_root ? "/etc/resolv.conf" : "/dev/.ec1-resolv.conf";
-		*what = file;
-		if (own_root)
-			mkdir("/etc", 0755);
-		int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		if (fd < 0)
-			goto out;
-		dprintf(fd, "nameserver %s\n", p->net_dns);
-		close(fd);
-		struct stat st;
-		*what = "binding /etc/resolv.conf";
-		if (!own_root && stat("/etc/resolv.conf", &st) == 0 && S_ISREG(st.st_mode) &&
-		    mount(file, "/etc/resolv.conf", NULL, MS_BIND, NULL) < 0)
-			goto out;
-	}
-	rc = 0;
-out:;
-	int e = errno;
-	close(s);
-	errno = e;
-	return rc;
 }
 
 /*

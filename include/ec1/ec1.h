@@ -182,7 +182,11 @@ int ec1_disk_detect_format(const char *path, enum ec1_disk_format *format);
 /*
  * Networking. Leave passt_fd at -1 and gvproxy_path NULL for the default network: TSI on
  * libkrun, the user-mode NAT on the builtin engine (ec1_ctx_set_network_nat), where port_map's
- * "HOST:GUEST" entries publish TCP port GUEST on 127.0.0.1:HOST.
+ * "HOST:GUEST" entries publish TCP port GUEST on 127.0.0.1:HOST. passt_fd: a connected stream
+ * socket to passt (4-byte big-endian frame lengths). gvproxy_path: gvproxy's -listen-vfkit
+ * unixgram socket (ec1 binds its end in a directory of its own, connects, greets with "VFKT").
+ * With either, the builtin guest asks the network's DHCP server for its address
+ * (ec1_ctx_set_network_address to fix one).
  */
 struct ec1_network_config {
 	int passt_fd;		     /* connected passt socket, or -1 for none */
@@ -214,6 +218,29 @@ struct ec1_nat_config {
 int ec1_ctx_set_network_nat(struct ec1_ctx *ctx, const struct ec1_nat_config *config);
 /* No network at all (the builtin engine's default is the NAT). */
 int ec1_ctx_set_network_none(struct ec1_ctx *ctx);
+/*
+ * passt (Debian's `passt`) started by ec1 for this context, on a socket pair: the guest gets the
+ * host's address, gateway and DNS servers from passt's DHCP, reaches the host's own services at
+ * the gateway's address, and the published ports ("[ADDR:]HOST:GUEST[/udp]" as in
+ * ec1_nat_config, bound by passt on ADDR, default 127.0.0.1) reach the guest. Returns once passt
+ * has bound them (a port taken: EC1_EINVAL with passt's words). passt runs as nobody when ec1
+ * runs as root and ends with the context (or with the next network call).
+ */
+struct ec1_passt_config {
+	const char *path; /* the passt program; NULL: "passt" on PATH */
+	const char *const *publish;
+	size_t publish_count;
+	const uint8_t *mac; /* 6 bytes, or NULL to generate one */
+};
+int ec1_ctx_set_network_passt(struct ec1_ctx *ctx, const struct ec1_passt_config *config);
+/*
+ * The builtin guest's IPv4 set-up, fixed rather than asked of the network's DHCP server (passt,
+ * gvproxy, TAP, vmnet): cidr "ADDR/PREFIX"; gateway (the default route) and dns: an address, or
+ * NULL for none. cidr NULL: DHCP again, the default. Not with the NAT, whose guest is always
+ * 10.0.2.15/24. Call after choosing the network; a later network call keeps it.
+ */
+int ec1_ctx_set_network_address(struct ec1_ctx *ctx, const char *cidr, const char *gateway,
+				const char *dns);
 
 /* The process to run as the guest's main process. */
 struct ec1_process_config {

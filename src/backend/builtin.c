@@ -147,15 +147,20 @@ static int collect_disks(struct ec1_ctx *ctx, const struct share_list *shares,
 	return EC1_OK;
 }
 
-/* The network's backend (a TAP's name, taken, a passt socket, or neither: the NAT). */
-static void set_net(struct ec1_ctx *ctx, char *tap, int fd, const uint8_t *mac)
+/*
+ * The network's backend: kind, a TAP's name (taken), a socket (owned or borrowed) and, for
+ * gvproxy, our end's path (taken). What the previous one held is released first.
+ */
+static void set_net(struct ec1_ctx *ctx, enum ec1_net_kind kind, char *tap, int fd, bool owned,
+		    char *local_path, const uint8_t *mac)
 {
-	free(ctx->net.tap);
+	ec1_net_reset(ctx);
+	ctx->net.kind = kind;
 	ctx->net.tap = tap;
 	ctx->net.fd = fd;
+	ctx->net.fd_owned = owned;
+	ctx->net.local_path = local_path;
 	ctx->net.on = true;
-	ctx->net.restricted = false;
-	ctx->net.nr_ports = 0;
 	ctx->net.mac_set = mac != NULL;
 	if (mac)
 		memcpy(ctx->net.mac, mac, 6);
@@ -164,14 +169,14 @@ static void set_net(struct ec1_ctx *ctx, char *tap, int fd, const uint8_t *mac)
 /* Every context starts with the NAT, as libkrun's start with TSI. */
 static int builtin_open(struct ec1_ctx *ctx)
 {
-	set_net(ctx, NULL, -1, NULL);
+	set_net(ctx, EC1_NET_NAT, NULL, -1, false, NULL, NULL);
 	return EC1_OK;
 }
 
 static int builtin_set_network_nat(struct ec1_ctx *ctx, const struct ec1_port *ports, size_t n,
 				   const struct ec1_nat_config *config)
 {
-	set_net(ctx, NULL, -1, config ? config->mac : NULL);
+	set_net(ctx, EC1_NET_NAT, NULL, -1, false, NULL, config ? config->mac : NULL);
 	ctx->net.on = config != NULL;
 	if (config) {
 		ctx->net.restricted = config->restricted;
@@ -182,18 +187,25 @@ static int builtin_set_network_nat(struct ec1_ctx *ctx, const struct ec1_port *p
 }
 
 /*
- * The seed's network call: a passt socket (stream framing), or the default network, the NAT,
- * with port_map's "HOST:GUEST" entries published on 127.0.0.1. gvproxy is to come. ctx.c has
- * checked the fields.
+ * The seed's network call: a passt socket (stream framing), gvproxy's vfkit socket (datagrams),
+ * or the default network, the NAT, with port_map's "HOST:GUEST" entries published on 127.0.0.1.
+ * ctx.c has checked the fields.
  */
 static int builtin_set_network(struct ec1_ctx *ctx, const struct ec1_network_config *config)
 {
-	if (config->gvproxy_path)
-		return ec1_fail(ctx, EC1_EUNSUPPORTED,
-				"network.gvproxy_path: not supported by the builtin backend yet");
+	if (config->gvproxy_path) {
+		int fd;
+		char *local;
+		int err = ec1_gvproxy_connect(ctx, config->gvproxy_path, &fd, &local);
+		if (err)
+			return err;
+		set_net(ctx, EC1_NET_DGRAM, NULL, fd, true, local, config->mac);
+		return EC1_OK;
+	}
 	if (config->passt_fd < 0) {
 		if (config->port_map_count > EC1_MAX_LIST)
-			return ec1_fail(ctx, EC1_EINVAL, "network.port_map: %zu entries, at most %d",
+			return ec1_fail(ctx, EC1_EINVAL,
+					"network.port_map: %zu entries, at most %d",
 					config->port_map_count, EC1_MAX_LIST);
 		struct ec1_nat_config nat = {.mac = config->mac};
 		struct ec1_port ports[EC1_MAX_LIST];
@@ -211,7 +223,7 @@ static int builtin_set_network(struct ec1_ctx *ctx, const struct ec1_network_con
 	    type != SOCK_STREAM)
 		return ec1_fail(ctx, EC1_EINVAL, "network.passt_fd: %d: not a stream socket",
 				config->passt_fd);
-	set_net(ctx, NULL, config->passt_fd, config->mac);
+	set_net(ctx, EC1_NET_STREAM, NULL, config->passt_fd, false, NULL, config->mac);
 	return EC1_OK;
 }
 
@@ -220,7 +232,14 @@ static int builtin_set_network_tap(struct ec1_ctx *ctx, const char *iface, const
 	char *name = strdup(iface);
 	if (!name)
 		return ec1_fail(ctx, EC1_ENOMEM, "network.tap: out of memory");
-	set_net(ctx, name, -1, mac);
+	set_net(ctx, EC1_NET_TAP, name, -1, false, NULL, mac);
+	return EC1_OK;
+}
+
+/* vmnet: the helper's datagram socket (the context's, borrowed) with the MAC vmnet gave. */
+static int builtin_set_vmnet(struct ec1_ctx *ctx)
+{
+	set_net(ctx, EC1_NET_DGRAM, NULL, ctx->vmnet.fd, false, NULL, ctx->vmnet.info.mac);
 	return EC1_OK;
 }
 
@@ -294,17 +313,34 @@ static int builtin_run(struct ec1_ctx *ctx, int *status)
 					     .host_port = ctx->net.ports[i].host_port,
 					     .guest_port = ctx->net.ports[i].guest_port,
 					     .udp = ctx->net.ports[i].udp};
-	struct vm_net net = {.kind = ctx->net.tap	  ? VM_NET_TAP
-				     : ctx->net.fd >= 0 ? VM_NET_STREAM
-							: VM_NET_NAT,
+	static const enum vm_net_kind kinds[] = {[EC1_NET_NAT] = VM_NET_NAT,
+						 [EC1_NET_STREAM] = VM_NET_STREAM,
+						 [EC1_NET_TAP] = VM_NET_TAP,
+						 [EC1_NET_DGRAM] = VM_NET_DGRAM};
+	struct vm_net net = {.kind = kinds[ctx->net.kind],
 			     .tap = ctx->net.tap,
 			     .fd = ctx->net.fd,
 			     .restricted = ctx->net.restricted,
 			     .ports = ports,
-			     .nr_ports = (unsigned int)ctx->net.nr_ports,
-			     .guest_cidr = "10.0.2.15/24",
-			     .gateway = "10.0.2.2",
-			     .dns = "10.0.2.3"};
+			     .nr_ports = (unsigned int)ctx->net.nr_ports};
+	if (ctx->net.kind == EC1_NET_NAT) {
+		if (ctx->net.on && ctx->net.cidr)
+			return ec1_fail(ctx, EC1_EINVAL,
+					"network.address: %s: the NAT's guest is always "
+					"10.0.2.15/24 (a fixed address is for passt, gvproxy, TAP "
+					"or vmnet)",
+					ctx->net.cidr);
+		net.guest_cidr = "10.0.2.15/24";
+		net.gateway = "10.0.2.2";
+		net.dns = ctx->net.restricted ? "" : "10.0.2.3";
+	} else if (ctx->net.cidr) {
+		net.guest_cidr = ctx->net.cidr;
+		net.gateway = ctx->net.gateway ? ctx->net.gateway : "";
+		net.dns = ctx->net.dns ? ctx->net.dns : "";
+	} else {
+		net.guest_cidr = "dhcp";
+		net.gateway = net.dns = "";
+	}
 	if (ctx->net.on) {
 		guest_mac(ctx, net.mac);
 		cfg.net = &net;
@@ -319,9 +355,8 @@ static int builtin_run(struct ec1_ctx *ctx, int *status)
 const struct ec1_backend_ops ec1_backend_builtin = {
 	.id = EC1_BACKEND_BUILTIN,
 	/* Host directories (root, volumes, shares) through virtio-fs, disks through virtio-blk. */
-	.features =
-		EC1_F_ROOT | EC1_F_VOLUMES | EC1_F_SHUTDOWN_FD | EC1_F_DISKS | EC1_F_DISK_MOUNTS |
-		EC1_F_NETWORK | EC1_F_NAT,
+	.features = EC1_F_ROOT | EC1_F_VOLUMES | EC1_F_SHUTDOWN_FD | EC1_F_DISKS |
+		    EC1_F_DISK_MOUNTS | EC1_F_NETWORK | EC1_F_NAT | EC1_F_VMNET,
 	.add_virtiofs = builtin_add_virtiofs,
 	.set_root_flags = builtin_set_root_flags,
 	.get_shutdown_eventfd = builtin_shutdown_eventfd,
@@ -330,6 +365,7 @@ const struct ec1_backend_ops ec1_backend_builtin = {
 	.set_network = builtin_set_network,
 	.set_network_tap = builtin_set_network_tap,
 	.set_network_nat = builtin_set_network_nat,
+	.set_vmnet = builtin_set_vmnet,
 	.run = builtin_run,
 	.builtin_extras = true,
 };

@@ -61,13 +61,19 @@ static const char run_usage[] =
 	"      --net nat:restricted  the NAT, but the guest reaches nothing (no host, no DNS)\n"
 	"                        beyond its published ports\n"
 	"      --net none        no network\n"
+	"      --net passt       passt (Debian's passt) started for the run: the guest has the\n"
+	"                        host's address and DNS, the host's services at the gateway\n"
 	"      --net fd:N        a network over descriptor N, a connected stream socket in\n"
 	"                        passt's framing (passt --fd, QEMU -netdev stream)\n"
+	"      --net gvproxy:PATH  gvproxy's vfkit socket (gvproxy -listen-vfkit unixgram://PATH)\n"
 	"      --net tap:IFACE   a network through the host TAP interface IFACE (attached to,\n"
-	"                        or created for the run); with fd: or tap:, the guest is\n"
-	"                        10.0.2.15/24, gateway 10.0.2.2, DNS 10.0.2.3 all the same\n"
+	"                        or created for the run)\n"
+	"                        with passt, fd:, gvproxy:, tap: or --vmnet the guest asks the\n"
+	"                        network's DHCP server for its address, unless --ip says it\n"
+	"      --ip ADDR/PREFIX[,gw=ADDR][,dns=ADDR]  the guest's fixed IPv4 set-up (not NAT)\n"
 	"  -p, --publish [ADDR:]HOST:GUEST[/udp]  the guest's port GUEST at the host's ADDR\n"
-	"                        (default 127.0.0.1) port HOST, TCP unless /udp; repeatable\n"
+	"                        (default 127.0.0.1) port HOST, TCP unless /udp; repeatable;\n"
+	"                        with the NAT or passt\n"
 	"      --mac MAC         the guest's MAC address (default: a random local one)\n"
 	"      --vmnet MODE      vmnet network through vmnet-helper (libkrun backends, macOS):\n"
 	"                        shared, host, host-isolated or bridged:IFACE\n"
@@ -179,6 +185,40 @@ static int parse_vmnet(const char *s, struct ec1_vmnet_config *c)
 	return 0;
 }
 
+/* --ip ADDR/PREFIX[,gw=ADDR][,dns=ADDR]: split here, checked by the library. */
+struct ip_arg {
+	char buf[128];
+	const char *cidr, *gateway, *dns;
+};
+
+static int parse_ip(const char *s, struct ip_arg *ip)
+{
+	if (strlen(s) >= sizeof(ip->buf)) {
+		fprintf(stderr, "ec1: --ip: \"%s\": too long\n", s);
+		return -1;
+	}
+	memcpy(ip->buf, s, strlen(s) + 1);
+	ip->gateway = ip->dns = NULL;
+	char *save = NULL;
+	ip->cidr = strtok_r(ip->buf, ",", &save);
+	for (char *o; (o = strtok_r(NULL, ",", &save));) {
+		if (strncmp(o, "gw=", 3) == 0)
+			ip->gateway = o + 3;
+		else if (strncmp(o, "dns=", 4) == 0)
+			ip->dns = o + 4;
+		else {
+			fprintf(stderr, "ec1: --ip: \"%s\": unknown option (gw=ADDR, dns=ADDR)\n",
+				o);
+			return -1;
+		}
+	}
+	if (!ip->cidr) {
+		fprintf(stderr, "ec1: --ip: expected ADDR/PREFIX[,gw=ADDR][,dns=ADDR]\n");
+		return -1;
+	}
+	return 0;
+}
+
 /* A --disk or --root-disk: PATH, then comma-separated options. */
 struct disk_arg {
 	char id[EC1_MAX_BLOCK_ID_LEN + 1];
@@ -274,6 +314,7 @@ static int cmd_run(int argc, char **argv)
 		{"net", required_argument, NULL, 'n'},
 		{"publish", required_argument, NULL, 'p'},
 		{"mac", required_argument, NULL, 'M'},
+		{"ip", required_argument, NULL, 'I'},
 		{"vmnet-helper", required_argument, NULL, 'H'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
@@ -295,6 +336,7 @@ static int cmd_run(int argc, char **argv)
 	const char **publish = NULL;
 	size_t npublish = 0;
 	uint8_t mac[6];
+	struct ip_arg ip = {0};
 	int verbose = 0, c;
 	unsigned long v;
 	struct disk_arg disks[EC1_MAX_DISKS];
@@ -411,6 +453,7 @@ static int cmd_run(int argc, char **argv)
 		case 'n':
 			net_on = false;
 			net.passt_fd = -1;
+			net.gvproxy_path = NULL;
 			tap = net_mode = NULL;
 			if (strcmp(optarg, "nat") == 0 || strcmp(optarg, "nat:restricted") == 0 ||
 			    strcmp(optarg, "none") == 0) {
@@ -423,14 +466,18 @@ static int cmd_run(int argc, char **argv)
 				break;
 			}
 			if (strcmp(optarg, "passt") == 0) {
-				fprintf(stderr, "ec1: --net passt: not built yet; start passt --fd "
-						"yourself and pass --net fd:N\n");
-				return EXIT_EC1_ERROR;
+				net_mode = optarg;
+				break;
+			}
+			if (strncmp(optarg, "gvproxy:", 8) == 0 && optarg[8]) {
+				net.gvproxy_path = optarg + 8;
+				net_on = true;
+				break;
 			}
 			if (strncmp(optarg, "fd:", 3) != 0) {
 				fprintf(stderr,
-					"ec1: --net: \"%s\": expected nat, nat:restricted, none, "
-					"fd:N or tap:IFACE\n",
+					"ec1: --net: \"%s\": expected nat, nat:restricted, passt, "
+					"none, fd:N, gvproxy:PATH or tap:IFACE\n",
 					optarg);
 				return EXIT_EC1_ERROR;
 			}
@@ -456,6 +503,10 @@ static int cmd_run(int argc, char **argv)
 			net.mac = mac;
 			break;
 		}
+		case 'I':
+			if (parse_ip(optarg, &ip))
+				return EXIT_EC1_ERROR;
+			break;
 		case 'v':
 			verbose++;
 			break;
@@ -542,19 +593,28 @@ static int cmd_run(int argc, char **argv)
 		return fail(ctx, err);
 	if (console && (err = ec1_ctx_set_console(ctx, true)))
 		return fail(ctx, err);
-	if (vmnet && (err = ec1_ctx_set_vmnet(ctx, &vmnet_config)))
-		return fail(ctx, err);
 	const char *why = NULL;
 	bool none = net_mode && strcmp(net_mode, "none") == 0;
+	bool passt = net_mode && strcmp(net_mode, "passt") == 0;
 	if (npublish && (net_on || none))
-		why = "--publish: only with the NAT (--net nat), not with --net fd:, tap: or none";
+		why = "--publish: only with the NAT or passt, not with --net fd:, gvproxy:, tap: "
+		      "or none";
 	else if (net.mac && none)
 		why = "--mac: there is no network with --net none";
+	else if (vmnet && (net_on || net_mode))
+		why = "--vmnet and --net: one network at a time";
+	else if (vmnet && npublish)
+		why = "--publish: not with --vmnet (the guest has its own address there)";
+	else if (ip.cidr && (none || (!net_on && !passt && !vmnet)))
+		why = "--ip: for --net passt, fd:, gvproxy:, tap: or --vmnet (the NAT's guest is "
+		      "always 10.0.2.15/24)";
 	if (why) {
 		fprintf(stderr, "ec1: %s\n", why);
 		ec1_ctx_free(ctx);
 		return EXIT_EC1_ERROR;
 	}
+	if (vmnet && (err = ec1_ctx_set_vmnet(ctx, &vmnet_config)))
+		return fail(ctx, err);
 	bool nat = ec1_backend_capabilities(ec1_ctx_backend(ctx)) & EC1_CAP_NAT;
 	err = EC1_OK;
 	if (net_on)
@@ -562,7 +622,11 @@ static int cmd_run(int argc, char **argv)
 			  : ec1_ctx_set_network(ctx, &net);
 	else if (none)
 		err = ec1_ctx_set_network_none(ctx);
-	else if (nat && (net_mode || npublish || net.mac)) {
+	else if (passt) {
+		struct ec1_passt_config pc = {
+			.publish = publish, .publish_count = npublish, .mac = net.mac};
+		err = ec1_ctx_set_network_passt(ctx, &pc);
+	} else if (nat && (net_mode || npublish || net.mac)) {
 		struct ec1_nat_config nc = {.publish = publish,
 					    .publish_count = npublish,
 					    .restricted = net_mode && strcmp(net_mode, "nat") != 0,
@@ -576,6 +640,8 @@ static int cmd_run(int argc, char **argv)
 		net.port_map_count = npublish;
 		err = ec1_ctx_set_network(ctx, &net);
 	}
+	if (!err && ip.cidr)
+		err = ec1_ctx_set_network_address(ctx, ip.cidr, ip.gateway, ip.dns);
 	if (err)
 		return fail(ctx, err);
 	if (vmnet && verbose) {

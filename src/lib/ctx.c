@@ -166,6 +166,7 @@ int ec1_ctx_new_backend(enum ec1_backend backend, struct ec1_ctx **out)
 	ctx->stdio[2] = 2;
 	ctx->shutdown_fd = -1;
 	ctx->vmnet.fd = ctx->vmnet.out_fd = -1;
+	ctx->net.fd = ctx->passt.fd = -1;
 	const char *t = getenv("EC1_TIMING");
 	ctx->timing = t && *t && strcmp(t, "0") != 0;
 	const char *c = getenv("EC1_CONSOLE");
@@ -226,7 +227,10 @@ void ec1_ctx_free(struct ec1_ctx *ctx)
 	free(ctx->kernel_path);
 	free(ctx->initramfs);
 	free(ctx->cmdline);
-	free(ctx->net.tap);
+	ec1_net_reset(ctx);
+	free(ctx->net.cidr);
+	free(ctx->net.gateway);
+	free(ctx->net.dns);
 	if (ctx->shutdown_fd >= 0)
 		close(ctx->shutdown_fd);
 	free(ctx);
@@ -765,36 +769,45 @@ int ec1_ctx_set_network_tap(struct ec1_ctx *ctx, const char *iface, const uint8_
 	return ctx->ops->set_network_tap(ctx, iface, mac);
 }
 
+/* "[ADDR:]HOST:GUEST[/udp]" entries into ports; the message names field[i]. */
+static int parse_publish_list(struct ec1_ctx *ctx, const char *field, const char *const *list,
+			      size_t n, struct ec1_port *ports)
+{
+	if (n && !list)
+		return ec1_fail(ctx, EC1_EINVAL, "%s: NULL array with %zu entries", field, n);
+	if (n > EC1_MAX_LIST)
+		return ec1_fail(ctx, EC1_EINVAL, "%s: %zu entries, at most %d", field, n,
+				EC1_MAX_LIST);
+	for (size_t i = 0; i < n; i++) {
+		const char *why = "NULL entry", *spec = list[i];
+		if (!spec || ec1_parse_publish(spec, &ports[i], &why) < 0)
+			return ec1_fail(ctx, EC1_EINVAL, "%s[%zu]: \"%s\": %s", field, i,
+					spec ? spec : "(null)", why);
+		for (size_t j = 0; j < i; j++)
+			if (ports[j].host_port == ports[i].host_port &&
+			    ports[j].udp == ports[i].udp &&
+			    (ports[j].host_addr == ports[i].host_addr || !ports[j].host_addr ||
+			     !ports[i].host_addr))
+				return ec1_fail(ctx, EC1_EINVAL,
+						"%s[%zu]: \"%s\": host port %u/%s published twice",
+						field, i, spec, ports[i].host_port,
+						ports[i].udp ? "udp" : "tcp");
+	}
+	return EC1_OK;
+}
+
 int ec1_ctx_set_network_nat(struct ec1_ctx *ctx, const struct ec1_nat_config *config)
 {
 	ENTER(ctx);
 	if (!config)
 		return ec1_fail(ctx, EC1_EINVAL, "network: NULL config");
-	if (config->publish_count && !config->publish)
-		return ec1_fail(ctx, EC1_EINVAL, "network.publish: NULL array with %zu entries",
-				config->publish_count);
-	if (config->publish_count > EC1_MAX_LIST)
-		return ec1_fail(ctx, EC1_EINVAL, "network.publish: %zu entries, at most %d",
-				config->publish_count, EC1_MAX_LIST);
+	struct ec1_port ports[EC1_MAX_LIST];
 	int err = check_mac(ctx, config->mac);
+	err = err
+		      ?: parse_publish_list(ctx, "network.publish", config->publish,
+					    config->publish_count, ports);
 	if (err)
 		return err;
-	struct ec1_port ports[EC1_MAX_LIST];
-	for (size_t i = 0; i < config->publish_count; i++) {
-		const char *why = "NULL entry", *spec = config->publish[i];
-		if (!spec || ec1_parse_publish(spec, &ports[i], &why) < 0)
-			return ec1_fail(ctx, EC1_EINVAL, "network.publish[%zu]: \"%s\": %s", i,
-					spec ? spec : "(null)", why);
-		for (size_t j = 0; j < i; j++)
-			if (ports[j].host_port == ports[i].host_port && ports[j].udp == ports[i].udp &&
-			    (ports[j].host_addr == ports[i].host_addr || !ports[j].host_addr ||
-			     !ports[i].host_addr))
-				return ec1_fail(ctx, EC1_EINVAL,
-						"network.publish[%zu]: \"%s\": host port %u/%s "
-						"published twice",
-						i, spec, ports[i].host_port,
-						ports[i].udp ? "udp" : "tcp");
-	}
 	if (!ctx->ops->set_network_nat)
 		return ec1_fail(ctx, EC1_EUNSUPPORTED,
 				"network: the user-mode NAT is the builtin engine's, not the %s "
@@ -803,11 +816,128 @@ int ec1_ctx_set_network_nat(struct ec1_ctx *ctx, const struct ec1_nat_config *co
 	return ctx->ops->set_network_nat(ctx, ports, config->publish_count, config);
 }
 
+int ec1_ctx_set_network_passt(struct ec1_ctx *ctx, const struct ec1_passt_config *config)
+{
+	ENTER(ctx);
+	if (!config)
+		return ec1_fail(ctx, EC1_EINVAL, "network.passt: NULL config");
+	struct ec1_port ports[EC1_MAX_LIST];
+	int err = check_mac(ctx, config->mac);
+	err = err
+		      ?: parse_publish_list(ctx, "network.publish", config->publish,
+					    config->publish_count, ports);
+	if (err)
+		return err;
+	if (!ctx->ops->set_network)
+		return ec1_fail(ctx, EC1_EUNSUPPORTED,
+				"network.passt: not supported by the %s backend",
+				ec1_backend_name(ctx->ops->id));
+	struct ec1_passt p;
+	if ((err = ec1_passt_start(ctx, config->path, ports, config->publish_count, &p)))
+		return err;
+	struct ec1_network_config net = {
+		.passt_fd = p.fd, .gvproxy_path = NULL, .mac = config->mac};
+	if ((err = ctx->ops->set_network(ctx, &net))) {
+		ec1_passt_stop(&p);
+		return err;
+	}
+	/* The network now holds p.fd; the context keeps passt until the next network call. */
+	ec1_passt_stop(&ctx->passt);
+	ctx->passt = p;
+	return EC1_OK;
+}
+
+/* "A.B.C.D" (at most 15 bytes), or with prefix "A.B.C.D/N" (N 0..32). */
+static bool ipv4_text(const char *s, bool prefix)
+{
+	char buf[20];
+	struct in_addr a;
+	const char *slash = prefix ? strchr(s, '/') : NULL;
+	size_t n = slash ? (size_t)(slash - s) : strlen(s);
+	if ((prefix && !slash) || n >= 16)
+		return false;
+	memcpy(buf, s, n);
+	buf[n] = 0;
+	if (inet_pton(AF_INET, buf, &a) != 1)
+		return false;
+	if (!slash)
+		return true;
+	const char *p = slash + 1;
+	return *p && strlen(p) <= 2 && strspn(p, "0123456789") == strlen(p) && atoi(p) <= 32;
+}
+
+int ec1_ctx_set_network_address(struct ec1_ctx *ctx, const char *cidr, const char *gateway,
+				const char *dns)
+{
+	ENTER(ctx);
+	if (!ctx->ops->builtin_extras)
+		return ec1_fail(ctx, EC1_EUNSUPPORTED,
+				"network.address: the builtin engine's; %s configures its guest "
+				"itself",
+				ec1_backend_name(ctx->ops->id));
+	if (cidr && !ipv4_text(cidr, true))
+		return ec1_fail(ctx, EC1_EINVAL,
+				"network.address: \"%s\": expected ADDR/PREFIX "
+				"(IPv4, prefix 0..32)",
+				cidr);
+	if (!cidr && (gateway || dns))
+		return ec1_fail(ctx, EC1_EINVAL,
+				"network.address: a gateway or DNS server without an address");
+	if (gateway && !ipv4_text(gateway, false))
+		return ec1_fail(ctx, EC1_EINVAL,
+				"network.gateway: \"%s\": expected an IPv4 "
+				"address",
+				gateway);
+	if (dns && !ipv4_text(dns, false))
+		return ec1_fail(ctx, EC1_EINVAL, "network.dns: \"%s\": expected an IPv4 address",
+				dns);
+	char *c = cidr ? strdup(cidr) : NULL, *g = gateway ? strdup(gateway) : NULL,
+	     *d = dns ? strdup(dns) : NULL;
+	if ((cidr && !c) || (gateway && !g) || (dns && !d)) {
+		free(c);
+		free(g);
+		free(d);
+		return ec1_fail(ctx, EC1_ENOMEM, "network.address: out of memory");
+	}
+	free(ctx->net.cidr);
+	free(ctx->net.gateway);
+	free(ctx->net.dns);
+	ctx->net.cidr = c;
+	ctx->net.gateway = g;
+	ctx->net.dns = d;
+	return EC1_OK;
+}
+
+void ec1_net_reset(struct ec1_ctx *ctx)
+{
+	if (ctx->net.fd_owned && ctx->net.fd >= 0)
+		close(ctx->net.fd);
+	if (ctx->net.local_path) {
+		unlink(ctx->net.local_path);
+		char *slash = strrchr(ctx->net.local_path, '/');
+		if (slash) {
+			*slash = 0;
+			rmdir(ctx->net.local_path);
+		}
+		free(ctx->net.local_path);
+	}
+	free(ctx->net.tap);
+	ctx->net.fd = -1;
+	ctx->net.fd_owned = false;
+	ctx->net.local_path = ctx->net.tap = NULL;
+	ctx->net.on = false;
+	ctx->net.kind = EC1_NET_NAT;
+	ctx->net.restricted = false;
+	ctx->net.nr_ports = 0;
+	ec1_passt_stop(&ctx->passt);
+}
+
 int ec1_ctx_set_network_none(struct ec1_ctx *ctx)
 {
 	ENTER(ctx);
 	if (!ctx->ops->set_network_nat)
-		return ec1_fail(ctx, EC1_EUNSUPPORTED, "network: none: not supported by the %s backend",
+		return ec1_fail(ctx, EC1_EUNSUPPORTED,
+				"network: none: not supported by the %s backend",
 				ec1_backend_name(ctx->ops->id));
 	return ctx->ops->set_network_nat(ctx, NULL, 0, NULL);
 }

@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "ec1/ec1.h"
 
@@ -25,6 +26,14 @@ void ec1_builtin_set_log_level(enum ec1_log_level level);
 #define EC1_MAX_LIST 64
 
 struct ec1_ctx;
+
+/* Where a builtin guest's frames go. */
+enum ec1_net_kind {
+	EC1_NET_NAT,	/* the user-mode NAT */
+	EC1_NET_STREAM, /* a stream socket in passt's framing */
+	EC1_NET_TAP,	/* a host TAP interface */
+	EC1_NET_DGRAM,	/* a datagram socket: gvproxy, vmnet-helper */
+};
 
 /* A published port of the NAT: the host's IPv4 address (network order) and port, the guest's. */
 struct ec1_port {
@@ -67,6 +76,17 @@ struct ec1_backend_ops {
 	bool builtin_extras;	      /* ec1_ctx_set_stdio/timeout/timing/console */
 };
 
+/* Helper processes (src/lib/child.c). */
+long ec1_now_ms(void); /* CLOCK_MONOTONIC */
+/* Waits up to ms for pid to exit; true once reaped. */
+bool ec1_reap_within(pid_t pid, long ms, int *status);
+/* SIGTERM, then SIGKILL after grace_ms; reaped. Nothing for pid <= 0. */
+void ec1_child_stop(pid_t pid, long grace_ms);
+/* An fd numbered 4 or above (fd moved), so a child's dup2 onto 0..3 never clobbers it. */
+int ec1_high_fd(int fd);
+/* In a forked child before exec: signals unblocked and default, a process group of its own. */
+void ec1_child_reset(void);
+
 /* A running vmnet-helper (src/lib/vmnet.c). */
 struct ec1_vmnet {
 	int pid;    /* the helper, 0 if none */
@@ -91,6 +111,18 @@ int ec1_vmnet_start(struct ec1_ctx *ctx, const struct ec1_vmnet_config *config, 
 		    struct ec1_vmnet *v);
 /* Stops the helper (SIGTERM, then SIGKILL after a grace period) and closes our fds. */
 void ec1_vmnet_stop(struct ec1_vmnet *v);
+
+/* A running passt (src/lib/passt.c). */
+struct ec1_passt {
+	int pid;      /* 0 if none */
+	int fd;	      /* our end of its socket (the guest's passt_fd), -1 if none */
+	char dir[96]; /* its pid file and stderr, removed at stop */
+};
+/* Starts path (NULL: "passt" on PATH) with the published ports; returns once it is ready. */
+int ec1_passt_start(struct ec1_ctx *ctx, const char *path, const struct ec1_port *ports, size_t n,
+		    struct ec1_passt *p);
+/* Closes our end, stops passt, removes its directory. */
+void ec1_passt_stop(struct ec1_passt *p);
 
 struct ec1_share {
 	char *tag, *dir;
@@ -137,17 +169,27 @@ struct ec1_ctx {
 	bool timing, console;
 	int shutdown_fd;
 	struct ec1_vmnet vmnet;
+	struct ec1_passt passt; /* passt started for this context (ec1_ctx_set_network_passt) */
 	struct {
 		bool on;
-		int fd;	   /* passt_fd, borrowed, or -1 */
-		char *tap; /* or a TAP interface; neither: the NAT */
+		enum ec1_net_kind kind;
+		int fd;		  /* STREAM, DGRAM: the socket, or -1 */
+		bool fd_owned;	  /* closed by ec1_net_reset (gvproxy's); else borrowed */
+		char *tap;	  /* TAP: the interface */
+		char *local_path; /* DGRAM to gvproxy: our end's path, unlinked by ec1_net_reset */
 		bool mac_set;
 		uint8_t mac[6];
 		bool restricted; /* the NAT's */
 		struct ec1_port ports[EC1_MAX_LIST];
 		size_t nr_ports;
+		char *cidr, *gateway, *dns; /* the guest's static IPv4 set-up; NULL cidr: DHCP */
 	} net;
 };
+
+/* Releases what the network holds (owned socket, gvproxy path, passt) and turns it off. */
+void ec1_net_reset(struct ec1_ctx *ctx);
+/* Our end of a gvproxy vfkit listener at path: bound, connected, greeted ("VFKT"). */
+int ec1_gvproxy_connect(struct ec1_ctx *ctx, const char *path, int *fd, char **local_path);
 
 /* Sets ctx->message (printf-style) and returns code. */
 int ec1_fail(struct ec1_ctx *ctx, int code, const char *fmt, ...)

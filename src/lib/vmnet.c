@@ -328,37 +328,9 @@ int ec1_vmnet_parse(const char *line, struct ec1_vmnet_info *info, char *err, si
 	return 0;
 }
 
-static long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000;
-}
-
-/* Waits up to ms for pid to exit; true once reaped. */
-static bool reap_within(pid_t pid, long ms, int *status)
-{
-	long deadline = now_ms() + ms;
-	for (;;) {
-		pid_t r = waitpid(pid, status, WNOHANG);
-		if (r == pid || (r < 0 && errno == ECHILD))
-			return true;
-		if (now_ms() >= deadline)
-			return false;
-		nanosleep(&(struct timespec){.tv_nsec = 2 * 1000 * 1000}, NULL);
-	}
-}
-
 void ec1_vmnet_stop(struct ec1_vmnet *v)
 {
-	if (v->pid > 0) {
-		int status;
-		kill(v->pid, SIGTERM);
-		if (!reap_within(v->pid, STOP_GRACE_MS, &status)) {
-			kill(v->pid, SIGKILL);
-			reap_within(v->pid, 60 * 1000, &status);
-		}
-	}
+	ec1_child_stop(v->pid, STOP_GRACE_MS);
 	if (v->fd >= 0)
 		close(v->fd);
 	if (v->out_fd >= 0)
@@ -367,24 +339,14 @@ void ec1_vmnet_stop(struct ec1_vmnet *v)
 	v->fd = v->out_fd = -1;
 }
 
-/* An fd numbered 3 or above, so the child's dup2 calls onto 0, 1 and 3 never clobber it. */
-static int high_fd(int fd)
-{
-	if (fd < 0 || fd > 3)
-		return fd;
-	int h = fcntl(fd, F_DUPFD_CLOEXEC, 4);
-	close(fd);
-	return h;
-}
-
 /* Reads the helper's first line, waiting at most timeout_ms. */
 static int read_line(struct ec1_ctx *ctx, struct ec1_vmnet *v, const char *helper, char *line,
 		     long timeout_ms)
 {
 	size_t n = 0;
-	long deadline = now_ms() + timeout_ms;
+	long deadline = ec1_now_ms() + timeout_ms;
 	for (;;) {
-		long left = deadline - now_ms();
+		long left = deadline - ec1_now_ms();
 		struct pollfd pfd = {.fd = v->out_fd, .events = POLLIN};
 		int r = left > 0 ? poll(&pfd, 1, (int)left) : 0;
 		if (r < 0 && errno == EINTR)
@@ -398,7 +360,7 @@ static int read_line(struct ec1_ctx *ctx, struct ec1_vmnet *v, const char *helpe
 			continue;
 		if (got <= 0) {
 			int status = 0;
-			bool reaped = reap_within(v->pid, 1000, &status);
+			bool reaped = ec1_reap_within(v->pid, 1000, &status);
 			if (reaped)
 				v->pid = 0;
 			if (reaped && WIFEXITED(status))
@@ -441,9 +403,9 @@ int ec1_vmnet_start(struct ec1_ctx *ctx, const struct ec1_vmnet_config *config, 
 		close(sv[1]);
 		return ec1_fail(ctx, EC1_EVMNET, "vmnet: pipe: %s", strerror(errno));
 	}
-	int null_fd = high_fd(open("/dev/null", O_RDONLY | O_CLOEXEC));
-	int helper_fd = high_fd(sv[1]), out_w = high_fd(out[1]);
-	v->fd = high_fd(sv[0]);
+	int null_fd = ec1_high_fd(open("/dev/null", O_RDONLY | O_CLOEXEC));
+	int helper_fd = ec1_high_fd(sv[1]), out_w = ec1_high_fd(out[1]);
+	v->fd = ec1_high_fd(sv[0]);
 	v->out_fd = out[0];
 	if (null_fd < 0 || helper_fd < 0 || out_w < 0 || v->fd < 0) {
 		int e = errno;
@@ -456,11 +418,7 @@ int ec1_vmnet_start(struct ec1_ctx *ctx, const struct ec1_vmnet_config *config, 
 	pid_t pid = fork();
 	if (pid == 0) {
 		/* Only async-signal-safe calls from here to exec. */
-		sigset_t none;
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		signal(SIGPIPE, SIG_DFL);
-		setpgid(0, 0); /* the terminal's ^C is ours to handle; ec1 stops the helper */
+		ec1_child_reset();
 		if (dup2(null_fd, 0) < 0 || dup2(out_w, 1) < 0 || dup2(helper_fd, 3) < 0)
 			_exit(127);
 		execv(helper, (char *const *)argv);

@@ -45,25 +45,29 @@ struct vm_disk {
 };
 
 /*
- * The guest's network interface (virtio-net): frames go to a host TAP interface, or to a
- * connected stream socket in stream framing (passt's --fd, QEMU's -netdev stream); the guest is
- * configured statically by init.
+ * The guest's network interface (virtio-net): frames go to the user-mode NAT, a host TAP
+ * interface, a connected stream socket in stream framing (passt's --fd, QEMU's -netdev stream)
+ * or a connected datagram socket (vmnet-helper, gvproxy); init configures the guest statically
+ * or by DHCP (guest_cidr "dhcp").
  */
 enum vm_net_kind {
 	VM_NET_NAT,    /* user-mode NAT (libslirp) */
 	VM_NET_STREAM, /* a connected stream socket in passt's framing */
 	VM_NET_TAP,    /* a host TAP interface */
+	VM_NET_DGRAM,  /* a connected datagram socket, a frame per datagram */
 };
 
 struct vm_net {
 	enum vm_net_kind kind;
 	const char *tap; /* VM_NET_TAP: the interface's name */
-	int fd;		 /* VM_NET_STREAM: the socket (borrowed: the device takes a duplicate) */
-	bool restricted; /* VM_NET_NAT: published ports only */
+	int fd; /* VM_NET_STREAM, VM_NET_DGRAM: the socket (borrowed: the device takes a duplicate)
+		 */
+	bool restricted;	      /* VM_NET_NAT: published ports only */
 	const struct net_port *ports; /* VM_NET_NAT: published ports (net/backend.h) */
 	unsigned int nr_ports;
-	uint8_t mac[6];				/* the guest's address */
-	const char *guest_cidr, *gateway, *dns; /* for init: "10.0.2.15/24", "10.0.2.2", ... */
+	uint8_t mac[6]; /* the guest's address */
+	/* for init: "10.0.2.15/24", "10.0.2.2", "10.0.2.3"; or "dhcp", "", "" */
+	const char *guest_cidr, *gateway, *dns;
 };
 
 /* Everything the engine needs to run one VM; strings and arrays are borrowed for the call. */

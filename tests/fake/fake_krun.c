@@ -157,8 +157,9 @@ int32_t krun_get_shutdown_eventfd(uint32_t id)
 	return eventfd(0, EFD_CLOEXEC);
 }
 /*
- * Records the call, then checks that fd is a datagram socket whose peer echoes a frame (the fake
- * vmnet-helper does). libkrun owns the fd it is given: closed here.
+ * Records the call, then checks that fd is a datagram socket whose peer is a network: an ARP
+ * request for the gateway (192.168.105.1, vmnet's shared range start) gets a reply (the fake
+ * vmnet-helper answers as vmnet does). libkrun owns the fd it is given: closed here.
  */
 int32_t krun_add_net_unixgram(uint32_t id, const char *path, int fd, uint8_t *m, uint32_t features,
 			      uint32_t flags)
@@ -166,14 +167,17 @@ int32_t krun_add_net_unixgram(uint32_t id, const char *path, int fd, uint8_t *m,
 	int type = 0;
 	socklen_t len = sizeof(type);
 	getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len);
-	const char frame[] = "\x0a\xbb\xcc\xdd\xee\x0f fake ethernet frame";
-	char back[64] = {0};
+	uint8_t arp[42] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0a, 0xbb, 0xcc, 0xdd, 0xee,
+			   0x0f, 0x08, 0x06, 0,	   1,	 0x08, 0,    6,	   4,	 0,    1,
+			   0x0a, 0xbb, 0xcc, 0xdd, 0xee, 0x0f, 192,  168,  105,	 2,    0,
+			   0,	 0,    0,    0,	   0,	 192,  168,  105,  1};
+	uint8_t back[64] = {0};
 	struct timeval tv = {.tv_sec = 5};
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	bool echo = send(fd, frame, sizeof(frame), 0) == (ssize_t)sizeof(frame) &&
-		    recv(fd, back, sizeof(back), 0) == (ssize_t)sizeof(frame) &&
-		    memcmp(back, frame, sizeof(frame)) == 0;
-	rec("krun_add_net_unixgram %u %s %s %02x:%02x:%02x:%02x:%02x:%02x %u %u echo=%s", id,
+	bool echo = send(fd, arp, sizeof(arp), 0) == (ssize_t)sizeof(arp) &&
+		    recv(fd, back, sizeof(back), 0) == (ssize_t)sizeof(arp) && back[21] == 2 &&
+		    memcmp(back + 28, arp + 38, 4) == 0;
+	rec("krun_add_net_unixgram %u %s %s %02x:%02x:%02x:%02x:%02x:%02x %u %u arp=%s", id,
 	    str(path), type == SOCK_DGRAM ? "dgram" : "not-dgram", m[0], m[1], m[2], m[3], m[4],
 	    m[5], features, flags, echo ? "ok" : "no");
 	close(fd);

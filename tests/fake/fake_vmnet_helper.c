@@ -1,8 +1,11 @@
 /*
  * A fake vmnet-helper for tests on Linux, where the real one (macOS) does not exist. Like the
  * real one it takes `--fd 3` and its options, prints one JSON line with the interface's
- * parameters, then exchanges Ethernet frames on fd 3 (here: echoes each datagram) until SIGTERM.
- * It appends its command line to $FAKE_VMNET_LOG, and "stopped" when it ends on SIGTERM.
+ * parameters, then exchanges Ethernet frames on fd 3 until SIGTERM: like vmnet's shared mode it
+ * is a network with a DHCP server (tinynet.c: the guest 192.168.105.2/24, the gateway, server
+ * and DNS 192.168.105.1, the range start it announces), answering ARP and ICMP echo.
+ * It appends its command line to $FAKE_VMNET_LOG, "stopped" when it ends on SIGTERM, and then,
+ * when frames came, a line of counts.
  * FAKE_VMNET_MODE: "exit" (fail without a line), "garbage" (a line that is not JSON), "hang"
  * (never print), "stubborn" (ignore SIGTERM).
  */
@@ -13,6 +16,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include "tinynet.h"
 
 static void log_line(const char *text)
 {
@@ -25,6 +30,19 @@ static void log_line(const char *text)
 }
 
 static volatile sig_atomic_t stop;
+
+static void send_frame(const uint8_t *f, size_t len)
+{
+	send(3, f, len, 0);
+}
+
+static struct tinynet net = {
+	.mac = {0x02, 0x00, 0x00, 0x00, 0x01, 0x05},
+	.gateway = {192, 168, 105, 1},
+	.guest = {192, 168, 105, 2},
+	.prefix = 24,
+	.send = send_frame,
+};
 
 static void on_term(int sig)
 {
@@ -72,15 +90,21 @@ int main(int argc, char **argv)
 		       "\"vmnet_mac_address\":\"a:bb:cc:dd:ee:f\"}\n",
 		       id);
 	fflush(stdout);
-	char frame[65536];
+	static uint8_t frame[65536];
 	while (!stop) {
 		ssize_t n = recv(3, frame, sizeof(frame), 0);
 		if (n > 0)
-			send(3, frame, (size_t)n, 0);
+			tinynet_frame(&net, frame, (size_t)n);
 		else if (n == 0 || errno != EINTR)
 			break;
 	}
 	if (stop)
 		log_line("stopped");
+	if (net.frames) {
+		char line[160];
+		snprintf(line, sizeof(line), "%lu frames, %lu dhcp acks, %lu echo replies",
+			 net.frames, net.dhcp_acks, net.echoes);
+		log_line(line);
+	}
 	return 0;
 }

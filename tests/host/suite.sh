@@ -20,7 +20,7 @@ expect() {
 t_cli_help_documents_every_option() {
 	"$EC1" run --help >$T/help
 	for o in --cpus --mem --kernel --initramfs --cmdline --env --workdir --timeout --backend --timing \
-		--console --vmnet --vmnet-helper --root --volume --share --net --publish --mac; do
+		--console --vmnet --vmnet-helper --root --volume --share --net --publish --mac --ip; do
 		grep -q -- "$o" $T/help || { fail "help lacks $o"; return; }
 	done
 	pass
@@ -32,7 +32,46 @@ t_cli_rejects_publish_twice() {
 	expect 125 'publish\[1\].*8080/tcp published twice' "$EC1" run -p 8080:80 -p 8080:81 -- /bin/true
 }
 t_cli_rejects_publish_without_nat() {
-	expect 125 '--publish: only with the NAT' "$EC1" run --net none -p 8080:80 -- /bin/true
+	expect 125 '--publish: only with the NAT or passt' "$EC1" run --net none -p 8080:80 -- /bin/true
+}
+# passt is started when the network is set, before any VM: its failures come back named.
+t_cli_passt_port_taken_named() {
+	command -v passt >/dev/null || { skip "no passt (apt-get install passt)"; return; }
+	python3 -c 'import socket,time; s=socket.socket(); s.bind(("127.0.0.1",18931)); s.listen(); time.sleep(30)' & hold=$!
+	sleep 0.5
+	expect 125 'network.passt: passt exited (status 1): Failed to bind any port for .*18931' \
+		"$EC1" run --net passt -p 18931:80 -- /bin/true
+	kill $hold 2>/dev/null; wait $hold 2>/dev/null
+}
+t_cli_passt_missing_named() {
+	expect 125 'network.passt: passt: not found (Debian: apt-get install passt)' \
+		env PATH=/nonexistent "$EC1" run --net passt -- /bin/true
+}
+t_cli_passt_stops_with_the_run() {
+	# A run that fails after the network is set (no such kernel) leaves no passt behind.
+	command -v passt >/dev/null || { skip "no passt (apt-get install passt)"; return; }
+	before=$(pgrep -c '^passt')
+	"$EC1" run --net passt --kernel /no/such -- /bin/true >/dev/null 2>&1
+	sleep 0.3
+	after=$(pgrep -c '^passt')
+	[ "$after" = "$before" ] && [ -z "$(ls -d ${TMPDIR:-/tmp}/ec1-passt-* 2>/dev/null)" ] && pass ||
+		fail "passt processes $before -> $after; dirs: $(ls -d ${TMPDIR:-/tmp}/ec1-passt-* 2>/dev/null)"
+}
+t_cli_gvproxy_unreachable_named() {
+	expect 125 'network.gvproxy_path: /no/such.sock: No such file' "$EC1" run --net gvproxy:/no/such.sock -- /bin/true
+	: >$T/not-a-socket
+	expect 125 "network.gvproxy_path: $T/not-a-socket: connect: Connection refused" \
+		"$EC1" run --net gvproxy:$T/not-a-socket -- /bin/true
+}
+t_cli_ip_checked_and_not_for_the_nat() {
+	expect 125 'network.address: "10.0.2.300/24": expected ADDR/PREFIX' \
+		"$EC1" run --net tap:ec1x --ip 10.0.2.300/24 -- /bin/true
+	expect 125 'network.gateway: "nope"' "$EC1" run --net tap:ec1x --ip 10.0.2.9/24,gw=nope -- /bin/true
+	expect 125 '--ip: "mtu=9000": unknown option' "$EC1" run --net tap:ec1x --ip 10.0.2.9/24,mtu=9000 -- /bin/true
+	expect 125 "--ip: for --net passt, fd:, gvproxy:, tap: or --vmnet" "$EC1" run --ip 10.0.2.9/24 -- /bin/true
+}
+t_cli_vmnet_and_net_exclusive() {
+	expect 125 '--vmnet and --net: one network at a time' "$EC1" run --vmnet shared --net none -- /bin/true
 }
 t_cli_variants_show_network_for_builtin() {
 	"$EC1" variants >$T/v
@@ -112,12 +151,13 @@ t_cli_vmnet_on_libkrun_with_helper() {
 		"$EC1" run -v --backend libkrun --vmnet host-isolated --vmnet-helper "$build/tests/fake/fake-vmnet-helper" \
 		-- /bin/true >$T/out 2>$T/err; rc=$?
 	[ $rc = 4 ] || { fail "exit $rc: $(cat $T/err)"; return; }
-	grep -q '^krun_add_net_unixgram 7 NULL dgram 0a:bb:cc:dd:ee:0f 0 0 echo=ok$' $T/calls ||
+	grep -q '^krun_add_net_unixgram 7 NULL dgram 0a:bb:cc:dd:ee:0f 0 0 arp=ok$' $T/calls ||
 		{ fail "calls: $(cat $T/calls)"; return; }
 	grep -q 'ec1: vmnet: mac 0a:bb:cc:dd:ee:0f mtu 1500 range 192.168.105.1-192.168.105.254' $T/err ||
 		{ fail "no vmnet line: $(cat $T/err)"; return; }
 	[ "$(cat $T/helper)" = "--fd 3 --operation-mode host --enable-isolation
-stopped" ] || { fail "helper: $(cat $T/helper)"; return; }
+stopped
+1 frames, 0 dhcp acks, 0 echo replies" ] || { fail "helper: $(cat $T/helper)"; return; }
 	pass
 }
 t_cli_vmnet_bad_mode_named() { expect 125 '--vmnet: "nat": expected shared' "$EC1" run --vmnet nat -- /bin/true; }

@@ -238,7 +238,7 @@ static void vmnet_helper_started_with_every_option(void)
 		     "--end-address 192.168.50.99 --subnet-mask 255.255.255.0 "
 		     "--enable-isolation --verbose\n") == 0);
 	/* libkrun gets a datagram socket whose far end is the helper, and vmnet's MAC. */
-	CHECK_LOG("krun_add_net_unixgram 7 NULL dgram 0a:bb:cc:dd:ee:0f 0 0 echo=ok\n");
+	CHECK_LOG("krun_add_net_unixgram 7 NULL dgram 0a:bb:cc:dd:ee:0f 0 0 arp=ok\n");
 	struct ec1_vmnet_info info;
 	CHECK(ec1_ctx_get_vmnet_info(ctx, &info) == EC1_OK);
 	CHECK(strcmp(info.mac_address, "0a:bb:cc:dd:ee:0f") == 0);
@@ -249,17 +249,22 @@ static void vmnet_helper_started_with_every_option(void)
 	CHECK(strcmp(info.interface_id, c.interface_id) == 0);
 	CHECK(strcmp(info.nat66_prefix, "fd9b:5a14:ba57:e3d3::") == 0);
 	CHECK(info.helper_pid > 0 && info.fd >= 3);
-	/* Our end stays open and usable: a frame goes to the helper and comes back. */
+	/* Our end stays open and usable: an ARP request for the gateway gets its answer. */
 	struct timeval tv = {.tv_sec = 5};
 	setsockopt(info.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	char back[16] = {0};
-	CHECK(send(info.fd, "frame", 5, 0) == 5);
-	CHECK(recv(info.fd, back, sizeof(back), 0) == 5 && memcmp(back, "frame", 5) == 0);
+	uint8_t arp[42] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x0a, 0xbb, 0xcc, 0xdd, 0xee,
+			   0x0f, 0x08, 0x06, 0,	   1,	 0x08, 0,    6,	   4,	 0,    1,
+			   0x0a, 0xbb, 0xcc, 0xdd, 0xee, 0x0f, 192,  168,  105,	 2,    0,
+			   0,	 0,    0,    0,	   0,	 192,  168,  105,  1};
+	uint8_t back[64] = {0};
+	CHECK(send(info.fd, arp, sizeof(arp), 0) == sizeof(arp));
+	CHECK(recv(info.fd, back, sizeof(back), 0) == sizeof(arp) && back[21] == 2 &&
+	      memcmp(back, arp + 6, 6) == 0);
 	/* One network per context. */
 	CHECK(ec1_ctx_set_vmnet(ctx, &c) == EC1_ESTATE);
 	ec1_ctx_free(ctx);
-	/* Freeing the context stops the helper. */
-	CHECK(strcmp(take_helper_log(), "stopped\n") == 0);
+	/* Freeing the context stops the helper (which counted the frames it answered). */
+	CHECK(strncmp(take_helper_log(), "stopped\n2 frames", 16) == 0);
 	CHECK(process_gone(info.helper_pid));
 }
 
@@ -347,16 +352,19 @@ static void vmnet_bad_configurations(void)
 	CHECK(strcmp(take_helper_log(), "") == 0);
 	ec1_ctx_free(ctx);
 
-	/* Variants without vmnet, and ec1's own engine (no network device yet). */
+	/* Variants without vmnet. */
 	use_lib("libkrun-sev.so.1");
 	CHECK(ec1_ctx_new_backend(EC1_BACKEND_LIBKRUN_SEV, &ctx) == EC1_OK);
 	struct ec1_vmnet_config ok = {.helper_path = helper_path};
 	CHECK(ec1_ctx_set_vmnet(ctx, &ok) == EC1_EVMNET);
 	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "not available with the libkrun-sev backend");
 	ec1_ctx_free(ctx);
+	CHECK(strcmp(take_helper_log(), "") == 0);
+	/* ec1's own engine takes vmnet too: the helper started, stopped with the context. */
 	CHECK(ec1_ctx_new_backend(EC1_BACKEND_BUILTIN, &ctx) == EC1_OK);
-	CHECK(ec1_ctx_set_vmnet(ctx, &ok) == EC1_EVMNET);
+	CHECK(ec1_ctx_set_vmnet(ctx, &ok) == EC1_OK);
 	ec1_ctx_free(ctx);
+	CHECK_STR_CONTAINS(take_helper_log(), "--fd 3 --operation-mode shared");
 	CHECK(strcmp(take_helper_log(), "") == 0);
 }
 
@@ -391,7 +399,7 @@ static void vmnet_misbehaving_helpers(void)
 	unsetenv("FAKE_VMNET_MODE");
 	take_log();
 	CHECK(ec1_ctx_set_vmnet(ctx, &c) == EC1_OK);
-	CHECK_STR_CONTAINS(take_log(), "echo=ok");
+	CHECK_STR_CONTAINS(take_log(), "arp=ok");
 	ec1_ctx_free(ctx);
 
 	setenv("FAKE_VMNET_MODE", "stubborn", 1);

@@ -1,13 +1,18 @@
 /*
- * netpeer: the far end of `ec1 run --net fd:3` for the VM suite, a tiny network of one host. It
- * makes a stream socket pair, runs CMD with one end as descriptor 3, and on the other speaks
- * stream framing (4-byte big-endian lengths, as passt does): it answers ARP requests for every
- * address but the asker's own with its MAC, and ICMP echo requests with echo replies.
+ * netpeer: the far end of `ec1 run --net fd:3` or `--net gvproxy:PATH` for the VM suite, a tiny
+ * network of one host (tests/fake/tinynet.c: ARP, ICMP echo, DHCP as passt and gvproxy give it).
+ * By default it makes a stream socket pair, runs CMD with one end as descriptor 3, and speaks
+ * stream framing (4-byte big-endian lengths, as passt does) on the other: the guest is offered
+ * 10.0.2.15/24, gateway and DNS 10.0.2.2. With --vfkit PATH it is gvproxy's vfkit listener
+ * instead: a unix datagram socket bound at PATH, a frame per datagram once the peer has said
+ * "VFKT" (what came before is counted and dropped); the guest is offered 192.168.127.2/24,
+ * gateway 192.168.127.1, as gvproxy's defaults.
  *
- * usage: netpeer [--deaf] CMD [ARGS...]
+ * usage: netpeer [--deaf] [--vfkit PATH] CMD [ARGS...]
  *   --deaf: never read the socket (a peer that takes nothing: the VMM must queue a bounded
  *   amount and drop the rest)
- * prints on stderr, at the end: "netpeer: F frames, A arp replies, E echo replies, B bad"
+ * prints on stderr, at the end: "netpeer: F frames, A arp replies, E echo replies, O dhcp
+ * offers, K dhcp acks, B bad" (and with --vfkit "netpeer: G greetings, D datagrams before one")
  * exit: CMD's status (128 + signal when it was killed), 2 on a set-up error.
  *
  * netpeer --flood IFACE N (in the guest, as root): sends N UDP datagrams to 10.0.2.2 (1,514-byte
@@ -24,11 +29,14 @@
 #include <net/if_arp.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../fake/tinynet.h"
+
 static const uint8_t peer_mac[6] = {0x02, 0x00, 0x00, 0x00, 0x00, 0x01};
-static unsigned long frames, arps, echoes, bad;
+static unsigned long frames, bad;
 static int fd;
 
 static void send_frame(const uint8_t *f, size_t len)
@@ -50,70 +58,35 @@ static void send_frame(const uint8_t *f, size_t len)
 	}
 }
 
-static uint16_t csum(const uint8_t *p, size_t n)
+/* datagram mode: the peer's (gvproxy's) socket is connected to ec1's end once greeted. */
+static bool dgram;
+
+static void send_any(const uint8_t *f, size_t len)
 {
-	uint32_t s = 0;
-	for (size_t i = 0; i + 1 < n; i += 2)
-		s += (uint32_t)p[i] << 8 | p[i + 1];
-	if (n & 1)
-		s += (uint32_t)p[n - 1] << 8;
-	while (s >> 16)
-		s = (s & 0xffff) + (s >> 16);
-	return (uint16_t)~s;
+	if (dgram) {
+		if (send(fd, f, len, 0) < 0)
+			bad++;
+		return;
+	}
+	send_frame(f, len);
 }
+
+static struct tinynet net = {
+	.mac = {0x02, 0x00, 0x00, 0x00, 0x00, 0x01},
+	.gateway = {10, 0, 2, 2},
+	.guest = {10, 0, 2, 15},
+	.prefix = 24,
+	.send = send_any,
+};
 
 static void frame_in(uint8_t *f, size_t len)
 {
 	frames++;
-	if (len < 14 || len > 2048) {
+	if (len > 2048) {
 		bad++;
 		return;
 	}
-	uint16_t type = (uint16_t)(f[12] << 8 | f[13]);
-	uint8_t r[2048];
-	if (type == 0x0806 && len >= 42 && f[20] == 0 && f[21] == 1) {
-		/* ARP request: who has f[38..42]? Everyone but the asker is us. */
-		if (memcmp(f + 28, f + 38, 4) == 0)
-			return;
-		memcpy(r, f + 6, 6);
-		memcpy(r + 6, peer_mac, 6);
-		memcpy(r + 12, f + 12, 8); /* ethertype, htype, ptype, hlen, plen */
-		r[20] = 0;
-		r[21] = 2;
-		memcpy(r + 22, peer_mac, 6);
-		memcpy(r + 28, f + 38, 4);
-		memcpy(r + 32, f + 22, 10); /* the asker's MAC and address */
-		send_frame(r, 42);
-		arps++;
-		return;
-	}
-	if (type == 0x0800 && len >= 34) {
-		size_t ihl = (size_t)(f[14] & 15) * 4;
-		if (ihl < 20 || 14 + ihl + 8 > len || f[23] != 1 || f[14 + ihl] != 8)
-			return;
-		size_t tot = (size_t)(f[16] << 8 | f[17]);
-		if (tot < ihl + 8 || 14 + tot > len) {
-			bad++;
-			return;
-		}
-		memcpy(r, f, 14 + tot);
-		memcpy(r, f + 6, 6);
-		memcpy(r + 6, peer_mac, 6);
-		memcpy(r + 26, f + 30, 4); /* addresses swapped */
-		memcpy(r + 30, f + 26, 4);
-		r[24] = r[25] = 0;
-		uint16_t c = csum(r + 14, ihl);
-		r[24] = (uint8_t)(c >> 8);
-		r[25] = (uint8_t)c;
-		uint8_t *icmp = r + 14 + ihl;
-		icmp[0] = 0; /* echo reply */
-		icmp[2] = icmp[3] = 0;
-		c = csum(icmp, tot - ihl);
-		icmp[2] = (uint8_t)(c >> 8);
-		icmp[3] = (uint8_t)c;
-		send_frame(r, 14 + tot);
-		echoes++;
-	}
+	tinynet_frame(&net, f, len);
 }
 
 static int flood(const char *iface, long n)
@@ -142,6 +115,81 @@ static int flood(const char *iface, long n)
 	return 0;
 }
 
+/* Runs CMD with descriptor 3 (-1: none) and its standard ones; returns its pid. */
+static pid_t spawn(char **cmd, int child_fd, int other)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (other >= 0)
+			close(other); /* first: it may be descriptor 3 */
+		if (child_fd >= 0 && child_fd != 3) {
+			if (dup2(child_fd, 3) < 0)
+				_exit(2);
+			close(child_fd);
+		}
+		execvp(cmd[0], cmd);
+		perror(cmd[0]);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* Stream framing in buf: whole frames handled, the rest kept. */
+static void stream_in(uint8_t *buf, size_t *have)
+{
+	size_t pos = 0;
+	while (*have - pos >= 4) {
+		size_t len = (size_t)buf[pos] << 24 | (size_t)buf[pos + 1] << 16 |
+			     (size_t)buf[pos + 2] << 8 | buf[pos + 3];
+		if (len > 65535) {
+			bad++;
+			*have = pos = 0;
+			break;
+		}
+		if (*have - pos < 4 + len)
+			break;
+		frame_in(buf + pos + 4, len);
+		pos += 4 + len;
+	}
+	memmove(buf, buf + pos, *have - pos);
+	*have -= pos;
+}
+
+/* --vfkit PATH: gvproxy's listener at PATH; the first "VFKT" names the peer to answer. */
+static int vfkit_listen(const char *path)
+{
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path);
+	unlink(path);
+	int s = socket(AF_UNIX, SOCK_DGRAM, 0);
+	if (s < 0 || bind(s, (struct sockaddr *)&a, sizeof(a)) < 0) {
+		perror("netpeer: --vfkit");
+		return -1;
+	}
+	return s;
+}
+
+static unsigned long greetings, before_greeting;
+
+static void vfkit_in(uint8_t *buf, size_t size)
+{
+	struct sockaddr_un from;
+	socklen_t fl = sizeof(from);
+	ssize_t r = recvfrom(fd, buf, size, 0, (struct sockaddr *)&from, &fl);
+	if (r < 0)
+		return;
+	if (r == 4 && memcmp(buf, "VFKT", 4) == 0) {
+		if (connect(fd, (struct sockaddr *)&from, fl) == 0)
+			greetings++;
+		return;
+	}
+	if (!greetings) {
+		before_greeting++;
+		return;
+	}
+	frame_in(buf, (size_t)r);
+}
+
 int main(int argc, char **argv)
 {
 	if (argc == 4 && strcmp(argv[1], "--flood") == 0)
@@ -151,29 +199,36 @@ int main(int argc, char **argv)
 		argv++;
 		argc--;
 	}
+	const char *vfkit = NULL;
+	if (argc > 2 && strcmp(argv[1], "--vfkit") == 0) {
+		vfkit = argv[2];
+		argv += 2;
+		argc -= 2;
+	}
 	if (argc < 2) {
-		fprintf(stderr,
-			"usage: netpeer [--deaf] CMD [ARGS...] | netpeer --flood IFACE N\n");
+		fprintf(stderr, "usage: netpeer [--deaf] [--vfkit PATH] CMD [ARGS...] | netpeer "
+				"--flood IFACE N\n");
 		return 2;
 	}
-	int sv[2];
-	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0) {
-		perror("netpeer: socketpair");
-		return 2;
+	pid_t pid;
+	if (vfkit) {
+		/* gvproxy's defaults: the guest 192.168.127.2/24, the gateway .1. */
+		memcpy(net.gateway, (uint8_t[]){192, 168, 127, 1}, 4);
+		memcpy(net.guest, (uint8_t[]){192, 168, 127, 2}, 4);
+		dgram = true;
+		if ((fd = vfkit_listen(vfkit)) < 0)
+			return 2;
+		pid = spawn(argv + 1, -1, fd);
+	} else {
+		int sv[2];
+		if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0) {
+			perror("netpeer: socketpair");
+			return 2;
+		}
+		pid = spawn(argv + 1, sv[1], sv[0]);
+		close(sv[1]);
+		fd = sv[0];
 	}
-	pid_t pid = fork();
-	if (pid == 0) {
-		close(sv[0]); /* first: it may be descriptor 3 */
-		if (dup2(sv[1], 3) < 0)
-			_exit(2);
-		if (sv[1] != 3)
-			close(sv[1]);
-		execvp(argv[1], argv + 1);
-		perror(argv[1]);
-		_exit(127);
-	}
-	close(sv[1]);
-	fd = sv[0];
 	static uint8_t buf[1 << 17];
 	size_t have = 0;
 	int status = 0;
@@ -181,32 +236,27 @@ int main(int argc, char **argv)
 		struct pollfd p = {fd, deaf ? 0 : POLLIN, 0};
 		int n = poll(&p, 1, 100);
 		if (n > 0 && (p.revents & POLLIN)) {
-			ssize_t r = read(fd, buf + have, sizeof(buf) - have);
-			if (r > 0) {
-				have += (size_t)r;
-				size_t pos = 0;
-				while (have - pos >= 4) {
-					size_t len = (size_t)buf[pos] << 24 |
-						     (size_t)buf[pos + 1] << 16 |
-						     (size_t)buf[pos + 2] << 8 | buf[pos + 3];
-					if (len > 65535) {
-						bad++;
-						have = pos = 0;
-						break;
-					}
-					if (have - pos < 4 + len)
-						break;
-					frame_in(buf + pos + 4, len);
-					pos += 4 + len;
+			if (dgram) {
+				vfkit_in(buf, sizeof(buf));
+			} else {
+				ssize_t r = read(fd, buf + have, sizeof(buf) - have);
+				if (r > 0) {
+					have += (size_t)r;
+					stream_in(buf, &have);
 				}
-				memmove(buf, buf + pos, have - pos);
-				have -= pos;
 			}
 		}
 		if (waitpid(pid, &status, WNOHANG) == pid)
 			break;
 	}
-	fprintf(stderr, "netpeer: %lu frames, %lu arp replies, %lu echo replies, %lu bad\n", frames,
-		arps, echoes, bad);
+	if (vfkit) {
+		unlink(vfkit);
+		fprintf(stderr, "netpeer: %lu greetings, %lu datagrams before one\n", greetings,
+			before_greeting);
+	}
+	fprintf(stderr,
+		"netpeer: %lu frames, %lu arp replies, %lu echo replies, %lu dhcp offers, %lu dhcp "
+		"acks, %lu bad\n",
+		frames, net.arps, net.echoes, net.dhcp_offers, net.dhcp_acks, bad + net.bad);
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }

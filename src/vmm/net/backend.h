@@ -64,6 +64,13 @@ struct net_backend *net_stream_backend(int fd);
  */
 struct net_backend *net_tap_backend(const char *iface, char *msg, size_t msg_size);
 
+/*
+ * A connected unix datagram socket carrying one frame per datagram (vmnet-helper's socket pair,
+ * gvproxy's vfkit listener). Takes the descriptor (closed by close()). NULL with msg set when it
+ * is no datagram socket.
+ */
+struct net_backend *net_dgram_backend(int fd, char *msg, size_t msg_size);
+
 /* A published port: the host's address (network order) and port, to the guest's port. */
 struct net_port {
 	uint32_t host_addr;

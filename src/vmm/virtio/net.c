@@ -315,18 +315,22 @@ int virtio_net_add(struct vm *vm, char *msg, size_t msg_size)
 		break;
 	}
 	case VM_NET_STREAM:
+	case VM_NET_DGRAM:
 		if (cfg->fd < 0 || (fd = fcntl(cfg->fd, F_DUPFD_CLOEXEC, 3)) < 0) {
 			free(n);
-			VM_FAIL(EC1_EINVAL, "network: passt_fd %d: %s", cfg->fd,
+			VM_FAIL(EC1_EINVAL, "network: %s %d: %s",
+				cfg->kind == VM_NET_STREAM ? "passt_fd" : "socket", cfg->fd,
 				strerror(errno ?: EBADF));
 		}
-		if (!(n->be = net_stream_backend(fd)))
+		n->be = cfg->kind == VM_NET_STREAM ? net_stream_backend(fd)
+						   : net_dgram_backend(fd, why, sizeof(why));
+		if (!n->be)
 			close(fd);
 		break;
 	}
 	if (!n->be) {
 		free(n);
-		static const char *const kinds[] = {"nat", "passt_fd", "tap"};
+		static const char *const kinds[] = {"nat", "passt_fd", "tap", "datagram socket"};
 		VM_FAIL(cfg->kind == VM_NET_STREAM ? EC1_ENOMEM : EC1_EINVAL, "network: %s: %s",
 			kinds[cfg->kind], why);
 	}

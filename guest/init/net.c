@@ -1,0 +1,304 @@
+/*
+ * init's network bring-up (net.h): lo; eth0 with the process description's static address (the
+ * NAT's 10.0.2.15/24) or one leased by DHCP (passt, gvproxy, TAP, vmnet: the network's own
+ * server decides); the default route; /etc/resolv.conf.
+ *
+ * DHCP runs on a packet socket: until the ACK eth0 has no address, and a server may answer to
+ * the offered address rather than to broadcast. Retransmits back off from 250 ms; after
+ * DHCP_WAIT_MS without a lease the guest goes on without an address (said on stderr), as a
+ * machine on a network without a server would. The lease is not renewed: a run lives shorter
+ * than any lease the servers here give (passt's is endless).
+ */
+#define _GNU_SOURCE
+#include "net.h"
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <net/route.h>
+#include <netinet/in.h>
+#include <netpacket/packet.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dhcp.h"
+
+#define DHCP_WAIT_MS 6000
+#define ETH_P_IPV4   0x0800
+
+static int if_up(int s, const char *name)
+{
+	struct ifreq r = {0};
+	snprintf(r.ifr_name, sizeof(r.ifr_name), "%s", name);
+	if (ioctl(s, SIOCGIFFLAGS, &r) < 0)
+		return -1;
+	r.ifr_flags |= IFF_UP | IFF_RUNNING;
+	return ioctl(s, SIOCSIFFLAGS, &r);
+}
+
+static void set_in(struct sockaddr *sa, struct in_addr a)
+{
+	struct sockaddr_in in = {.sin_family = AF_INET, .sin_addr = a};
+	memcpy(sa, &in, sizeof(in));
+}
+
+/* The first Ethernet interface the kernel has (virtio-net's eth0), into name. */
+static int first_ether(char name[IFNAMSIZ])
+{
+	DIR *d = opendir("/sys/class/net");
+	if (!d)
+		return -1;
+	struct dirent *e;
+	name[0] = 0;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.' && strcmp(e->d_name, "lo") != 0 &&
+		    strlen(e->d_name) < IFNAMSIZ && (!name[0] || strcmp(e->d_name, name) < 0))
+			memcpy(name, e->d_name, strlen(e->d_name) + 1);
+	closedir(d);
+	if (!name[0])
+		errno = ENODEV;
+	return name[0] ? 0 : -1;
+}
+
+static long now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1000 + t.tv_nsec / 1000000;
+}
+
+/*
+ * A lease for interface name (up, no address) from whatever server answers first. Returns 1
+ * with *l filled, 0 when none answered in time, -1 with errno on a local failure.
+ */
+static int dhcp_lease(int s, const char *name, struct dhcp_lease *l)
+{
+	struct ifreq r = {0};
+	snprintf(r.ifr_name, sizeof(r.ifr_name), "%s", name);
+	if (ioctl(s, SIOCGIFINDEX, &r) < 0)
+		return -1;
+	int index = r.ifr_ifindex;
+	if (ioctl(s, SIOCGIFHWADDR, &r) < 0)
+		return -1;
+	uint8_t mac[6];
+	memcpy(mac, r.ifr_hwaddr.sa_data, 6);
+	int ps = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, htons(ETH_P_IPV4));
+	if (ps < 0)
+		return -1;
+	struct sockaddr_ll at = {
+		.sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_IPV4), .sll_ifindex = index};
+	if (bind(ps, (struct sockaddr *)&at, sizeof(at)) < 0) {
+		int e = errno;
+		close(ps);
+		errno = e;
+		return -1;
+	}
+	struct sockaddr_ll to = at;
+	to.sll_halen = 6;
+	memset(to.sll_addr, 0xff, 6);
+	uint32_t xid;
+	if (getrandom(&xid, sizeof(xid), GRND_NONBLOCK) != sizeof(xid))
+		xid = (uint32_t)now_ms() ^ (uint32_t)getpid() << 16;
+	static uint8_t out[DHCP_PACKET_MAX], in[2048];
+	int want = DHCP_OFFER, got = 0;
+	long deadline = now_ms() + DHCP_WAIT_MS, wait_ms = 250;
+	struct dhcp_lease offer = {0};
+	while (!got && now_ms() < deadline) {
+		size_t n = dhcp_build(out, want == DHCP_OFFER ? DHCP_DISCOVER : DHCP_REQUEST, xid,
+				      mac, &offer);
+		if (sendto(ps, out, n, 0, (struct sockaddr *)&to, sizeof(to)) < 0 &&
+		    errno != ENOBUFS && errno != EAGAIN)
+			break;
+		long until = now_ms() + wait_ms;
+		if (until > deadline)
+			until = deadline;
+		wait_ms = wait_ms < 2000 ? wait_ms * 2 : 4000;
+		for (long left; !got && (left = until - now_ms()) > 0;) {
+			struct pollfd pfd = {ps, POLLIN, 0};
+			if (poll(&pfd, 1, (int)left) <= 0)
+				continue;
+			struct sockaddr_ll from;
+			socklen_t fl = sizeof(from);
+			ssize_t len =
+				recvfrom(ps, in, sizeof(in), 0, (struct sockaddr *)&from, &fl);
+			if (len <= 0 || from.sll_pkttype == PACKET_OUTGOING)
+				continue;
+			struct dhcp_lease cand;
+			int type = dhcp_parse(in, (size_t)len, xid, mac, &cand);
+			if (type == DHCP_OFFER && want == DHCP_OFFER) {
+				offer = cand;
+				want = DHCP_ACK;
+				wait_ms = 250;
+				until = 0; /* REQUEST at once */
+			} else if (type == DHCP_ACK && want == DHCP_ACK &&
+				   cand.addr == offer.addr) {
+				*l = cand;
+				got = 1;
+			} else if (type == DHCP_NAK && want == DHCP_ACK &&
+				   (!cand.server || cand.server == offer.server)) {
+				want = DHCP_OFFER; /* start over */
+				until = 0;
+			}
+		}
+	}
+	int e = errno;
+	close(ps);
+	errno = e;
+	return got;
+}
+
+struct net_cfg {
+	struct in_addr addr, mask, gw; /* gw 0: no default route */
+	char dns[DHCP_MAX_DNS][INET_ADDRSTRLEN];
+	unsigned int nr_dns;
+};
+
+/* The process description's "ADDR/PREFIX", gateway and DNS server. */
+static int static_cfg(const struct process *p, struct net_cfg *c)
+{
+	char addr[32];
+	unsigned int prefix = 0;
+	const char *slash = strchr(p->net_cidr, '/');
+	if (!slash || (size_t)(slash - p->net_cidr) >= sizeof(addr) ||
+	    sscanf(slash + 1, "%u", &prefix) != 1 || prefix > 32)
+		return -1;
+	memcpy(addr, p->net_cidr, (size_t)(slash - p->net_cidr));
+	addr[slash - p->net_cidr] = 0;
+	c->mask.s_addr = htonl(prefix ? ~0u << (32 - prefix) : 0);
+	if (inet_pton(AF_INET, addr, &c->addr) != 1)
+		return -1;
+	if (*p->net_gateway && inet_pton(AF_INET, p->net_gateway, &c->gw) != 1)
+		return -1;
+	if (*p->net_dns) {
+		struct in_addr d;
+		if (inet_pton(AF_INET, p->net_dns, &d) != 1)
+			return -1;
+		inet_ntop(AF_INET, &d, c->dns[0], sizeof(c->dns[0]));
+		c->nr_dns = 1;
+	}
+	return 0;
+}
+
+static int add_route(int s, char *dev, struct in_addr dst, struct in_addr mask, struct in_addr gw,
+		     short flags)
+{
+	struct rtentry rt = {0};
+	set_in(&rt.rt_dst, dst);
+	set_in(&rt.rt_genmask, mask);
+	set_in(&rt.rt_gateway, gw);
+	rt.rt_flags = (short)(RTF_UP | flags);
+	rt.rt_dev = dev;
+	return ioctl(s, SIOCADDRT, &rt);
+}
+
+/*
+ * /etc/resolv.conf. A root that is a host directory or an image is not ours to write: the file
+ * goes to /dev (the guest's own devtmpfs) and is bound over the root's resolv.conf, where it has
+ * one (a dangling symlink, as systemd-resolved's, or none: left so).
+ */
+static int write_resolv(const struct process *p, const struct net_cfg *c, const char **what)
+{
+	bool own_root = true;
+	for (long i = 0; i < p->nr_mounts; i++)
+		own_root = own_root && strcmp(p->mounts[i].path, "/") != 0;
+	const char *file = own_root ? "/etc/resolv.conf" : "/dev/.ec1-resolv.conf";
+	*what = file;
+	if (own_root)
+		mkdir("/etc", 0755);
+	int fd = open(file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -1;
+	for (unsigned int i = 0; i < c->nr_dns; i++)
+		dprintf(fd, "nameserver %s\n", c->dns[i]);
+	close(fd);
+	struct stat st;
+	*what = "binding /etc/resolv.conf";
+	if (!own_root && stat("/etc/resolv.conf", &st) == 0 && S_ISREG(st.st_mode) &&
+	    mount(file, "/etc/resolv.conf", NULL, MS_BIND, NULL) < 0)
+		return -1;
+	return 0;
+}
+
+int net_up(const struct process *p, const char **what)
+{
+	*what = "socket";
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return -1;
+	int rc = -1;
+	*what = "lo";
+	if (if_up(s, "lo") < 0)
+		goto out;
+	if (!*p->net_cidr) {
+		rc = 0;
+		goto out;
+	}
+	static char name[IFNAMSIZ];
+	*what = "finding the network interface";
+	if (first_ether(name) < 0)
+		goto out;
+	*what = name;
+	struct net_cfg c = {0};
+	if (strcmp(p->net_cidr, "dhcp") == 0) {
+		if (if_up(s, name) < 0)
+			goto out;
+		*what = "DHCP";
+		struct dhcp_lease l;
+		int got = dhcp_lease(s, name, &l);
+		if (got < 0)
+			goto out;
+		if (!got) {
+			say("ec1-init: network: %s: no DHCP server answered in %d s; %s has no "
+			    "address\n",
+			    name, DHCP_WAIT_MS / 1000, name);
+			rc = 0;
+			goto out;
+		}
+		c.addr.s_addr = l.addr;
+		c.mask.s_addr = l.mask;
+		c.gw.s_addr = l.router;
+		for (unsigned int i = 0; i < l.nr_dns; i++)
+			inet_ntop(AF_INET, &l.dns[i], c.dns[c.nr_dns++], sizeof(c.dns[0]));
+		*what = name;
+	} else if (static_cfg(p, &c) < 0) {
+		errno = EINVAL;
+		goto out;
+	}
+	struct ifreq r = {0};
+	snprintf(r.ifr_name, sizeof(r.ifr_name), "%s", name);
+	set_in(&r.ifr_addr, c.addr);
+	if (ioctl(s, SIOCSIFADDR, &r) < 0)
+		goto out;
+	set_in(&r.ifr_netmask, c.mask);
+	if (ioctl(s, SIOCSIFNETMASK, &r) < 0 || if_up(s, name) < 0)
+		goto out;
+	if (c.gw.s_addr) {
+		*what = "the default route";
+		struct in_addr any = {0}, all = {0xffffffffu};
+		/* A router outside the leased network is reached on the link first. */
+		if ((c.gw.s_addr & c.mask.s_addr) != (c.addr.s_addr & c.mask.s_addr) &&
+		    add_route(s, name, c.gw, all, any, RTF_HOST) < 0 && errno != EEXIST)
+			goto out;
+		if (add_route(s, name, any, any, c.gw, RTF_GATEWAY) < 0)
+			goto out;
+	}
+	if (c.nr_dns && write_resolv(p, &c, what) < 0)
+		goto out;
+	rc = 0;
+out:;
+	int e = errno;
+	close(s);
+	errno = e;
+	return rc;
+}

@@ -6,7 +6,8 @@
  * exits 1 naming the port when one is taken, so the call waits for the one or the other. passt
  * drops to an unprivileged user when started as root; it is told which (--runas nobody) and
  * given a directory of that user's for the pid file. Its stderr goes to a file there, read
- * back for the error message. It ends when our end closes (ec1_passt_stop also signals it).
+ * back for the error message (at start, and at stop when it ended on its own with a failure).
+ * It ends when our end closes (ec1_passt_stop also signals it).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -65,6 +66,21 @@ static void remove_dir(struct ec1_passt *p)
 
 void ec1_passt_stop(struct ec1_passt *p)
 {
+	/*
+	 * passt that ended on its own while the VM ran (its sandbox refused, say) showed the guest
+	 * only a closed link: its own words say why.
+	 */
+	int status;
+	if (p->pid > 0 && waitpid(p->pid, &status, WNOHANG) == p->pid) {
+		p->pid = 0;
+		if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+			char said[512];
+			passt_said(p->dir, said, sizeof(said));
+			fprintf(stderr, "ec1: network: passt exited (status %d)%s%s\n",
+				WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status),
+				said[0] ? ": " : "", said);
+		}
+	}
 	if (p->fd >= 0)
 		close(p->fd);
 	ec1_child_stop(p->pid, 1000);

@@ -399,32 +399,43 @@ t_blk_bad_disks_exit_125_naming_them() {
 
 # Networking through virtio-net: a stream peer (tests/vm/netpeer.c) on --net fd:3.
 t_net_stream_peer_answers_ping() {
-	# init gives eth0 10.0.2.15/24, the default route and resolv.conf; the peer answers ARP and
-	# ICMP echo: three pings go out and come back through the device and the stream backend.
+	# init asks the peer's DHCP server (tests/fake/tinynet.c) for eth0's address, the default
+	# route and DNS; the peer answers ARP and ICMP echo: three pings go out and come back
+	# through the device and the stream backend.
 	timeout -s KILL 180 "$dir/netpeer" "$EC1" run --timeout 120 --net fd:3 --mac 02:ec:01:00:00:07 \
 		-- /bin/sh -c 'ping -c 3 -W 10 10.0.2.2 | grep -o "3 packets received";
 		cat /etc/resolv.conf; cat /sys/class/net/eth0/address; ifconfig eth0 | grep -o "10.0.2.15"' \
 		>$T/out 2>$T/err
 	rc=$?
-	got="$rc|$(tr '\n' ' ' <$T/out)"
+	got="$rc|$(tr '\n' ' ' <$T/out)|$(grep -o '1 dhcp acks' $T/err)"
 	echo "      ($(grep netpeer: $T/err))"
 	[ $rc = 0 ] || head -c 2000 $T/err
-	check $name "0|3 packets received nameserver 10.0.2.3 02:ec:01:00:00:07 10.0.2.15 " "$got"
+	check $name "0|3 packets received nameserver 10.0.2.2 02:ec:01:00:00:07 10.0.2.15 |1 dhcp acks" "$got"
 }
 t_net_tap_in_own_netns_serves_http() {
-	# In a network namespace of its own: a TAP interface as 10.0.2.2/24 with busybox httpd on
-	# it; the guest fetches a page through virtio-net and the TAP, and pings the host side.
+	# In a network namespace of its own: a TAP interface as 10.0.2.2/24 with busybox httpd and
+	# udhcpd on it; the guest takes its address from udhcpd, fetches a page through virtio-net
+	# and the TAP, and pings the host side. A second run with --ip needs no DHCP server.
 	mkdir -p $T/www && echo "hello from the host" >$T/www/index.html
+	printf '%s\n' "start 10.0.2.15" "end 10.0.2.15" "interface ec1tap0" "lease_file $T/leases" \
+		"pidfile $T/udhcpd.pid" "opt subnet 255.255.255.0" "opt router 10.0.2.2" \
+		"opt dns 10.0.2.2" >$T/udhcpd.conf
+	: >$T/leases
 	unshare -n sh -c "ip link set lo up && tunctl -t ec1tap0 >/dev/null &&
 		ip addr add 10.0.2.2/24 dev ec1tap0 && ip link set ec1tap0 up &&
 		{ httpd -f -p 10.0.2.2:8080 -h $T/www & echo \$! >$T/httpd.pid; } &&
+		{ udhcpd -f $T/udhcpd.conf >$T/udhcpd.log 2>&1 & echo \$! >$T/udhcpd.pid2; } &&
 		timeout -s KILL 180 $EC1 run --timeout 120 --net tap:ec1tap0 -- /bin/sh -c \
-		'wget -q -O - http://10.0.2.2:8080/index.html; ping -c 2 -W 10 10.0.2.2 |
-		grep -o \"2 packets received\"'; rc=\$?; kill \$(cat $T/httpd.pid); exit \$rc" \
-		>$T/out 2>$T/err
+		'ifconfig eth0 | grep -o \"10.0.2.15 \"; cat /etc/resolv.conf;
+		wget -q -O - http://10.0.2.2:8080/index.html; ping -c 2 -W 10 10.0.2.2 |
+		grep -o \"2 packets received\"' && kill \$(cat $T/udhcpd.pid2) &&
+		timeout -s KILL 180 $EC1 run --timeout 120 --net tap:ec1tap0 --ip 10.0.2.16/24 -- \
+		/bin/sh -c 'wget -q -O - http://10.0.2.2:8080/index.html'; rc=\$?;
+		kill \$(cat $T/httpd.pid); exit \$rc" >$T/out 2>$T/err
 	rc=$?
-	[ $rc = 0 ] || head -c 2000 $T/err
-	check $name "0|hello from the host 2 packets received " "$rc|$(tr '\n' ' ' <$T/out)"
+	[ $rc = 0 ] || { head -c 2000 $T/err; cat $T/udhcpd.log; }
+	check $name "0|10.0.2.15  nameserver 10.0.2.2 hello from the host 2 packets received hello from the host " \
+		"$rc|$(tr '\n' ' ' <$T/out)"
 	rm -rf $T/www
 }
 t_net_flooding_guest_leaves_vmm_bounded() {
@@ -433,7 +444,7 @@ t_net_flooding_guest_leaves_vmm_bounded() {
 	# memory stays small.
 	rm -rf $T/np && mkdir -p $T/np && cp "$dir/netpeer" $T/np/
 	timeout -s KILL 300 "$dir/netpeer" --deaf "$EC1" run --timeout 240 --timing --net fd:3 \
-		-V $T/np:/mnt/np:ro -- /mnt/np/netpeer --flood eth0 50000 >$T/out 2>$T/err
+		--ip 10.0.2.15/24 -V $T/np:/mnt/np:ro -- /mnt/np/netpeer --flood eth0 50000 >$T/out 2>$T/err
 	rc=$?
 	sent=$(sed -n 's/^netpeer: sent \([0-9]*\) of.*/\1/p' $T/out)
 	own=$(sed -n 's/.*VMM own \([0-9]*\).*/\1/p' $T/err)
@@ -455,6 +466,65 @@ t_net_bad_options_exit_125_naming_them() {
 	got="$r1 $(grep -c passt_fd $T/e1) $r2 $(grep -c multicast $T/e2) $r3 $(grep -c -- --mac $T/e3)"
 	got="$got $r4 $(grep -c "not a stream socket" $T/e4) $r5 $(grep -c "network.tap" $T/e5)"
 	check $name "125 1 125 1 125 1 125 1 125 1" "$got"
+}
+
+t_net_gvproxy_vfkit_peer_answers_ping() {
+	# gvproxy's vfkit protocol (gvproxy is not in Debian): netpeer --vfkit listens on a unix
+	# datagram socket as gvproxy -listen-vfkit does, takes the VFKT greeting, then serves
+	# DHCP (192.168.127.2/24, gateway .1, gvproxy's own numbers), ARP and ICMP echo.
+	rm -f $T/gv.sock
+	timeout -s KILL 180 "$dir/netpeer" --vfkit $T/gv.sock "$EC1" run --timeout 120 \
+		--net gvproxy:$T/gv.sock -- /bin/sh -c 'ifconfig eth0 | grep -o "192.168.127.2 ";
+		ping -c 2 -W 10 192.168.127.1 | grep -o "2 packets received"' >$T/out 2>$T/err
+	rc=$?
+	echo "      ($(grep netpeer: $T/err | tr '\n' ' '))"
+	[ $rc = 0 ] || head -c 2000 $T/err
+	check $name "0|192.168.127.2  2 packets received |1 greetings, 0 datagrams before one|1 dhcp acks" \
+		"$rc|$(tr '\n' ' ' <$T/out)|$(grep -o '1 greetings, 0 datagrams before one' $T/err)|$(grep -o '1 dhcp acks' $T/err)"
+}
+t_net_vmnet_on_builtin_with_fake_helper() {
+	# --vmnet on the builtin engine: the helper's datagram socket becomes the device's backend;
+	# the fake helper (tests/fake/fake_vmnet_helper.c) is a vmnet shared network with DHCP.
+	FAKE_VMNET_LOG=$T/vmnet.log run --vmnet shared --vmnet-helper "$dir/fake-vmnet-helper" -- \
+		/bin/sh -c 'ifconfig eth0 | grep -o "192.168.105.2 "; cat /etc/resolv.conf;
+		ping -c 2 -W 10 192.168.105.1 | grep -o "2 packets received"' >$T/out 2>$T/err
+	rc=$?
+	[ $rc = 0 ] || { head -c 2000 $T/err; cat $T/vmnet.log; }
+	check $name "0|192.168.105.2  nameserver 192.168.105.1 2 packets received |stopped|1 dhcp acks" \
+		"$rc|$(tr '\n' ' ' <$T/out)|$(grep -o stopped $T/vmnet.log)|$(grep -o '1 dhcp acks' $T/vmnet.log)"
+	rm -f $T/vmnet.log
+}
+t_net_passt_in_own_netns() {
+	# --net passt in a network namespace of its own (a veth pair, 192.0.2.2/24 and a default
+	# route through 192.0.2.1): the guest has the host's address from passt's DHCP, reaches the
+	# namespace's loopback server at the gateway address, and serves a page and a UDP echo on
+	# published ports. passt comes from the staged directory.
+	nat_tools
+	mkdir -p $T/www && echo "hello from the host" >$T/www/index.html
+	cat >$T/passt.sh <<EOS
+# (busybox ip names the peer itself: veth0 in a new namespace)
+ip link set lo up && ip link add ec1v0 type veth && ip addr add 192.0.2.2/24 dev ec1v0 &&
+for i in \$(ip link | sed -n 's/^[0-9]*: \\([^:@]*\\).*/\\1/p'); do ip link set \$i up; done &&
+ip route add default via 192.0.2.1 || { ip link; exit 99; }
+httpd -f -p 127.0.0.1:18085 -h $T/www & hp=\$!
+PATH=$dir:\$PATH timeout -s KILL 180 $EC1 run --timeout 120 --net passt -p 18086:80 \\
+	-p 17779:7777/udp -V $T/nt:/mnt/nt:ro -- /bin/sh -c 'ifconfig eth0 | grep -o "192.0.2.2 ";
+	wget -q -O - http://192.0.2.1:18085/index.html; mkdir -p /tmp/w &&
+	echo "hello from the guest" >/tmp/w/index.html && httpd -p 80 -h /tmp/w &&
+	/mnt/nt/nettool --udp-echo 7777' >$T/out 2>$T/err & bg=\$!
+"$dir/nettool" --get 127.0.0.1 18086 /index.html 120 2>/dev/null >$T/page
+"$dir/nettool" --udp-ask 127.0.0.1 17779 ping >$T/echo 2>&1
+wait \$bg; rc=\$?
+kill \$hp
+exit \$rc
+EOS
+	rm -f $T/out $T/page $T/echo
+	unshare -n sh $T/passt.sh
+	rc=$?
+	[ $rc = 0 ] || head -c 2000 $T/err
+	check $name "0|192.0.2.2  hello from the host nettool: got ping |hello from the guest|echo: ping" \
+		"$rc|$(tr '\n' ' ' <$T/out)|$(cat $T/page)|$(cat $T/echo)"
+	rm -rf $T/www
 }
 
 # The user-mode NAT (libslirp), the builtin engine's default network. Host-side servers listen

@@ -207,13 +207,17 @@ int ec1_ctx_set_network_tap(struct ec1_ctx *ctx, const char *iface, const uint8_
  * 10.0.2.2 is the host's loopback, 10.0.2.3 the host's resolver. publish: "[ADDR:]HOST:GUEST
  * [/udp]" entries, the guest's port GUEST reachable at the host's ADDR (default 127.0.0.1) port
  * HOST, TCP unless /udp. restricted: the guest reaches nothing (no host, no DNS) but what is
- * published. mac: 6 bytes, or NULL to generate one.
+ * published, and the allow entries: "ADDR:PORT[/udp]", a destination as the guest sees it
+ * (10.0.2.2 is the host's loopback), TCP unless /udp; only with restricted. mac: 6 bytes, or
+ * NULL to generate one.
  */
 struct ec1_nat_config {
 	const char *const *publish;
 	size_t publish_count;
 	bool restricted;
 	const uint8_t *mac;
+	const char *const *allow;
+	size_t allow_count;
 };
 int ec1_ctx_set_network_nat(struct ec1_ctx *ctx, const struct ec1_nat_config *config);
 /* No network at all (the builtin engine's default is the NAT). */

@@ -174,6 +174,7 @@ static int builtin_open(struct ec1_ctx *ctx)
 }
 
 static int builtin_set_network_nat(struct ec1_ctx *ctx, const struct ec1_port *ports, size_t n,
+				   const struct ec1_allow *allow, size_t nr_allow,
 				   const struct ec1_nat_config *config)
 {
 	set_net(ctx, EC1_NET_NAT, NULL, -1, false, NULL, config ? config->mac : NULL);
@@ -182,6 +183,9 @@ static int builtin_set_network_nat(struct ec1_ctx *ctx, const struct ec1_port *p
 		ctx->net.restricted = config->restricted;
 		memcpy(ctx->net.ports, ports, n * sizeof(*ports));
 		ctx->net.nr_ports = n;
+		if (nr_allow)
+			memcpy(ctx->net.allow, allow, nr_allow * sizeof(*allow));
+		ctx->net.nr_allow = nr_allow;
 	}
 	return EC1_OK;
 }
@@ -215,7 +219,7 @@ static int builtin_set_network(struct ec1_ctx *ctx, const struct ec1_network_con
 				return ec1_fail(ctx, EC1_EINVAL, "network.port_map[%zu]: %s", i,
 						why); /* checked already: not reached */
 		}
-		return builtin_set_network_nat(ctx, ports, config->port_map_count, &nat);
+		return builtin_set_network_nat(ctx, ports, config->port_map_count, NULL, 0, &nat);
 	}
 	int type = 0;
 	socklen_t len = sizeof(type);
@@ -313,6 +317,11 @@ static int builtin_run(struct ec1_ctx *ctx, int *status)
 					     .host_port = ctx->net.ports[i].host_port,
 					     .guest_port = ctx->net.ports[i].guest_port,
 					     .udp = ctx->net.ports[i].udp};
+	struct net_allow allow[EC1_MAX_LIST];
+	for (size_t i = 0; i < ctx->net.nr_allow; i++)
+		allow[i] = (struct net_allow){.addr = ctx->net.allow[i].addr,
+					      .port = ctx->net.allow[i].port,
+					      .udp = ctx->net.allow[i].udp};
 	static const enum vm_net_kind kinds[] = {[EC1_NET_NAT] = VM_NET_NAT,
 						 [EC1_NET_STREAM] = VM_NET_STREAM,
 						 [EC1_NET_TAP] = VM_NET_TAP,
@@ -322,7 +331,9 @@ static int builtin_run(struct ec1_ctx *ctx, int *status)
 			     .fd = ctx->net.fd,
 			     .restricted = ctx->net.restricted,
 			     .ports = ports,
-			     .nr_ports = (unsigned int)ctx->net.nr_ports};
+			     .nr_ports = (unsigned int)ctx->net.nr_ports,
+			     .allow = allow,
+			     .nr_allow = (unsigned int)ctx->net.nr_allow};
 	if (ctx->net.kind == EC1_NET_NAT) {
 		if (ctx->net.on && ctx->net.cidr)
 			return ec1_fail(ctx, EC1_EINVAL,

@@ -59,7 +59,9 @@ static const char run_usage[] =
 	"      --net nat         the default network (builtin): user-mode NAT, the guest\n"
 	"                        10.0.2.15/24, 10.0.2.2 the host's loopback, 10.0.2.3 its DNS\n"
 	"      --net nat:restricted  the NAT, but the guest reaches nothing (no host, no DNS)\n"
-	"                        beyond its published ports\n"
+	"                        beyond its published ports and --allow\n"
+	"      --allow ADDR:PORT[/udp]  with nat:restricted, a destination the guest may\n"
+	"                        reach (as it sees it: 10.0.2.2 is the host); repeatable\n"
 	"      --net none        no network\n"
 	"      --net passt       passt (Debian's passt) started for the run: the guest has the\n"
 	"                        host's address and DNS, the host's services at the gateway\n"
@@ -314,6 +316,7 @@ static int cmd_run(int argc, char **argv)
 		{"vmnet", required_argument, NULL, 'N'},
 		{"net", required_argument, NULL, 'n'},
 		{"publish", required_argument, NULL, 'p'},
+		{"allow", required_argument, NULL, 'A'},
 		{"mac", required_argument, NULL, 'M'},
 		{"ip", required_argument, NULL, 'I'},
 		{"vmnet-helper", required_argument, NULL, 'H'},
@@ -334,8 +337,8 @@ static int cmd_run(int argc, char **argv)
 	struct ec1_network_config net = {.passt_fd = -1};
 	bool net_on = false;
 	const char *tap = NULL, *net_mode = NULL; /* "nat", "nat:restricted", "none", or NULL */
-	const char **publish = NULL;
-	size_t npublish = 0;
+	const char **publish = NULL, **allow = NULL;
+	size_t npublish = 0, nallow = 0;
 	uint8_t mac[6];
 	struct ip_arg ip = {0};
 	int verbose = 0, c;
@@ -449,6 +452,10 @@ static int cmd_run(int argc, char **argv)
 			break;
 		case 'p':
 			if (add_item(&publish, &npublish, optarg))
+				return EXIT_EC1_ERROR;
+			break;
+		case 'A':
+			if (add_item(&allow, &nallow, optarg))
 				return EXIT_EC1_ERROR;
 			break;
 		case 'n':
@@ -606,6 +613,9 @@ static int cmd_run(int argc, char **argv)
 		why = "--vmnet and --net: one network at a time";
 	else if (vmnet && npublish)
 		why = "--publish: not with --vmnet (the guest has its own address there)";
+	else if (nallow && !(net_mode && strcmp(net_mode, "nat:restricted") == 0))
+		why = "--allow: only with --net nat:restricted (the NAT otherwise reaches "
+		      "everything)";
 	else if (ip.cidr && (none || (!net_on && !passt && !vmnet)))
 		why = "--ip: for --net passt, fd:, gvproxy:, tap: or --vmnet (the NAT's guest is "
 		      "always 10.0.2.15/24)";
@@ -631,7 +641,9 @@ static int cmd_run(int argc, char **argv)
 		struct ec1_nat_config nc = {.publish = publish,
 					    .publish_count = npublish,
 					    .restricted = net_mode && strcmp(net_mode, "nat") != 0,
-					    .mac = net.mac};
+					    .mac = net.mac,
+					    .allow = allow,
+					    .allow_count = nallow};
 		err = ec1_ctx_set_network_nat(ctx, &nc);
 	} else if (net_mode) {
 		err = ec1_ctx_set_network_nat(ctx, &(struct ec1_nat_config){0}); /* says why not */
@@ -660,6 +672,7 @@ static int cmd_run(int argc, char **argv)
 	free(volumes);
 	free(shares);
 	free(publish);
+	free(allow);
 	if (err)
 		return fail(ctx, err);
 	ec1_ctx_free(ctx);

@@ -688,6 +688,33 @@ int ec1_parse_publish(const char *spec, struct ec1_port *p, const char **why)
 	return 0;
 }
 
+int ec1_parse_allow(const char *spec, struct ec1_allow *a, const char **why)
+{
+	*a = (struct ec1_allow){0};
+	const char *end = spec + strlen(spec), *slash = strchr(spec, '/');
+	if (slash) {
+		if (strcmp(slash, "/udp") == 0)
+			a->udp = true;
+		else if (strcmp(slash, "/tcp") != 0)
+			return *why = "the protocol after '/' is tcp or udp", -1;
+		end = slash;
+	}
+	const char *colon = memchr(spec, ':', (size_t)(end - spec));
+	if (!colon || memchr(colon + 1, ':', (size_t)(end - colon - 1)))
+		return *why = "expected ADDR:PORT", -1;
+	char addr[INET_ADDRSTRLEN] = "";
+	size_t n = (size_t)(colon - spec);
+	struct in_addr in;
+	if (n < sizeof(addr))
+		memcpy(addr, spec, n);
+	if (n >= sizeof(addr) || inet_pton(AF_INET, addr, &in) != 1)
+		return *why = "the address is not a dotted IPv4 address", -1;
+	a->addr = in.s_addr;
+	if (!parse_port(colon + 1, end, &a->port))
+		return *why = "the port is 1..65535", -1;
+	return 0;
+}
+
 /* "HOST:GUEST", both 1..65535. */
 static int check_port_map(struct ec1_ctx *ctx, const char *field, const char *const *map,
 			  size_t count)
@@ -813,7 +840,25 @@ int ec1_ctx_set_network_nat(struct ec1_ctx *ctx, const struct ec1_nat_config *co
 				"network: the user-mode NAT is the builtin engine's, not the %s "
 				"backend's",
 				ec1_backend_name(ctx->ops->id));
-	return ctx->ops->set_network_nat(ctx, ports, config->publish_count, config);
+	struct ec1_allow allow[EC1_MAX_LIST];
+	if (config->allow_count && !config->restricted)
+		return ec1_fail(ctx, EC1_EINVAL,
+				"network.allow: only with restricted (an unrestricted NAT reaches "
+				"everything)");
+	if (config->allow_count && !config->allow)
+		return ec1_fail(ctx, EC1_EINVAL, "network.allow: NULL array with %zu entries",
+				config->allow_count);
+	if (config->allow_count > EC1_MAX_LIST)
+		return ec1_fail(ctx, EC1_EINVAL, "network.allow: %zu entries, at most %d",
+				config->allow_count, EC1_MAX_LIST);
+	for (size_t i = 0; i < config->allow_count; i++) {
+		const char *why = "NULL entry", *spec = config->allow[i];
+		if (!spec || ec1_parse_allow(spec, &allow[i], &why) < 0)
+			return ec1_fail(ctx, EC1_EINVAL, "network.allow[%zu]: \"%s\": %s", i,
+					spec ? spec : "(null)", why);
+	}
+	return ctx->ops->set_network_nat(ctx, ports, config->publish_count, allow,
+					 config->allow_count, config);
 }
 
 int ec1_ctx_set_network_passt(struct ec1_ctx *ctx, const struct ec1_passt_config *config)
@@ -929,6 +974,7 @@ void ec1_net_reset(struct ec1_ctx *ctx)
 	ctx->net.kind = EC1_NET_NAT;
 	ctx->net.restricted = false;
 	ctx->net.nr_ports = 0;
+	ctx->net.nr_allow = 0;
 	ec1_passt_stop(&ctx->passt);
 }
 
@@ -939,7 +985,7 @@ int ec1_ctx_set_network_none(struct ec1_ctx *ctx)
 		return ec1_fail(ctx, EC1_EUNSUPPORTED,
 				"network: none: not supported by the %s backend",
 				ec1_backend_name(ctx->ops->id));
-	return ctx->ops->set_network_nat(ctx, NULL, 0, NULL);
+	return ctx->ops->set_network_nat(ctx, NULL, 0, NULL, 0, NULL);
 }
 
 int ec1_ctx_set_process(struct ec1_ctx *ctx, const struct ec1_process_config *config)

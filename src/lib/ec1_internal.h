@@ -46,6 +46,14 @@ struct ec1_port {
  * 0, or -1 with why (a phrase) set.
  */
 int ec1_parse_publish(const char *spec, struct ec1_port *p, const char **why);
+/* A destination a restricted NAT lets through: IPv4 address (network order) and port. */
+struct ec1_allow {
+	uint32_t addr;
+	uint16_t port;
+	bool udp;
+};
+/* Parses "ADDR:PORT[/udp|/tcp]" (ADDR dotted IPv4). 0, or -1 with why (a phrase) set. */
+int ec1_parse_allow(const char *spec, struct ec1_allow *a, const char **why);
 
 /* A backend: what it offers and how each call reaches it. NULL hooks are no-ops. */
 struct ec1_backend_ops {
@@ -64,6 +72,7 @@ struct ec1_backend_ops {
 	int (*set_network_tap)(struct ec1_ctx *ctx, const char *iface, const uint8_t *mac);
 	/* ports parsed and checked (at most EC1_MAX_LIST); NULL config: no network */
 	int (*set_network_nat)(struct ec1_ctx *ctx, const struct ec1_port *ports, size_t n,
+			       const struct ec1_allow *allow, size_t nr_allow,
 			       const struct ec1_nat_config *config);
 	int (*set_process)(struct ec1_ctx *ctx);
 	int (*set_kernel)(struct ec1_ctx *ctx);
@@ -182,6 +191,8 @@ struct ec1_ctx {
 		bool restricted; /* the NAT's */
 		struct ec1_port ports[EC1_MAX_LIST];
 		size_t nr_ports;
+		struct ec1_allow allow[EC1_MAX_LIST]; /* the restricted NAT's */
+		size_t nr_allow;
 		char *cidr, *gateway, *dns; /* the guest's static IPv4 set-up; NULL cidr: DHCP */
 	} net;
 };

@@ -65,6 +65,8 @@ struct vm_net {
 	bool restricted;	      /* VM_NET_NAT: published ports only */
 	const struct net_port *ports; /* VM_NET_NAT: published ports (net/backend.h) */
 	unsigned int nr_ports;
+	const struct net_allow *allow; /* VM_NET_NAT, restricted: destinations let through */
+	unsigned int nr_allow;
 	uint8_t mac[6]; /* the guest's address */
 	/* for init: "10.0.2.15/24", "10.0.2.2", "10.0.2.3"; or "dhcp", "", "" */
 	const char *guest_cidr, *gateway, *dns;

@@ -5,11 +5,13 @@
  * bytes and lie inside what was read, and the buffered part never exceeds its room.
  * mode 1 (chains): the number of device-readable and device-writable buffers (a byte each, at
  * most 8), their lengths (u16 each) and the readable bytes; the chain is taken as a transmit
- * chain and as a receive chain for a frame of the remaining bytes. A transmit frame is at most
- * NET_MAX_FRAME bytes, a receive answer fits the writable buffers.
+ * chain, as a receive chain for a frame of the remaining bytes, and as a mergeable receive
+ * buffer's first and a later part. A transmit frame is at most NET_MAX_FRAME bytes, a receive
+ * answer fits the writable buffers, a part never runs past them or past the frame.
  * mode 2 (the NAT's readers, inet.c): a frame length (u16) and the frame, then the rest as a
  * resolver's reply; a query found lies inside the frame, and the reply frame built for it is a
- * whole frame of at most NET_MAX_FRAME bytes.
+ * whole frame of at most NET_MAX_FRAME bytes; the flow read for the allow-list and the reset
+ * built for a refused SYN read nothing outside the frame.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -84,13 +86,24 @@ static void chains(const uint8_t *p, size_t left)
 		left -= k;
 	}
 	struct net_stats s = {0};
-	int64_t len = net_tx_frame(&chain, frame, &s);
+	int64_t len = net_tx_frame(&chain, frame, NET_MAX_FRAME, &s);
 	if (len > NET_MAX_FRAME || (len >= 0 && (uint64_t)len + NET_HDR_LEN != chain.out_len))
 		abort();
 	int64_t w = net_rx_frame(&chain, p, left, &s);
 	if (w > (int64_t)chain.in_len || (w >= 0 && (uint64_t)w != NET_HDR_LEN + left))
 		abort();
 	if (s.tx_frames + s.tx_dropped != 1 || s.rx_frames + s.rx_dropped != 1)
+		abort();
+	/* The same chain as a mergeable receive buffer, from the start and from the middle. */
+	size_t part = net_rx_part(&chain, p, left, 0);
+	if (part > chain.in_len || part > NET_HDR_LEN + left || (part && part < NET_HDR_LEN) ||
+	    (part && chain.n_out))
+		abort();
+	if (part)
+		net_rx_buffers(&chain, 1);
+	size_t from = left / 2 + 1;
+	part = net_rx_part(&chain, p, left, from);
+	if (part > chain.in_len || (part && from + part > NET_HDR_LEN + left))
 		abort();
 }
 
@@ -106,6 +119,16 @@ static void inet(const uint8_t *p, size_t left)
 		return;
 	memcpy(f, p, n);
 	(void)net_frame_opens_socket(f, n);
+	struct net_flow fl;
+	enum net_flow_kind k = net_frame_flow(f, n, &fl);
+	if (k != NET_FLOW_OLD && k != NET_FLOW_NEW && k != NET_FLOW_BAD)
+		abort();
+	if (net_frame_udp_in(f, n, &fl) && (k != NET_FLOW_NEW || fl.proto != 17))
+		abort();
+	uint8_t rst[NET_TCP_RESET_LEN];
+	size_t r = net_tcp_reset_frame(rst, f, n);
+	if (r && (r != NET_TCP_RESET_LEN || (rst[34 + 13] & 0x04) == 0))
+		abort();
 	struct net_dns_query q;
 	if (net_dns_parse_query(f, n, server, &q)) {
 		if (q.payload < f || q.payload_len < NET_DNS_HDR ||

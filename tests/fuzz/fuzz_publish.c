@@ -1,7 +1,8 @@
 /*
  * libFuzzer target: published-port specifications, "[ADDR:]HOST:GUEST[/udp|/tcp]"
  * (ec1_parse_publish in src/lib/ctx.c), as --publish and the API's publish and port_map entries
- * give them. The input is the string; a spec taken has ports 1..65535 and a reason otherwise.
+ * give them, and a restricted NAT's allowed destinations, "ADDR:PORT[/udp|/tcp]" (ec1_parse_allow,
+ * --allow). The input is the string; a spec taken has ports 1..65535 and a reason otherwise.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -20,6 +21,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const char *why = NULL;
 	if (ec1_parse_publish(s, &p, &why) == 0) {
 		if (!p.host_port || !p.guest_port)
+			abort();
+	} else if (!why || !*why) {
+		abort();
+	}
+	struct ec1_allow a;
+	why = NULL;
+	if (ec1_parse_allow(s, &a, &why) == 0) {
+		if (!a.port)
 			abort();
 	} else if (!why || !*why) {
 		abort();

@@ -3,7 +3,8 @@
  * the guest's ARP; queries to 10.0.2.3 reach the resolver under another id and come back under
  * the guest's (a long answer as a truncated header); a guest sending from ever new ports cannot
  * make the NAT hold more than its share of host sockets; a published port already taken is an
- * error naming it; the frame readers take what they must and nothing else.
+ * error naming it; a restricted NAT with an allow-list lets through what it allows and nothing
+ * else; the frame readers take what they must and nothing else.
  */
 #include <arpa/inet.h>
 #include <dirent.h>
@@ -274,6 +275,130 @@ static void nat_published_port_reaches_the_guest(void)
 	b->ops->close(b);
 }
 
+/* A UDP socket on 127.0.0.1 (a free port), non-blocking; its port in *port. */
+static int udp_server(uint16_t *port)
+{
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t al = sizeof(a);
+	CHECK(bind(s, (struct sockaddr *)&a, sizeof(a)) == 0);
+	CHECK(getsockname(s, (struct sockaddr *)&a, &al) == 0);
+	*port = ntohs(a.sin_port);
+	return s;
+}
+
+/* Pumps b until s has a datagram (2 s at most); its length, or -1. */
+static ssize_t pump_until(struct net_backend *b, int s, char *buf, size_t size)
+{
+	for (int i = 0; i < 20; i++) {
+		pump(b, 100);
+		ssize_t r = recv(s, buf, size, 0);
+		if (r >= 0)
+			return r;
+	}
+	return -1;
+}
+
+/*
+ * Restricted with an allow-list: UDP to an allowed destination reaches it, to another does not;
+ * a sender to a published UDP port gets the guest's answer, and that port reaches nothing else;
+ * fragments and IPv6 are dropped; ARP goes through.
+ */
+static void nat_restricted_lets_through_only_what_is_allowed(void)
+{
+	uint16_t p1, p2, pub;
+	int s1 = udp_server(&p1), s2 = udp_server(&p2), probe = udp_server(&pub);
+	close(probe); /* a free port to publish */
+	struct net_allow allow = {.port = p1, .udp = true};
+	inet_pton(AF_INET, "10.0.2.2", &allow.addr);
+	struct net_port port = {.host_addr = htonl(INADDR_LOOPBACK),
+				.host_port = pub,
+				.guest_port = 7,
+				.udp = true};
+	struct net_nat_config cfg = {
+		.restricted = true, .ports = &port, .nr_ports = 1, .allow = &allow, .nr_allow = 1};
+	struct net_backend *b = nat(&cfg);
+	CHECK(b != NULL);
+	if (!b)
+		return;
+	uint8_t f[128];
+	char buf[64];
+	size_t n = udp_frame(f, "10.0.2.2", 4000, p1, "allowed", 7);
+	b->ops->send(b, f, n);
+	CHECK(pump_until(b, s1, buf, sizeof(buf)) == 7 && memcmp(buf, "allowed", 7) == 0);
+	n = udp_frame(f, "10.0.2.2", 4000, p2, "blocked", 7);
+	b->ops->send(b, f, n);
+	CHECK(pump_until(b, s2, buf, sizeof(buf)) == -1);
+	CHECK(b->dropped == 1);
+	/* A sender to the published port, and the guest's answer to it. */
+	int c = socket(AF_INET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	struct sockaddr_in to = {.sin_family = AF_INET,
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
+				 .sin_port = htons(pub)};
+	CHECK(sendto(c, "ask", 3, 0, (struct sockaddr *)&to, sizeof(to)) == 3);
+	uint16_t peer_port = 0;
+	uint8_t peer[4] = {0};
+	for (int i = 0; i < 20 && !peer_port; i++) {
+		ngot = 0;
+		pump(b, 100);
+		for (unsigned int k = 0; k < ngot && k < 16; k++) {
+			uint8_t *g = got[k];
+			if (g[12] == 0x08 && g[13] == 0x06 && g[21] == 1) { /* who has 10.0.2.15? */
+				uint8_t r[42];
+				memcpy(r, g + 6, 6);
+				memcpy(r + 6, guest_mac, 6);
+				memcpy(r + 12, g + 12, 8);
+				r[21] = 2;
+				memcpy(r + 22, guest_mac, 6);
+				memcpy(r + 28, g + 38, 4);
+				memcpy(r + 32, g + 22, 10);
+				b->ops->send(b, r, sizeof(r)); /* ARP passes the filter */
+			} else if (got_len[k] >= 42 && g[12] == 0x08 && g[23] == 17 && g[36] == 0 &&
+				   g[37] == 7) {
+				memcpy(peer, g + 26, 4);
+				peer_port = (uint16_t)(g[34] << 8 | g[35]);
+			}
+		}
+	}
+	CHECK(peer_port != 0);
+	char peer_ip[INET_ADDRSTRLEN];
+	inet_ntop(AF_INET, peer, peer_ip, sizeof(peer_ip));
+	n = udp_frame(f, peer_ip, 7, peer_port, "answer", 6);
+	b->ops->send(b, f, n);
+	CHECK(pump_until(b, c, buf, sizeof(buf)) == 6 && memcmp(buf, "answer", 6) == 0);
+	n = udp_frame(f, "10.0.2.2", 7, p2, "escape", 6); /* the published port, elsewhere */
+	b->ops->send(b, f, n);
+	CHECK(pump_until(b, s2, buf, sizeof(buf)) == -1);
+	/* A SYN to a port not allowed: answered with a reset from that port. */
+	static const uint8_t zeros[12];
+	n = udp_frame(f, "10.0.2.2", 4001, p2, zeros, sizeof(zeros));
+	f[14 + 9] = 6;
+	f[14 + 20 + 4] = 0x11, f[14 + 20 + 7] = 0x22; /* seq 0x11000022 */
+	f[14 + 20 + 12] = 5 << 4, f[14 + 20 + 13] = 0x02;
+	ngot = 0;
+	b->ops->send(b, f, n);
+	CHECK(ngot == 1 && got_len[0] == NET_TCP_RESET_LEN);
+	if (ngot == 1) {
+		const uint8_t *r = got[0], *t = r + 34;
+		CHECK(memcmp(r, guest_mac, 6) == 0 && r[23] == 6 && t[13] == 0x14 &&
+		      (t[0] << 8 | t[1]) == p2 && (t[2] << 8 | t[3]) == 4001 && t[8] == 0x11 &&
+		      t[11] == 0x23 && sum16(r + 14, 20) == 0);
+	}
+	CHECK(b->dropped == 3);
+	n = udp_frame(f, "10.0.2.2", 4000, p1, "frag", 4);
+	f[14 + 6] = 0x20; /* more fragments */
+	b->ops->send(b, f, n);
+	f[14 + 6] = 0;
+	f[12] = 0x86, f[13] = 0xdd; /* IPv6 */
+	b->ops->send(b, f, n);
+	CHECK(pump_until(b, s1, buf, sizeof(buf)) == -1);
+	CHECK(b->dropped == 5);
+	close(c);
+	close(s1);
+	close(s2);
+	b->ops->close(b);
+}
+
 static void frame_readers_take_only_theirs(void)
 {
 	uint8_t f[NET_MAX_FRAME], dns[4], q[12] = {0, 1, 1, 0};
@@ -311,6 +436,7 @@ int main(void)
 	TEST(nat_bounds_the_guests_host_sockets);
 	TEST(nat_published_port_taken_is_named);
 	TEST(nat_published_port_reaches_the_guest);
+	TEST(nat_restricted_lets_through_only_what_is_allowed);
 	TEST(frame_readers_take_only_theirs);
 	return tests_failed ? 1 : 0;
 }

@@ -45,39 +45,39 @@ static void tx_frames_checked(void)
 	/* Header and a 60-byte frame in three parts, cut inside the header and the frame. */
 	size_t parts[] = {5, 27, 40};
 	tx_chain(parts, 3);
-	CHECK(net_tx_frame(&chain, out, &s) == 60);
+	CHECK(net_tx_frame(&chain, out, NET_MAX_FRAME, &s) == 60);
 	CHECK(memcmp(out, mem + NET_HDR_LEN, 60) == 0);
 	CHECK(s.tx_frames == 1 && s.tx_bytes == 60 && s.tx_dropped == 0);
 	/* The largest frame passes, one byte more does not. */
 	size_t max[] = {NET_HDR_LEN + NET_MAX_FRAME};
 	tx_chain(max, 1);
-	CHECK(net_tx_frame(&chain, out, &s) == NET_MAX_FRAME);
+	CHECK(net_tx_frame(&chain, out, NET_MAX_FRAME, &s) == NET_MAX_FRAME);
 	max[0]++;
 	tx_chain(max, 1);
-	CHECK(net_tx_frame(&chain, out, &s) == -1);
+	CHECK(net_tx_frame(&chain, out, NET_MAX_FRAME, &s) == -1);
 	/* No Ethernet header, no header at all. */
 	size_t small[] = {NET_HDR_LEN + NET_ETH_HDR - 1};
 	tx_chain(small, 1);
-	CHECK(net_tx_frame(&chain, out, &s) == -1);
+	CHECK(net_tx_frame(&chain, out, NET_MAX_FRAME, &s) == -1);
 	small[0] = 4;
 	tx_chain(small, 1);
-	CHECK(net_tx_frame(&chain, out, &s) == -1);
+	CHECK(net_tx_frame(&chain, out, NET_MAX_FRAME, &s) == -1);
 	/* A device-writable part. */
 	size_t ok[] = {NET_HDR_LEN + 60};
 	tx_chain(ok, 1);
 	chain.in[0] = (struct iovec){mem + 65536, 16};
 	chain.n_in = 1;
 	chain.in_len = 16;
-	CHECK(net_tx_frame(&chain, out, &s) == -1);
+	CHECK(net_tx_frame(&chain, out, NET_MAX_FRAME, &s) == -1);
 	/* Checksum and GSO asked for, never offered. */
 	tx_chain(ok, 1);
 	mem[0] = 1; /* VIRTIO_NET_HDR_F_NEEDS_CSUM */
-	CHECK(net_tx_frame(&chain, out, &s) == -1);
+	CHECK(net_tx_frame(&chain, out, NET_MAX_FRAME, &s) == -1);
 	mem[0] = 0;
 	mem[1] = 1; /* VIRTIO_NET_HDR_GSO_TCPV4 */
-	CHECK(net_tx_frame(&chain, out, &s) == -1);
+	CHECK(net_tx_frame(&chain, out, NET_MAX_FRAME, &s) == -1);
 	mem[1] = 0;
-	CHECK(net_tx_frame(&chain, out, &s) == 60);
+	CHECK(net_tx_frame(&chain, out, NET_MAX_FRAME, &s) == 60);
 	CHECK(s.tx_frames == 3 && s.tx_dropped == 6);
 }
 
@@ -108,8 +108,58 @@ static void rx_frames_written(void)
 	CHECK(net_rx_frame(&chain, frame, sizeof(frame), &s) == -1);
 	CHECK(mem[0] == 0xee);
 	CHECK(net_rx_frame(&chain, frame, NET_ETH_HDR - 1, &s) == -1);
-	CHECK(net_rx_frame(&chain, mem, NET_MAX_FRAME + 1, &s) == -1);
+	CHECK(net_rx_frame(&chain, mem, NET_FRAME_MAX + 1, &s) == -1);
 	CHECK(s.rx_frames == 1 && s.rx_bytes == 100 && s.rx_dropped == 3);
+}
+
+/*
+ * Mergeable receive buffers: a 9,000-byte frame over chains of 4,096 bytes (the first cut inside
+ * the header), read back whole with num_buffers; a first chain smaller than the header, and a
+ * chain with readable parts, take nothing.
+ */
+static void rx_frames_merged(void)
+{
+	static uint8_t frame[9000], back[NET_HDR_LEN + 9000];
+	for (size_t i = 0; i < sizeof(frame); i++)
+		frame[i] = (uint8_t)(i * 13 + 5);
+	memset(mem, 0xee, sizeof(mem));
+	struct virtq_chain first = {0};
+	first.in[0] = (struct iovec){mem, 5};
+	first.in[1] = (struct iovec){mem + 5, 4091};
+	first.n_in = 2;
+	first.in_len = 4096;
+	size_t pos = net_rx_part(&first, frame, sizeof(frame), 0), chains = 1;
+	CHECK(pos == 4096);
+	memcpy(back, mem, 4096);
+	while (pos < NET_HDR_LEN + sizeof(frame)) {
+		memset(&chain, 0, sizeof(chain));
+		chain.in[0] = (struct iovec){mem + 8192 * chains, 4096};
+		chain.n_in = 1;
+		chain.in_len = 4096;
+		size_t k = net_rx_part(&chain, frame, sizeof(frame), pos);
+		CHECK(k > 0 && k <= 4096);
+		if (!k)
+			return;
+		memcpy(back + pos, mem + 8192 * chains, k);
+		pos += k;
+		chains++;
+	}
+	CHECK(pos == NET_HDR_LEN + sizeof(frame) && chains == 3);
+	CHECK(mem[8192 * 2 + (pos - 8192)] == 0xee); /* nothing past the frame's end */
+	net_rx_buffers(&first, (uint16_t)chains);
+	memcpy(back, mem, 5);
+	memcpy(back + 5, mem + 5, NET_HDR_LEN - 5);
+	static const uint8_t want[NET_HDR_LEN] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 0};
+	CHECK(memcmp(back, want, NET_HDR_LEN) == 0);
+	CHECK(memcmp(back + NET_HDR_LEN, frame, sizeof(frame)) == 0);
+	/* The run's end: nothing more to write. */
+	CHECK(net_rx_part(&chain, frame, sizeof(frame), NET_HDR_LEN + sizeof(frame)) == 0);
+	first.in_len = NET_HDR_LEN - 1;
+	first.in[1].iov_len = NET_HDR_LEN - 1 - 5;
+	CHECK(net_rx_part(&first, frame, sizeof(frame), 0) == 0);
+	chain.out[0] = (struct iovec){mem, 10};
+	chain.n_out = 1;
+	CHECK(net_rx_part(&chain, frame, sizeof(frame), 100) == 0);
 }
 
 static size_t got_n, got_len[64];
@@ -188,8 +238,8 @@ static int pump(struct net_backend *b, bool want_rx)
 	struct pollfd fds[8];
 	int timeout = -1;
 	b->deliver = deliver;
-	unsigned int n = b->ops->poll_fill(b, fds, b->max_fds < 8 ? b->max_fds : 8, want_rx,
-					   &timeout);
+	unsigned int n =
+		b->ops->poll_fill(b, fds, b->max_fds < 8 ? b->max_fds : 8, want_rx, &timeout);
 	if (poll(fds, n, 0) < 0)
 		return -errno;
 	return b->ops->poll_done(b, fds, n);
@@ -262,6 +312,7 @@ int main(void)
 {
 	TEST(tx_frames_checked);
 	TEST(rx_frames_written);
+	TEST(rx_frames_merged);
 	TEST(stream_framing);
 	TEST(stream_backend);
 	return tests_failed ? 1 : 0;

@@ -21,6 +21,8 @@
  *   nettool --recv ADDR PORT        accepts one connection on ADDR:PORT, says so with a byte,
  *                                   and copies what comes to stdout
  *   nettool --udp-ports ADDR PORT N a datagram to ADDR:PORT from each of N new sockets (N ports)
+ *   nettool --connect ADDR PORT     one TCP connect, 10 s at most; prints "connected",
+ *                                   "refused" (a reset came back) or "timeout"
  * exit 0, 1 when what it was to do failed, 2 on bad usage.
  */
 #include <arpa/inet.h>
@@ -328,6 +330,33 @@ static int udp_ports(const char *a, const char *port, int n)
 	return 0;
 }
 
+static void on_alarm(int sig)
+{
+	(void)sig;
+}
+
+static int connect_once(const char *a, const char *port)
+{
+	struct sockaddr_in s = addr(a, port);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sigaction sa = {.sa_handler = on_alarm}; /* no SA_RESTART: connect returns EINTR */
+	sigaction(SIGALRM, &sa, NULL);
+	alarm(10);
+	int r = connect(fd, (struct sockaddr *)&s, sizeof(s));
+	int e = errno;
+	alarm(0);
+	close(fd);
+	if (r == 0)
+		printf("connected\n");
+	else if (e == ECONNREFUSED)
+		printf("refused\n");
+	else if (e == EINTR)
+		printf("timeout\n");
+	else
+		printf("error: %s\n", strerror(e));
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -350,6 +379,8 @@ int main(int argc, char **argv)
 		return recv_stream(argv[2], argv[3]);
 	if (argc == 5 && strcmp(m, "--udp-ports") == 0)
 		return udp_ports(argv[2], argv[3], atoi(argv[4]));
+	if (argc == 4 && strcmp(m, "--connect") == 0)
+		return connect_once(argv[2], argv[3]);
 	fprintf(stderr, "usage: see tests/vm/nettool.c\n");
 	return 2;
 }

@@ -522,7 +522,7 @@ EOS
 	unshare -n sh $T/passt.sh
 	rc=$?
 	[ $rc = 0 ] || head -c 2000 $T/err
-	check $name "0|192.0.2.2  hello from the host nettool: got ping |hello from the guest|echo: ping" \
+	check $name "0|192.0.2.2  hello from the host nettool: listening nettool: got ping |hello from the guest|echo: ping" \
 		"$rc|$(tr '\n' ' ' <$T/out)|$(cat $T/page)|$(cat $T/echo)"
 	rm -rf $T/www
 }
@@ -597,6 +597,33 @@ t_net_nat_restricted_reaches_only_published() {
 	kill $hp; wait $hp 2>/dev/null
 	[ $rc = 0 ] || head -c 2000 $T/err
 	check $name "0|no-host no-dns |published" "$rc|$(tr '\n' ' ' <$T/out)|$page"
+}
+t_net_nat_restricted_allow_list() {
+	# nat:restricted with --allow: the allowed TCP and UDP destinations on the host's loopback
+	# answer; another port on it is refused at once (the NAT's reset), ping and DNS go
+	# nowhere; a published port still answers.
+	nat_tools
+	mkdir -p $T/www && echo "allowed page" >$T/www/index.html
+	httpd -f -p 127.0.0.1:18080 -h $T/www & hp=$!
+	httpd -f -p 127.0.0.1:18081 -h $T/www & hp2=$!
+	"$dir/nettool" --udp-echo 17790 >/dev/null 2>&1 & up=$!
+	run --net nat:restricted --allow 10.0.2.2:18080 --allow 10.0.2.2:17790/udp -p 18082:80 \
+		-p 17791:7777/udp -V $T/nt:/mnt/nt:ro -- /bin/sh -c \
+		'/mnt/nt/nettool --get 10.0.2.2 18080 /index.html 20;
+		/mnt/nt/nettool --udp-ask 10.0.2.2 17790 hi;
+		/mnt/nt/nettool --connect 10.0.2.2 18081;
+		ping -c 1 -W 2 10.0.2.2 >/dev/null 2>&1 || echo no-ping;
+		nslookup -timeout=2 ec1.test 10.0.2.3 >/dev/null 2>&1 || echo no-dns;
+		mkdir -p /tmp/w && echo "published" >/tmp/w/index.html &&
+		httpd -p 80 -h /tmp/w && /mnt/nt/nettool --udp-echo 7777 >/dev/null' >$T/out 2>$T/err & bg=$!
+	page=$(wait_http 18082 /index.html 150)
+	# The guest answers a published UDP port's sender: the filter lets that answer out.
+	echo=$("$dir/nettool" --udp-ask 127.0.0.1 17791 done 2>&1)
+	wait $bg; rc=$?
+	kill $hp $hp2 $up 2>/dev/null; wait $hp $hp2 $up 2>/dev/null
+	[ $rc = 0 ] || head -c 2000 $T/err
+	check $name "0|allowed page echo: hi refused no-ping no-dns |published|echo: done" \
+		"$rc|$(tr '\n' ' ' <$T/out)|$page|$echo"
 }
 t_net_nat_100_concurrent_connections() {
 	nat_tools

@@ -43,6 +43,7 @@ struct net_backend_ops {
 struct net_backend {
 	const struct net_backend_ops *ops;
 	unsigned int max_fds; /* the most descriptors poll_fill fills */
+	unsigned int mtu;     /* the MTU the device offers the guest; 0: NET_MTU (1500) */
 	/* Where frames for the guest go, set by the device before the first call; called only
 	 * from the device's thread, inside poll_done and send. */
 	net_deliver_fn deliver;
@@ -78,10 +79,20 @@ struct net_port {
 	bool udp;
 };
 
+/* A destination a restricted NAT lets the guest reach: address (network order, as the guest
+ * sees it: 10.0.2.2 is the host's loopback) and port. */
+struct net_allow {
+	uint32_t addr;
+	uint16_t port;
+	bool udp;
+};
+
 struct net_nat_config {
 	bool restricted; /* the guest reaches nothing but its published ports: no DNS either */
 	const struct net_port *ports;
 	unsigned int nr_ports;
+	const struct net_allow *allow; /* restricted: and these destinations */
+	unsigned int nr_allow;
 	const struct sockaddr_in *resolver; /* where 10.0.2.3's queries go; NULL: the host's */
 };
 

@@ -2,6 +2,7 @@
 #include "frame.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 
 #include "../iov.h"
@@ -18,11 +19,10 @@ struct net_hdr {
 };
 _Static_assert(sizeof(struct net_hdr) == NET_HDR_LEN, "virtio_net_hdr is 12 bytes");
 
-int64_t net_tx_frame(const struct virtq_chain *c, uint8_t *buf, struct net_stats *s)
+int64_t net_tx_frame(const struct virtq_chain *c, uint8_t *buf, size_t max, struct net_stats *s)
 {
 	struct net_hdr h;
-	if (c->n_in || c->out_len < NET_HDR_LEN + NET_ETH_HDR ||
-	    c->out_len > NET_HDR_LEN + NET_MAX_FRAME)
+	if (c->n_in || c->out_len < NET_HDR_LEN + NET_ETH_HDR || c->out_len > NET_HDR_LEN + max)
 		goto drop;
 	iov_to_buf(c->out, c->n_out, 0, &h, sizeof(h));
 	/* No checksum or segmentation offload is offered: a header asking for one lies. */
@@ -41,7 +41,7 @@ drop:
 int64_t net_rx_frame(const struct virtq_chain *c, const uint8_t *frame, size_t len,
 		     struct net_stats *s)
 {
-	if (len < NET_ETH_HDR || len > NET_MAX_FRAME || c->in_len < NET_HDR_LEN + len) {
+	if (len < NET_ETH_HDR || len > NET_FRAME_MAX || c->in_len < NET_HDR_LEN + len) {
 		s->rx_dropped++;
 		return -1;
 	}
@@ -51,6 +51,29 @@ int64_t net_rx_frame(const struct virtq_chain *c, const uint8_t *frame, size_t l
 	s->rx_frames++;
 	s->rx_bytes += len;
 	return (int64_t)(NET_HDR_LEN + len);
+}
+
+size_t net_rx_part(const struct virtq_chain *c, const uint8_t *frame, size_t len, size_t pos)
+{
+	size_t total = NET_HDR_LEN + len;
+	/* The header goes whole into the first chain: no part starts inside it. */
+	if (c->n_out || pos >= total || (pos > 0 && pos < NET_HDR_LEN) ||
+	    (pos == 0 && c->in_len < NET_HDR_LEN))
+		return 0;
+	size_t room = c->in_len < total - pos ? (size_t)c->in_len : total - pos, at = 0;
+	if (pos == 0) {
+		struct net_hdr h = {0};
+		iov_from_buf(c->in, c->n_in, 0, &h, sizeof(h));
+		at = NET_HDR_LEN;
+	}
+	iov_from_buf(c->in, c->n_in, at, frame + (pos + at - NET_HDR_LEN), room - at);
+	return room;
+}
+
+void net_rx_buffers(const struct virtq_chain *first, uint16_t n)
+{
+	uint8_t le[2] = {(uint8_t)n, (uint8_t)(n >> 8)};
+	iov_from_buf(first->in, first->n_in, offsetof(struct net_hdr, num_buffers), le, 2);
 }
 
 void net_stream_header(uint8_t out[4], size_t len)

@@ -15,11 +15,20 @@
 
 #include "../virtio/queue.h"
 
-#define NET_HDR_LEN    12   /* struct virtio_net_hdr with num_buffers (VERSION_1) */
-#define NET_ETH_HDR    14   /* destination, source, ethertype */
-#define NET_MTU	       1500 /* what the device offers (VIRTIO_NET_F_MTU) */
-#define NET_MAX_FRAME  (NET_MTU + NET_ETH_HDR + 4) /* one VLAN tag allowed */
-#define NET_STREAM_MAX 65535			   /* the largest length a stream may announce */
+#define NET_HDR_LEN   12   /* struct virtio_net_hdr with num_buffers (VERSION_1) */
+#define NET_ETH_HDR   14   /* destination, source, ethertype */
+#define NET_MTU	      1500 /* what the device offers (VIRTIO_NET_F_MTU) unless the backend says */
+#define NET_MAX_FRAME (NET_MTU + NET_ETH_HDR + 4) /* one VLAN tag allowed */
+#define NET_MTU_MAX   65520 /* the largest MTU a backend may ask for (libslirp's and passt's) */
+#define NET_FRAME_MAX 65535 /* the largest frame at any MTU (lengths are 16 bits) */
+
+/* The largest frame at mtu: the MTU, an Ethernet header and one VLAN tag. */
+static inline size_t net_max_frame(unsigned int mtu)
+{
+	size_t m = (size_t)mtu + NET_ETH_HDR + 4;
+	return m > NET_FRAME_MAX ? NET_FRAME_MAX : m;
+}
+#define NET_STREAM_MAX 65535 /* the largest length a stream may announce */
 #define NET_STREAM_BUF (4 + NET_STREAM_MAX)
 
 struct net_stats {
@@ -28,11 +37,11 @@ struct net_stats {
 };
 
 /*
- * A transmit chain's frame, gathered into buf (at least NET_MAX_FRAME bytes). Returns its length,
- * or -1 when it was dropped (counted in s->tx_dropped): shorter than a header and an Ethernet
- * header, longer than NET_MAX_FRAME, device-writable parts, or a header with flags or GSO set.
+ * A transmit chain's frame, gathered into buf (at least max bytes). Returns its length, or -1
+ * when it was dropped (counted in s->tx_dropped): shorter than a header and an Ethernet header,
+ * longer than max, device-writable parts, or a header with flags or GSO set.
  */
-int64_t net_tx_frame(const struct virtq_chain *c, uint8_t *buf, struct net_stats *s);
+int64_t net_tx_frame(const struct virtq_chain *c, uint8_t *buf, size_t max, struct net_stats *s);
 
 /*
  * Writes a zeroed header (num_buffers 1) and frame into a receive chain. Returns the bytes
@@ -41,6 +50,16 @@ int64_t net_tx_frame(const struct virtq_chain *c, uint8_t *buf, struct net_stats
  */
 int64_t net_rx_frame(const struct virtq_chain *c, const uint8_t *frame, size_t len,
 		     struct net_stats *s);
+
+/*
+ * Mergeable receive buffers (VIRTIO_NET_F_MRG_RXBUF, §5.1.6.4): a frame spread over as many
+ * receive chains as it needs. Seen as one run of bytes, a zeroed header then the frame, part
+ * writes what it can of that run from offset pos into chain c and returns how much (0 when c has
+ * no room or readable parts: not a receive buffer); the first chain must take the whole header.
+ * buffers then puts the number of chains used into the first chain's header.
+ */
+size_t net_rx_part(const struct virtq_chain *c, const uint8_t *frame, size_t len, size_t pos);
+void net_rx_buffers(const struct virtq_chain *first, uint16_t n);
 
 /* Stream framing: bytes read go into buf + have (room: NET_STREAM_BUF - have). */
 struct net_stream {

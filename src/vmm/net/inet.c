@@ -6,12 +6,15 @@
 #include "frame.h"
 
 #define ETH_TYPE_IPV4 0x0800
+#define ETH_TYPE_ARP  0x0806
 #define IP_PROTO_ICMP 1
 #define IP_PROTO_TCP  6
 #define IP_PROTO_UDP  17
 #define IP_HDR	      20
 #define UDP_HDR	      8
+#define TCP_FIN	      0x01
 #define TCP_SYN	      0x02
+#define TCP_RST	      0x04
 #define TCP_ACK	      0x10
 #define DNS_QR	      0x80 /* in the third byte */
 #define DNS_TC	      0x02
@@ -64,6 +67,45 @@ bool net_frame_opens_socket(const uint8_t *frame, size_t len)
 	default:
 		return false;
 	}
+}
+
+enum net_flow_kind net_frame_flow(const uint8_t *frame, size_t len, struct net_flow *f)
+{
+	if (len < NET_ETH_HDR)
+		return NET_FLOW_BAD;
+	if (be16(frame + 12) == ETH_TYPE_ARP)
+		return NET_FLOW_OLD;
+	size_t ihl, tot;
+	const uint8_t *ip = ipv4(frame, len, &ihl, &tot);
+	if (!ip || (be16(ip + 6) & 0x3fff)) /* not IPv4, broken, or a fragment */
+		return NET_FLOW_BAD;
+	*f = (struct net_flow){.proto = ip[9]};
+	memcpy(f->src, ip + 12, 4);
+	memcpy(f->dst, ip + 16, 4);
+	switch (ip[9]) {
+	case IP_PROTO_ICMP:
+		return NET_FLOW_NEW;
+	case IP_PROTO_UDP:
+		if (tot < ihl + UDP_HDR)
+			return NET_FLOW_BAD;
+		break;
+	case IP_PROTO_TCP:
+		if (tot < ihl + 20)
+			return NET_FLOW_BAD;
+		if ((ip[ihl + 13] & (TCP_SYN | TCP_ACK)) != TCP_SYN)
+			return NET_FLOW_OLD;
+		break;
+	default:
+		return NET_FLOW_BAD;
+	}
+	f->src_port = be16(ip + ihl);
+	f->dst_port = be16(ip + ihl + 2);
+	return NET_FLOW_NEW;
+}
+
+int net_frame_udp_in(const uint8_t *frame, size_t len, struct net_flow *f)
+{
+	return net_frame_flow(frame, len, f) == NET_FLOW_NEW && f->proto == IP_PROTO_UDP;
 }
 
 bool net_dns_parse_query(const uint8_t *frame, size_t len, const uint8_t server_ip[4],
@@ -139,4 +181,61 @@ size_t net_dns_reply_frame(uint8_t *out, const struct net_dns_query *q, const ui
 	put16(udp + 4, (uint16_t)(UDP_HDR + n));
 	put16(udp + 6, 0); /* no checksum, as IPv4 allows */
 	return NET_ETH_HDR + IP_HDR + UDP_HDR + n;
+}
+
+size_t net_tcp_reset_frame(uint8_t out[NET_TCP_RESET_LEN], const uint8_t *frame, size_t len)
+{
+	size_t ihl, tot;
+	const uint8_t *ip = ipv4(frame, len, &ihl, &tot);
+	if (!ip || ip[9] != IP_PROTO_TCP || tot < ihl + 20 || (be16(ip + 6) & 0x3fff))
+		return 0;
+	const uint8_t *tcp = ip + ihl;
+	uint8_t flags = tcp[13];
+	if (flags & TCP_RST)
+		return 0; /* never a reset for a reset */
+	/* RFC 793's reset for a segment of no connection: seq from its ACK, else 0 with ACK. */
+	uint32_t seq = 0, ack = 0;
+	uint32_t their_seq = (uint32_t)be16(tcp + 4) << 16 | be16(tcp + 6);
+	uint32_t their_ack = (uint32_t)be16(tcp + 8) << 16 | be16(tcp + 10);
+	size_t data = tot - ihl - (size_t)(tcp[12] >> 4) * 4;
+	if ((size_t)(tcp[12] >> 4) * 4 < 20 || (size_t)(tcp[12] >> 4) * 4 > tot - ihl)
+		return 0;
+	uint8_t rflags = TCP_RST;
+	if (flags & TCP_ACK) {
+		seq = their_ack;
+	} else {
+		ack = their_seq + (uint32_t)data + ((flags & TCP_SYN) ? 1 : 0) +
+		      ((flags & TCP_FIN) ? 1 : 0);
+		rflags |= TCP_ACK;
+	}
+	memcpy(out, frame + 6, 6);
+	memcpy(out + 6, frame, 6);
+	put16(out + 12, ETH_TYPE_IPV4);
+	uint8_t *rip = out + NET_ETH_HDR, *rtcp = rip + IP_HDR;
+	memset(rip, 0, IP_HDR + 20);
+	rip[0] = 0x45;
+	put16(rip + 2, IP_HDR + 20);
+	put16(rip + 6, 0x4000);
+	rip[8] = 64;
+	rip[9] = IP_PROTO_TCP;
+	memcpy(rip + 12, ip + 16, 4);
+	memcpy(rip + 16, ip + 12, 4);
+	put16(rip + 10, ip_checksum(rip, IP_HDR));
+	memcpy(rtcp, tcp + 2, 2); /* from their destination port to their source port */
+	memcpy(rtcp + 2, tcp, 2);
+	put16(rtcp + 4, (uint16_t)(seq >> 16));
+	put16(rtcp + 6, (uint16_t)seq);
+	put16(rtcp + 8, (uint16_t)(ack >> 16));
+	put16(rtcp + 10, (uint16_t)ack);
+	rtcp[12] = 5 << 4;
+	rtcp[13] = rflags;
+	/* The checksum over the pseudo-header (addresses, protocol, length) and the segment. */
+	uint8_t pseudo[12 + 20];
+	memcpy(pseudo, rip + 12, 8);
+	pseudo[8] = 0;
+	pseudo[9] = IP_PROTO_TCP;
+	put16(pseudo + 10, 20);
+	memcpy(pseudo + 12, rtcp, 20);
+	put16(rtcp + 16, ip_checksum(pseudo, sizeof(pseudo)));
+	return NET_TCP_RESET_LEN;
 }

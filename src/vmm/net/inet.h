@@ -2,6 +2,8 @@
  * What the user-mode NAT (nat.c) reads in a guest's frames itself, all of it outside input:
  * - whether a frame would make the NAT open a host socket (a new TCP connection, any UDP or
  *   ICMP datagram), so that a guest cannot open more of them than the NAT allows;
+ * - the flow a frame would start (protocol, addresses, ports), for a restricted NAT's
+ *   allow-list;
  * - a DNS query to the NAT's resolver address (Ethernet, IPv4 without options or fragments,
  *   UDP to port 53), and the reply frame built for it.
  * Only IPv4 in Ethernet II frames; anything else is "not ours".
@@ -19,6 +21,37 @@
 
 /* Whether the frame would have the NAT open a host socket of its own. */
 bool net_frame_opens_socket(const uint8_t *frame, size_t len);
+
+/*
+ * What a restricted NAT with an allow-list (nat.c) checks of a guest frame: the flow it would
+ * start. NET_FLOW_OLD: nothing new (ARP; a TCP segment other than a bare SYN, which opens
+ * nothing: libslirp answers one of no connection with a reset), let through; NET_FLOW_NEW: a TCP
+ * SYN, a UDP or ICMP datagram, with *f filled (ports 0 for ICMP); NET_FLOW_BAD: anything else
+ * (other ethertypes, VLAN tags, IPv6, a broken IPv4 header, fragments, which could put together
+ * a header the check never saw), dropped.
+ */
+enum net_flow_kind { NET_FLOW_OLD, NET_FLOW_NEW, NET_FLOW_BAD };
+struct net_flow {
+	uint8_t proto; /* 6 TCP, 17 UDP, 1 ICMP */
+	uint8_t src[4], dst[4];
+	uint16_t src_port, dst_port;
+};
+enum net_flow_kind net_frame_flow(const uint8_t *frame, size_t len, struct net_flow *f);
+
+/*
+ * A UDP datagram to the guest (a frame libslirp delivers): 1 with *f filled (src the sender as
+ * the guest sees it), else 0.
+ */
+int net_frame_udp_in(const uint8_t *frame, size_t len, struct net_flow *f);
+
+/*
+ * The reset a TCP segment of no connection gets (RFC 793), from its destination back to its
+ * sender, as the frame's addressee: what a restricted NAT answers a SYN it does not let through,
+ * so the guest's connect fails at once (libslirp's restricted mode answers the same). Returns
+ * NET_TCP_RESET_LEN, or 0 for anything but an unfragmented TCP segment without RST.
+ */
+#define NET_TCP_RESET_LEN (14 + 20 + 20)
+size_t net_tcp_reset_frame(uint8_t out[NET_TCP_RESET_LEN], const uint8_t *frame, size_t len);
 
 /* A guest's DNS query, pointing into the frame it came in. */
 struct net_dns_query {

@@ -1,6 +1,8 @@
 /*
- * virtio-net (virtio 1.2 §5.1): one receive and one transmit queue, MAC, STATUS (link up) and
- * MTU, no offloads, served by the device's own thread, which polls its kick eventfd and the
+ * virtio-net (virtio 1.2 §5.1): one receive and one transmit queue, MAC, STATUS (link up), MTU
+ * (the backend's: 65,520 for the NAT, else 1,500) and mergeable receive buffers (a large frame
+ * spread over the driver's page-sized buffers), no offloads, served by the device's own thread,
+ * which polls its kick eventfd and the
  * backend's descriptors together (net/backend.h). Frames are checked by net/frame.c; what the
  * guest has no receive buffer for waits in a small bounded buffer, beyond it is dropped and
  * counted (TCP sends it again), so neither a flooding guest nor a flooding peer grows the VMM.
@@ -23,17 +25,19 @@
 #include "ec1/ec1.h"
 #include "mmio.h"
 
-#define VIRTIO_ID_NET 1
-#define QUEUE_SIZE    256
-#define RXQ	      0
-#define TXQ	      1
-#define PENDING_MAX   (64u << 10) /* bytes of frames waiting for receive buffers */
-#define TX_BATCH      64	  /* transmit chains per pass before input gets a turn */
+#define VIRTIO_ID_NET  1
+#define QUEUE_SIZE     256
+#define RXQ	       0
+#define TXQ	       1
+#define PENDING_MIN    (64u << 10) /* bytes of frames waiting for receive buffers, at least */
+#define PENDING_FRAMES 4	   /* and room for this many of the largest frames */
+#define TX_BATCH       64	   /* transmit chains per pass before input gets a turn */
 
-#define NET_F_MTU     (1ull << 3)
-#define NET_F_MAC     (1ull << 5)
-#define NET_F_STATUS  (1ull << 16)
-#define NET_S_LINK_UP 1
+#define NET_F_MTU	(1ull << 3)
+#define NET_F_MAC	(1ull << 5)
+#define NET_F_MRG_RXBUF (1ull << 15)
+#define NET_F_STATUS	(1ull << 16)
+#define NET_S_LINK_UP	1
 
 /* Configuration layout (§5.1.4). */
 #define CFG_MAC	   0
@@ -50,13 +54,19 @@ struct virtio_net {
 	bool be_failed;
 	bool rx_signal;
 	unsigned int tx_empty; /* passes in a row the ring said it had more, and had none */
-	/* One each: a frame sent can be answered at once (the NAT's ARP, RST...), inside send. */
-	struct virtq_chain rx_chain, tx_chain;
+	/*
+	 * One each: a frame sent can be answered at once (the NAT's ARP, RST...), inside send. A
+	 * mergeable frame's first receive chain stays in rx_chain (its header is written last);
+	 * the others pass through rx_more.
+	 */
+	struct virtq_chain rx_chain, rx_more, tx_chain;
+	struct virtq_used_elem used[QUEUE_SIZE];
+	size_t max_frame; /* the backend's MTU and an Ethernet header */
 	struct net_stats stats;
 	uint64_t pending_dropped;
-	size_t pending_len;
-	uint8_t frame[NET_MAX_FRAME];
-	uint8_t pending[PENDING_MAX]; /* records: length (2 bytes, host order), frame */
+	size_t pending_len, pending_max;
+	uint8_t frame[NET_FRAME_MAX];
+	uint8_t *pending; /* records: length (2 bytes, host order), frame */
 };
 
 static void net_notify(struct virtio_mmio_dev *d, unsigned int q)
@@ -66,12 +76,52 @@ static void net_notify(struct virtio_mmio_dev *d, unsigned int q)
 	worker_kick(&n->worker);
 }
 
+/*
+ * With mergeable receive buffers: the frame over as many chains as it takes, returned together.
+ * 1: done (or dropped as unfit), 0: not chains enough yet (none is taken).
+ */
+static int rx_put_merged(struct virtio_net *n, struct virtq *q, const uint8_t *frame, size_t len)
+{
+	size_t total = NET_HDR_LEN + len, done = 0;
+	unsigned int k = 0;
+	while (done < total) {
+		struct virtq_chain *c = k ? &n->rx_more : &n->rx_chain;
+		int r = k < q->num ? virtq_pop(q, n->dev->host->mem, c) : 0;
+		if (r < 0) {
+			virtio_mmio_fail(n->dev, "malformed descriptor chain");
+			n->be_failed = true;
+			return 1;
+		}
+		size_t part = r ? net_rx_part(c, frame, len, done) : 0;
+		if (!part) {
+			/* Out of chains (or the ring is too small for the frame), or one that is no
+			 * receive buffer: every chain stays the guest's. */
+			for (unsigned int i = k + (unsigned int)r; i; i--)
+				virtq_unpop(q);
+			if (!r && k < q->num)
+				return 0;
+			n->stats.rx_dropped++;
+			return 1;
+		}
+		n->used[k++] = (struct virtq_used_elem){c->head, (uint32_t)part};
+		done += part;
+	}
+	net_rx_buffers(&n->rx_chain, (uint16_t)k);
+	virtq_push_many(q, n->used, k);
+	n->stats.rx_frames++;
+	n->stats.rx_bytes += len;
+	n->rx_signal = true;
+	return 1;
+}
+
 /* Puts a frame in the next receive chain. 1: done (or dropped as unfit), 0: no chain. */
 static int rx_put(struct virtio_net *n, const uint8_t *frame, size_t len)
 {
 	struct virtq *q = &n->dev->queues[RXQ];
 	if (!q->ready)
 		return 0;
+	if (n->dev->driver_features & NET_F_MRG_RXBUF)
+		return rx_put_merged(n, q, frame, len);
 	int r = virtq_pop(q, n->dev->host->mem, &n->rx_chain);
 	if (r < 0) {
 		virtio_mmio_fail(n->dev, "malformed descriptor chain");
@@ -110,7 +160,7 @@ static void deliver(void *ctx, const uint8_t *frame, size_t len)
 	struct virtio_net *n = ctx;
 	if (!n->pending_len && rx_put(n, frame, len))
 		return;
-	if (n->pending_len + 2 + len > PENDING_MAX) {
+	if (len > n->max_frame || n->pending_len + 2 + len > n->pending_max) {
 		n->pending_dropped++;
 		return;
 	}
@@ -129,7 +179,7 @@ static bool tx_serve(struct virtio_net *n)
 	int served = 0, r = 0;
 	virtq_set_no_notify(q, true);
 	while (served < TX_BATCH && (r = virtq_pop(q, n->dev->host->mem, &n->tx_chain)) > 0) {
-		int64_t len = net_tx_frame(&n->tx_chain, n->frame, &n->stats);
+		int64_t len = net_tx_frame(&n->tx_chain, n->frame, n->max_frame, &n->stats);
 		if (len >= 0 && !n->be_failed)
 			n->be->ops->send(n->be, n->frame, (size_t)len);
 		virtq_push(q, n->tx_chain.head, 0);
@@ -259,6 +309,7 @@ static void net_destroy(struct virtio_mmio_dev *d)
 	if (n->be)
 		n->be->ops->close(n->be);
 	free(n->fds);
+	free(n->pending);
 	free(n);
 }
 
@@ -281,7 +332,7 @@ static void net_print_stats(const struct virtio_mmio_dev *d)
 static const struct virtio_dev_ops net_ops = {
 	.name = "net",
 	.device_id = VIRTIO_ID_NET,
-	.features = VIRTIO_F_INDIRECT_DESC | NET_F_MAC | NET_F_STATUS | NET_F_MTU,
+	.features = VIRTIO_F_INDIRECT_DESC | NET_F_MAC | NET_F_STATUS | NET_F_MTU | NET_F_MRG_RXBUF,
 	.num_queues = 2,
 	.queue_max = QUEUE_SIZE,
 	.config_size = CFG_SIZE,
@@ -310,7 +361,9 @@ int virtio_net_add(struct vm *vm, char *msg, size_t msg_size)
 	case VM_NET_NAT: {
 		struct net_nat_config nc = {.restricted = cfg->restricted,
 					    .ports = cfg->ports,
-					    .nr_ports = cfg->nr_ports};
+					    .nr_ports = cfg->nr_ports,
+					    .allow = cfg->allow,
+					    .nr_allow = cfg->nr_allow};
 		n->be = net_nat_backend(&nc, why, sizeof(why));
 		break;
 	}
@@ -336,13 +389,22 @@ int virtio_net_add(struct vm *vm, char *msg, size_t msg_size)
 	}
 	n->be->deliver = deliver;
 	n->be->deliver_ctx = n;
+	unsigned int mtu = n->be->mtu ? n->be->mtu : NET_MTU;
+	if (mtu > NET_MTU_MAX)
+		mtu = NET_MTU_MAX;
+	n->max_frame = net_max_frame(mtu);
+	n->pending_max = PENDING_FRAMES * (2 + n->max_frame);
+	if (n->pending_max < PENDING_MIN)
+		n->pending_max = PENDING_MIN;
 	n->fds = calloc(1 + n->be->max_fds, sizeof(*n->fds));
-	int err = n->fds ? worker_init(&n->worker) : -ENOMEM;
+	n->pending = malloc(n->pending_max);
+	int err = n->fds && n->pending ? worker_init(&n->worker) : -ENOMEM;
 	err = err ?: vm_add_mmio(vm, &net_ops, n, &n->dev);
 	if (err) {
 		n->be->ops->close(n->be);
 		worker_free(&n->worker);
 		free(n->fds);
+		free(n->pending);
 		free(n);
 		if (err == -ENOSPC)
 			VM_FAIL(EC1_EINVAL, "network: no device slot left (at most %d devices)",
@@ -355,7 +417,7 @@ int virtio_net_add(struct vm *vm, char *msg, size_t msg_size)
 	memcpy(c + CFG_STATUS, &v, 2);
 	v = 1;
 	memcpy(c + CFG_PAIRS, &v, 2);
-	v = NET_MTU;
+	v = (uint16_t)mtu;
 	memcpy(c + CFG_MTU, &v, 2);
 	if (virtio_mmio_notify_eventfd(n->dev, n->worker.kick_fd) < 0)
 		vm_log(EC1_LOG_INFO, "virtio-net: no ioeventfd, notifications go through the VMM");

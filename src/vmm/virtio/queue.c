@@ -126,6 +126,21 @@ void virtq_unpop(struct virtq *q)
 	q->last_avail--;
 }
 
+void virtq_push_many(struct virtq *q, const struct virtq_used_elem *e, unsigned int n)
+{
+	if (!q->ready)
+		return;
+	for (unsigned int i = 0; i < n; i++) {
+		volatile uint32_t *elem =
+			(volatile uint32_t *)(q->used + 4 +
+					      8 * ((uint16_t)(q->used_idx + i) % q->num));
+		elem[0] = e[i].id;
+		elem[1] = e[i].len;
+	}
+	q->used_idx = (uint16_t)(q->used_idx + n);
+	__atomic_store_n((uint16_t *)(q->used + 2), q->used_idx, __ATOMIC_RELEASE);
+}
+
 void virtq_push(struct virtq *q, uint16_t head, uint32_t len)
 {
 	if (!q->ready)

@@ -72,6 +72,15 @@ int virtq_pop(struct virtq *q, const struct guest_mem *mem, struct virtq_chain *
 void virtq_unpop(struct virtq *q);
 /* Returns a chain to the driver with len bytes written into it. */
 void virtq_push(struct virtq *q, uint16_t head, uint32_t len);
+/* A used element: a chain's head and the bytes written into it. */
+struct virtq_used_elem {
+	uint32_t id, len;
+};
+/*
+ * Returns n chains at once: the driver sees all of them or none (a mergeable receive buffer's
+ * parts, which the driver takes together, §5.1.6.4).
+ */
+void virtq_push_many(struct virtq *q, const struct virtq_used_elem *e, unsigned int n);
 /* Tells the driver whether to notify (kick) us about new buffers. */
 void virtq_set_no_notify(struct virtq *q, bool no_notify);
 /*

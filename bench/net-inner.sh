@@ -1,0 +1,96 @@
+#!/bin/sh
+# bench/net-inner.sh DIR MIB TRIPS ROUNDS: the part of bench/net that needs a KVM that can boot a
+# guest. DIR holds ec1, netbench, passt, vmlinux, rootfs.cpio. Each leg runs netbench --client in
+# a guest (the host's own figure: on the host) against netbench --serve on the loopback of the
+# network namespace it runs in, reached through the network's gateway address.
+dir=$1 mib=$2 trips=$3 rounds=${4:-2}
+export LD_LIBRARY_PATH=$dir EC1_KERNEL=$dir/vmlinux
+T=$(mktemp -d)
+say() { echo "bench: $*" >&2; }
+ip link set lo up 2>/dev/null
+# The guests' root: ec1's busybox root with netbench added (concatenated archives are one root).
+mkdir -p $T/add/bin && cp "$dir/netbench" $T/add/bin/
+(cd $T/add && echo bin/netbench | cpio -o -H newc 2>/dev/null) >$T/add.cpio
+cat "$dir/rootfs.cpio" $T/add.cpio >$T/root.cpio
+client="/bin/netbench --client GW 5201 $mib $trips"
+
+# serve CMD...: CMD with a netbench server on this namespace's 127.0.0.1:5201 beside it.
+serve() {
+	"$dir/netbench" --serve 127.0.0.1 5201 & sp=$!
+	"$@"; rc=$?
+	kill $sp; wait $sp 2>/dev/null
+	return $rc
+}
+ec1_nat() {
+	serve timeout -s KILL 900 "$dir/ec1" run --timeout 800 --mem 512 -i $T/root.cpio \
+		-- $(echo "$client" | sed s/GW/10.0.2.2/)
+}
+# passt needs a host interface with a default route: a network namespace with a veth (192.0.2.2,
+# gateway 192.0.2.1, which passt maps to the namespace's loopback).
+ec1_passt() {
+	cat >$T/passt.sh <<EOS
+ip link set lo up && ip link add ec1v0 type veth && ip addr add 192.0.2.2/24 dev ec1v0 &&
+for i in \$(ip link | sed -n 's/^[0-9]*: \\([^:@]*\\).*/\\1/p'); do ip link set \$i up; done &&
+ip route add default via 192.0.2.1 || { echo "bench: no namespace for passt" >&2; exit 1; }
+"$dir/netbench" --serve 127.0.0.1 5201 & sp=\$!
+PATH=$dir:\$PATH timeout -s KILL 900 "$dir/ec1" run --timeout 800 --mem 512 -i $T/root.cpio \
+	--net passt -- $(echo "$client" | sed s/GW/192.0.2.1/); rc=\$?
+kill \$sp
+exit \$rc
+EOS
+	unshare -n sh $T/passt.sh
+}
+qemu_user() {
+	# QEMU's guest: the same kernel and root, a shell /init that sets eth0 up as slirp's
+	# 10.0.2.15 and runs the client on the serial console; the network device is its only
+	# virtio device (see bench/blk-inner.sh: microvm's second virtio-mmio device gets no
+	# interrupts in our guest).
+	mkdir -p $T/qinit
+	printf '%s\n' '#!/bin/sh' 'mount -t proc proc /proc; mount -t sysfs sys /sys' \
+		'ip link set lo up; ip addr add 10.0.2.15/24 dev eth0; ip link set eth0 up' \
+		'ip route add default via 10.0.2.2' "$(echo "$client" | sed s/GW/10.0.2.2/)" \
+		'echo qemu-bench-done' 'reboot -f' >$T/qinit/init
+	chmod +x $T/qinit/init
+	(cd $T/qinit && echo init | cpio -o -H newc 2>/dev/null) >$T/qinit.cpio
+	cat $T/root.cpio $T/qinit.cpio >$T/qemu-initrd.cpio
+	rm -f $T/qemu-console
+	serve timeout -s KILL 900 qemu-system-x86_64 -M microvm,x-option-roms=off,rtc=off,acpi=off \
+		-accel kvm -cpu host,-arch-capabilities -m 512 -smp 1 -nodefaults -no-user-config \
+		-display none -no-reboot -L /usr/share/qemu -serial file:$T/qemu-console \
+		-kernel "$dir/vmlinux" -initrd $T/qemu-initrd.cpio \
+		-append "console=ttyS0 quiet reboot=t panic=-1 rdinit=/init tsc=reliable no_timer_check" \
+		-netdev user,id=n0 -device virtio-net-device,netdev=n0 >$T/qemu-err 2>&1 ||
+		say "qemu failed: $(head -c 600 $T/qemu-err)"
+	grep -q qemu-bench-done $T/qemu-console 2>/dev/null ||
+		say "qemu gave no figures: $(head -c 300 $T/qemu-err) $(tail -c 1200 $T/qemu-console 2>/dev/null)"
+	tr -d '\r' <$T/qemu-console 2>/dev/null
+}
+host() { serve "$dir/netbench" --client 127.0.0.1 5201 "$mib" "$trips"; }
+
+get() { awk -v k="$1" '$1 == k {print $2}' "$2"; }
+legs="ec1_nat qemu_user ec1_passt"
+for r in $(seq 1 "$rounds"); do
+	# The order turns about each round, so that no leg always runs first on a cold rig.
+	if [ $((r % 2)) = 1 ]; then order=$legs; else order=$(echo $legs | awk '{for (i = NF; i; i--) printf "%s ", $i}'); fi
+	for leg in $order; do
+		say "round $r: $leg"
+		$leg >$T/$leg.$r || say "$leg failed: $(tail -c 600 $T/$leg.$r)"
+	done
+	say "round $r: host"
+	host >$T/host.$r
+done
+best() { # KEY NAME [min]: the best figure of the rounds (largest; smallest with min)
+	for r in $(seq 1 "$rounds"); do get "$1" "$T/$2.$r"; done | sort -g | if [ "${3:-}" = min ]; then head -1; else tail -1; fi
+}
+echo "TCP, guest = client, server on the host's loopback through the gateway; $mib MiB each way, $trips round trips, best of $rounds rounds:"
+printf "  %-12s %16s %16s %16s\n" "" "guest->host MB/s" "host->guest MB/s" "round trip us"
+for f in ec1_nat qemu_user ec1_passt host; do
+	printf "  %-12s %16s %16s %16s\n" "$f" "$(best tx $f)" "$(best rx $f)" "$(best rr_us $f min)"
+done
+echo "  every round (tx rx rr_us):"
+for f in ec1_nat qemu_user ec1_passt host; do
+	printf "  %-12s" "$f"
+	for r in $(seq 1 "$rounds"); do printf "  %s/%s/%s" "$(get tx $T/$f.$r)" "$(get rx $T/$f.$r)" "$(get rr_us $T/$f.$r)"; done
+	echo
+done
+rm -rf "$T"

@@ -334,6 +334,9 @@ static int builtin_run(struct ec1_ctx *ctx, int *status)
 			     .nr_ports = (unsigned int)ctx->net.nr_ports,
 			     .allow = allow,
 			     .nr_allow = (unsigned int)ctx->net.nr_allow};
+	/* passt that ec1 started takes frames as large as it was told (--mtu). */
+	if (ctx->net.kind == EC1_NET_STREAM && ctx->passt.pid > 0 && ctx->net.fd == ctx->passt.fd)
+		net.mtu = EC1_PASST_MTU;
 	if (ctx->net.kind == EC1_NET_NAT) {
 		if (ctx->net.on && ctx->net.cidr)
 			return ec1_fail(ctx, EC1_EINVAL,

@@ -127,6 +127,7 @@ struct ec1_passt {
 	int fd;	      /* our end of its socket (the guest's passt_fd), -1 if none */
 	char dir[96]; /* its pid file and stderr, removed at stop */
 };
+#define EC1_PASST_MTU 65520 /* the link to passt started by ec1 (passt's own default) */
 /* Starts path (NULL: "passt" on PATH) with the published ports; returns once it is ready. */
 int ec1_passt_start(struct ec1_ctx *ctx, const char *path, const struct ec1_port *ports, size_t n,
 		    struct ec1_passt *p);

@@ -67,7 +67,8 @@ struct vm_net {
 	unsigned int nr_ports;
 	const struct net_allow *allow; /* VM_NET_NAT, restricted: destinations let through */
 	unsigned int nr_allow;
-	uint8_t mac[6]; /* the guest's address */
+	uint8_t mac[6];	  /* the guest's address */
+	unsigned int mtu; /* VM_NET_STREAM: the link's MTU (0: 1,500) */
 	/* for init: "10.0.2.15/24", "10.0.2.2", "10.0.2.3"; or "dhcp", "", "" */
 	const char *guest_cidr, *gateway, *dns;
 };

@@ -254,7 +254,7 @@ static void stream_backend(void)
 {
 	int sv[2];
 	CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
-	struct net_backend *b = net_stream_backend(sv[0]);
+	struct net_backend *b = net_stream_backend(sv[0], 0);
 	CHECK(b != NULL);
 	if (!b)
 		return;
@@ -300,7 +300,7 @@ static void stream_backend(void)
 	close(sv[1]);
 	/* A peer that closes. */
 	CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
-	b = net_stream_backend(sv[0]);
+	b = net_stream_backend(sv[0], 0);
 	close(sv[1]);
 	CHECK(b && pump(b, true) == -ECONNRESET);
 	CHECK(b && strstr(b->why, "closed"));

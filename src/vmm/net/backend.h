@@ -54,10 +54,10 @@ struct net_backend {
 
 /*
  * A connected stream socket carrying frames in stream framing (4-byte big-endian lengths):
- * passt's --fd, QEMU's -netdev stream. Takes the descriptor (closed by close()). NULL when out of
- * memory.
+ * passt's --fd, QEMU's -netdev stream, at mtu (0: NET_MTU). Takes the descriptor (closed by
+ * close()). NULL when out of memory.
  */
-struct net_backend *net_stream_backend(int fd);
+struct net_backend *net_stream_backend(int fd, unsigned int mtu);
 
 /*
  * The host TAP interface iface (created when it does not exist, gone with the VM then; an

@@ -90,7 +90,7 @@ int net_stream_received(struct net_stream *s, size_t n,
 	if (n > NET_STREAM_BUF - s->have)
 		return -EPROTO; /* the caller read past the room it was given */
 	s->have += n;
-	size_t pos = 0;
+	size_t pos = 0, max = s->max_frame ? s->max_frame : NET_MAX_FRAME;
 	for (;;) {
 		if (s->skip) {
 			size_t k = s->have - pos < s->skip ? s->have - pos : (size_t)s->skip;
@@ -106,7 +106,7 @@ int net_stream_received(struct net_stream *s, size_t n,
 			(uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 		if (len == 0 || len > NET_STREAM_MAX)
 			return -EPROTO;
-		if (len < NET_ETH_HDR || len > NET_MAX_FRAME) {
+		if (len < NET_ETH_HDR || len > max) {
 			/* Well framed but no frame for this guest: thrown away, however it arrives.
 			 */
 			s->dropped++;

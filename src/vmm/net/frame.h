@@ -65,13 +65,14 @@ void net_rx_buffers(const struct virtq_chain *first, uint16_t n);
 struct net_stream {
 	uint8_t buf[NET_STREAM_BUF];
 	size_t have;
+	size_t max_frame; /* the longest frame delivered; 0: NET_MAX_FRAME */
 	uint64_t skip;	  /* bytes still to throw away of a frame too long for the guest */
 	uint64_t dropped; /* frames thrown away */
 };
 
 /*
  * After n more bytes arrived at buf + have: calls deliver for each whole frame (len 14 to
- * NET_MAX_FRAME), skips longer ones (counted), keeps a partial one for the next read. Returns 0,
+ * max_frame), skips longer ones (counted), keeps a partial one for the next read. Returns 0,
  * or -EPROTO when the stream announced a length of 0 or more than NET_STREAM_MAX (it is out of
  * step and cannot be trusted any further).
  */

@@ -1,11 +1,11 @@
 /*
  * virtio-net (virtio 1.2 §5.1): one receive and one transmit queue, MAC, STATUS (link up), MTU
- * (the backend's: 65,520 for the NAT, else 1,500) and mergeable receive buffers (a large frame
- * spread over the driver's page-sized buffers), no offloads, served by the device's own thread,
- * which polls its kick eventfd and the
- * backend's descriptors together (net/backend.h). Frames are checked by net/frame.c; what the
- * guest has no receive buffer for waits in a small bounded buffer, beyond it is dropped and
- * counted (TCP sends it again), so neither a flooding guest nor a flooding peer grows the VMM.
+ * (the backend's: 32,768 for the NAT, 65,520 for passt started by ec1, else 1,500) and
+ * mergeable receive buffers (a large frame spread over the driver's page-sized buffers), no
+ * offloads, served by the device's own thread, which polls its kick eventfd and the backend's
+ * descriptors together (net/backend.h). Frames are checked by net/frame.c; what the guest has
+ * no receive buffer for waits in a small bounded buffer, beyond it is dropped and counted (TCP
+ * sends it again), so neither a flooding guest nor a flooding peer grows the VMM.
  */
 #include "net.h"
 
@@ -375,7 +375,7 @@ int virtio_net_add(struct vm *vm, char *msg, size_t msg_size)
 				cfg->kind == VM_NET_STREAM ? "passt_fd" : "socket", cfg->fd,
 				strerror(errno ?: EBADF));
 		}
-		n->be = cfg->kind == VM_NET_STREAM ? net_stream_backend(fd)
+		n->be = cfg->kind == VM_NET_STREAM ? net_stream_backend(fd, cfg->mtu)
 						   : net_dgram_backend(fd, why, sizeof(why));
 		if (!n->be)
 			close(fd);

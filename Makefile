@@ -45,6 +45,8 @@ bench: build
 	@bench/fs
 	@bench/blk
 	@bench/iomodes
+	@bench/net
+	@bench/netboot
 
 # A Debian 12 tree for `ec1 run --root` (and the VM test that uses one when it exists).
 debian-root:

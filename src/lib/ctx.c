@@ -653,17 +653,40 @@ static bool parse_port(const char *s, const char *end, uint16_t *port)
 	return true;
 }
 
+/*
+ * The end of spec's address-and-port part: before a "/udp" (*udp set) or "/tcp", else its end.
+ * NULL with why set when another protocol follows the '/'.
+ */
+static const char *parse_proto(const char *spec, bool *udp, const char **why)
+{
+	const char *slash = strchr(spec, '/');
+	*udp = slash && strcmp(slash, "/udp") == 0;
+	if (slash && !*udp && strcmp(slash, "/tcp") != 0)
+		return *why = "the protocol after '/' is tcp or udp", NULL;
+	return slash ? slash : spec + strlen(spec);
+}
+
+/* The dotted IPv4 address in [s, end) into *addr (network order). */
+static bool parse_addr(const char *s, const char *end, uint32_t *addr)
+{
+	char text[INET_ADDRSTRLEN] = "";
+	size_t n = (size_t)(end - s);
+	struct in_addr a;
+	if (n >= sizeof(text))
+		return false;
+	memcpy(text, s, n);
+	if (inet_pton(AF_INET, text, &a) != 1)
+		return false;
+	*addr = a.s_addr;
+	return true;
+}
+
 int ec1_parse_publish(const char *spec, struct ec1_port *p, const char **why)
 {
 	*p = (struct ec1_port){.host_addr = htonl(INADDR_LOOPBACK)};
-	const char *end = spec + strlen(spec), *slash = strchr(spec, '/');
-	if (slash) {
-		if (strcmp(slash, "/udp") == 0)
-			p->udp = true;
-		else if (strcmp(slash, "/tcp") != 0)
-			return *why = "the protocol after '/' is tcp or udp", -1;
-		end = slash;
-	}
+	const char *end = parse_proto(spec, &p->udp, why);
+	if (!end)
+		return -1;
 	const char *c2 = NULL, *c1 = NULL; /* the last two colons */
 	for (const char *c = spec; c < end; c++)
 		if (*c == ':') {
@@ -673,16 +696,8 @@ int ec1_parse_publish(const char *spec, struct ec1_port *p, const char **why)
 	if (!c2)
 		return *why = "expected [ADDR:]HOST:GUEST", -1;
 	const char *host = c1 ? c1 + 1 : spec;
-	if (c1) {
-		char addr[INET_ADDRSTRLEN] = "";
-		size_t n = (size_t)(c1 - spec);
-		struct in_addr a;
-		if (n < sizeof(addr))
-			memcpy(addr, spec, n);
-		if (n >= sizeof(addr) || inet_pton(AF_INET, addr, &a) != 1)
-			return *why = "the address is not a dotted IPv4 address", -1;
-		p->host_addr = a.s_addr;
-	}
+	if (c1 && !parse_addr(spec, c1, &p->host_addr))
+		return *why = "the address is not a dotted IPv4 address", -1;
 	if (!parse_port(host, c2, &p->host_port) || !parse_port(c2 + 1, end, &p->guest_port))
 		return *why = "ports are 1..65535", -1;
 	return 0;
@@ -691,25 +706,14 @@ int ec1_parse_publish(const char *spec, struct ec1_port *p, const char **why)
 int ec1_parse_allow(const char *spec, struct ec1_allow *a, const char **why)
 {
 	*a = (struct ec1_allow){0};
-	const char *end = spec + strlen(spec), *slash = strchr(spec, '/');
-	if (slash) {
-		if (strcmp(slash, "/udp") == 0)
-			a->udp = true;
-		else if (strcmp(slash, "/tcp") != 0)
-			return *why = "the protocol after '/' is tcp or udp", -1;
-		end = slash;
-	}
+	const char *end = parse_proto(spec, &a->udp, why);
+	if (!end)
+		return -1;
 	const char *colon = memchr(spec, ':', (size_t)(end - spec));
 	if (!colon || memchr(colon + 1, ':', (size_t)(end - colon - 1)))
 		return *why = "expected ADDR:PORT", -1;
-	char addr[INET_ADDRSTRLEN] = "";
-	size_t n = (size_t)(colon - spec);
-	struct in_addr in;
-	if (n < sizeof(addr))
-		memcpy(addr, spec, n);
-	if (n >= sizeof(addr) || inet_pton(AF_INET, addr, &in) != 1)
+	if (!parse_addr(spec, colon, &a->addr))
 		return *why = "the address is not a dotted IPv4 address", -1;
-	a->addr = in.s_addr;
 	if (!parse_port(colon + 1, end, &a->port))
 		return *why = "the port is 1..65535", -1;
 	return 0;

@@ -37,8 +37,9 @@ t_cli_rejects_publish_without_nat() {
 # passt is started when the network is set, before any VM: its failures come back named.
 t_cli_passt_port_taken_named() {
 	command -v passt >/dev/null || { skip "no passt (apt-get install passt)"; return; }
-	python3 -c 'import socket,time; s=socket.socket(); s.bind(("127.0.0.1",18931)); s.listen(); time.sleep(30)' & hold=$!
-	sleep 0.5
+	rm -f $T/held
+	python3 -c 'import socket,time,sys; s=socket.socket(); s.bind(("127.0.0.1",18931)); s.listen(); open(sys.argv[1], "w").close(); time.sleep(30)' $T/held & hold=$!
+	for i in $(seq 100); do [ -e $T/held ] && break; sleep 0.1; done
 	expect 125 'network.passt: passt exited (status 1): Failed to bind any port for .*18931' \
 		"$EC1" run --net passt -p 18931:80 -- /bin/true
 	kill $hold 2>/dev/null; wait $hold 2>/dev/null

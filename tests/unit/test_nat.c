@@ -344,7 +344,7 @@ static void nat_restricted_lets_through_only_what_is_allowed(void)
 		for (unsigned int k = 0; k < ngot && k < 16; k++) {
 			uint8_t *g = got[k];
 			if (g[12] == 0x08 && g[13] == 0x06 && g[21] == 1) { /* who has 10.0.2.15? */
-				uint8_t r[42];
+				uint8_t r[42] = {0};
 				memcpy(r, g + 6, 6);
 				memcpy(r + 6, guest_mac, 6);
 				memcpy(r + 12, g + 12, 8);

@@ -81,6 +81,8 @@ enum ec1_capability {
 	EC1_CAP_DISK_MOUNTS = 1 << 6, /* ec1_ctx_mount_disk (init mounts disks, one as the root) */
 	EC1_CAP_NETWORK = 1 << 7,     /* ec1_ctx_set_network: a guest network, published ports */
 	EC1_CAP_NAT = 1 << 8,	      /* ec1_ctx_set_network_nat/_none: ec1's user-mode NAT */
+	EC1_CAP_VSOCK = 1 << 9,	      /* ec1_ctx_add_vsock_port: vsock ports to host unix sockets */
+	EC1_CAP_VSOCK_UDS = 1 << 10,  /* ec1_ctx_set_vsock_uds: Firecracker's hybrid vsock */
 };
 /* The EC1_CAP_* bits a backend offers (whether or not it is installed here). */
 unsigned int ec1_backend_capabilities(enum ec1_backend backend);
@@ -245,6 +247,25 @@ int ec1_ctx_set_network_passt(struct ec1_ctx *ctx, const struct ec1_passt_config
  */
 int ec1_ctx_set_network_address(struct ec1_ctx *ctx, const char *cidr, const char *gateway,
 				const char *dns);
+
+/*
+ * vsock (the guest's CID is 3, the host's 2). ec1_ctx_add_vsock_port connects the guest's vsock
+ * port to a host unix socket at path (libkrun's krun_add_vsock_port2): without listen, a guest
+ * connect(2, port) reaches a server listening at path; with listen, ec1 listens at path (mode
+ * 0600; a socket left there is replaced, anything else is an error) and each host connection
+ * reaches the guest's listener on port. Ports 1..4294967294, each once, at most
+ * EC1_MAX_VSOCK_PORTS.
+ */
+#define EC1_MAX_VSOCK_PORTS 16
+#define EC1_GUEST_CID	    3
+int ec1_ctx_add_vsock_port(struct ec1_ctx *ctx, uint32_t port, const char *path, bool listen);
+/*
+ * Firecracker's hybrid vsock on path (builtin engine), beside the ports above: a host client
+ * connects to path, writes "CONNECT PORT\n" and, once the guest's listener on PORT has accepted,
+ * reads "OK N\n" and then talks to it (closed if the guest refuses); a guest connect(2, PORT)
+ * for a port not added above reaches a server at "PATH_PORT". NULL: none.
+ */
+int ec1_ctx_set_vsock_uds(struct ec1_ctx *ctx, const char *path);
 
 /* The process to run as the guest's main process. */
 struct ec1_process_config {

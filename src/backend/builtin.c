@@ -114,6 +114,12 @@ static int collect_shares(struct ec1_ctx *ctx, struct share_list *l)
 }
 
 /* The disks as the VMM takes them; one as the root excludes a root directory. */
+/* Whether the VM gets a vsock device: a port added, or Firecracker's socket. */
+static bool has_vsock(const struct ec1_ctx *ctx)
+{
+	return ctx->nr_vsock_ports || ctx->vsock_uds;
+}
+
 static int collect_disks(struct ec1_ctx *ctx, const struct share_list *shares,
 			 struct vm_disk disks[EC1_MAX_DISKS])
 {
@@ -135,15 +141,15 @@ static int collect_disks(struct ec1_ctx *ctx, const struct share_list *shares,
 					    .guest_path = d->guest_path,
 					    .fstype = d->fstype};
 	}
-	/* The console and the network, then a device for each share and each disk. */
-	unsigned int fixed = 1 + (ctx->net.on ? 1 : 0);
+	/* The console, the network and vsock, then a device for each share and each disk. */
+	unsigned int fixed = 1 + (ctx->net.on ? 1 : 0) + (has_vsock(ctx) ? 1 : 0);
 	if (fixed + shares->n + ctx->nr_disks > VM_MAX_DEVICES)
 		return ec1_fail(
 			ctx, EC1_EINVAL,
 			"disks: %zu disks and %u directories (root, volumes and shares) are "
-			"more than the %u devices a VM has besides its console%s",
+			"more than the %u devices a VM has besides its console%s%s",
 			ctx->nr_disks, shares->n, VM_MAX_DEVICES - fixed,
-			ctx->net.on ? " and network" : "");
+			ctx->net.on ? ", network" : "", has_vsock(ctx) ? ", vsock" : "");
 	return EC1_OK;
 }
 
@@ -311,6 +317,17 @@ static int builtin_run(struct ec1_ctx *ctx, int *status)
 		.allow_pvm = getenv("EC1_ALLOW_PVM") != NULL,
 		.setup_only = getenv("EC1_SETUP_ONLY") != NULL,
 	};
+	struct vsock_port vports[EC1_MAX_VSOCK_PORTS];
+	for (size_t i = 0; i < ctx->nr_vsock_ports; i++)
+		vports[i] = (struct vsock_port){.port = ctx->vsock_ports[i].port,
+						.path = ctx->vsock_ports[i].path,
+						.listen = ctx->vsock_ports[i].listen};
+	struct vm_vsock vsock = {.guest_cid = EC1_GUEST_CID,
+				 .ports = vports,
+				 .nr_ports = (unsigned int)ctx->nr_vsock_ports,
+				 .uds = ctx->vsock_uds};
+	if (has_vsock(ctx))
+		cfg.vsock = &vsock;
 	struct net_port ports[EC1_MAX_LIST];
 	for (size_t i = 0; i < ctx->net.nr_ports; i++)
 		ports[i] = (struct net_port){.host_addr = ctx->net.ports[i].host_addr,
@@ -370,7 +387,8 @@ const struct ec1_backend_ops ec1_backend_builtin = {
 	.id = EC1_BACKEND_BUILTIN,
 	/* Host directories (root, volumes, shares) through virtio-fs, disks through virtio-blk. */
 	.features = EC1_F_ROOT | EC1_F_VOLUMES | EC1_F_SHUTDOWN_FD | EC1_F_DISKS |
-		    EC1_F_DISK_MOUNTS | EC1_F_NETWORK | EC1_F_NAT | EC1_F_VMNET,
+		    EC1_F_DISK_MOUNTS | EC1_F_NETWORK | EC1_F_NAT | EC1_F_VMNET | EC1_F_VSOCK |
+		    EC1_F_VSOCK_UDS,
 	.add_virtiofs = builtin_add_virtiofs,
 	.set_root_flags = builtin_set_root_flags,
 	.get_shutdown_eventfd = builtin_shutdown_eventfd,

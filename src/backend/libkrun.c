@@ -30,6 +30,8 @@
 	X(add_virtiofs, int32_t, (uint32_t, const char *, const char *))                           \
 	X(add_disk, int32_t, (uint32_t, const char *, const char *, bool))                         \
 	X(add_disk2, int32_t, (uint32_t, const char *, const char *, uint32_t, bool))              \
+	X(add_vsock_port, int32_t, (uint32_t, uint32_t, const char *))                             \
+	X(add_vsock_port2, int32_t, (uint32_t, uint32_t, const char *, bool))                      \
 	X(set_passt_fd, int32_t, (uint32_t, int))                                                  \
 	X(set_gvproxy_path, int32_t, (uint32_t, const char *))                                     \
 	X(set_net_mac, int32_t, (uint32_t, const uint8_t *))                                       \
@@ -177,6 +179,16 @@ static int libkrun_add_disk(struct ec1_ctx *ctx, const struct ec1_disk_config *d
 	return KCALL(ctx, add_disk, d->block_id, d->path, d->read_only);
 }
 
+/* krun_add_vsock_port2 (libkrun >= 1.10); the older call knows no listen. */
+static int libkrun_add_vsock_port(struct ec1_ctx *ctx, uint32_t port, const char *path, bool listen)
+{
+	if (K(ctx)->add_vsock_port2)
+		return KCALL(ctx, add_vsock_port2, port, path, listen);
+	if (listen)
+		return missing(ctx, "add_vsock_port2 (needed for listen)");
+	return KCALL(ctx, add_vsock_port, port, path);
+}
+
 static int libkrun_set_network(struct ec1_ctx *ctx, const struct ec1_network_config *n)
 {
 	int err = EC1_OK;
@@ -285,16 +297,17 @@ static int libkrun_start_enter(struct ec1_ctx *ctx)
 	return krun_result(ctx, "start_enter", k->start_enter(k->id));
 }
 
-#define LIBKRUN_OPS(backend, feats)                                                               \
-	{                                                                                         \
-		.id = (backend), .features = (feats), .open = libkrun_open,                       \
-		.close = libkrun_close, .set_vm = libkrun_set_vm, .set_root = libkrun_set_root,   \
-		.set_mapped_volumes = libkrun_set_mapped_volumes,                                 \
-		.add_virtiofs = libkrun_add_virtiofs, .add_disk = libkrun_add_disk,               \
-		.set_network = libkrun_set_network, .set_process = libkrun_set_process,           \
-		.set_kernel = libkrun_set_kernel, .set_sev = libkrun_set_sev,                     \
-		.get_shutdown_eventfd = libkrun_shutdown_eventfd, .set_vmnet = libkrun_set_vmnet, \
-		.run = libkrun_run, .start_enter = libkrun_start_enter,                           \
+#define LIBKRUN_OPS(backend, feats)                                                             \
+	{                                                                                       \
+		.id = (backend), .features = (feats), .open = libkrun_open,                     \
+		.close = libkrun_close, .set_vm = libkrun_set_vm, .set_root = libkrun_set_root, \
+		.set_mapped_volumes = libkrun_set_mapped_volumes,                               \
+		.add_virtiofs = libkrun_add_virtiofs, .add_disk = libkrun_add_disk,             \
+		.add_vsock_port = libkrun_add_vsock_port, .set_network = libkrun_set_network,   \
+		.set_process = libkrun_set_process, .set_kernel = libkrun_set_kernel,           \
+		.set_sev = libkrun_set_sev, .get_shutdown_eventfd = libkrun_shutdown_eventfd,   \
+		.set_vmnet = libkrun_set_vmnet, .run = libkrun_run,                             \
+		.start_enter = libkrun_start_enter,                                             \
 	}
 
 /*
@@ -302,11 +315,10 @@ static int libkrun_start_enter(struct ec1_ctx *ctx)
  * offers vmnet with libkrun-efi too, where vmnet can work as well (krunkit pairs the two).
  */
 const struct ec1_backend_ops ec1_backend_libkrun =
-	LIBKRUN_OPS(EC1_BACKEND_LIBKRUN,
-		    EC1_F_ROOT | EC1_F_VOLUMES | EC1_F_VMNET | EC1_F_DISKS | EC1_F_NETWORK);
+	LIBKRUN_OPS(EC1_BACKEND_LIBKRUN, EC1_F_ROOT | EC1_F_VOLUMES | EC1_F_VMNET | EC1_F_DISKS |
+						 EC1_F_NETWORK | EC1_F_VSOCK);
 const struct ec1_backend_ops ec1_backend_libkrun_sev =
-	LIBKRUN_OPS(EC1_BACKEND_LIBKRUN_SEV, EC1_F_SEV | EC1_F_DISKS | EC1_F_NETWORK);
-const struct ec1_backend_ops ec1_backend_libkrun_efi =
-	LIBKRUN_OPS(EC1_BACKEND_LIBKRUN_EFI,
-		    EC1_F_ROOT | EC1_F_VOLUMES | EC1_F_SHUTDOWN_FD | EC1_F_VMNET | EC1_F_DISKS |
-			    EC1_F_NETWORK);
+	LIBKRUN_OPS(EC1_BACKEND_LIBKRUN_SEV, EC1_F_SEV | EC1_F_DISKS | EC1_F_NETWORK | EC1_F_VSOCK);
+const struct ec1_backend_ops ec1_backend_libkrun_efi = LIBKRUN_OPS(
+	EC1_BACKEND_LIBKRUN_EFI, EC1_F_ROOT | EC1_F_VOLUMES | EC1_F_SHUTDOWN_FD | EC1_F_VMNET |
+					 EC1_F_DISKS | EC1_F_NETWORK | EC1_F_VSOCK);

@@ -77,6 +77,12 @@ static const char run_usage[] =
 	"                        (default 127.0.0.1) port HOST, TCP unless /udp; repeatable;\n"
 	"                        with the NAT or passt\n"
 	"      --mac MAC         the guest's MAC address (default: a random local one)\n"
+	"      --vsock PORT:PATH[,listen]  the guest's vsock port PORT and the host unix\n"
+	"                        socket PATH: the guest connects to a server there, or, with\n"
+	"                        listen, ec1 listens there for the guest's server; repeatable\n"
+	"      --vsock-uds PATH  Firecracker's hybrid vsock: host clients connect to PATH and\n"
+	"                        say \"CONNECT PORT\", the guest's connections to other ports\n"
+	"                        reach PATH_PORT\n"
 	"      --vmnet MODE      vmnet network through vmnet-helper (macOS; elsewhere a helper\n"
 	"                        that speaks its protocol): shared, host, host-isolated or\n"
 	"                        bridged:IFACE\n"
@@ -168,6 +174,38 @@ static int add_env(const char ***env, size_t *n, const char *kv)
 }
 
 /* --vmnet MODE: shared, host, host-isolated, bridged:IFACE. */
+/* --vsock PORT:PATH[,listen] */
+struct vsock_arg {
+	uint32_t port;
+	char path[256];
+	bool listen;
+};
+
+static int parse_vsock(const char *s, struct vsock_arg *a)
+{
+	char *end;
+	errno = 0;
+	unsigned long port = strtoul(s, &end, 10);
+	if (s[0] < '0' || s[0] > '9' || errno || *end != ':' || !end[1] || port == 0 ||
+	    port >= UINT32_MAX) {
+		fprintf(stderr,
+			"ec1: --vsock: \"%s\": expected PORT:PATH[,listen], PORT 1..4294967294\n",
+			s);
+		return -1;
+	}
+	const char *path = end + 1, *comma = strrchr(path, ',');
+	a->port = (uint32_t)port;
+	a->listen = comma && strcmp(comma, ",listen") == 0;
+	size_t len = a->listen ? (size_t)(comma - path) : strlen(path);
+	if (!len || len >= sizeof(a->path)) {
+		fprintf(stderr, "ec1: --vsock: \"%s\": the path is empty or too long\n", s);
+		return -1;
+	}
+	memcpy(a->path, path, len);
+	a->path[len] = 0;
+	return 0;
+}
+
 static int parse_vmnet(const char *s, struct ec1_vmnet_config *c)
 {
 	if (strcmp(s, "shared") == 0) {
@@ -317,6 +355,8 @@ static int cmd_run(int argc, char **argv)
 		{"net", required_argument, NULL, 'n'},
 		{"publish", required_argument, NULL, 'p'},
 		{"allow", required_argument, NULL, 'A'},
+		{"vsock", required_argument, NULL, 'Z'},
+		{"vsock-uds", required_argument, NULL, 'U'},
 		{"mac", required_argument, NULL, 'M'},
 		{"ip", required_argument, NULL, 'I'},
 		{"vmnet-helper", required_argument, NULL, 'H'},
@@ -337,8 +377,8 @@ static int cmd_run(int argc, char **argv)
 	struct ec1_network_config net = {.passt_fd = -1};
 	bool net_on = false;
 	const char *tap = NULL, *net_mode = NULL; /* "nat", "nat:restricted", "none", or NULL */
-	const char **publish = NULL, **allow = NULL;
-	size_t npublish = 0, nallow = 0;
+	const char **publish = NULL, **allow = NULL, **vsocks = NULL, *vsock_uds = NULL;
+	size_t npublish = 0, nallow = 0, nvsocks = 0;
 	uint8_t mac[6];
 	struct ip_arg ip = {0};
 	int verbose = 0, c;
@@ -457,6 +497,13 @@ static int cmd_run(int argc, char **argv)
 		case 'A':
 			if (add_item(&allow, &nallow, optarg))
 				return EXIT_EC1_ERROR;
+			break;
+		case 'Z':
+			if (add_item(&vsocks, &nvsocks, optarg))
+				return EXIT_EC1_ERROR;
+			break;
+		case 'U':
+			vsock_uds = optarg;
 			break;
 		case 'n':
 			net_on = false;
@@ -584,6 +631,17 @@ static int cmd_run(int argc, char **argv)
 		    (d->mount && (err = ec1_ctx_mount_disk(ctx, d->id, d->mount, d->fstype))))
 			return fail(ctx, err);
 	}
+	for (size_t i = 0; i < nvsocks; i++) {
+		struct vsock_arg va;
+		if (parse_vsock(vsocks[i], &va)) {
+			ec1_ctx_free(ctx);
+			return EXIT_EC1_ERROR;
+		}
+		if ((err = ec1_ctx_add_vsock_port(ctx, va.port, va.path, va.listen)))
+			return fail(ctx, err);
+	}
+	if (vsock_uds && (err = ec1_ctx_set_vsock_uds(ctx, vsock_uds)))
+		return fail(ctx, err);
 	if (root_flags && (err = ec1_ctx_set_root_flags(ctx, root_flags)))
 		return fail(ctx, err);
 	if (nvolumes && (err = ec1_ctx_set_mapped_volumes(ctx, volumes, nvolumes)))
@@ -673,6 +731,7 @@ static int cmd_run(int argc, char **argv)
 	free(shares);
 	free(publish);
 	free(allow);
+	free(vsocks);
 	if (err)
 		return fail(ctx, err);
 	ec1_ctx_free(ctx);
@@ -697,6 +756,8 @@ static int cmd_variants(void)
 		{EC1_CAP_NAT, "nat"},
 		{EC1_CAP_DISKS, "disks"},
 		{EC1_CAP_DISK_MOUNTS, "disk-mounts"},
+		{EC1_CAP_VSOCK, "vsock"},
+		{EC1_CAP_VSOCK_UDS, "vsock-uds"},
 	};
 	printf("%-12s %-10s", "backend", "here");
 	for (size_t c = 0; c < sizeof(caps) / sizeof(caps[0]); c++)

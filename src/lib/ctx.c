@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "ec1_internal.h"
@@ -220,6 +221,9 @@ void ec1_ctx_free(struct ec1_ctx *ctx)
 	}
 	for (size_t i = 0; i < ctx->nr_disks; i++)
 		free_disk(&ctx->disks[i]);
+	for (size_t i = 0; i < ctx->nr_vsock_ports; i++)
+		free(ctx->vsock_ports[i].path);
+	free(ctx->vsock_uds);
 	free(ctx->exec_path);
 	free(ctx->workdir);
 	free_list(ctx->argv);
@@ -554,6 +558,58 @@ int ec1_ctx_add_disk(struct ec1_ctx *ctx, const struct ec1_disk_config *config)
 		return ec1_fail(ctx, EC1_ENOMEM, "out of memory");
 	}
 	ctx->nr_disks++;
+	return EC1_OK;
+}
+
+/* A unix socket path: set, and short enough for sun_path. */
+static int check_socket_path(struct ec1_ctx *ctx, const char *field, const char *path)
+{
+	if (!path || !*path)
+		return ec1_fail(ctx, EC1_EINVAL, "%s: empty path", field);
+	if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+		return ec1_fail(ctx, EC1_EINVAL,
+				"%s: %s: longer than a unix socket path (%zu bytes)", field, path,
+				sizeof(((struct sockaddr_un *)0)->sun_path) - 1);
+	return EC1_OK;
+}
+
+int ec1_ctx_add_vsock_port(struct ec1_ctx *ctx, uint32_t port, const char *path, bool listen)
+{
+	ENTER(ctx);
+	if (port == 0 || port == UINT32_MAX)
+		return ec1_fail(ctx, EC1_EINVAL, "vsock.port: %u: must be 1..4294967294", port);
+	int err = check_socket_path(ctx, "vsock.path", path);
+	err = err ?: need_feature(ctx, EC1_F_VSOCK, "add_vsock_port");
+	if (err)
+		return err;
+	for (size_t i = 0; i < ctx->nr_vsock_ports; i++)
+		if (ctx->vsock_ports[i].port == port)
+			return ec1_fail(ctx, EC1_EINVAL, "vsock.port: %u: already added", port);
+	if (ctx->nr_vsock_ports == EC1_MAX_VSOCK_PORTS)
+		return ec1_fail(ctx, EC1_EINVAL, "vsock: at most %d ports", EC1_MAX_VSOCK_PORTS);
+	if (ctx->ops->add_vsock_port && (err = ctx->ops->add_vsock_port(ctx, port, path, listen)))
+		return err;
+	struct ec1_vsock_port *p = &ctx->vsock_ports[ctx->nr_vsock_ports];
+	if (!(p->path = strdup(path)))
+		return ec1_fail(ctx, EC1_ENOMEM, "out of memory");
+	p->port = port;
+	p->listen = listen;
+	ctx->nr_vsock_ports++;
+	return EC1_OK;
+}
+
+int ec1_ctx_set_vsock_uds(struct ec1_ctx *ctx, const char *path)
+{
+	ENTER(ctx);
+	int err = path ? check_socket_path(ctx, "vsock.uds", path) : EC1_OK;
+	err = err ?: need_feature(ctx, EC1_F_VSOCK_UDS, "set_vsock_uds");
+	if (err)
+		return err;
+	char *copy = path ? strdup(path) : NULL;
+	if (path && !copy)
+		return ec1_fail(ctx, EC1_ENOMEM, "out of memory");
+	free(ctx->vsock_uds);
+	ctx->vsock_uds = copy;
 	return EC1_OK;
 }
 

@@ -22,6 +22,8 @@ void ec1_builtin_set_log_level(enum ec1_log_level level);
 #define EC1_F_DISK_MOUNTS EC1_CAP_DISK_MOUNTS
 #define EC1_F_NETWORK	  EC1_CAP_NETWORK
 #define EC1_F_NAT	  EC1_CAP_NAT
+#define EC1_F_VSOCK	  EC1_CAP_VSOCK
+#define EC1_F_VSOCK_UDS	  EC1_CAP_VSOCK_UDS
 
 #define EC1_MAX_LIST 64
 
@@ -68,6 +70,7 @@ struct ec1_backend_ops {
 	int (*set_mapped_volumes)(struct ec1_ctx *ctx);
 	int (*add_virtiofs)(struct ec1_ctx *ctx, const char *tag, const char *dir);
 	int (*add_disk)(struct ec1_ctx *ctx, const struct ec1_disk_config *disk);
+	int (*add_vsock_port)(struct ec1_ctx *ctx, uint32_t port, const char *path, bool listen);
 	int (*set_network)(struct ec1_ctx *ctx, const struct ec1_network_config *config);
 	int (*set_network_tap)(struct ec1_ctx *ctx, const char *iface, const uint8_t *mac);
 	/* ports parsed and checked (at most EC1_MAX_LIST); NULL config: no network */
@@ -169,6 +172,13 @@ struct ec1_ctx {
 	size_t nr_shares;
 	struct ec1_disk disks[EC1_MAX_DISKS];
 	size_t nr_disks;
+	struct ec1_vsock_port {
+		uint32_t port;
+		char *path;
+		bool listen;
+	} vsock_ports[EC1_MAX_VSOCK_PORTS];
+	size_t nr_vsock_ports;
+	char *vsock_uds;
 	char *exec_path, *workdir;
 	char **argv, **envp; /* NULL-terminated; envp NULL for the default */
 	bool process_set;

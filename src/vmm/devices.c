@@ -5,12 +5,14 @@
 #include "virtio/control.h"
 #include "virtio/fs.h"
 #include "virtio/net.h"
+#include "virtio/vsock.h"
 
 const struct vm_device_type vm_device_types[] = {
 	{"console", control_add}, /* first: the guest's /dev/hvc0 and init's ports */
 	{"shares", virtio_fs_add},
 	{"disks", virtio_blk_add},
 	{"network", virtio_net_add},
+	{"vsock", virtio_vsock_add},
 };
 
 const unsigned int vm_nr_device_types = sizeof(vm_device_types) / sizeof(vm_device_types[0]);

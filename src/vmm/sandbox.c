@@ -77,6 +77,15 @@ static const int nat_calls[] = {
 };
 
 /*
+ * vsock (vsock/conn.c): connects to the mapped paths, accepts on its listeners, and moves bytes;
+ * socket() itself only for AF_UNIX stream sockets (below).
+ */
+static const int vsock_calls[] = {
+	SCMP_SYS(connect), SCMP_SYS(accept4), SCMP_SYS(sendto),	  SCMP_SYS(recvfrom),
+	SCMP_SYS(sendmsg), SCMP_SYS(recvmsg), SCMP_SYS(shutdown),
+};
+
+/*
  * The *at() calls, and which of their arguments are directory descriptors: those must be
  * descriptors (below 2^31), never AT_FDCWD, so no path is resolved from the working directory.
  * (The xattr calls take /proc/self/fd/N paths and are not bound so.)
@@ -193,6 +202,14 @@ int sandbox_enter(enum sandbox_kind kind)
 				f, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
 				&(struct scmp_arg_cmp){0, SCMP_CMP_EQ, (scmp_datum_t)domains[i],
 						       0});
+	}
+	if (!err && kind == SANDBOX_VSOCK) {
+		err = allow(f, vsock_calls, sizeof(vsock_calls) / sizeof(vsock_calls[0]));
+		/* The type argument carries SOCK_NONBLOCK | SOCK_CLOEXEC besides SOCK_STREAM. */
+		if (!err)
+			err = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2,
+					       SCMP_A0(SCMP_CMP_EQ, AF_UNIX),
+					       SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_STREAM));
 	}
 	if (!err && kind == SANDBOX_BLK)
 		err = allow(f, blk_calls, sizeof(blk_calls) / sizeof(blk_calls[0]));

@@ -17,6 +17,7 @@ enum sandbox_kind {
 	SANDBOX_BLK,	 /* a disk: positioned I/O, syncs and hole punching on its image */
 	SANDBOX_NET,	 /* the network: I/O on its backend's descriptors (the base calls) */
 	SANDBOX_NAT,	 /* the user-mode NAT: IPv4/IPv6 sockets of its own, nothing else */
+	SANDBOX_VSOCK,	 /* vsock: unix stream sockets of its own to the mapped paths */
 };
 
 /* Restricts the calling thread for good. Returns 0 or -errno. */

@@ -13,14 +13,15 @@
 #include "ec1/ec1.h"
 #include "guest_mem.h"
 #include "net/backend.h"
+#include "vsock/vsock.h"
 #include "serial.h"
 #include "virtio/mmio.h"
 
 #define VM_MAX_VCPUS   EC1_MAX_VCPUS
 #define VM_MAX_DEVICES 18 /* lines 5..22 (ARCH_MMIO_IRQ_BASE on), of the IOAPIC's 24 */
 #define VM_MAX_SHARES  EC1_MAX_SHARES
-_Static_assert(VM_MAX_SHARES + 2 <= VM_MAX_DEVICES,
-	       "a device for each share, the console and the network");
+_Static_assert(VM_MAX_SHARES + 3 <= VM_MAX_DEVICES,
+	       "a device for each share, the console, the network and vsock");
 
 /* A host directory shared with the guest through virtio-fs. */
 struct vm_share {
@@ -73,6 +74,14 @@ struct vm_net {
 	const char *guest_cidr, *gateway, *dns;
 };
 
+/* The vsock device: the guest's CID and what its ports reach (vsock/vsock.h). */
+struct vm_vsock {
+	uint64_t guest_cid;
+	const struct vsock_port *ports;
+	unsigned int nr_ports;
+	const char *uds; /* Firecracker's convention on this path, or NULL */
+};
+
 /* Everything the engine needs to run one VM; strings and arrays are borrowed for the call. */
 struct vm_config {
 	unsigned int cpus;	    /* vCPUs, 1..VM_MAX_VCPUS */
@@ -88,7 +97,8 @@ struct vm_config {
 	unsigned int nr_shares;
 	const struct vm_disk *disks;
 	unsigned int nr_disks;
-	const struct vm_net *net; /* or NULL: no network */
+	const struct vm_net *net;     /* or NULL: no network */
+	const struct vm_vsock *vsock; /* or NULL: no vsock device */
 	int stdin_fd, stdout_fd, stderr_fd;
 	uint32_t timeout_ms; /* 0: no limit */
 	int shutdown_fd;     /* eventfd: a write asks for an orderly shutdown; -1 for none */

@@ -139,7 +139,17 @@ int32_t krun_start_enter(uint32_t id)
 	const char *code = getenv("FAKE_KRUN_EXIT");
 	exit(code ? atoi(code) : 0);
 }
+int32_t krun_add_vsock_port(uint32_t id, uint32_t port, const char *path)
+{
+	rec("krun_add_vsock_port %u %u %s", id, port, path);
+	return 0;
+}
 #ifndef FAKE_OLD
+int32_t krun_add_vsock_port2(uint32_t id, uint32_t port, const char *path, bool listen)
+{
+	rec("krun_add_vsock_port2 %u %u %s %d", id, port, path, listen);
+	return 0;
+}
 int32_t krun_add_disk2(uint32_t id, const char *block, const char *path, uint32_t fmt, bool ro)
 {
 	rec("krun_add_disk2 %u %s %s %u %d", id, block, path, fmt, ro);

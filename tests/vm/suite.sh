@@ -686,6 +686,93 @@ t_net_nat_bad_options_exit_125_naming_them() {
 	[ "$got" = "125 1 125 1 125 1 125 1 125 1" ] || cat $T/e1 $T/e2 $T/e3 $T/e4 $T/e5
 }
 
+# vsock to host unix sockets: vsocktool (tests/vm/vsocktool.c) on both sides, staged into the guest
+# by -V with nettool (the data).
+vsock_tools() { rm -rf $T/vt && mkdir -p $T/vt && cp "$dir/vsocktool" "$dir/nettool" $T/vt/; }
+t_vsock_100mib_echoed_through_host_server() {
+	# A guest connection to port 5000 reaches a host echo server: 100 MiB there and back, the
+	# credit of each side exercised; the guest's half-close reaches the host as EOF, the
+	# host's close the guest as EOF.
+	vsock_tools
+	"$dir/vsocktool" unix-echo $T/echo.sock >$T/ended & ep=$!
+	want=$("$dir/nettool" --gen 104857600 | sha256sum | cut -c1-64)
+	run --vsock 5000:$T/echo.sock -V $T/vt:/mnt/vt:ro -- /bin/sh -c \
+		'/mnt/vt/nettool --gen 104857600 | /mnt/vt/vsocktool connect 5000 | sha256sum | cut -c1-64' \
+		>$T/out 2>$T/err
+	rc=$?
+	sleep 0.5
+	kill $ep; wait $ep 2>/dev/null
+	[ $rc = 0 ] || head -c 2000 $T/err
+	check $name "0|$want|vsocktool: ended" "$rc|$(cat $T/out)|$(cat $T/ended)"
+}
+t_vsock_listen_reaches_guest_server() {
+	# --vsock PORT:PATH,listen: ec1 listens at PATH (mode 0600); a host client there reaches the
+	# guest's listener on PORT (once it listens: before, a connection is closed at once).
+	vsock_tools
+	rm -f $T/out
+	run --vsock 6000:$T/l.sock,listen -V $T/vt:/mnt/vt:ro -- /mnt/vt/vsocktool listen 6000 1 \
+		>$T/out 2>$T/err & bg=$!
+	for i in $(seq 1200); do grep -q listening $T/out 2>/dev/null && break; sleep 0.1; done
+	mode=$(stat -c %a $T/l.sock 2>/dev/null || echo none)
+	got=$(echo "hello through vsock" | "$dir/vsocktool" unix-connect $T/l.sock 2>&1)
+	wait $bg; rc=$?
+	after=$(stat -c %a $T/l.sock 2>/dev/null || echo gone)
+	[ $rc = 0 ] || head -c 2000 $T/err
+	check $name "0|hello through vsock|vsocktool: listening|600 gone" \
+		"$rc|$got|$(cat $T/out)|$mode $after"
+}
+t_vsock_unmapped_port_refused_and_many_at_once() {
+	# A port nothing is mapped to: the guest's connect is reset at once. Then 100 connections
+	# open at once to the echo server, each answered.
+	vsock_tools
+	"$dir/vsocktool" unix-echo $T/echo.sock >/dev/null & ep=$!
+	run --vsock 5000:$T/echo.sock -V $T/vt:/mnt/vt:ro -- /bin/sh -c \
+		'/mnt/vt/vsocktool connect 7777 </dev/null; /mnt/vt/vsocktool many 5000 100' \
+		>$T/out 2>$T/err
+	rc=$?
+	kill $ep; wait $ep 2>/dev/null
+	[ $rc = 0 ] || head -c 2000 $T/err
+	check $name "0|vsocktool: connect: Connection reset by peer vsocktool: 100 of 100 answered " \
+		"$rc|$(tr '\n' ' ' <$T/out)"
+}
+t_vsock_guest_exit_closes_host_connections() {
+	# The guest ends with three connections open: the host server sees each of them end.
+	vsock_tools
+	"$dir/vsocktool" unix-echo $T/echo.sock >$T/ended & ep=$!
+	run --vsock 5000:$T/echo.sock -V $T/vt:/mnt/vt:ro -- /bin/sh -c \
+		'for i in 1 2 3; do sleep 60 | /mnt/vt/vsocktool connect 5000 >/dev/null & done; sleep 2' \
+		>$T/out 2>$T/err
+	rc=$?
+	for i in $(seq 50); do [ "$(grep -c ended $T/ended)" = 3 ] && break; sleep 0.1; done
+	kill $ep; wait $ep 2>/dev/null
+	check $name "0|3" "$rc|$(grep -c ended $T/ended)"
+}
+t_vsock_firecracker_uds() {
+	# --vsock-uds PATH: a host client says "CONNECT 52" and gets "OK N" once the guest's
+	# listener took it; the guest's connection to port 53 reaches PATH_53.
+	vsock_tools
+	"$dir/vsocktool" unix-echo $T/fc.sock_53 >/dev/null & ep=$!
+	run --vsock-uds $T/fc.sock -V $T/vt:/mnt/vt:ro -- /bin/sh -c \
+		'echo to-host | /mnt/vt/vsocktool connect 53; /mnt/vt/vsocktool listen 52 1' \
+		>$T/out 2>$T/err & bg=$!
+	got=$(echo "from the host" | "$dir/vsocktool" unix-connect $T/fc.sock 52 2>$T/ok)
+	wait $bg; rc=$?
+	kill $ep; wait $ep 2>/dev/null
+	[ $rc = 0 ] || head -c 2000 $T/err
+	check $name "0|to-host vsocktool: listening |from the host|OK" \
+		"$rc|$(tr '\n' ' ' <$T/out)|$got|$(grep -o 'OK' $T/ok | head -1)"
+}
+t_vsock_bad_options_exit_125_naming_them() {
+	mkdir -p $T/notsock
+	run --vsock 0:$T/x -- /bin/true 2>$T/e1; r1=$?
+	run --vsock 9:$T/notsock,listen -- /bin/true 2>$T/e2; r2=$?
+	run --vsock 9:$T/a --vsock 9:$T/b -- /bin/true 2>$T/e3; r3=$?
+	got="$r1 $(grep -c 'vsock.*0:' $T/e1) $r2 $(grep -c 'notsock: exists and is not a socket' $T/e2)"
+	got="$got $r3 $(grep -c 'vsock.port: 9: already added' $T/e3)"
+	check $name "125 1 125 1 125 1" "$got"
+	[ "$got" = "125 1 125 1 125 1" ] || cat $T/e1 $T/e2 $T/e3
+}
+
 # A malicious driver: hostile (tests/vm/hostile.c, a static guest program) takes over a virtio-fs
 # device nobody mounted ("victim") through /dev/mem: its registers, and rings and buffers in 1 MiB
 # of guest RAM that memmap= keeps from the guest kernel. Output in $T/hout and $T/herr.

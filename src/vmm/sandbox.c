@@ -206,10 +206,13 @@ int sandbox_enter(enum sandbox_kind kind)
 	if (!err && kind == SANDBOX_VSOCK) {
 		err = allow(f, vsock_calls, sizeof(vsock_calls) / sizeof(vsock_calls[0]));
 		/* The type argument carries SOCK_NONBLOCK | SOCK_CLOEXEC besides SOCK_STREAM. */
+		const struct scmp_arg_cmp unix_stream[] = {
+			{0, SCMP_CMP_EQ, AF_UNIX, 0},
+			{1, SCMP_CMP_MASKED_EQ, 0xf, SOCK_STREAM},
+		};
 		if (!err)
-			err = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2,
-					       SCMP_A0(SCMP_CMP_EQ, AF_UNIX),
-					       SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, SOCK_STREAM));
+			err = seccomp_rule_add_array(f, SCMP_ACT_ALLOW, SCMP_SYS(socket), 2,
+						     unix_stream);
 	}
 	if (!err && kind == SANDBOX_BLK)
 		err = allow(f, blk_calls, sizeof(blk_calls) / sizeof(blk_calls[0]));

@@ -196,6 +196,33 @@ static void network_config_checked(void)
 	ec1_ctx_free(ctx);
 }
 
+static void vsock_config_checked(void)
+{
+	struct ec1_ctx *ctx = new_builtin();
+	CHECK(ec1_ctx_add_vsock_port(ctx, 0, "/tmp/a", false) == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "vsock.port: 0");
+	CHECK(ec1_ctx_add_vsock_port(ctx, UINT32_MAX, "/tmp/a", false) == EC1_EINVAL);
+	CHECK(ec1_ctx_add_vsock_port(ctx, 5, "", false) == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "vsock.path: empty");
+	char long_path[200];
+	memset(long_path, 'a', sizeof(long_path) - 1);
+	long_path[0] = '/';
+	long_path[sizeof(long_path) - 1] = 0;
+	CHECK(ec1_ctx_add_vsock_port(ctx, 5, long_path, true) == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "longer than a unix socket path");
+	CHECK(ec1_ctx_set_vsock_uds(ctx, long_path) == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "vsock.uds");
+	for (uint32_t i = 1; i <= EC1_MAX_VSOCK_PORTS; i++)
+		CHECK(ec1_ctx_add_vsock_port(ctx, i, "/tmp/a", false) == EC1_OK);
+	CHECK(ec1_ctx_add_vsock_port(ctx, 3, "/tmp/b", false) == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "vsock.port: 3: already added");
+	CHECK(ec1_ctx_add_vsock_port(ctx, 100, "/tmp/b", false) == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "at most 16 ports");
+	CHECK(ec1_ctx_set_vsock_uds(ctx, "/tmp/fc.sock") == EC1_OK);
+	CHECK(ec1_ctx_set_vsock_uds(ctx, NULL) == EC1_OK);
+	ec1_ctx_free(ctx);
+}
+
 static void disk_config_checked(void)
 {
 	struct ec1_ctx *ctx = new_builtin();
@@ -281,6 +308,7 @@ int main(void)
 	TEST(volumes_and_shares_checked);
 	TEST(network_config_checked);
 	TEST(disk_config_checked);
+	TEST(vsock_config_checked);
 	TEST(strerror_covers_codes);
 	return tests_failed != 0;
 }

@@ -70,6 +70,9 @@ static void libkrun_maps_each_call_exactly(void)
 				       .format = EC1_DISK_QCOW2,
 				       .read_only = true};
 	CHECK(ec1_ctx_add_disk(ctx, &disk) == 0);
+	CHECK(ec1_ctx_add_vsock_port(ctx, 1024, "/tmp/agent.sock", true) == 0);
+	CHECK(ec1_ctx_add_vsock_port(ctx, 1025, "/tmp/logs.sock", false) == 0);
+	CHECK(ec1_ctx_set_vsock_uds(ctx, "/tmp/fc.sock") == EC1_EUNSUPPORTED); /* builtin's */
 	const char *const ports[] = {"8080:80", "2222:22"};
 	struct ec1_network_config net = {.passt_fd = -1, .port_map = ports, .port_map_count = 2};
 	CHECK(ec1_ctx_set_network(ctx, &net) == 0);
@@ -86,6 +89,8 @@ static void libkrun_maps_each_call_exactly(void)
 		  "krun_set_mapped_volumes 7 [/tmp:/mnt,/:/host]\n"
 		  "krun_add_virtiofs 7 data /tmp\n"
 		  "krun_add_disk2 7 vda /dev/null 1 1\n"
+		  "krun_add_vsock_port2 7 1024 /tmp/agent.sock 1\n"
+		  "krun_add_vsock_port2 7 1025 /tmp/logs.sock 0\n"
 		  "krun_set_port_map 7 [8080:80,2222:22]\n"
 		  /* argv[0] is not passed: krun_set_exec takes the arguments after the name. */
 		  "krun_set_exec 7 /bin/echo [hello,world] [A=1,B=2]\n"
@@ -179,7 +184,11 @@ static void libkrun_old_library_missing_calls(void)
 	struct ec1_kernel_config k = {.path = "/dev/null", .format = EC1_KERNEL_ELF};
 	CHECK(ec1_ctx_set_kernel(ctx, &k) == EC1_EUNSUPPORTED);
 	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "krun_set_kernel: not in the loaded libkrun.so.1");
-	CHECK_LOG("krun_add_disk 7 vda /dev/null 0\n");
+	/* No krun_add_vsock_port2: a plain port through the older call, a listening one refused. */
+	CHECK(ec1_ctx_add_vsock_port(ctx, 1024, "/tmp/a.sock", true) == EC1_EUNSUPPORTED);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "add_vsock_port2 (needed for listen)");
+	CHECK(ec1_ctx_add_vsock_port(ctx, 1024, "/tmp/a.sock", false) == EC1_OK);
+	CHECK_LOG("krun_add_disk 7 vda /dev/null 0\nkrun_add_vsock_port 7 1024 /tmp/a.sock\n");
 	ec1_ctx_free(ctx);
 }
 

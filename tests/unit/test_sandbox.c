@@ -29,6 +29,20 @@ static void *in_thread(void *arg)
 	enum sandbox_kind kind = (enum sandbox_kind)(long)arg;
 	int dfd = open(dir, O_PATH | O_DIRECTORY); /* as the server opens its share: before */
 	CHECK(sandbox_enter(kind) == 0);
+	if (kind == SANDBOX_VSOCK) {
+		/* Unix stream sockets of its own, and no other kind. */
+		int u = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		CHECK(u >= 0);
+		close(u);
+		CHECK(ERRNO_OF(socket(AF_UNIX, SOCK_DGRAM, 0)) == EPERM);
+		CHECK(ERRNO_OF(socket(AF_INET, SOCK_STREAM, 0)) == EPERM);
+		CHECK(ERRNO_OF(socket(AF_NETLINK, SOCK_RAW, 0)) == EPERM);
+		CHECK(ERRNO_OF(openat(AT_FDCWD, "/etc/passwd", O_RDONLY)) == EPERM);
+		char *const argv[] = {"true", NULL};
+		CHECK(ERRNO_OF(execve("/bin/true", argv, argv + 1)) == EPERM);
+		close(dfd);
+		return NULL;
+	}
 	CHECK(ERRNO_OF(socket(AF_UNIX, SOCK_STREAM, 0)) == EPERM);
 	CHECK(ERRNO_OF(socket(AF_NETLINK, SOCK_RAW, 0)) == EPERM);
 	CHECK(ERRNO_OF(socket(AF_PACKET, SOCK_RAW, 0)) == EPERM);
@@ -109,6 +123,11 @@ static void sandbox_nat_thread_has_inet_sockets_only(void)
 	run_kind(SANDBOX_NAT);
 }
 
+static void sandbox_vsock_thread_has_unix_stream_sockets_only(void)
+{
+	run_kind(SANDBOX_VSOCK);
+}
+
 int main(void)
 {
 	unsetenv("EC1_SECCOMP");
@@ -118,6 +137,7 @@ int main(void)
 	TEST(sandbox_console_thread_refuses_exec_sockets_and_opens);
 	TEST(sandbox_fs_thread_works_in_the_share_but_makes_no_devices);
 	TEST(sandbox_nat_thread_has_inet_sockets_only);
+	TEST(sandbox_vsock_thread_has_unix_stream_sockets_only);
 	rmdir(dir);
 	return tests_failed != 0;
 }

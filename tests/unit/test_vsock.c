@@ -315,6 +315,27 @@ static void host_starts_connections(void)
 	CHECK(stat(path_listen, &st) < 0 && stat(path_uds, &st) < 0); /* removed */
 }
 
+/* A listen path: a live server's socket is refused, a stale one replaced, a file refused. */
+static void listen_paths_checked(void)
+{
+	int live = unix_server("listen");
+	char msg[256] = "";
+	struct vsock_port port = {.port = 6000, .path = path_listen, .listen = true};
+	struct vsock_config cfg = {.guest_cid = GUEST, .ports = &port, .nr_ports = 1};
+	struct vsock *v = vsock_new(&cfg, msg, sizeof(msg));
+	CHECK(v == NULL);
+	CHECK_STR_CONTAINS(msg, "in use");
+	close(live); /* the file stays, stale */
+	v = vsock_new(&cfg, msg, sizeof(msg));
+	CHECK(v != NULL);
+	vsock_free(v);
+	int fd = open(path_listen, O_CREAT | O_WRONLY, 0600);
+	close(fd);
+	CHECK(vsock_new(&cfg, msg, sizeof(msg)) == NULL);
+	CHECK_STR_CONTAINS(msg, "exists and is not a socket");
+	unlink(path_listen);
+}
+
 static void table_is_bounded(void)
 {
 	int srv = unix_server("echo");
@@ -347,6 +368,7 @@ int main(void)
 	TEST(data_both_ways_with_credit);
 	TEST(shutdown_closes_host_side);
 	TEST(host_starts_connections);
+	TEST(listen_paths_checked);
 	TEST(table_is_bounded);
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);

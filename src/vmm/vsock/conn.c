@@ -710,12 +710,26 @@ static int listen_at(struct listener *l, const char *path, char *msg, size_t msg
 			snprintf(msg, msg_size, "%s: exists and is not a socket", path);
 			return -1;
 		}
+		/* A socket someone still listens on is theirs: only a stale one is replaced. */
+		int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		int live = probe >= 0 && (connect(probe, (struct sockaddr *)&a, sizeof(a)) == 0 ||
+					  errno == EAGAIN);
+		if (probe >= 0)
+			close(probe);
+		if (live) {
+			snprintf(msg, msg_size, "%s: in use (a server listens there)", path);
+			return -1;
+		}
 		unlink(path);
 	}
 	l->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	/* Only ec1's user may connect: the mode is set before anyone can (listen comes after). */
-	if (l->fd < 0 || bind(l->fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
-	    chmod(path, 0600) < 0 || listen(l->fd, 64) < 0) {
+	/*
+	 * Only ec1's user may connect: on Linux the socket file takes the socket's own mode at
+	 * bind, so it is set first (a chmod of the path afterwards could be led by a symlink
+	 * swapped in meanwhile).
+	 */
+	if (l->fd < 0 || fchmod(l->fd, 0600) < 0 ||
+	    bind(l->fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(l->fd, 64) < 0) {
 		snprintf(msg, msg_size, "%s: %s", path, strerror(errno));
 		if (l->fd >= 0)
 			close(l->fd);

@@ -47,6 +47,7 @@ bench: build
 	@bench/iomodes
 	@bench/net
 	@bench/netboot
+	@bench/vsock
 
 # A Debian 12 tree for `ec1 run --root` (and the VM test that uses one when it exists).
 debian-root:

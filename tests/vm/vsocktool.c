@@ -17,6 +17,18 @@
  *                                   60 s at most, until a connection is answered), with PORT
  *                                   first says "CONNECT PORT\n" and reads the "OK N\n" answer
  *                                   (printed on stderr); then copies as connect does
+ *   vsocktool send PORT MIB         (bench/vsock) MIB MiB of zeros to the host's PORT, then waits
+ *                                   for the far end to close; prints "tx MB/s"
+ *   vsocktool recv PORT             (bench/vsock) reads the host's PORT until it ends; prints
+ *                                   "rx MB/s"
+ *   vsocktool unix-sink PATH        (bench/vsock) a unix server at PATH reading each connection
+ *                                   to its end, one after another, until killed
+ *   vsocktool unix-source PATH MIB  (bench/vsock) a unix server at PATH writing MIB MiB of zeros
+ *                                   to each connection, one after another, until killed
+ *   vsocktool unix-send PATH MIB, unix-recv PATH  as send and recv, to a unix socket (the
+ *                                   host's own figure)
+ *   vsocktool gen MIB               (bench/vsock) MIB MiB of zeros to stdout (the console's
+ *                                   stream); prints "stdout MB/s" on stderr
  * exit 0, 1 when what it was to do failed, 2 on bad usage.
  */
 #include <errno.h>
@@ -240,6 +252,71 @@ static int unix_connect(const char *path, const char *port)
 	return 1;
 }
 
+/* MIB MiB of zeros to fd, then its end awaited; prints "tx MB/s" (MB = 10^6 bytes). */
+static int send_mib(int fd, long mib)
+{
+	static char buf[1 << 16];
+	double t0 = now();
+	for (long left = mib << 20; left > 0; left -= (long)sizeof(buf))
+		if (write_all(fd, buf, sizeof(buf)) < 0)
+			return 1;
+	shutdown(fd, SHUT_WR);
+	while (read(fd, buf, sizeof(buf)) > 0)
+		;
+	printf("tx %.0f\n", (double)(mib << 20) / (now() - t0) / 1e6);
+	return 0;
+}
+
+/* fd read to its end; prints "rx MB/s". */
+static int recv_all(int fd)
+{
+	static char buf[1 << 16];
+	double t0 = now();
+	long long got = 0;
+	ssize_t r;
+	while ((r = read(fd, buf, sizeof(buf))) > 0)
+		got += r;
+	printf("rx %.0f\n", (double)got / (now() - t0) / 1e6);
+	return r < 0;
+}
+
+/* A unix server at path: each connection read to its end (mib < 0) or sent mib MiB. */
+static int unix_bench_server(const char *path, long mib)
+{
+	struct sockaddr_un a;
+	int l = socket(AF_UNIX, SOCK_STREAM, 0);
+	unlink(path);
+	if (unix_addr(path, &a) < 0 || bind(l, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+	    listen(l, 16) < 0) {
+		perror("vsocktool: unix server");
+		return 1;
+	}
+	static char buf[1 << 16];
+	for (;;) {
+		int fd = accept(l, NULL, NULL);
+		if (fd < 0)
+			continue;
+		if (mib < 0)
+			while (read(fd, buf, sizeof(buf)) > 0)
+				;
+		else
+			for (long left = mib << 20; left > 0; left -= (long)sizeof(buf))
+				if (write_all(fd, buf, sizeof(buf)) < 0)
+					break;
+		close(fd);
+	}
+}
+
+static int unix_dial(const char *path)
+{
+	struct sockaddr_un a;
+	int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+	for (int i = 0; i < 300; i++, usleep(100000))
+		if (unix_addr(path, &a) == 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0)
+			return fd;
+	return -1;
+}
+
 int main(int argc, char **argv)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -256,6 +333,36 @@ int main(int argc, char **argv)
 		return unix_echo(argv[2]);
 	if ((argc == 3 || argc == 4) && strcmp(m, "unix-connect") == 0)
 		return unix_connect(argv[2], argc == 4 ? argv[3] : NULL);
+	if (argc == 4 && strcmp(m, "send") == 0) {
+		int fd = vsock_connect((unsigned int)atoi(argv[2]));
+		return fd < 0 ? 1 : send_mib(fd, atol(argv[3]));
+	}
+	if (argc == 3 && strcmp(m, "recv") == 0) {
+		int fd = vsock_connect((unsigned int)atoi(argv[2]));
+		return fd < 0 ? 1 : recv_all(fd);
+	}
+	if (argc == 3 && strcmp(m, "gen") == 0) {
+		static char buf[1 << 16];
+		long mib = atol(argv[2]);
+		double t0 = now();
+		for (long left = mib << 20; left > 0; left -= (long)sizeof(buf))
+			if (write_all(1, buf, sizeof(buf)) < 0)
+				return 1;
+		fprintf(stderr, "stdout %.0f\n", (double)(mib << 20) / (now() - t0) / 1e6);
+		return 0;
+	}
+	if (argc == 3 && strcmp(m, "unix-sink") == 0)
+		return unix_bench_server(argv[2], -1);
+	if (argc == 4 && strcmp(m, "unix-source") == 0)
+		return unix_bench_server(argv[2], atol(argv[3]));
+	if (argc == 4 && strcmp(m, "unix-send") == 0) {
+		int fd = unix_dial(argv[2]);
+		return fd < 0 ? 1 : send_mib(fd, atol(argv[3]));
+	}
+	if (argc == 3 && strcmp(m, "unix-recv") == 0) {
+		int fd = unix_dial(argv[2]);
+		return fd < 0 ? 1 : recv_all(fd);
+	}
 	fprintf(stderr, "usage: see tests/vm/vsocktool.c\n");
 	return 2;
 }

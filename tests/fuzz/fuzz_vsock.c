@@ -1,9 +1,11 @@
 /*
  * libFuzzer target: vsock connections (src/vmm/vsock/conn.c), which read every packet a guest
- * transmits. Port 5 is mapped to a unix server the target runs; the input is a list of steps,
- * each a byte: 0 a packet (u16 length, the bytes, cut in up to three parts at two offsets that
- * follow), 1 a receive buffer (u16 size), 2 a round of the device's poll with the server
- * accepting, answering and closing what came. A packet never makes a step read or write outside
+ * transmits, and the "CONNECT PORT" lines of Firecracker's socket. Port 5 is mapped to a unix
+ * server the target runs; the input is a list of steps, each a byte: 0 a packet (u16 length,
+ * the bytes, cut in up to three parts at two offsets that follow), 1 a receive buffer (u16
+ * size), 2 a round of the device's poll with the server accepting, answering and closing what
+ * came, 3 a client of the Firecracker socket writing what follows (a byte of length, then the
+ * bytes). A packet never makes a step read or write outside
  * its buffers (ASan), a receive buffer gets a whole header or nothing and never more than its
  * size, and the engine frees everything it took (LeakSanitizer) when the input ends.
  */
@@ -19,7 +21,7 @@
 #include "../../src/vmm/vsock/vsock.h"
 
 static int server = -1;
-static char path[108];
+static char path[108], uds[108];
 static uint8_t pkt[65536 + VSOCK_HDR_LEN], rxbuf[65536 + VSOCK_HDR_LEN];
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
@@ -30,6 +32,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	if (!mkdtemp(dir))
 		abort();
 	snprintf(path, sizeof(path), "%s/server", dir);
+	snprintf(uds, sizeof(uds), "%s/fc", dir);
 	struct sockaddr_un a = {.sun_family = AF_UNIX};
 	memcpy(a.sun_path, path, strlen(path) + 1);
 	server = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -60,7 +63,7 @@ static void serve(void)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct vsock_port port = {.port = 5, .path = path};
-	struct vsock_config cfg = {.guest_cid = 3, .ports = &port, .nr_ports = 1};
+	struct vsock_config cfg = {.guest_cid = 3, .ports = &port, .nr_ports = 1, .uds = uds};
 	char msg[256];
 	struct vsock *v = vsock_new(&cfg, msg, sizeof(msg));
 	if (!v)
@@ -68,8 +71,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static struct pollfd fds[VSOCK_MAX_CONNS + VSOCK_MAX_PORTS + 1];
 	const uint8_t *p = data;
 	size_t left = size;
+	int clients[8], nr_clients = 0;
 	for (int steps = 0; left && steps < 256; steps++) {
-		uint8_t op = (uint8_t)take(&p, &left, 1) % 3;
+		uint8_t op = (uint8_t)take(&p, &left, 1) % 4;
+		if (op == 3) {
+			size_t n = take(&p, &left, 1);
+			n = n < left ? n : left;
+			struct sockaddr_un a = {.sun_family = AF_UNIX};
+			memcpy(a.sun_path, uds, strlen(uds) + 1);
+			int fd = nr_clients < 8 ? socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)
+						: -1;
+			if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0) {
+				(void)!send(fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+				clients[nr_clients++] = fd;
+			} else if (fd >= 0) {
+				close(fd);
+			}
+			p += n;
+			left -= n;
+			continue;
+		}
 		if (op == 0) {
 			size_t n = take(&p, &left, 2);
 			n = n < left ? n : left;
@@ -96,6 +117,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	}
 	vsock_free(v);
+	for (int i = 0; i < nr_clients; i++)
+		close(clients[i]);
 	serve();
 	return 0;
 }

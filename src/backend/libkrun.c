@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "../../guest/abi.h"
 #include "../lib/ec1_internal.h"
 
 /* The krun_* functions ec1 uses, with libkrun.h's signatures. */
@@ -212,9 +213,14 @@ static int libkrun_set_network(struct ec1_ctx *ctx, const struct ec1_network_con
 
 static int libkrun_set_process(struct ec1_ctx *ctx)
 {
-	/* krun_set_exec takes the arguments after the program name: skip argv[0]. */
-	int err = KCALL(ctx, set_exec, ctx->exec_path, (const char *const *)ctx->argv + 1,
-			(const char *const *)ctx->envp);
+	/*
+	 * krun_set_exec takes the arguments after the program name: skip argv[0]. Given no
+	 * environment (NULL), libkrun copies the whole host environment into the guest: ec1's
+	 * default (PATH, HOME=/, TERM, as on the builtin engine) goes instead.
+	 */
+	static const char *const default_env[] = EC1_ABI_DEFAULT_ENV;
+	const char *const *envp = ctx->envp ? (const char *const *)ctx->envp : default_env;
+	int err = KCALL(ctx, set_exec, ctx->exec_path, (const char *const *)ctx->argv + 1, envp);
 	if (!err && ctx->workdir)
 		err = KCALL(ctx, set_workdir, ctx->workdir);
 	return err;

@@ -136,6 +136,24 @@ static void libkrun_errors_keep_errno(void)
 	ec1_ctx_free(ctx);
 }
 
+/*
+ * No environment given: libkrun would copy the host's whole environment into the guest (its
+ * krun_set_exec with envp NULL), so ec1's default goes instead, as on the builtin engine.
+ */
+static void libkrun_default_environment_not_the_hosts(void)
+{
+	struct ec1_ctx *ctx;
+	use_lib("libkrun.so.1");
+	CHECK(ec1_ctx_new_backend(EC1_BACKEND_LIBKRUN, &ctx) == EC1_OK);
+	take_log();
+	const char *const argv[] = {"true", NULL};
+	struct ec1_process_config p = {.exec_path = "/bin/true", .argv = argv};
+	CHECK(ec1_ctx_set_process(ctx, &p) == EC1_OK);
+	CHECK_LOG("krun_set_exec 7 /bin/true [] [PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:"
+		  "/usr/bin:/sbin:/bin,HOME=/,TERM=linux]\n");
+	ec1_ctx_free(ctx);
+}
+
 static void libkrun_variant_table(void)
 {
 	struct ec1_ctx *ctx;
@@ -517,6 +535,7 @@ int main(void)
 	TEST(libkrun_errors_keep_errno);
 	TEST(libkrun_variant_table);
 	TEST(libkrun_old_library_missing_calls);
+	TEST(libkrun_default_environment_not_the_hosts);
 	TEST(libkrun_absent_is_not_available);
 	TEST(vmnet_helper_started_with_every_option);
 	TEST(vmnet_helpers_and_environment);

@@ -9,6 +9,7 @@
  * running krun_start_enter() in a child process, since krun_start_enter() exits the process.
  */
 #include <dlfcn.h>
+#include <pthread.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -86,6 +87,23 @@ static int missing(struct ec1_ctx *ctx, const char *call)
 	(K(ctx)->fn ? krun_result((ctx), #fn, K(ctx)->fn(K(ctx)->id, __VA_ARGS__)) \
 		    : missing((ctx), #fn))
 
+/* Whether the library behind handle dl is opened here for the first time (dlopen gives one
+ * handle per library). */
+static bool first_open(void *dl)
+{
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	static void *seen[8];
+	static unsigned int n;
+	bool first = true;
+	pthread_mutex_lock(&lock);
+	for (unsigned int i = 0; i < n && first; i++)
+		first = seen[i] != dl;
+	if (first && n < 8)
+		seen[n++] = dl;
+	pthread_mutex_unlock(&lock);
+	return first;
+}
+
 static int libkrun_open(struct ec1_ctx *ctx)
 {
 	/* EC1_LIBKRUN_PATH: load this file instead (tests use a recording fake). */
@@ -106,12 +124,19 @@ static int libkrun_open(struct ec1_ctx *ctx)
 		free(k);
 		return EC1_ENOTAVAIL;
 	}
-	/* libkrun's logger may be initialised once per process: ec1_set_log_level guards that. */
+	/*
+	 * Each libkrun library has a logger of its own that may be initialised once: the level
+	 * asked for (ec1_set_log_level), else ec1's default, WARN, goes to each library the first
+	 * time it is opened, so that its errors are not silent.
+	 */
 	int level = ec1_log_level_requested();
-	static int log_applied;
-	if (level >= 0 && k->set_log_level &&
-	    !__atomic_exchange_n(&log_applied, 1, __ATOMIC_SEQ_CST))
-		k->set_log_level((uint32_t)level);
+	if (k->set_log_level && first_open(k->dl)) {
+		int32_t r = k->set_log_level((uint32_t)(level >= 0 ? level : EC1_LOG_WARN));
+		if (r < 0)
+			fprintf(stderr,
+				"ec1: krun_set_log_level: %s (%d); libkrun logs as it was\n",
+				strerror(-r), r);
+	}
 	int32_t id = k->create_ctx();
 	if (id < 0) {
 		dlclose(k->dl);

@@ -299,7 +299,7 @@ int ec1_ctx_set_kernel(struct ec1_ctx *ctx, const struct ec1_kernel_config *conf
 
 /* AMD SEV (SEV variant only). */
 struct ec1_sev_config {
-	const char *tee_config_file; /* TEE configuration file, or NULL for none */
+	const char *tee_config_file; /* TEE configuration file; libkrun-sev needs one */
 };
 int ec1_ctx_set_sev(struct ec1_ctx *ctx, const struct ec1_sev_config *config);
 

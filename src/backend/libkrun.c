@@ -49,6 +49,7 @@
 struct krun {
 	void *dl;
 	uint32_t id;
+	bool tee_set; /* krun_set_tee_config_file succeeded (SEV) */
 #define FIELD(name, ret, args) ret(*name) args;
 	KRUN_FUNCS(FIELD)
 #undef FIELD
@@ -257,11 +258,27 @@ static int libkrun_set_kernel(struct ec1_ctx *ctx)
 		     ctx->initramfs, ctx->cmdline);
 }
 
+/* libkrun-sev starts no SEV guest without a TEE configuration: refused here, not at start. */
 static int libkrun_set_sev(struct ec1_ctx *ctx, const struct ec1_sev_config *sev)
 {
 	if (!sev->tee_config_file)
-		return EC1_OK;
-	return KCALL(ctx, set_tee_config_file, sev->tee_config_file);
+		return ec1_fail(
+			ctx, EC1_EINVAL,
+			"sev.tee_config_file: libkrun-sev needs one (it starts no SEV guest "
+			"without it)");
+	int err = KCALL(ctx, set_tee_config_file, sev->tee_config_file);
+	K(ctx)->tee_set = !err;
+	return err;
+}
+
+/* Before start: what libkrun would otherwise only find inside krun_start_enter. */
+static int check_startable(struct ec1_ctx *ctx)
+{
+	if (ctx->ops->id == EC1_BACKEND_LIBKRUN_SEV && !K(ctx)->tee_set)
+		return ec1_fail(ctx, EC1_EINVAL,
+				"sev: no TEE configuration file set (ec1_ctx_set_sev): libkrun-sev "
+				"starts no guest without one");
+	return EC1_OK;
 }
 
 static int libkrun_shutdown_eventfd(struct ec1_ctx *ctx, int *fd)
@@ -304,6 +321,9 @@ static int libkrun_set_vmnet(struct ec1_ctx *ctx)
 static int libkrun_run(struct ec1_ctx *ctx, int *status)
 {
 	struct krun *k = K(ctx);
+	int err = check_startable(ctx);
+	if (err)
+		return err;
 	fflush(NULL);
 	pid_t pid = fork();
 	if (pid < 0)
@@ -325,6 +345,9 @@ static int libkrun_run(struct ec1_ctx *ctx, int *status)
 static int libkrun_start_enter(struct ec1_ctx *ctx)
 {
 	struct krun *k = K(ctx);
+	int err = check_startable(ctx);
+	if (err)
+		return err;
 	return krun_result(ctx, "start_enter", k->start_enter(k->id));
 }
 

@@ -51,6 +51,7 @@ static const char run_usage[] =
 	"                        file system on the image PATH (id root); not with --root\n"
 	"  -t, --timeout SEC     stop the VM and fail after SEC seconds (default: no limit)\n"
 	"  -b, --backend NAME    builtin, libkrun, libkrun-sev, libkrun-efi or stub\n"
+	"      --tee-config FILE  the TEE configuration of an SEV guest (libkrun-sev needs one)\n"
 	"                        (default: environment EC1_BACKEND, else builtin)\n"
 	"      --timing          print where the time went: VMM set-up, kernel, init, CMD, "
 	"teardown\n"
@@ -357,6 +358,7 @@ static int cmd_run(int argc, char **argv)
 		{"allow", required_argument, NULL, 'A'},
 		{"vsock", required_argument, NULL, 'Z'},
 		{"vsock-uds", required_argument, NULL, 'U'},
+		{"tee-config", required_argument, NULL, 'E'},
 		{"mac", required_argument, NULL, 'M'},
 		{"ip", required_argument, NULL, 'I'},
 		{"vmnet-helper", required_argument, NULL, 'H'},
@@ -377,7 +379,8 @@ static int cmd_run(int argc, char **argv)
 	struct ec1_network_config net = {.passt_fd = -1};
 	bool net_on = false;
 	const char *tap = NULL, *net_mode = NULL; /* "nat", "nat:restricted", "none", or NULL */
-	const char **publish = NULL, **allow = NULL, **vsocks = NULL, *vsock_uds = NULL;
+	const char **publish = NULL, **allow = NULL, **vsocks = NULL, *vsock_uds = NULL,
+		   *tee_config = NULL;
 	size_t npublish = 0, nallow = 0, nvsocks = 0;
 	uint8_t mac[6];
 	struct ip_arg ip = {0};
@@ -504,6 +507,9 @@ static int cmd_run(int argc, char **argv)
 			break;
 		case 'U':
 			vsock_uds = optarg;
+			break;
+		case 'E':
+			tee_config = optarg;
 			break;
 		case 'n':
 			net_on = false;
@@ -641,6 +647,9 @@ static int cmd_run(int argc, char **argv)
 			return fail(ctx, err);
 	}
 	if (vsock_uds && (err = ec1_ctx_set_vsock_uds(ctx, vsock_uds)))
+		return fail(ctx, err);
+	if (tee_config &&
+	    (err = ec1_ctx_set_sev(ctx, &(struct ec1_sev_config){.tee_config_file = tee_config})))
 		return fail(ctx, err);
 	if (root_flags && (err = ec1_ctx_set_root_flags(ctx, root_flags)))
 		return fail(ctx, err);

@@ -130,7 +130,14 @@ t_cli_variants_finds_libkrun_by_soname() {
 	pass
 }
 t_example_runs_unchanged_on_fake_libkrun_and_stub() {
-	for lib in libkrun libkrun-sev libkrun-efi; do
+	# libkrun-sev starts no guest without a TEE configuration, which the example sets none of:
+	# refused before libkrun is asked to start.
+	rm -f $T/calls
+	FAKE_KRUN_LOG=$T/calls EC1_BACKEND=libkrun-sev LD_LIBRARY_PATH="$build/tests/fake:$build" \
+		"$build/hello" >$T/out 2>&1 && { fail "libkrun-sev without a TEE configuration ran"; return; }
+	grep -q 'no TEE configuration file set' $T/out && ! grep -q '^krun_start_enter' $T/calls ||
+		{ fail "libkrun-sev: $(cat $T/out) $(cat $T/calls)"; return; }
+	for lib in libkrun libkrun-efi; do
 		rm -f $T/calls
 		FAKE_KRUN_LOG=$T/calls EC1_BACKEND=$lib LD_LIBRARY_PATH="$build/tests/fake:$build" \
 			"$build/hello" >$T/out 2>&1 || { fail "$lib: $(cat $T/out)"; return; }

@@ -166,8 +166,20 @@ static void libkrun_variant_table(void)
 	const char *const vols[] = {"/tmp:/mnt"};
 	CHECK(ec1_ctx_set_mapped_volumes(ctx, vols, 1) == EC1_EUNSUPPORTED);
 	CHECK(ec1_ctx_get_shutdown_eventfd(ctx, &fd) == EC1_EUNSUPPORTED);
+	/* No TEE configuration: refused when set, and at start, not inside libkrun. */
+	CHECK(ec1_ctx_set_sev(ctx, &(struct ec1_sev_config){0}) == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "sev.tee_config_file: libkrun-sev needs one");
 	CHECK(ec1_ctx_set_sev(ctx, &(struct ec1_sev_config){.tee_config_file = "/dev/null"}) == 0);
 	CHECK_LOG("krun_set_tee_config_file 7 /dev/null\n");
+	ec1_ctx_free(ctx);
+	CHECK(ec1_ctx_new_backend(EC1_BACKEND_LIBKRUN_SEV, &ctx) == EC1_OK);
+	const char *const sev_argv[] = {"true", NULL};
+	CHECK(ec1_ctx_set_process(ctx, &(struct ec1_process_config){.exec_path = "/bin/true",
+								    .argv = sev_argv}) == 0);
+	int sev_status = -1;
+	CHECK(ec1_run(ctx, &sev_status) == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "no TEE configuration file set");
+	take_log();
 	ec1_ctx_free(ctx);
 
 	use_lib("libkrun-efi.so.1");

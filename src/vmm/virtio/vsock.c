@@ -26,7 +26,8 @@
 #define RXQ		0
 #define TXQ		1
 #define TX_BATCH	64 /* transmit chains per pass before the host sockets get a turn */
-#define CFG_SIZE	8  /* le64 guest_cid */
+#define RX_BATCH	(2 * QUEUE_SIZE) /* receive chains per pass, the same */
+#define CFG_SIZE	8		 /* le64 guest_cid */
 
 struct virtio_vsock {
 	struct virtio_mmio_dev *dev;
@@ -34,6 +35,7 @@ struct virtio_vsock {
 	struct vsock *v;
 	struct pollfd *fds; /* the kick eventfd, then vsock/'s */
 	bool failed;
+	unsigned int tx_empty; /* passes in a row the ring said it had more, and had none */
 	struct virtq_chain chain;
 };
 
@@ -44,12 +46,17 @@ static void vsock_notify(struct virtio_mmio_dev *d, unsigned int q)
 	worker_kick(&s->worker);
 }
 
-/* Packets for the guest into its receive buffers, while both last. */
-static void rx_fill(struct virtio_vsock *s)
+/*
+ * Packets for the guest into its receive buffers, while both last. Returns whether it stopped
+ * at its bound with both left (the thread then comes back at once).
+ */
+static bool rx_fill(struct virtio_vsock *s)
 {
 	struct virtq *q = &s->dev->queues[RXQ];
-	bool used = false;
-	while (q->ready && vsock_rx_pending(s->v)) {
+	bool used = false, retried = false;
+	int n = 0;
+	/* Bounded: a driver that keeps adding buffers (or unfit ones) leaves the host a turn. */
+	for (; n < RX_BATCH && q->ready && vsock_rx_pending(s->v); n++) {
 		int r = virtq_pop(q, s->dev->host->mem, &s->chain);
 		if (r < 0) {
 			virtio_mmio_fail(s->dev, "malformed descriptor chain");
@@ -57,10 +64,16 @@ static void rx_fill(struct virtio_vsock *s)
 			break;
 		}
 		if (r == 0) {
-			if (virtq_notify_on_if_empty(q))
-				continue; /* buffers came meanwhile */
-			break;		  /* the driver kicks when it adds one */
+			/* Buffers that came meanwhile are taken; an index that moves back and forth
+			 * is not chased: kicks are on, the driver's next one wakes the thread. */
+			if (!retried && virtq_notify_on_if_empty(q)) {
+				retried = true;
+				continue;
+			}
+			virtq_set_no_notify(q, false);
+			break;
 		}
+		retried = false;
 		if (s->chain.n_out || s->chain.in_len < VSOCK_HDR_LEN) {
 			virtq_push(q, s->chain.head, 0); /* no receive buffer: given back unused */
 			used = true;
@@ -76,6 +89,7 @@ static void rx_fill(struct virtio_vsock *s)
 	}
 	if (used)
 		virtio_mmio_signal(s->dev, RXQ);
+	return n == RX_BATCH;
 }
 
 /* The guest's packets to vsock/. Returns whether more may be waiting. */
@@ -90,7 +104,7 @@ static bool tx_serve(struct virtio_vsock *s)
 		vsock_tx(s->v, s->chain.out, s->chain.n_out, s->chain.out_len);
 		virtq_push(q, s->chain.head, 0);
 		served++;
-		rx_fill(s); /* answers (a response, a reset) go out as they are made */
+		(void)rx_fill(s); /* answers (a response, a reset) go out as they are made */
 	}
 	if (served)
 		virtio_mmio_signal(s->dev, TXQ);
@@ -101,7 +115,18 @@ static bool tx_serve(struct virtio_vsock *s)
 	}
 	if (served == TX_BATCH)
 		return true;
-	return virtq_notify_on_if_empty(q);
+	if (!virtq_notify_on_if_empty(q))
+		return false;
+	/*
+	 * The ring says there is more. Twice in a row with nothing popped: the driver moves its
+	 * index back and forth; kicks on, and wait for the next one rather than spin.
+	 */
+	s->tx_empty = served ? 0 : s->tx_empty + 1;
+	if (s->tx_empty < 2)
+		return true;
+	s->tx_empty = 0;
+	virtq_set_no_notify(q, false);
+	return false;
 }
 
 static void vsock_main(struct worker *w, void *arg)
@@ -112,7 +137,7 @@ static void vsock_main(struct worker *w, void *arg)
 	while (!worker_stopping(w) && !s->failed) {
 		virtio_mmio_queues_begin(s->dev);
 		more = tx_serve(s);
-		rx_fill(s);
+		more = rx_fill(s) || more;
 		virtio_mmio_queues_end(s->dev);
 		int timeout = more ? 0 : -1;
 		s->fds[0] = (struct pollfd){w->kick_fd, POLLIN, 0};

@@ -62,7 +62,8 @@ static int send_pkt(struct vsock *v, uint32_t guest_port, uint32_t host_port, ui
 	put(b + 32, flags, 4);
 	put(b + 36, 65536, 4);
 	put(b + 40, 0, 4);
-	memcpy(b + VSOCK_HDR_LEN, payload, len);
+	if (len)
+		memcpy(b + VSOCK_HDR_LEN, payload, len);
 	/* Cut in two parts inside the header, as a driver may. */
 	struct iovec iov[2] = {{b, 10}, {b + 10, VSOCK_HDR_LEN - 10 + len}};
 	return vsock_tx(v, iov, 2, VSOCK_HDR_LEN + len);

@@ -77,15 +77,15 @@ int virtio_mmio_serve(struct virtio_mmio_dev *d, unsigned int qi, struct virtq_c
 		      int64_t (*handle)(void *ctx, struct virtq_chain *chain), void *ctx)
 {
 	struct virtq *q = &d->queues[qi];
-	int served = 0, r;
-	unsigned int empty = 0; /* passes in a row that found nothing */
+	int served = 0, r, batch;
+	unsigned int empty = 0; /* passes in a row that found nothing (virtq_pass_again) */
 
 	if (!q->ready)
 		return 0;
 	uint32_t gen = q->gen;
 	virtq_set_no_notify(q, true);
 	do {
-		int batch = 0;
+		batch = 0;
 		int64_t len = 0;
 		while (len >= 0 && (r = virtq_pop(q, d->host->mem, chain)) > 0) {
 			len = handle(ctx, chain);
@@ -105,17 +105,7 @@ int virtio_mmio_serve(struct virtio_mmio_dev *d, unsigned int qi, struct virtq_c
 			virtio_mmio_fail(d, "malformed descriptor chain");
 			return -1;
 		}
-		empty = batch ? 0 : empty + 1;
-		if (empty == 2) {
-			/*
-			 * Twice the ring said there was more and then held nothing: the driver
-			 * moves its index back. Kicks on, and wait for the next one rather than
-			 * spin.
-			 */
-			virtq_set_no_notify(q, false);
-			break;
-		}
-	} while (virtq_notify_on_if_empty(q));
+	} while (virtq_pass_again(q, batch, &empty));
 	return served;
 }
 

@@ -194,18 +194,7 @@ static bool tx_serve(struct virtio_net *n)
 	}
 	if (served == TX_BATCH)
 		return true;
-	if (!virtq_notify_on_if_empty(q))
-		return false;
-	/*
-	 * The ring says there is more. Twice in a row with nothing popped: the driver moves its
-	 * index back and forth; kicks on, and wait for the next one rather than spin.
-	 */
-	n->tx_empty = served ? 0 : n->tx_empty + 1;
-	if (n->tx_empty < 2)
-		return true;
-	n->tx_empty = 0;
-	virtq_set_no_notify(q, false);
-	return false;
+	return virtq_pass_again(q, served, &n->tx_empty);
 }
 
 /* Rx interrupt, if frames went in since the last. */

@@ -126,6 +126,18 @@ void virtq_unpop(struct virtq *q)
 	q->last_avail--;
 }
 
+bool virtq_pass_again(struct virtq *q, int served, unsigned int *empty)
+{
+	if (!virtq_notify_on_if_empty(q))
+		return false;
+	*empty = served ? 0 : *empty + 1;
+	if (*empty < 2)
+		return true;
+	*empty = 0;
+	virtq_set_no_notify(q, false);
+	return false;
+}
+
 void virtq_push_many(struct virtq *q, const struct virtq_used_elem *e, unsigned int n)
 {
 	if (!q->ready)

@@ -95,6 +95,14 @@ bool virtq_notify_on_if_empty(struct virtq *q);
  * many before it needs the device.
  */
 bool virtq_notify_after_if_empty(struct virtq *q, uint16_t n);
+/*
+ * For a device thread's pass over q with kicks off, which popped until the ring looked empty
+ * and served `served` chains: whether to make another pass (kicks off) or wait for a kick (kicks
+ * on). Buffers that came meanwhile call for another pass; but two passes in a row that served
+ * nothing although the ring said more mean a driver moving its index back and forth, and the
+ * thread waits rather than spin. *empty counts those passes (0 to start).
+ */
+bool virtq_pass_again(struct virtq *q, int served, unsigned int *empty);
 /* Buffers the driver has made available and not got back yet. */
 uint16_t virtq_outstanding(const struct virtq *q);
 /*

@@ -115,18 +115,7 @@ static bool tx_serve(struct virtio_vsock *s)
 	}
 	if (served == TX_BATCH)
 		return true;
-	if (!virtq_notify_on_if_empty(q))
-		return false;
-	/*
-	 * The ring says there is more. Twice in a row with nothing popped: the driver moves its
-	 * index back and forth; kicks on, and wait for the next one rather than spin.
-	 */
-	s->tx_empty = served ? 0 : s->tx_empty + 1;
-	if (s->tx_empty < 2)
-		return true;
-	s->tx_empty = 0;
-	virtq_set_no_notify(q, false);
-	return false;
+	return virtq_pass_again(q, served, &s->tx_empty);
 }
 
 static void vsock_main(struct worker *w, void *arg)

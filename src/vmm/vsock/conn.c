@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../fd_budget.h"
 #include "../iov.h"
 #include "vsock.h"
 
@@ -160,10 +161,17 @@ static struct conn *find(struct vsock *v, uint32_t guest_port, uint32_t host_por
 	return NULL;
 }
 
+/*
+ * A free slot for a connection on host socket fd, whose descriptor comes out of the process's
+ * budget (fd_budget.h, shared with the shares and the NAT). NULL when the table is full or the
+ * budget spent (the caller closes fd).
+ */
 static struct conn *new_conn(struct vsock *v, int fd)
 {
 	for (unsigned int i = 0; i < VSOCK_MAX_CONNS; i++)
 		if (v->conns[i].state == FREE) {
+			if (!fd_budget_take())
+				return NULL;
 			struct conn *c = &v->conns[i];
 			*c = (struct conn){.fd = fd};
 			return c;
@@ -171,10 +179,19 @@ static struct conn *new_conn(struct vsock *v, int fd)
 	return NULL;
 }
 
+/* A connection's host socket closed, its descriptor given back to the budget. */
+static void close_host(struct conn *c)
+{
+	if (c->fd >= 0) {
+		close(c->fd);
+		fd_budget_give();
+	}
+	c->fd = -1;
+}
+
 static void free_conn(struct conn *c)
 {
-	if (c->fd >= 0)
-		close(c->fd);
+	close_host(c);
 	free(c->buf);
 	*c = (struct conn){.state = FREE, .fd = -1};
 }
@@ -182,9 +199,7 @@ static void free_conn(struct conn *c)
 /* The host side goes; the guest is told with a reset. */
 static void reset_conn(struct conn *c)
 {
-	if (c->fd >= 0)
-		close(c->fd);
-	c->fd = -1;
+	close_host(c);
 	c->state = RESETTING;
 }
 
@@ -742,6 +757,7 @@ static int listen_at(struct listener *l, const char *path, char *msg, size_t msg
 
 struct vsock *vsock_new(const struct vsock_config *cfg, char *msg, size_t msg_size)
 {
+	fd_budget_init(); /* the guest's connections hold descriptors: the budget bounds them */
 	struct vsock *v = calloc(1, sizeof(*v));
 	if (!v || cfg->nr_ports > VSOCK_MAX_PORTS) {
 		snprintf(msg, msg_size, v ? "more than %d ports" : "out of memory",

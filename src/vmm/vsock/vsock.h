@@ -14,8 +14,10 @@
  * for no connection is answered with a reset, a malformed one is dropped and counted. Credit
  * (§5.10.6.3) bounds what each connection may hold: the guest is given VSOCK_BUF bytes, and
  * what the host socket does not take at once waits in at most that much (allocated only then);
- * a guest that sends past its credit gets a reset. At most VSOCK_MAX_CONNS connections; what
- * the guest is sent is read from the host only as far as the guest's own credit allows.
+ * a guest that sends past its credit gets a reset. At most VSOCK_MAX_CONNS connections, each
+ * host socket out of the process's descriptor budget (fd_budget.h, as the shares' and the
+ * NAT's: beyond it, a reset); what the guest is sent is read from the host only as far as the
+ * guest's own credit allows.
  */
 #ifndef EC1_VMM_VSOCK_VSOCK_H
 #define EC1_VMM_VSOCK_VSOCK_H

@@ -21,10 +21,12 @@
  * tag; any other (empty: each block file system the kernel has, in turn): the source is a disk's
  * block id, the serial of a /sys/block/vd* device. Then the network: the guest's address with
  * its prefix length ("10.0.2.15/24"; empty: no network), the gateway and the DNS server (both
- * may be empty), which init gives the first Ethernet interface. Counts are decimal digits;
- * nothing follows the DNS server.
+ * may be empty), which init gives the first Ethernet interface. Last, the vsock port of init's
+ * exec agent ("0": none; see below). Counts and the port are decimal digits; nothing follows the
+ * port. An empty exec path (only with an agent) means no main process: the VM stays up, serving
+ * exec requests, until the VMM asks it to stop.
  */
-#define EC1_ABI_PROCESS_MAGIC	"EC1P4"
+#define EC1_ABI_PROCESS_MAGIC	"EC1P5"
 #define EC1_ABI_FS_VIRTIOFS	"virtiofs"
 #define EC1_ABI_MAX_DISK_MOUNTS 64 /* disks init mounts, at most */
 
@@ -48,15 +50,48 @@ enum ec1_abi_port {
 
 /*
  * The control port, one line each way per message. Init to the VMM: "start NS" (its clock at
- * start, ns since boot), "exec" (the process is about to start), "exit STATUS" (0..255, after
- * everything the process wrote is queued). The VMM to init: "term" (SIGTERM to the process),
- * "kill" (SIGKILL).
+ * start, ns since boot), "ready" (the exec agent listens), "exec" (the process is about to
+ * start), "exit STATUS" (0..255, after everything the process wrote is queued). The VMM to init:
+ * "term" (SIGTERM to the process and to everything exec started), "kill" (SIGKILL to them all).
  */
 #define EC1_CTL_START "start"
+#define EC1_CTL_READY "ready" /* init's exec agent listens: the VM takes exec requests */
 #define EC1_CTL_EXEC  "exec"
 #define EC1_CTL_EXIT  "exit"
 #define EC1_CTL_TERM  "term"
 #define EC1_CTL_KILL  "kill"
+
+/*
+ * The exec agent: init's child that listens on vsock port EC1_ABI_EXEC_PORT and runs a process
+ * for each connection (ec1 exec). Each way, frames: an 8-byte header, type then payload length
+ * (both 32-bit little-endian), and the payload, at most EC1_EXEC_MAX_PAYLOAD bytes.
+ *
+ * The host first sends one REQUEST: NUL-terminated fields EC1_EXEC_MAGIC, flags (decimal
+ * EC1_EXEC_F_* bits), rows, cols (the terminal's size with EC1_EXEC_F_TTY), exec path, workdir
+ * ("": "/"), argc, argv[0..argc), envc, env[0..envc) (added to the VM's environment, replacing
+ * entries of the same name); nothing follows. Then STDIN (bytes for the process; an empty one
+ * ends its input), SIGNAL (4 bytes: a signal number for the process's group) and RESIZE (4 bytes:
+ * rows, cols, 16-bit each) in any order. The guest sends STDOUT and STDERR (non-empty), and last
+ * EXIT (4 bytes: the status, 0..255, with the rules below), after all the process wrote; then it
+ * closes. A host that closes first has the process group killed. With EC1_EXEC_F_TTY the
+ * process has a terminal for stdin, stdout and stderr, and all its output comes as STDOUT.
+ */
+#define EC1_ABI_EXEC_PORT     15474369u /* 0xec1ec1 */
+#define EC1_EXEC_MAGIC	      "EC1X1"
+#define EC1_EXEC_MAX_PAYLOAD  65536
+#define EC1_EXEC_HEADER	      8
+#define EC1_EXEC_F_TTY	      1u /* a terminal, rows x cols */
+#define EC1_EXEC_F_STDIN      2u /* STDIN frames follow; without it stdin is /dev/null */
+#define EC1_EXEC_MAX_SESSIONS 64 /* at once; one more is told so and ends with 125 */
+enum ec1_exec_frame_type {
+	EC1_EXEC_REQUEST = 1,
+	EC1_EXEC_STDIN = 2,
+	EC1_EXEC_SIGNAL = 3,
+	EC1_EXEC_RESIZE = 4,
+	EC1_EXEC_STDOUT = 16,
+	EC1_EXEC_STDERR = 17,
+	EC1_EXEC_EXIT = 18,
+};
 
 /*
  * Exit status (libkrun's convention): the process's own; 125 when the environment cannot be set

@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "../abi.h"
+#include "agent.h"
 #include "net.h"
 #include "process.h"
 
@@ -478,45 +479,50 @@ static int mount_shares(const struct process *p, const char **what)
 	return 0;
 }
 
-static const char *env_get(char **envp, const char *name)
-{
-	size_t n = strlen(name);
-	for (; *envp; envp++)
-		if (strncmp(*envp, name, n) == 0 && (*envp)[n] == '=')
-			return *envp + n + 1;
-	return NULL;
-}
-
 /* execve, or a search of PATH when the name has no '/'; returns the errno worth reporting. */
 static int exec_process(const struct process *p)
 {
 	char **argv = p->argv[0] ? p->argv : (char *[]){p->exec_path, NULL};
-	if (strchr(p->exec_path, '/')) {
-		execve(p->exec_path, argv, p->envp);
-		return errno;
-	}
-	const char *path = env_get(p->envp, "PATH");
-	if (!path)
-		path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-	int saved = ENOENT;
-	while (*path) {
-		const char *colon = strchrnul(path, ':');
-		char full[4096];
-		snprintf(full, sizeof(full), "%.*s/%s", (int)(colon - path), path, p->exec_path);
-		execve(full, argv, p->envp);
-		if (errno != ENOENT && errno != ENOTDIR)
-			saved = errno;
-		path = *colon ? colon + 1 : colon;
-	}
-	return saved;
+	return exec_search(p->exec_path, argv, p->envp);
 }
 
-static pid_t child_pid;
+static pid_t child_pid; /* the main process, 0 if none */
+static pid_t agent_pid; /* the exec agent, 0 if none */
+static bool stopping;	/* the VMM asked for the end */
 
 static void forward(int sig)
 {
 	if (child_pid > 0)
 		kill(-child_pid, sig);
+}
+
+/*
+ * The exec agent on its vsock port: listening before init says "ready", so that the VMM's first
+ * exec finds it. A failure is the VM's: without an agent it cannot do what it was started for.
+ */
+static void start_agent(const struct process *p)
+{
+	struct sockaddr_vm {
+		unsigned short svm_family, svm_reserved1;
+		unsigned int svm_port, svm_cid;
+		unsigned char svm_zero[4];
+	} a = {.svm_family = 40 /* AF_VSOCK */,
+	       .svm_port = p->agent_port,
+	       .svm_cid = 0xffffffffu /* VMADDR_CID_ANY */};
+	int fd = socket(40, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 64) < 0) {
+		say("ec1-init: exec agent: vsock port %u: %s\n", p->agent_port, strerror(errno));
+		finish(EXIT_SETUP);
+	}
+	agent_pid = fork();
+	if (agent_pid < 0) {
+		say("ec1-init: exec agent: fork: %s\n", strerror(errno));
+		finish(EXIT_SETUP);
+	}
+	if (agent_pid == 0)
+		agent_main(fd, p);
+	close(fd);
+	control(EC1_CTL_READY "\n");
 }
 
 int main(void)
@@ -563,6 +569,14 @@ int main(void)
 		finish(EXIT_SETUP);
 	}
 
+	if (p.agent_port)
+		start_agent(&p);
+	streams[0].eof = streams[1].eof = true; /* no process, no streams */
+	if (!*p.exec_path) {
+		child_pid = 0;
+		goto serve;
+	}
+	streams[0].eof = streams[1].eof = false;
 	if (stream_open(&streams[0], fds[PORT_STDOUT]) ||
 	    stream_open(&streams[1], fds[PORT_STDERR])) {
 		say("ec1-init: pipe: %s\n", strerror(errno));
@@ -610,6 +624,7 @@ int main(void)
 		control(EC1_CTL_EXEC "\n");
 	close(status_pipe[0]);
 
+serve:;
 	struct sigaction sa = {.sa_handler = forward};
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
@@ -627,9 +642,18 @@ int main(void)
 		int st;
 		pid_t pid;
 		while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
-			if (pid != child_pid)
+			int code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+			if (pid == agent_pid) {
+				agent_pid = 0;
+				if (!stopping)
+					say("ec1-init: the exec agent ended (status %d)\n", code);
+				if (!child_pid) /* it was all the VM did */
+					finish(stopping ? code : EXIT_SETUP);
+				continue;
+			}
+			if (pid != child_pid || !child_pid)
 				continue; /* an orphan re-parented to us: reaped, nothing more */
-			finish(WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st));
+			finish(code);
 		}
 		if (pid < 0 && errno == ECHILD)
 			finish(EXIT_SETUP);
@@ -665,10 +689,18 @@ int main(void)
 			}
 			line[line_len] = 0;
 			line_len = 0;
-			if (strcmp(line, EC1_CTL_TERM) == 0)
+			if (strcmp(line, EC1_CTL_TERM) == 0) {
+				stopping = true;
 				forward(SIGTERM);
-			else if (strcmp(line, EC1_CTL_KILL) == 0)
+				if (agent_pid > 0)
+					kill(agent_pid, SIGTERM); /* it ends what exec started */
+			} else if (strcmp(line, EC1_CTL_KILL) == 0) {
+				stopping = true;
 				forward(SIGKILL);
+				/* The agent kills what exec started and reports each status. */
+				if (agent_pid > 0)
+					kill(agent_pid, SIGUSR1);
+			}
 			break;
 		}
 	}

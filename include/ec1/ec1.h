@@ -83,6 +83,7 @@ enum ec1_capability {
 	EC1_CAP_NAT = 1 << 8,	      /* ec1_ctx_set_network_nat/_none: ec1's user-mode NAT */
 	EC1_CAP_VSOCK = 1 << 9,	      /* ec1_ctx_add_vsock_port: vsock ports to host unix sockets */
 	EC1_CAP_VSOCK_UDS = 1 << 10,  /* ec1_ctx_set_vsock_uds: Firecracker's hybrid vsock */
+	EC1_CAP_EXEC = 1 << 11,	      /* ec1_ctx_start/_stop, ec1_exec_*: a VM that stays up */
 };
 /* The EC1_CAP_* bits a backend offers (whether or not it is installed here). */
 unsigned int ec1_backend_capabilities(enum ec1_backend backend);
@@ -380,6 +381,72 @@ int ec1_ctx_set_console(struct ec1_ctx *ctx, bool enable);
 int ec1_run(struct ec1_ctx *ctx, int *status);
 /* Like ec1_run, then exit(status) as libkrun does; returns only on error. */
 int ec1_start_enter(struct ec1_ctx *ctx);
+
+/*
+ * A VM that stays up, and processes started in it from outside (builtin engine, EC1_CAP_EXEC).
+ *
+ * ec1_ctx_start boots the VM in a thread of this process and returns once ec1's init in the
+ * guest takes exec requests; the process set with ec1_ctx_set_process, if any, runs meanwhile
+ * (the VM ends when it exits), and without one the VM runs until ec1_ctx_stop. Exec requests
+ * reach the guest through a unix socket: ec1_ctx_set_exec_socket's path, else one in a private
+ * directory made at start (ec1_ctx_exec_socket says which). The socket is created mode 0600 in
+ * the caller's umask-free way (fchmod before bind), so only its owner (and root) can exec into
+ * the VM; put it in a directory of mode 0700 to be sure. A context given an exec socket and run
+ * with ec1_run takes exec requests too.
+ */
+int ec1_ctx_set_exec_socket(struct ec1_ctx *ctx, const char *path);
+/* Boots the VM; returns once it takes exec requests, or with why it could not start. */
+int ec1_ctx_start(struct ec1_ctx *ctx);
+/* The exec socket's path ("" until there is one). */
+const char *ec1_ctx_exec_socket(const struct ec1_ctx *ctx);
+/* Waits for a started VM to end; *status as ec1_run's (0 for a VM stopped in order). */
+int ec1_ctx_wait(struct ec1_ctx *ctx, int *status);
+/*
+ * Stops a started VM and waits for its end: SIGTERM to the main process and to everything exec
+ * started, SIGKILL to them all after grace_ms, and the VM itself stopped 2 s after that (status
+ * 137). status may be NULL. ec1_ctx_free stops a started VM the same way, without grace.
+ */
+int ec1_ctx_stop(struct ec1_ctx *ctx, uint32_t grace_ms, int *status);
+
+/* A process to start in a running VM. */
+struct ec1_exec_config {
+	const char *exec_path;	 /* program in the guest (searched in PATH if no '/'), required */
+	const char *const *argv; /* NULL-terminated, argv[0] included; NULL: {exec_path} */
+	const char *const *envp; /* "K=V" added to the VM's environment (replacing the same K) */
+	const char *workdir;	 /* absolute, or NULL: the VM's working directory */
+	int stdin_fd;		 /* host fd copied to the process's stdin, or -1: /dev/null */
+	int stdout_fd;		 /* host fd that gets its stdout, or -1: dropped */
+	int stderr_fd;		 /* host fd that gets its stderr, or -1: dropped */
+	bool tty; /* a terminal in the guest for all three (output comes as stdout) */
+	uint16_t tty_rows, tty_cols; /* its size */
+};
+/* An exec into a VM: one process, its streams, its exit status. */
+struct ec1_exec;
+/* An exec through the VM's exec socket (ec1_ctx_exec_socket, or `ec1 start`'s). */
+int ec1_exec_new(const char *socket_path, struct ec1_exec **out);
+/*
+ * Starts the process. Errors: EC1_ESTATE when no VM listens at the socket (not running, or
+ * stopped), EC1_EINVAL for a bad field (named in the message; argv and envp together are
+ * limited to 64 KiB).
+ */
+int ec1_exec_start(struct ec1_exec *exec, const struct ec1_exec_config *config);
+/*
+ * Copies the streams until the process exits; *status as ec1_run's: its code, 125 when the
+ * guest could not set it up (the reason on its stderr), 126, 127, 128+N. EC1_EGUEST when the VM
+ * went away before saying it.
+ */
+int ec1_exec_wait(struct ec1_exec *exec, int *status);
+/*
+ * Sends signal sig (1..64) to the process's group; async-signal-safe (it only marks the signal
+ * and wakes ec1_exec_wait, which sends it), so a SIGINT handler may forward Ctrl-C with it.
+ */
+int ec1_exec_signal(struct ec1_exec *exec, int sig);
+/* The terminal's new size (with tty); async-signal-safe, as ec1_exec_signal. */
+int ec1_exec_resize(struct ec1_exec *exec, uint16_t rows, uint16_t cols);
+/* Why the last call on exec failed ("" if none). */
+const char *ec1_exec_message(const struct ec1_exec *exec);
+/* Frees exec (NULL is fine); a process still running in the guest is killed. */
+void ec1_exec_free(struct ec1_exec *exec);
 
 #ifdef __cplusplus
 }

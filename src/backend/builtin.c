@@ -9,6 +9,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../../guest/abi.h"
 #include "../lib/ec1_internal.h"
 #include "../vmm/vm.h"
 
@@ -114,10 +115,10 @@ static int collect_shares(struct ec1_ctx *ctx, struct share_list *l)
 }
 
 /* The disks as the VMM takes them; one as the root excludes a root directory. */
-/* Whether the VM gets a vsock device: a port added, or Firecracker's socket. */
+/* Whether the VM gets a vsock device: a port added, Firecracker's socket, or exec's. */
 static bool has_vsock(const struct ec1_ctx *ctx)
 {
-	return ctx->nr_vsock_ports || ctx->vsock_uds;
+	return ctx->nr_vsock_ports || ctx->vsock_uds || ctx->exec_socket;
 }
 
 static int collect_disks(struct ec1_ctx *ctx, const struct share_list *shares,
@@ -293,14 +294,16 @@ static int builtin_run(struct ec1_ctx *ctx, int *status)
 	err = err ?: collect_disks(ctx, &shares, disks);
 	if (err)
 		return err;
+	static const char *const no_argv[] = {NULL};
 	struct vm_config cfg = {
 		.cpus = ctx->vm.num_vcpus,
 		.ram_mib = ctx->vm.ram_mib,
 		.kernel_path = kernel,
 		.initramfs_path = initramfs,
 		.cmdline_extra = ctx->cmdline,
-		.exec_path = ctx->exec_path,
-		.argv = (const char *const *)ctx->argv,
+		/* ec1_ctx_start without a process: a VM that only takes exec requests */
+		.exec_path = ctx->process_set ? ctx->exec_path : "",
+		.argv = ctx->process_set ? (const char *const *)ctx->argv : no_argv,
 		.envp = (const char *const *)ctx->envp,
 		.workdir = ctx->workdir,
 		.shares = shares.shares,
@@ -312,19 +315,27 @@ static int builtin_run(struct ec1_ctx *ctx, int *status)
 		.stderr_fd = ctx->stdio[2],
 		.timeout_ms = ctx->timeout_ms,
 		.shutdown_fd = ctx->shutdown_fd,
+		.ready_fd = ctx->bg.ready_fd,
 		.console = ctx->console,
 		.timing = ctx->timing,
 		.allow_pvm = getenv("EC1_ALLOW_PVM") != NULL,
 		.setup_only = getenv("EC1_SETUP_ONLY") != NULL,
 	};
-	struct vsock_port vports[EC1_MAX_VSOCK_PORTS];
+	struct vsock_port vports[EC1_MAX_VSOCK_PORTS + 1];
+	unsigned int nr_vports = 0;
 	for (size_t i = 0; i < ctx->nr_vsock_ports; i++)
-		vports[i] = (struct vsock_port){.port = ctx->vsock_ports[i].port,
-						.path = ctx->vsock_ports[i].path,
-						.listen = ctx->vsock_ports[i].listen};
+		vports[nr_vports++] = (struct vsock_port){.port = ctx->vsock_ports[i].port,
+							  .path = ctx->vsock_ports[i].path,
+							  .listen = ctx->vsock_ports[i].listen};
+	/* Exec: ec1 listens at the socket; each connection reaches init's agent. */
+	if (ctx->exec_socket) {
+		vports[nr_vports++] = (struct vsock_port){
+			.port = EC1_ABI_EXEC_PORT, .path = ctx->exec_socket, .listen = true};
+		cfg.agent_port = EC1_ABI_EXEC_PORT;
+	}
 	struct vm_vsock vsock = {.guest_cid = EC1_GUEST_CID,
 				 .ports = vports,
-				 .nr_ports = (unsigned int)ctx->nr_vsock_ports,
+				 .nr_ports = nr_vports,
 				 .uds = ctx->vsock_uds};
 	if (has_vsock(ctx))
 		cfg.vsock = &vsock;
@@ -388,7 +399,7 @@ const struct ec1_backend_ops ec1_backend_builtin = {
 	/* Host directories (root, volumes, shares) through virtio-fs, disks through virtio-blk. */
 	.features = EC1_F_ROOT | EC1_F_VOLUMES | EC1_F_SHUTDOWN_FD | EC1_F_DISKS |
 		    EC1_F_DISK_MOUNTS | EC1_F_NETWORK | EC1_F_NAT | EC1_F_VMNET | EC1_F_VSOCK |
-		    EC1_F_VSOCK_UDS,
+		    EC1_F_VSOCK_UDS | EC1_F_EXEC,
 	.add_virtiofs = builtin_add_virtiofs,
 	.set_root_flags = builtin_set_root_flags,
 	.get_shutdown_eventfd = builtin_shutdown_eventfd,

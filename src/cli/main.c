@@ -7,9 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ec1/ec1.h"
-
-#define EXIT_EC1_ERROR 125
+#include "cli.h"
 
 static const char run_usage[] =
 	"usage: ec1 run [options] [--] CMD [ARGS...]\n"
@@ -96,6 +94,11 @@ static const char main_usage[] =
 	"usage: ec1 COMMAND ...\n"
 	"commands:\n"
 	"  run [options] -- CMD [ARGS...]   run CMD in a new microVM (ec1 run --help)\n"
+	"  start --name NAME [options] [-- CMD...]  boot a VM that stays up (ec1 start --help)\n"
+	"  exec [-i] [-t] [-e K=V] [-w DIR] NAME -- CMD [ARGS...]  run CMD in VM NAME\n"
+	"  ls                               the VMs started, and their state\n"
+	"  stop [-t SEC] NAME               stop VM NAME (SIGTERM, SIGKILL after SEC)\n"
+	"  logs [-f] NAME                   what VM NAME's own process and init wrote\n"
 	"  variants                         backends and what each offers on this machine\n"
 	"  version                          print the version\n";
 
@@ -332,7 +335,11 @@ static int parse_disk(const char *opt, const char *s, unsigned int index, bool r
 	return 0;
 }
 
-static int cmd_run(int argc, char **argv)
+/*
+ * ec1 run, and ec1 start's VMM process (start_dir: its directory under the run directory): the
+ * options to a context; then the run, or a start and the wait for its end.
+ */
+int vm_command(int argc, char **argv, const char *start_dir)
 {
 	static const struct option opts[] = {
 		{"cpus", required_argument, NULL, 'c'},
@@ -364,8 +371,10 @@ static int cmd_run(int argc, char **argv)
 		{"vmnet-helper", required_argument, NULL, 'H'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
+		{"name", required_argument, NULL, 'Q'},
 		{NULL, 0, NULL, 0},
 	};
+	const char *usage = start_dir ? start_usage : run_usage;
 	struct ec1_vm_config vm = {.num_vcpus = 1, .ram_mib = 512};
 	struct ec1_kernel_config kernel = {.format = EC1_KERNEL_ELF};
 	const char **env = NULL, **volumes = NULL, **shares = NULL;
@@ -571,16 +580,27 @@ static int cmd_run(int argc, char **argv)
 		case 'v':
 			verbose++;
 			break;
+		case 'Q':
+			if (!start_dir) {
+				fprintf(stderr, "ec1 run: --name: only for ec1 start\n");
+				return EXIT_EC1_ERROR;
+			}
+			break; /* taken by cmd_start */
 		case 'h':
-			fputs(run_usage, stdout);
+			fputs(usage, stdout);
 			return 0;
 		default:
-			fputs(run_usage, stderr);
+			fputs(usage, stderr);
 			return EXIT_EC1_ERROR;
 		}
 	}
-	if (optind >= argc) {
+	if (optind >= argc && !start_dir) {
 		fprintf(stderr, "ec1 run: no command given\n%s", run_usage);
+		return EXIT_EC1_ERROR;
+	}
+	if (optind >= argc && (nenv > 3 || workdir)) {
+		fprintf(stderr, "ec1 start: -e and -w are for CMD: without one, give them to ec1 "
+				"exec\n");
 		return EXIT_EC1_ERROR;
 	}
 	enum ec1_backend backend = EC1_BACKEND_DEFAULT;
@@ -607,7 +627,8 @@ static int cmd_run(int argc, char **argv)
 		.envp = env,
 		.workdir = workdir,
 	};
-	if ((err = ec1_ctx_set_vm(ctx, &vm)) || (err = ec1_ctx_set_process(ctx, &proc)))
+	if ((err = ec1_ctx_set_vm(ctx, &vm)) ||
+	    (optind < argc && (err = ec1_ctx_set_process(ctx, &proc))))
 		return fail(ctx, err);
 	if (kernel.path && (err = ec1_ctx_set_kernel(ctx, &kernel)))
 		return fail(ctx, err);
@@ -734,7 +755,12 @@ static int cmd_run(int argc, char **argv)
 
 	forward_signals(ctx);
 	int status;
-	err = ec1_run(ctx, &status);
+	if (start_dir) {
+		status = serve_started(ctx, start_dir);
+		ctx = NULL;
+	} else {
+		err = ec1_run(ctx, &status);
+	}
 	free(env);
 	free(volumes);
 	free(shares);
@@ -745,6 +771,11 @@ static int cmd_run(int argc, char **argv)
 		return fail(ctx, err);
 	ec1_ctx_free(ctx);
 	return status;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+	return vm_command(argc, argv, NULL);
 }
 
 static int cmd_variants(void)
@@ -799,6 +830,17 @@ int main(int argc, char **argv)
 		return cmd_run(argc - 1, argv + 1);
 	if (strcmp(argv[1], "variants") == 0)
 		return cmd_variants();
+	static const struct {
+		const char *name;
+		int (*fn)(int, char **);
+	} vm_cmds[] = {{"start", cmd_start},
+		       {"exec", cmd_exec},
+		       {"ls", cmd_ls},
+		       {"stop", cmd_stop},
+		       {"logs", cmd_logs}};
+	for (size_t i = 0; i < sizeof(vm_cmds) / sizeof(vm_cmds[0]); i++)
+		if (strcmp(argv[1], vm_cmds[i].name) == 0)
+			return vm_cmds[i].fn(argc - 1, argv + 1);
 	if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
 		printf("ec1 %s\n", EC1_VERSION);
 		return 0;

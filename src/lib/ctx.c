@@ -6,10 +6,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "../../guest/abi.h"
 #include "ec1_internal.h"
 
 int ec1_fail(struct ec1_ctx *ctx, int code, const char *fmt, ...)
@@ -166,6 +169,7 @@ int ec1_ctx_new_backend(enum ec1_backend backend, struct ec1_ctx **out)
 	ctx->stdio[1] = 1;
 	ctx->stdio[2] = 2;
 	ctx->shutdown_fd = -1;
+	ctx->bg.ready_fd = ctx->bg.done_fd = -1;
 	ctx->vmnet.fd = ctx->vmnet.out_fd = -1;
 	ctx->net.fd = ctx->passt.fd = -1;
 	const char *t = getenv("EC1_TIMING");
@@ -210,6 +214,18 @@ void ec1_ctx_free(struct ec1_ctx *ctx)
 {
 	if (!ctx)
 		return;
+	if (ctx->bg.on && !ctx->bg.joined)
+		ec1_ctx_stop(ctx, 0, NULL);
+	if (ctx->bg.ready_fd >= 0)
+		close(ctx->bg.ready_fd);
+	if (ctx->bg.done_fd >= 0)
+		close(ctx->bg.done_fd);
+	if (ctx->exec_dir) {
+		unlink(ctx->exec_socket);
+		rmdir(ctx->exec_dir);
+		free(ctx->exec_dir);
+	}
+	free(ctx->exec_socket);
 	if (ctx->ops->close)
 		ctx->ops->close(ctx);
 	ec1_vmnet_stop(&ctx->vmnet);
@@ -578,6 +594,8 @@ int ec1_ctx_add_vsock_port(struct ec1_ctx *ctx, uint32_t port, const char *path,
 	ENTER(ctx);
 	if (port == 0 || port == UINT32_MAX)
 		return ec1_fail(ctx, EC1_EINVAL, "vsock.port: %u: must be 1..4294967294", port);
+	if (port == EC1_ABI_EXEC_PORT)
+		return ec1_fail(ctx, EC1_EINVAL, "vsock.port: %u: ec1's own (exec)", port);
 	int err = check_socket_path(ctx, "vsock.path", path);
 	err = err ?: need_feature(ctx, EC1_F_VSOCK, "add_vsock_port");
 	if (err)
@@ -1268,6 +1286,139 @@ int ec1_run(struct ec1_ctx *ctx, int *status)
 				"process: not set (call ec1_ctx_set_process first)");
 	ctx->ran = true;
 	return ctx->ops->run(ctx, status);
+}
+
+int ec1_ctx_set_exec_socket(struct ec1_ctx *ctx, const char *path)
+{
+	ENTER(ctx);
+	int err = need_feature(ctx, EC1_F_EXEC, "set_exec_socket");
+	err = err ?: check_socket_path(ctx, "exec_socket", path);
+	return err ?: replace_str(ctx, &ctx->exec_socket, path);
+}
+
+const char *ec1_ctx_exec_socket(const struct ec1_ctx *ctx)
+{
+	return ctx && ctx->exec_socket ? ctx->exec_socket : "";
+}
+
+static void *start_thread(void *arg)
+{
+	struct ec1_ctx *ctx = arg;
+	ctx->bg.err = ctx->ops->run(ctx, &ctx->bg.status);
+	uint64_t one = 1;
+	if (write(ctx->bg.done_fd, &one, sizeof(one)) < 0)
+		abort(); /* an eventfd at 1 takes a write: not reached */
+	return NULL;
+}
+
+/* A directory of our own for the exec socket: $XDG_RUNTIME_DIR, else /tmp; mode 0700. */
+static int private_exec_socket(struct ec1_ctx *ctx)
+{
+	const char *base = getenv("XDG_RUNTIME_DIR");
+	char dir[80];
+	if (!base || !*base || strlen(base) > 40 || access(base, W_OK) < 0)
+		base = "/tmp";
+	snprintf(dir, sizeof(dir), "%s/ec1-exec-XXXXXX", base);
+	if (!mkdtemp(dir))
+		return ec1_fail(ctx, EC1_EBACKEND, "exec socket: a directory in %s: %s", base,
+				strerror(errno));
+	char path[108];
+	snprintf(path, sizeof(path), "%s/exec.sock", dir);
+	ctx->exec_dir = strdup(dir);
+	ctx->exec_socket = strdup(path);
+	if (!ctx->exec_dir || !ctx->exec_socket) {
+		rmdir(dir);
+		free(ctx->exec_dir);
+		ctx->exec_dir = NULL;
+		return ec1_fail(ctx, EC1_ENOMEM, "out of memory");
+	}
+	return EC1_OK;
+}
+
+int ec1_ctx_start(struct ec1_ctx *ctx)
+{
+	ENTER(ctx);
+	int err = need_feature(ctx, EC1_F_EXEC, "start");
+	if (err)
+		return err;
+	if (!ctx->exec_socket && (err = private_exec_socket(ctx)))
+		return err;
+	int fd;
+	if ((err = ctx->ops->get_shutdown_eventfd(ctx, &fd)))
+		return err;
+	ctx->bg.ready_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	ctx->bg.done_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (ctx->bg.ready_fd < 0 || ctx->bg.done_fd < 0)
+		return ec1_fail(ctx, EC1_ENOMEM, "eventfd: %s", strerror(errno));
+	ctx->ran = true;
+	int e = pthread_create(&ctx->bg.thread, NULL, start_thread, ctx);
+	if (e)
+		return ec1_fail(ctx, EC1_ENOMEM, "the VM's thread: %s", strerror(e));
+	ctx->bg.on = true;
+	struct pollfd p[2] = {{.fd = ctx->bg.ready_fd, .events = POLLIN},
+			      {.fd = ctx->bg.done_fd, .events = POLLIN}};
+	while (poll(p, 2, -1) < 0 && errno == EINTR)
+		;
+	if (!(p[1].revents & POLLIN))
+		return EC1_OK;
+	/* It ended before it was ready: its error, or the status it ended with. */
+	pthread_join(ctx->bg.thread, NULL);
+	ctx->bg.joined = true;
+	if (ctx->bg.err)
+		return ctx->bg.err; /* the run left its message */
+	return ec1_fail(ctx, EC1_EGUEST, "the VM ended (status %d) before it took exec requests",
+			ctx->bg.status);
+}
+
+int ec1_ctx_wait(struct ec1_ctx *ctx, int *status)
+{
+	if (!ctx || !status)
+		return ec1_fail(ctx, EC1_EINVAL, "status: NULL");
+	if (!ctx->bg.on)
+		return ec1_fail(ctx, EC1_ESTATE, "wait: the VM was not started (ec1_ctx_start)");
+	if (!ctx->bg.joined) {
+		pthread_join(ctx->bg.thread, NULL);
+		ctx->bg.joined = true;
+	}
+	if (!ctx->bg.err)
+		*status = ctx->bg.status;
+	return ctx->bg.err;
+}
+
+/* Waits up to ms for the run's thread to end; true when it has. */
+static bool ended_within(struct ec1_ctx *ctx, long ms)
+{
+	struct pollfd p = {.fd = ctx->bg.done_fd, .events = POLLIN};
+	long deadline = ec1_now_ms() + ms;
+	for (;;) {
+		long left = deadline - ec1_now_ms();
+		int n = poll(&p, 1, left > 0 ? (int)left : 0);
+		if (n > 0)
+			return true;
+		if (n == 0 || (errno != EINTR))
+			return false;
+	}
+}
+
+int ec1_ctx_stop(struct ec1_ctx *ctx, uint32_t grace_ms, int *status)
+{
+	if (!ctx)
+		return EC1_EINVAL;
+	if (!ctx->bg.on)
+		return ec1_fail(ctx, EC1_ESTATE, "stop: the VM was not started (ec1_ctx_start)");
+	/* term; kill after the grace period; the VM itself 2 s later (run.c's third request). */
+	long wait_ms[3] = {(long)grace_ms, 2000, -1};
+	for (int i = 0; i < 3 && !ctx->bg.joined; i++) {
+		uint64_t one = 1;
+		if (write(ctx->shutdown_fd, &one, sizeof(one)) < 0)
+			break;
+		if (wait_ms[i] >= 0 && ended_within(ctx, wait_ms[i]))
+			break;
+	}
+	int st = 0, err = ec1_ctx_wait(ctx, &st);
+	if (status && !err)
+		*status = st;
+	return err;
 }
 
 int ec1_start_enter(struct ec1_ctx *ctx)

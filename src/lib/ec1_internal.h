@@ -5,6 +5,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <pthread.h>
 #include <sys/types.h>
 
 #include "ec1/ec1.h"
@@ -24,6 +25,7 @@ void ec1_builtin_set_log_level(enum ec1_log_level level);
 #define EC1_F_NAT	  EC1_CAP_NAT
 #define EC1_F_VSOCK	  EC1_CAP_VSOCK
 #define EC1_F_VSOCK_UDS	  EC1_CAP_VSOCK_UDS
+#define EC1_F_EXEC	  EC1_CAP_EXEC
 
 #define EC1_MAX_LIST 64
 
@@ -87,6 +89,14 @@ struct ec1_backend_ops {
 		struct ec1_ctx *ctx); /* optional: the backend's own (exits on success) */
 	bool builtin_extras;	      /* ec1_ctx_set_stdio/timeout/timing/console */
 };
+
+/*
+ * The next frame from the guest's exec agent in buf[0, len) (src/lib/exec.c): 0 when it is not
+ * all there yet, -1 when it is not one the guest may send (type, length, status over 255),
+ * else its size with *type, *payload and *plen set.
+ */
+ssize_t ec1_exec_frame(const uint8_t *buf, size_t len, uint32_t *type, const uint8_t **payload,
+		       uint32_t *plen);
 
 /* Helper processes (src/lib/child.c). */
 long ec1_now_ms(void); /* CLOCK_MONOTONIC */
@@ -188,6 +198,16 @@ struct ec1_ctx {
 	uint32_t timeout_ms;
 	bool timing, console;
 	int shutdown_fd;
+	char *exec_socket; /* where exec requests come in, or NULL: no exec agent */
+	char *exec_dir;	   /* a private directory made for it at start, removed at free */
+	struct {
+		bool on;     /* ec1_ctx_start succeeded: a thread runs the VM */
+		bool joined; /* and it was waited for */
+		pthread_t thread;
+		int ready_fd;	 /* eventfd: init takes exec requests (the VMM writes it) */
+		int done_fd;	 /* eventfd: the run ended (the thread writes it) */
+		int err, status; /* the run's result */
+	} bg;
 	struct ec1_vmnet vmnet;
 	struct ec1_passt passt; /* passt started for this context (ec1_ctx_set_network_passt) */
 	struct {

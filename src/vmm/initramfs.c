@@ -48,13 +48,13 @@ static size_t mount_list(const struct vm_config *cfg, struct mount_rec *m)
 /*
  * The process description init reads (its layout: guest/abi.h): NUL-separated fields: the magic,
  * exec path, workdir, argc, argv..., envc, env..., mount count, then type, source, guest path
- * and "ro" or "rw" for each share or disk init mounts.
+ * and "ro" or "rw" for each share or disk init mounts, the network, the exec agent's port.
  */
 static int process_blob(const struct vm_config *cfg, char **out, size_t *out_len)
 {
 	const char *const *env = cfg->envp ? cfg->envp : default_env;
 	size_t argc = 0, envc = 0, len = 0;
-	char num[3][24];
+	char num[4][24];
 	struct mount_rec *mounts = calloc(cfg->nr_shares + cfg->nr_disks + 1, sizeof(*mounts));
 	if (!mounts)
 		return -ENOMEM;
@@ -70,6 +70,7 @@ static int process_blob(const struct vm_config *cfg, char **out, size_t *out_len
 	snprintf(num[0], sizeof(num[0]), "%zu", argc);
 	snprintf(num[1], sizeof(num[1]), "%zu", envc);
 	snprintf(num[2], sizeof(num[2]), "%zu", nr_mounts);
+	snprintf(num[3], sizeof(num[3]), "%u", (unsigned int)cfg->agent_port);
 	const char *workdir = cfg->workdir ? cfg->workdir : "/";
 	const char *net[3] = {"", "", ""};
 	if (cfg->net) {
@@ -80,6 +81,7 @@ static int process_blob(const struct vm_config *cfg, char **out, size_t *out_len
 	len += strlen(EC1_ABI_PROCESS_MAGIC) + strlen(cfg->exec_path) + strlen(workdir) +
 	       strlen(num[0]) + strlen(num[1]) + strlen(num[2]) + 6;
 	len += strlen(net[0]) + strlen(net[1]) + strlen(net[2]) + 3;
+	len += strlen(num[3]) + 1;
 	char *p = malloc(len), *w = p;
 	if (!p) {
 		free(mounts);
@@ -104,6 +106,7 @@ static int process_blob(const struct vm_config *cfg, char **out, size_t *out_len
 	}
 	for (int i = 0; i < 3; i++)
 		PUT(net[i]);
+	PUT(num[3]);
 #undef PUT
 	free(mounts);
 	*out = p;

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -269,14 +270,15 @@ static void teardown(struct vm *vm)
 
 /*
  * Waits until the VM stops, the timeout passes, or the caller asks for an orderly shutdown
- * through cfg->shutdown_fd: then init is asked to send SIGTERM to the process (SIGKILL on a
- * second request). A request made before init can hear it is retried.
+ * through cfg->shutdown_fd: the first request has init send SIGTERM to the process (and to
+ * everything exec started), the second SIGKILL, and a third stops the VM at once, its status
+ * 128+SIGKILL. A request made before init can hear it is retried.
  */
 static void wait_for_stop(struct vm *vm)
 {
 	uint64_t deadline =
 		vm->cfg->timeout_ms ? vm->timing.start + vm->cfg->timeout_ms * 1000000ull : 0;
-	unsigned int requests = 0, delivered = 0;
+	uint64_t requests = 0, delivered = 0;
 
 	for (;;) {
 		struct pollfd p[2] = {{.fd = vm->stop_fd, .events = POLLIN},
@@ -292,7 +294,7 @@ static void wait_for_stop(struct vm *vm)
 			}
 			wait_ms = (int)((deadline - now) / 1000000 + 1);
 		}
-		if (delivered < requests && (wait_ms < 0 || wait_ms > 50))
+		if (delivered < requests && delivered < 2 && (wait_ms < 0 || wait_ms > 50))
 			wait_ms = 50; /* init not listening yet: try again shortly */
 		int n = poll(p, vm->cfg->shutdown_fd >= 0 ? 2 : 1, wait_ms);
 		if (n < 0 && errno != EINTR)
@@ -301,12 +303,18 @@ static void wait_for_stop(struct vm *vm)
 			return;
 		if (n > 0 && (p[1].revents & POLLIN)) {
 			uint64_t v;
+			/* An eventfd adds up writes: two quick requests read as one value 2. */
 			if (read(vm->cfg->shutdown_fd, &v, sizeof(v)) == sizeof(v))
-				requests++;
+				requests += v;
 		}
-		if (delivered < requests && vm->control.send &&
-		    vm->control.send(vm->control.ctx,
-				     delivered == 0 ? EC1_CTL_TERM "\n" : EC1_CTL_KILL "\n") == 0)
+		if (requests >= 3) {
+			vm_report_status(vm, EC1_EXIT_SIGNAL + SIGKILL);
+			vm_stop(vm, 0, "stopped by request");
+			return;
+		}
+		while (delivered < requests && vm->control.send &&
+		       vm->control.send(vm->control.ctx, delivered == 0 ? EC1_CTL_TERM "\n"
+									: EC1_CTL_KILL "\n") == 0)
 			delivered++;
 	}
 }

@@ -89,7 +89,7 @@ struct vm_config {
 	const char *kernel_path;    /* vmlinux (ELF with a PVH note) or bzImage */
 	const char *initramfs_path; /* base root archive (newc cpio), or NULL for none */
 	const char *cmdline_extra;  /* appended to the kernel command line, or NULL */
-	const char *exec_path;	    /* program to run in the guest */
+	const char *exec_path;	    /* program to run in the guest; "" none (agent_port set) */
 	const char *const *argv;    /* NULL-terminated, argv[0] included */
 	const char *const *envp;    /* NULL-terminated, or NULL for the default */
 	const char *workdir;	    /* or NULL for "/" */
@@ -102,6 +102,8 @@ struct vm_config {
 	int stdin_fd, stdout_fd, stderr_fd;
 	uint32_t timeout_ms; /* 0: no limit */
 	int shutdown_fd;     /* eventfd: a write asks for an orderly shutdown; -1 for none */
+	uint32_t agent_port; /* vsock port of init's exec agent, or 0 for none */
+	int ready_fd;	     /* eventfd written once init's agent listens; -1 for none */
 	bool console;	     /* copy the guest kernel's serial console to stderr */
 	bool timing;	     /* print boot-phase timing to stderr */
 	bool allow_pvm;	     /* set up the VM even on a PVM /dev/kvm (benchmarks) */

@@ -1,6 +1,7 @@
 /*
- * libFuzzer target: the guest init's parser of the process description (guest/init/process.c).
- * A description it accepts has every field inside the buffer, NUL-terminated there.
+ * libFuzzer target: the guest init's parsers (guest/init/process.c) of the process description
+ * and of an exec request, each input given to both. What they accept has every field inside the
+ * buffer, NUL-terminated there.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -40,6 +41,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check(buf, size, p.net_gateway);
 		check(buf, size, p.net_dns);
 		process_free(&p);
+	}
+	memcpy(buf, data, size);
+	struct exec_request r;
+	if (exec_request_parse(buf, size, &r) == 0) {
+		check(buf, size, r.exec_path);
+		check(buf, size, r.workdir);
+		if (!r.argv[0] || !*r.exec_path)
+			abort();
+		for (char **a = r.argv; *a; a++)
+			check(buf, size, *a);
+		for (char **e = r.envp; *e; e++)
+			if (check(buf, size, *e), !strchr(*e, '='))
+				abort();
+		exec_request_free(&r);
 	}
 	free(buf);
 	return 0;

@@ -773,6 +773,96 @@ t_vsock_bad_options_exit_125_naming_them() {
 	[ "$got" = "125 1 125 1 125 1" ] || cat $T/e1 $T/e2 $T/e3
 }
 
+# Long-lived VMs: ec1 start, exec, ls, stop, logs; their state under a run directory of the test's.
+export EC1_RUN_DIR=$T/run
+E() { timeout -s KILL 150 "$EC1" "$@"; }
+t_exec_session_start_exec_ls_logs_stop() {
+	# A VM started without a command stays up; exec runs commands in it with split streams,
+	# stdin, environment, working directory and exit status; ls lists it; stop leaves no process,
+	# socket or directory behind.
+	E start --name s1 --mem 256 2>$T/err; rc=$?
+	pid=$(cat $T/run/s1/pid 2>/dev/null)
+	mode=$(stat -c %a $T/run/s1/exec.sock 2>/dev/null)
+	out=$(E exec s1 -- /bin/sh -c 'echo out; echo err >&2; exit 7' 2>$T/err2); st=$?
+	in=$(printf 'one\ntwo\n' | E exec -i s1 -- /bin/sh -c 'wc -l')
+	envwd=$(E exec -e FOO=bar -w /tmp s1 -- /bin/sh -c 'echo $FOO $(pwd) $HOME')
+	nf=$(E exec s1 -- /no/such/program 2>/dev/null; echo $?)
+	tty=$(E exec -t s1 -- /bin/sh -c 'tty; stty size' | tr -d '\r' | tr '\n' ' ')
+	ls=$(E ls | awk '$1 == "s1" {print $2 == "'$pid'", $3}')
+	E stop s1; src=$?
+	left=$(ls $T/run 2>/dev/null | tr '\n' ' ')
+	alive=$(kill -0 "$pid" 2>/dev/null && echo alive || echo gone)
+	check $name "0|600|out|err|7|2|bar /tmp /|127|/dev/pts/0 24 80 |1 running|0||gone" \
+		"$rc|$mode|$out|$(cat $T/err2)|$st|$in|$envwd|$nf|$tty|$ls|$src|$left|$alive"
+	[ $rc = 0 ] || head -c 1500 $T/err
+}
+t_exec_100_in_a_row_and_10_at_once() {
+	# 100 execs one after another, then 10 at once, each with its own output and status.
+	E start --name s2 --mem 256 2>$T/err || { fail $name "start: $(head -c 500 $T/err)"; return; }
+	ok=0
+	for i in $(seq 100); do
+		r=$(E exec s2 -- /bin/sh -c "echo $i; exit $((i % 50))")
+		[ "$r $?" = "$i $((i % 50))" ] && ok=$((ok + 1))
+	done
+	for i in $(seq 10); do
+		(E exec s2 -- /bin/sh -c "sleep 0.5; echo x$i; echo e$i >&2; exit $i" >$T/o$i 2>$T/e$i
+		 echo $? >$T/s$i) &
+	done
+	wait
+	par=0
+	for i in $(seq 10); do
+		[ "$(cat $T/o$i)|$(cat $T/e$i)|$(cat $T/s$i)" = "x$i|e$i|$i" ] && par=$((par + 1))
+	done
+	E stop s2
+	check $name "100 10" "$ok $par"
+}
+t_exec_signals_reach_process() {
+	# SIGINT to ec1 exec reaches the process (its trap runs, its status comes back); a command
+	# that ignores SIGTERM is killed when the VM stops, and its ec1 exec says so (137). ec1
+	# exec is signalled itself (not through timeout, which would not pass SIGINT on).
+	E start --name s3 --mem 256 2>$T/err || { fail $name "start: $(head -c 500 $T/err)"; return; }
+	"$EC1" exec s3 -- /bin/sh -c 'trap "echo got INT; exit 3" INT; echo ready; while :; do sleep 0.1; done' \
+		>$T/out & ex=$!
+	for i in $(seq 300); do grep -q ready $T/out && break; sleep 0.1; done
+	kill -INT $ex; wait $ex; st=$?
+	E exec s3 -- /bin/sh -c 'trap "" TERM; echo ready; while :; do sleep 0.1; done' >$T/out2 & ex=$!
+	for i in $(seq 300); do grep -q ready $T/out2 && break; sleep 0.1; done
+	E stop -t 1 s3; src=$?
+	wait $ex; st2=$?
+	check $name "ready got INT|3|0|137" "$(cat $T/out | tr '\n' ' ' | sed 's/ $//')|$st|$src|$st2"
+}
+t_exec_vmm_kill9_noticed() {
+	# kill -9 of the VM's process: ec1 ls says dead, exec fails clearly (125), the exec that was
+	# running ends with 125 and why, stop cleans up.
+	E start --name s4 --mem 256 2>$T/err || { fail $name "start: $(head -c 500 $T/err)"; return; }
+	pid=$(cat $T/run/s4/pid)
+	E exec s4 -- /bin/sh -c 'echo ready; sleep 60' >$T/out 2>$T/err1 & ex=$!
+	for i in $(seq 300); do grep -q ready $T/out && break; sleep 0.1; done
+	kill -9 $pid
+	wait $ex; st=$?
+	state=$(E ls | awk '$1 == "s4" {print $3}')
+	E exec s4 -- /bin/true 2>$T/err2; st2=$?
+	E stop s4 2>/dev/null; src=$?
+	left=$(ls $T/run 2>/dev/null | tr '\n' ' ')
+	check $name "125|closed|dead|125|not running|0|" \
+		"$st|$(grep -o closed $T/err1)|$state|$st2|$(grep -o 'not running' $T/err2)|$src|$left"
+}
+t_exec_errors_and_start_with_command() {
+	# An unknown VM, a name taken, a bad option (its message through ec1 start), a bad name:
+	# 125 with a message. With CMD, the VM ends when CMD does, its output in the log.
+	E exec nosuch -- /bin/true 2>$T/e1; a=$?
+	E start --name s5 --mem 256 2>$T/err || { fail $name "start: $(head -c 500 $T/err)"; return; }
+	E start --name s5 --mem 256 2>$T/e2; b=$?
+	E stop s5
+	E start --name s6 --cpus 99 2>$T/e3; c=$?
+	E start --name ../x 2>$T/e4; d=$?
+	E start --name s7 --mem 256 -- /bin/sh -c 'echo main says hi; sleep 2' 2>$T/err; e=$?
+	logged=$(E logs s7)
+	for i in $(seq 300); do [ -e $T/run/s7 ] || break; sleep 0.1; done
+	check $name "125 no VM named|125 runs|125 --cpus|125 not a VM name|0|main says hi|gone" \
+		"$a $(grep -o 'no VM named' $T/e1)|$b $(grep -o runs $T/e2)|$c $(grep -o -- --cpus $T/e3)|$d $(grep -o 'not a VM name' $T/e4)|$e|$logged|$([ -e $T/run/s7 ] && echo there || echo gone)"
+}
+
 # A malicious driver: hostile (tests/vm/hostile.c, a static guest program) takes over a virtio-fs
 # device nobody mounted ("victim") through /dev/mem: its registers, and rings and buffers in 1 MiB
 # of guest RAM that memmap= keeps from the guest kernel. Output in $T/hout and $T/herr.

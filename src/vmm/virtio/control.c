@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../../../guest/abi.h"
 #include "../vm.h"
@@ -31,6 +32,10 @@ static void control_line(struct control *ctl, const char *line)
 	if (sscanf(line, EC1_CTL_START " %llu", &v) == 1) {
 		vm_mark(vm, &vm->timing.init_start);
 		vm->timing.guest_boot_ns = v;
+	} else if (strcmp(line, EC1_CTL_READY) == 0) {
+		uint64_t one = 1;
+		if (vm->cfg->ready_fd >= 0 && write(vm->cfg->ready_fd, &one, sizeof(one)) < 0)
+			vm_log(EC1_LOG_WARN, "ec1: ready: %s\n", strerror(errno));
 	} else if (strcmp(line, EC1_CTL_EXEC) == 0) {
 		vm_mark(vm, &vm->timing.exec);
 	} else if (sscanf(line, EC1_CTL_EXIT " %llu", &v) == 1 && v <= 255) {

@@ -136,11 +136,17 @@ static void close_fd(int *fd)
 	*fd = -1;
 }
 
+/* sig to the process's group; before the child's setsid() there is none: to the child alone. */
+static void signal_group(struct session *s, int sig)
+{
+	if (s->pid > 0 && !s->exited && kill(-s->pid, sig) < 0 && errno == ESRCH)
+		kill(s->pid, sig);
+}
+
 /* The host is gone: whatever still runs is killed; the slot is freed once it is reaped. */
 static void detach(struct session *s)
 {
-	if (s->pid > 0 && !s->exited)
-		kill(-s->pid, SIGKILL);
+	signal_group(s, SIGKILL);
 	close_fd(&s->conn);
 }
 
@@ -283,8 +289,8 @@ static void start(struct session *s, const uint8_t *payload, size_t len)
 static void apply_signal(struct session *s, const uint8_t *payload, size_t len)
 {
 	uint32_t sig = len == 4 ? get32(payload) : 0;
-	if (sig >= 1 && sig < 65 && s->pid > 0 && !s->exited)
-		kill(-s->pid, (int)sig);
+	if (sig >= 1 && sig < 65)
+		signal_group(s, (int)sig);
 }
 
 static void apply_resize(struct session *s, const uint8_t *payload, size_t len)
@@ -565,8 +571,8 @@ void agent_main(int lfd, const struct process *p)
 				close(lfd);
 			stopping = true; /* no new sessions; the running ones are asked to end */
 			for (int i = 0; i < EC1_EXEC_MAX_SESSIONS; i++)
-				if (sessions[i].used && sessions[i].pid > 0 && !sessions[i].exited)
-					kill(-sessions[i].pid, sig);
+				if (sessions[i].used)
+					signal_group(&sessions[i], sig);
 		}
 		reap();
 		if (!stopping)

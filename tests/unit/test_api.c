@@ -223,6 +223,54 @@ static void vsock_config_checked(void)
 	ec1_ctx_free(ctx);
 }
 
+static void exec_calls_checked(void)
+{
+	struct ec1_ctx *ctx = new_builtin();
+	int status;
+	CHECK(ec1_ctx_add_vsock_port(ctx, 15474369, "/tmp/a", false) == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "ec1's own (exec)");
+	CHECK(ec1_ctx_set_exec_socket(ctx, "") == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "exec_socket: empty");
+	CHECK(ec1_ctx_wait(ctx, &status) == EC1_ESTATE);
+	CHECK(ec1_ctx_stop(ctx, 0, NULL) == EC1_ESTATE);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "not started");
+	CHECK(strcmp(ec1_ctx_exec_socket(ctx), "") == 0);
+	ec1_ctx_free(ctx);
+	CHECK(ec1_backend_capabilities(EC1_BACKEND_BUILTIN) & EC1_CAP_EXEC);
+	CHECK(!(ec1_backend_capabilities(EC1_BACKEND_LIBKRUN) & EC1_CAP_EXEC));
+
+	struct ec1_exec *e;
+	CHECK(ec1_exec_new("", &e) == EC1_EINVAL);
+	CHECK(ec1_exec_new("/tmp/ec1-test-no-such.sock", &e) == EC1_OK);
+	CHECK(ec1_exec_wait(e, &status) == EC1_ESTATE);
+	CHECK(ec1_exec_signal(e, 0) == EC1_EINVAL);
+	CHECK(ec1_exec_signal(e, 65) == EC1_EINVAL);
+	struct ec1_exec_config c = {.exec_path = "", .stdin_fd = -1};
+	CHECK(ec1_exec_start(e, &c) == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_exec_message(e), "exec.exec_path: empty");
+	c.exec_path = "/bin/true";
+	c.workdir = "tmp";
+	CHECK(ec1_exec_start(e, &c) == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_exec_message(e), "exec.workdir");
+	c.workdir = NULL;
+	const char *const bad_env[] = {"NOEQUALS", NULL};
+	c.envp = bad_env;
+	CHECK(ec1_exec_start(e, &c) == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_exec_message(e), "exec.envp[0]");
+	c.envp = NULL;
+	static char big[70000];
+	memset(big, 'x', sizeof(big) - 1);
+	const char *const big_argv[] = {"true", big, NULL};
+	c.argv = big_argv;
+	CHECK(ec1_exec_start(e, &c) == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_exec_message(e), "the request's limit");
+	c.argv = NULL;
+	unlink("/tmp/ec1-test-no-such.sock");
+	CHECK(ec1_exec_start(e, &c) == EC1_ESTATE);
+	CHECK_STR_CONTAINS(ec1_exec_message(e), "the VM is not running");
+	ec1_exec_free(e);
+}
+
 static void disk_config_checked(void)
 {
 	struct ec1_ctx *ctx = new_builtin();
@@ -309,6 +357,7 @@ int main(void)
 	TEST(network_config_checked);
 	TEST(disk_config_checked);
 	TEST(vsock_config_checked);
+	TEST(exec_calls_checked);
 	TEST(strerror_covers_codes);
 	return tests_failed != 0;
 }

@@ -847,6 +847,31 @@ t_exec_vmm_kill9_noticed() {
 	check $name "125|closed|dead|125|not running|0|" \
 		"$st|$(grep -o closed $T/err1)|$state|$st2|$(grep -o 'not running' $T/err2)|$src|$left"
 }
+t_exec_full_table_and_root_dir() {
+	# 64 processes at once is the agent's limit: the 65th is told so (125) while the 64 run on.
+	# A VM with a host directory as its root runs exec'd commands in that root.
+	E start --name s8 --mem 256 2>$T/err || { fail $name "start: $(head -c 500 $T/err)"; return; }
+	for i in $(seq 64); do
+		E exec s8 -- /bin/sh -c "echo up; exec sleep 60" >$T/up$i 2>&1 &
+	done
+	for i in $(seq 600); do [ "$(cat $T/up* 2>/dev/null | grep -c up)" -ge 64 ] && break; sleep 0.1; done
+	E exec s8 -- /bin/true 2>$T/e65; full=$?
+	up=$(cat $T/up* | grep -c up)
+	E stop -t 5 s8; wait
+	rm -f $T/up*
+	rm -rf $T/rootdir && mkdir -p $T/rootdir && (cd $T/rootdir && cpio -id <"$dir/rootfs.cpio" 2>/dev/null)
+	echo marker >$T/rootdir/marker
+	E start --name s9 --mem 256 --root $T/rootdir 2>$T/err; rc=$?
+	root=$(E exec s9 -- /bin/cat /marker)
+	E exec s9 -- /bin/sh -c 'echo from-guest >/made-in-guest'
+	E stop s9
+	check $name "64|125 as many|0|marker|from-guest" \
+		"$up|$full $(grep -o 'as many' $T/e65)|$rc|$root|$(cat $T/rootdir/made-in-guest 2>&1)"
+}
+t_exec_api_session() {
+	# examples/session.c: ec1_ctx_start, two ec1_exec (stdin from a pipe; SIGKILL), ec1_ctx_stop.
+	check $name "got: from the host|statuses: 5 137; vm 0 (ok)" "$("$dir/session" 2>&1 | tr '\n' '|' | sed 's/|$//')"
+}
 t_exec_errors_and_start_with_command() {
 	# An unknown VM, a name taken, a bad option (its message through ec1 start), a bad name:
 	# 125 with a message. With CMD, the VM ends when CMD does, its output in the log.

@@ -48,6 +48,7 @@ bench: build
 	@bench/net
 	@bench/netboot
 	@bench/vsock
+	@bench/exec
 
 # A Debian 12 tree for `ec1 run --root` (and the VM test that uses one when it exists).
 debian-root:

@@ -212,21 +212,16 @@ int ec1_exec_start(struct ec1_exec *e, const struct ec1_exec_config *c)
 	int err = check_config(e, c);
 	if (err)
 		return err;
-	char *req = malloc(MAXP);
-	if (!req)
-		return fail(e, EC1_ENOMEM, "exec: out of memory");
-	size_t len = encode_request(c, req, MAXP);
-	if (!len) {
-		free(req);
+	/* The request goes straight into the (empty) output buffer, behind its header. */
+	size_t len = encode_request(c, (char *)e->obuf + HDR, MAXP);
+	if (!len)
 		return fail(e, EC1_EINVAL,
 			    "exec.argv, exec.envp: more than %d bytes together (the request's "
 			    "limit)",
 			    MAXP - 64);
-	}
 	e->sock = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (e->sock < 0 || connect(e->sock, (struct sockaddr *)&e->addr, sizeof(e->addr)) < 0) {
 		int saved = errno;
-		free(req);
 		if (e->sock >= 0)
 			close(e->sock);
 		e->sock = -1;
@@ -237,8 +232,9 @@ int ec1_exec_start(struct ec1_exec *e, const struct ec1_exec_config *c)
 		return fail(e, EC1_EBACKEND, "exec socket %s: %s", e->addr.sun_path,
 			    strerror(saved));
 	}
-	queue(e, EC1_EXEC_REQUEST, req, len);
-	free(req);
+	put32(e->obuf, EC1_EXEC_REQUEST);
+	put32(e->obuf + 4, (uint32_t)len);
+	e->olen = HDR + len;
 	fcntl(e->sock, F_SETFL, O_NONBLOCK);
 	e->in_fd = c->stdin_fd;
 	e->out_fd = c->stdout_fd;

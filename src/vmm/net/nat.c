@@ -28,6 +28,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <dlfcn.h>
 #include <glib.h>
 #include <libslirp.h>
 #include <resolv.h>
@@ -124,16 +125,53 @@ static void slirp_log(const gchar *domain, GLogLevelFlags level, const gchar *ms
 	__atomic_add_fetch(&slirp_log_messages, 1, __ATOMIC_RELAXED);
 }
 
-static void slirp_log_init(void)
+/*
+ * libslirp, and glib with it, are loaded when the first NAT is made, not with libec1: a process
+ * that makes none (ec1 exec, ls, stop; a run without the NAT) does not pay for them (measured in
+ * the rig: 9 of the 42 ms an `ec1 version` takes; 26 of them are any dynamic program's).
+ */
+static struct {
+	void *handle;
+	__typeof__(slirp_new) *new_;
+	__typeof__(slirp_add_hostfwd) *add_hostfwd;
+	__typeof__(slirp_cleanup) *cleanup;
+	__typeof__(slirp_handle_timer) *handle_timer;
+	__typeof__(slirp_input) *input;
+	__typeof__(slirp_pollfds_fill) *pollfds_fill;
+	__typeof__(slirp_pollfds_poll) *pollfds_poll;
+	char error[256];
+} lib;
+
+static void slirp_load(void)
 {
-	g_log_set_handler("Slirp", G_LOG_LEVEL_MASK | G_LOG_FLAG_FATAL | G_LOG_FLAG_RECURSION,
-			  slirp_log, NULL);
+	void *h = dlopen("libslirp.so.0", RTLD_NOW | RTLD_LOCAL);
+	if (!h) {
+		snprintf(lib.error, sizeof(lib.error),
+			 "the NAT needs libslirp (Debian's libslirp0): %s", dlerror());
+		return;
+	}
+	__typeof__(g_log_set_handler) *set_handler = dlsym(h, "g_log_set_handler");
+#define SYM(field, name) (lib.field = (__typeof__(lib.field))dlsym(h, name))
+	if (!set_handler || !SYM(new_, "slirp_new") || !SYM(add_hostfwd, "slirp_add_hostfwd") ||
+	    !SYM(cleanup, "slirp_cleanup") || !SYM(handle_timer, "slirp_handle_timer") ||
+	    !SYM(input, "slirp_input") || !SYM(pollfds_fill, "slirp_pollfds_fill") ||
+	    !SYM(pollfds_poll, "slirp_pollfds_poll")) {
+		snprintf(lib.error, sizeof(lib.error),
+			 "libslirp.so.0 lacks a function ec1 uses: %s", dlerror());
+		return;
+	}
+#undef SYM
+	set_handler("Slirp", G_LOG_LEVEL_MASK | G_LOG_FLAG_FATAL | G_LOG_FLAG_RECURSION, slirp_log,
+		    NULL);
+	lib.handle = h;
 }
 
-static void slirp_log_once(void)
+/* libslirp loaded (once per process); false with why in lib.error. */
+static bool slirp_loaded(void)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
-	pthread_once(&once, slirp_log_init);
+	pthread_once(&once, slirp_load);
+	return lib.handle != NULL;
 }
 
 static int64_t now_ms(void)
@@ -327,7 +365,7 @@ static unsigned int nat_poll_fill(struct net_backend *b, struct pollfd *fds, uns
 	if (n->dns_fd >= 0 && max)
 		fds[n->nfds++] = (struct pollfd){n->dns_fd, (short)(want_rx ? POLLIN : 0), 0};
 	uint32_t t = UINT32_MAX;
-	slirp_pollfds_fill(n->slirp, &t, add_poll, n);
+	lib.pollfds_fill(n->slirp, &t, add_poll, n);
 	int64_t wait = t == UINT32_MAX ? -1 : (int64_t)t, now = now_ms();
 	for (int i = 0; i < NAT_TIMERS; i++) {
 		const struct nat_timer *tm = &n->timers[i];
@@ -392,7 +430,7 @@ static int nat_poll_done(struct net_backend *b, const struct pollfd *fds, unsign
 	n->nfds = nfds;
 	if (n->dns_fd >= 0 && nfds && fds[0].revents)
 		dns_replies(n);
-	slirp_pollfds_poll(n->slirp, 0, get_revents, n);
+	lib.pollfds_poll(n->slirp, 0, get_revents, n);
 	n->nfds = 0;
 	int64_t now = now_ms();
 	for (int i = 0; i < NAT_TIMERS; i++) {
@@ -403,7 +441,7 @@ static int nat_poll_done(struct net_backend *b, const struct pollfd *fds, unsign
 		if (t->cb)
 			t->cb(t->cb_opaque);
 		else
-			slirp_handle_timer(n->slirp, t->id, t->cb_opaque);
+			lib.handle_timer(n->slirp, t->id, t->cb_opaque);
 	}
 	dns_expire(n, now);
 	return 0;
@@ -493,14 +531,14 @@ static void nat_send(struct net_backend *b, const uint8_t *frame, size_t len)
 		b->dropped++;
 		return;
 	}
-	slirp_input(n->slirp, frame, (int)len);
+	lib.input(n->slirp, frame, (int)len);
 }
 
 static void nat_close(struct net_backend *b)
 {
 	struct nat_backend *n = (struct nat_backend *)b;
 	if (n->slirp)
-		slirp_cleanup(n->slirp);
+		lib.cleanup(n->slirp);
 	if (n->dns_fd >= 0)
 		close(n->dns_fd);
 	free(n->allow);
@@ -574,7 +612,10 @@ static int dns_socket(struct nat_backend *n, const struct sockaddr_in *resolver,
 
 struct net_backend *net_nat_backend(const struct net_nat_config *cfg, char *msg, size_t msg_size)
 {
-	slirp_log_once();
+	if (!slirp_loaded()) {
+		snprintf(msg, msg_size, "%s", lib.error);
+		return NULL;
+	}
 	fd_budget_init(); /* the guest's sockets hold descriptors: the budget bounds them */
 	struct nat_backend *n = calloc(1, sizeof(*n));
 	if (!n) {
@@ -625,7 +666,7 @@ struct net_backend *net_nat_backend(const struct net_nat_config *cfg, char *msg,
 	inet_pton(AF_INET, GATEWAY_ADDR, &sc.vhost);
 	inet_pton(AF_INET, GUEST_ADDR, &sc.vdhcp_start);
 	inet_pton(AF_INET, DNS_ADDR, &sc.vnameserver);
-	n->slirp = slirp_new(&sc, &nat_callbacks, n);
+	n->slirp = lib.new_(&sc, &nat_callbacks, n);
 	if (!n->slirp) {
 		snprintf(msg, msg_size, "libslirp would not start");
 		nat_close(&n->b);
@@ -637,7 +678,7 @@ struct net_backend *net_nat_backend(const struct net_nat_config *cfg, char *msg,
 		const struct net_port *p = &cfg->ports[i];
 		struct in_addr host = {.s_addr = p->host_addr};
 		errno = 0;
-		if (slirp_add_hostfwd(n->slirp, p->udp, host, p->host_port, guest, p->guest_port) <
+		if (lib.add_hostfwd(n->slirp, p->udp, host, p->host_port, guest, p->guest_port) <
 		    0) {
 			char a[INET_ADDRSTRLEN];
 			inet_ntop(AF_INET, &host, a, sizeof(a));

@@ -881,8 +881,8 @@ t_exec_errors_and_start_with_command() {
 	E stop s5
 	E start --name s6 --cpus 99 2>$T/e3; c=$?
 	E start --name ../x 2>$T/e4; d=$?
-	E start --name s7 --mem 256 -- /bin/sh -c 'echo main says hi; sleep 2' 2>$T/err; e=$?
-	logged=$(E logs s7)
+	E start --name s7 --mem 256 -- /bin/sh -c 'echo main says hi; sleep 4' 2>$T/err; e=$?
+	for i in $(seq 30); do logged=$(E logs s7); [ -n "$logged" ] && break; sleep 0.1; done
 	for i in $(seq 300); do [ -e $T/run/s7 ] || break; sleep 0.1; done
 	check $name "125 no VM named|125 runs|125 --cpus|125 not a VM name|0|main says hi|gone" \
 		"$a $(grep -o 'no VM named' $T/e1)|$b $(grep -o runs $T/e2)|$c $(grep -o -- --cpus $T/e3)|$d $(grep -o 'not a VM name' $T/e4)|$e|$logged|$([ -e $T/run/s7 ] && echo there || echo gone)"

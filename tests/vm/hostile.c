@@ -6,6 +6,7 @@
  * keeps out of its own use (memmap=SIZE$ADDR on the command line) for its rings and buffers.
  *
  * usage: hostile TAG SCENARIO [SEED] [MARKDIR]
+ *        hostile vsock PORT   (the vsock device instead; see vsock_scenario)
  *   survive   requests whose headers lie, resets in the middle of I/O, a thousand open handles
  *             per session then a reset, an interrupt storm; then a quiet spell (MARKDIR/quiet
  *             tells the host to measure the VMM's CPU use, descriptors and memory; MARKDIR/start
@@ -115,9 +116,10 @@ static void *map(int fd, uint64_t gpa, size_t size)
 	return p == MAP_FAILED ? NULL : p;
 }
 
-/* Finds the scratch area and the virtio-fs window whose tag is TAG. */
+/* Finds the scratch area and the device's window: virtio-fs with tag TAG, or (NULL) vsock. */
 static int setup(const char *tag)
 {
+	uint32_t want = tag ? 26 : 19;
 	char line[4096];
 	FILE *f = fopen("/proc/cmdline", "r");
 	if (!f || !fgets(line, sizeof(line), f)) {
@@ -144,14 +146,16 @@ static int setup(const char *tag)
 			for (int i = 0; i < 36; i++)
 				t[i] = (char)w[REG_CONFIG + i];
 			if (*(volatile uint32_t *)(w + REG_MAGIC) == 0x74726976 &&
-			    *(volatile uint32_t *)(w + REG_DEVICE_ID) == 26 && !strcmp(t, tag))
+			    *(volatile uint32_t *)(w + REG_DEVICE_ID) == want &&
+			    (!tag || !strcmp(t, tag)))
 				mmio = w;
 			else
 				munmap((void *)w, 4096);
 		}
 	}
 	if (!mmio) {
-		fprintf(stderr, "hostile: no virtio-fs device with tag %s\n", tag);
+		fprintf(stderr, "hostile: no %s device%s%s\n", tag ? "virtio-fs" : "vsock",
+			tag ? " with tag " : "", tag ? tag : "");
 		return -1;
 	}
 	if (scratch_size < SCRATCH_MIN || !(scratch = map(fd, scratch_gpa, (size_t)scratch_size))) {
@@ -159,6 +163,22 @@ static int setup(const char *tag)
 		return -1;
 	}
 	return 0;
+}
+
+/* Queue q: num entries, its descriptor table, available and used rings at off, +4 KiB, +8 KiB. */
+static void queue_setup(uint32_t q, int num, uint32_t off)
+{
+	memset((void *)(scratch + off), 0, 0x3000);
+	wr(REG_QUEUE_SEL, q);
+	wr(REG_QUEUE_NUM, (uint32_t)num);
+	uint64_t d = scratch_gpa + off, a = d + 0x1000, u = d + 0x2000;
+	wr(REG_QUEUE_DESC_LOW, (uint32_t)d);
+	wr(REG_QUEUE_DESC_HIGH, (uint32_t)(d >> 32));
+	wr(REG_QUEUE_DRIVER_LOW, (uint32_t)a);
+	wr(REG_QUEUE_DRIVER_HIGH, (uint32_t)(a >> 32));
+	wr(REG_QUEUE_DEVICE_LOW, (uint32_t)u);
+	wr(REG_QUEUE_DEVICE_HIGH, (uint32_t)(u >> 32));
+	wr(REG_QUEUE_READY, 1);
 }
 
 /* A driver's start (§3.1.1); features are the low word's, VERSION_1 always. */
@@ -172,18 +192,7 @@ static void start(uint32_t features, int num)
 	wr(REG_DRIVER_FEATURES_SEL, 1);
 	wr(REG_DRIVER_FEATURES, 1);
 	wr(REG_STATUS, 1 | 2 | 8);
-	memset((void *)(scratch + OFF_DESC), 0, OFF_INDIRECT - OFF_DESC);
-	wr(REG_QUEUE_SEL, REQUEST_QUEUE);
-	wr(REG_QUEUE_NUM, (uint32_t)num);
-	uint64_t d = scratch_gpa + OFF_DESC, a = scratch_gpa + OFF_AVAIL,
-		 u = scratch_gpa + OFF_USED;
-	wr(REG_QUEUE_DESC_LOW, (uint32_t)d);
-	wr(REG_QUEUE_DESC_HIGH, (uint32_t)(d >> 32));
-	wr(REG_QUEUE_DRIVER_LOW, (uint32_t)a);
-	wr(REG_QUEUE_DRIVER_HIGH, (uint32_t)(a >> 32));
-	wr(REG_QUEUE_DEVICE_LOW, (uint32_t)u);
-	wr(REG_QUEUE_DEVICE_HIGH, (uint32_t)(u >> 32));
-	wr(REG_QUEUE_READY, 1);
+	queue_setup(REQUEST_QUEUE, num, OFF_DESC);
 	wr(REG_STATUS, 1 | 2 | 8 | 4);
 	avail_idx = used_seen = 0;
 }
@@ -515,8 +524,272 @@ static void malformed(const char *how)
 	sleep(10); /* the VMM stops the run long before */
 }
 
+/*
+ * vsock (virtio 1.2 §5.10): the guest kernel's driver is unbound first (sysfs), then the device
+ * is driven from here: rx queue 0, tx queue 1, event queue 2, each VQ entries, rings in the
+ * scratch area; receive buffers of 4 KiB, packets written whole into one descriptor each.
+ */
+#define VQ	   64
+#define OFF_VRX	   0x00000
+#define OFF_VTX	   0x04000
+#define OFF_VEV	   0x08000
+#define OFF_VRXBUF 0x20000 /* VQ x 4 KiB */
+#define OFF_VTXBUF 0x60000 /* VQ x 1 KiB */
+#define VHDR	   44
+#define GUEST_CID  3
+#define HOST_CID   2
+enum { V_REQUEST = 1, V_RESPONSE, V_RST, V_SHUTDOWN, V_RW, V_CREDIT_UPDATE, V_CREDIT_REQUEST };
+
+struct vhdr {
+	uint64_t src_cid, dst_cid;
+	uint32_t src_port, dst_port, len;
+	uint16_t type, op;
+	uint32_t flags, buf_alloc, fwd_cnt;
+} __attribute__((packed));
+
+static uint16_t rx_avail, rx_used, tx_avail;
+
+static volatile struct desc *vdesc(uint32_t off)
+{
+	return (volatile struct desc *)(scratch + off);
+}
+static volatile uint16_t *vavail(uint32_t off)
+{
+	return (volatile uint16_t *)(scratch + off + 0x1000);
+}
+static volatile uint16_t *vused(uint32_t off)
+{
+	return (volatile uint16_t *)(scratch + off + 0x2000);
+}
+
+/* The kernel's driver let go of the device (its sysfs unbind); 0, or -1. */
+static int unbind_vsock(void)
+{
+	for (int i = 0; i < 32; i++) {
+		char path[128], id[16] = "";
+		snprintf(path, sizeof(path), "/sys/bus/virtio/devices/virtio%d/device", i);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (!fgets(id, sizeof(id), f))
+			id[0] = 0;
+		fclose(f);
+		if (strncmp(id, "0x0013", 6) != 0)
+			continue;
+		snprintf(path, sizeof(path), "/sys/bus/virtio/devices/virtio%d/driver/unbind", i);
+		f = fopen(path, "w");
+		if (!f)
+			return 0; /* no driver bound */
+		fprintf(f, "virtio%d", i);
+		return fclose(f) == 0 ? 0 : -1;
+	}
+	return -1;
+}
+
+/* One receive buffer back to the device, in the slot's own place. */
+static void rx_post(uint16_t slot)
+{
+	vdesc(OFF_VRX)[slot] =
+		(struct desc){scratch_gpa + OFF_VRXBUF + slot * 0x1000u, 0x1000, DESC_WRITE, 0};
+	vavail(OFF_VRX)[2 + rx_avail % VQ] = slot;
+	__sync_synchronize();
+	vavail(OFF_VRX)[1] = ++rx_avail;
+}
+
+static void vsock_start(void)
+{
+	wr(REG_STATUS, 0);
+	wr(REG_STATUS, 1);
+	wr(REG_STATUS, 1 | 2);
+	wr(REG_DRIVER_FEATURES_SEL, 1);
+	wr(REG_DRIVER_FEATURES, 1);
+	wr(REG_STATUS, 1 | 2 | 8);
+	queue_setup(0, VQ, OFF_VRX);
+	queue_setup(1, VQ, OFF_VTX);
+	queue_setup(2, VQ, OFF_VEV);
+	wr(REG_STATUS, 1 | 2 | 8 | 4);
+	rx_avail = rx_used = tx_avail = 0;
+	for (uint16_t i = 0; i < VQ; i++)
+		rx_post(i);
+	wr(REG_QUEUE_NOTIFY, 0);
+}
+
+/* One packet on the transmit queue: h (its len as given, true or not), then n bytes of data. */
+static void vsend(const struct vhdr *h, const void *data, uint32_t n, uint32_t desc_len)
+{
+	/* A ring's worth outstanding: wait for the device (a driver may not overrun its ring). */
+	for (uint64_t until = now_ms() + 10000;
+	     (uint16_t)(tx_avail - vused(OFF_VTX)[1]) >= VQ && now_ms() < until;)
+		usleep(100);
+	uint16_t slot = tx_avail % VQ;
+	volatile uint8_t *b = scratch + OFF_VTXBUF + slot * 0x400u;
+	memcpy((void *)b, h, VHDR);
+	if (n)
+		memcpy((void *)(b + VHDR), data, n);
+	vdesc(OFF_VTX)[slot] =
+		(struct desc){scratch_gpa + OFF_VTXBUF + slot * 0x400u, desc_len, 0, 0};
+	vavail(OFF_VTX)[2 + tx_avail % VQ] = slot;
+	__sync_synchronize();
+	vavail(OFF_VTX)[1] = ++tx_avail;
+	__sync_synchronize();
+	wr(REG_QUEUE_NOTIFY, 1);
+}
+
+static struct vhdr pkt(uint64_t src, uint64_t dst, uint32_t sport, uint32_t dport, uint16_t op,
+		       uint32_t len)
+{
+	return (struct vhdr){.src_cid = src,
+			     .dst_cid = dst,
+			     .src_port = sport,
+			     .dst_port = dport,
+			     .len = len,
+			     .type = 1,
+			     .op = op,
+			     .buf_alloc = 65536};
+}
+
+/*
+ * The device's next packet, within ms: its header into *h and up to cap data bytes into data;
+ * 0, or -1 when none came. The buffer goes back to the device.
+ */
+static int vrecv(struct vhdr *h, void *data, size_t cap, int ms)
+{
+	for (uint64_t until = now_ms() + (uint64_t)ms;;) {
+		__sync_synchronize();
+		if (vused(OFF_VRX)[1] != rx_used)
+			break;
+		if (now_ms() >= until)
+			return -1;
+		usleep(200);
+	}
+	volatile uint32_t *e = (volatile uint32_t *)(vused(OFF_VRX) + 2) + 2 * (rx_used % VQ);
+	uint16_t slot = (uint16_t)e[0];
+	uint32_t len = e[1];
+	rx_used++;
+	wr(REG_INTERRUPT_ACK, rd(REG_INTERRUPT_STATUS));
+	if (slot >= VQ || len < VHDR || len > 0x1000) {
+		fprintf(stderr, "hostile: the device used slot %u, %u bytes\n", slot, len);
+		return -1;
+	}
+	volatile uint8_t *b = scratch + OFF_VRXBUF + slot * 0x1000u;
+	memcpy(h, (const void *)b, VHDR);
+	size_t n = len - VHDR < cap ? len - VHDR : cap;
+	memcpy(data, (const void *)(b + VHDR), n);
+	rx_post(slot);
+	wr(REG_QUEUE_NOTIFY, 0);
+	return 0;
+}
+
+/* Whatever answers come within ms: how many, and how many were not RSTs. */
+static int drain(int ms, int *not_rst)
+{
+	struct vhdr h;
+	char d[64];
+	int n = 0;
+	while (vrecv(&h, d, sizeof(d), ms) == 0) {
+		n++;
+		if (h.op != V_RST) {
+			(*not_rst)++;
+			fprintf(stderr, "hostile: op %u to a bad packet (%u -> %u)\n", h.op,
+				h.src_port, h.dst_port);
+		}
+	}
+	return n;
+}
+
+/*
+ * Bad packets (wrong CIDs, another type, unknown ops, lengths past the buffer or the limit, data
+ * for no connection, a connection to a port nothing is mapped to, 5,000 random headers): each
+ * answered with a reset or not at all. Then a clean connection to PORT (a host echo server)
+ * echoes a line. 0 when all went so.
+ */
+static int vsock_scenario(uint32_t port)
+{
+	if (unbind_vsock()) {
+		fprintf(stderr, "hostile: cannot unbind the kernel's vsock driver\n");
+		return 2;
+	}
+	vsock_start();
+	int bad = 0, answers = 0;
+	struct vhdr h = pkt(7, HOST_CID, 1000, port, V_REQUEST, 0); /* a CID not the guest's */
+	vsend(&h, NULL, 0, VHDR);
+	h = pkt(GUEST_CID, 9, 1001, port, V_REQUEST, 0); /* to a CID not the host's */
+	vsend(&h, NULL, 0, VHDR);
+	h = pkt(GUEST_CID, HOST_CID, 1002, port, V_REQUEST, 0);
+	h.type = 2; /* SEQPACKET */
+	vsend(&h, NULL, 0, VHDR);
+	h = pkt(GUEST_CID, HOST_CID, 1003, port, 99, 0); /* no such op */
+	vsend(&h, NULL, 0, VHDR);
+	h = pkt(GUEST_CID, HOST_CID, 1004, port, V_RW, 100000); /* longer than its buffer */
+	vsend(&h, "x", 1, VHDR + 1);
+	h = pkt(GUEST_CID, HOST_CID, 1005, port, V_RW, 5); /* data for no connection */
+	vsend(&h, "hello", 5, VHDR + 5);
+	h = pkt(GUEST_CID, HOST_CID, 1006, 7777, V_REQUEST, 0); /* a port nothing is mapped to */
+	vsend(&h, NULL, 0, VHDR);
+	vsend(&h, NULL, 0, 20); /* a header cut short */
+	answers += drain(500, &bad);
+	for (int i = 0; i < 5000; i++) {
+		struct vhdr r;
+		uint8_t *p = (uint8_t *)&r;
+		for (size_t k = 0; k < sizeof(r); k++)
+			p[k] = (uint8_t)rnd();
+		if (i % 2) { /* half of them from the right CIDs, to get past the first check */
+			r.src_cid = GUEST_CID;
+			r.dst_cid = HOST_CID;
+			r.type = 1;
+			r.op = (uint16_t)(rnd() % 9);
+			r.dst_port = rnd() % 4 ? 7777 : port;
+			r.len %= 2000;
+		}
+		vsend(&r, "data", 4, VHDR + (uint32_t)(rnd() % 40));
+		if (i % 32 == 31)
+			answers += drain(0, &bad);
+	}
+	/* Random headers may have opened connections to PORT: those answers are fine. */
+	int ignored = 0;
+	answers += drain(500, &ignored);
+	printf("hostile: bad packets: %d answers, %d not resets\n", answers, bad);
+	/* A clean connection: REQUEST, RESPONSE, a line echoed, SHUTDOWN. */
+	h = pkt(GUEST_CID, HOST_CID, 4242, port, V_REQUEST, 0);
+	vsend(&h, NULL, 0, VHDR);
+	struct vhdr a;
+	char d[64] = "";
+	bool open = false, echoed = false;
+	for (int i = 0; i < 50 && !echoed; i++) {
+		if (vrecv(&a, d, sizeof(d) - 1, 2000))
+			break;
+		if (a.dst_port != 4242)
+			continue; /* what the random ones left */
+		if (a.op == V_RESPONSE && !open) {
+			open = true;
+			h = pkt(GUEST_CID, HOST_CID, 4242, port, V_RW, 5);
+			vsend(&h, "ping\n", 5, VHDR + 5);
+		} else if (a.op == V_RW && a.len == 5 && !memcmp(d, "ping\n", 5)) {
+			echoed = true;
+		}
+	}
+	h = pkt(GUEST_CID, HOST_CID, 4242, port, V_SHUTDOWN, 0);
+	h.flags = 3;
+	vsend(&h, NULL, 0, VHDR);
+	if (!open || !echoed) {
+		printf("hostile: the clean connection %s\n",
+		       open ? "was not echoed" : "did not open");
+		return 1;
+	}
+	return bad ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 3 && !strcmp(argv[1], "vsock")) {
+		setvbuf(stdout, NULL, _IONBF, 0);
+		if (setup(NULL))
+			return 2;
+		int r = vsock_scenario((uint32_t)strtoul(argv[2], NULL, 0));
+		if (r == 0)
+			printf("hostile: still serving\n");
+		return r;
+	}
 	if (argc < 3) {
 		fprintf(stderr, "usage: hostile TAG SCENARIO [SEED] [MARKDIR]\n");
 		return 2;

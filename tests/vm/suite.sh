@@ -933,6 +933,22 @@ t_hostile_random_register_writes() {
 	echo "      (${seen#; })"
 	check $name "$want" "$got"
 }
+t_hostile_vsock_packets_reset_or_dropped() {
+	# hostile drives the vsock device itself (the kernel's driver unbound): wrong CIDs, another
+	# socket type, unknown ops, lengths past the buffer, data for no connection, an unmapped port,
+	# a cut header, 5,000 random headers: each answered with a reset or not at all; then a clean
+	# connection to a host echo server echoes a line, and the VMM is alive to the end.
+	vsock_tools
+	rm -rf $T/h && mkdir -p $T/h && cp "$dir/hostile" $T/h/
+	"$dir/vsocktool" unix-echo $T/hecho.sock >/dev/null & ep=$!
+	run --mem 256 --cmdline 'memmap=0x100000$0x4000000' --volume $T/h:/mnt/h \
+		--vsock 5000:$T/hecho.sock -- /mnt/h/hostile vsock 5000 >$T/hout 2>$T/herr
+	rc=$?
+	kill $ep; wait $ep 2>/dev/null
+	echo "      ($(tr '\n' ' ' <$T/hout))"
+	check $name "0|hostile: still serving" "$rc|$(grep -o 'hostile: still serving' $T/hout)"
+	[ $rc = 0 ] || head -c 1500 $T/herr
+}
 t_hostile_driver_abuse_leaves_vmm_serving() {
 	# Lying headers, resets in the middle of I/O, 8 sessions of 1,024 open handles each ended by
 	# a reset, an interrupt storm: afterwards the device serves a clean session, and while the

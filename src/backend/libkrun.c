@@ -237,6 +237,46 @@ static int libkrun_set_network(struct ec1_ctx *ctx, const struct ec1_network_con
 	return err;
 }
 
+/*
+ * libkrun packs the program, its arguments, environment and working directory into the guest
+ * kernel's command line (krun_set_exec: each entry wrapped in double quotes, joined by spaces),
+ * which is 2,048 bytes on x86 (COMMAND_LINE_SIZE) and holds libkrun's own options too. An entry
+ * with a double quote would end its quoting early and spill into the kernel's options; too much
+ * would be cut. Both are refused here, naming the entry.
+ */
+#define LIBKRUN_CMDLINE_BUDGET 1536
+
+static int check_packing(struct ec1_ctx *ctx, const char *const *envp)
+{
+	size_t total = strlen(ctx->exec_path) + 12 + (ctx->workdir ? strlen(ctx->workdir) + 14 : 0);
+	const char *what[2] = {"process.argv", "process.envp"};
+	const char *const *lists[2] = {(const char *const *)ctx->argv + 1, envp};
+	if (strchr(ctx->exec_path, '"') || (ctx->workdir && strchr(ctx->workdir, '"')))
+		return ec1_fail(ctx, EC1_EINVAL,
+				"process.%s: contains a double quote, which libkrun cannot pass "
+				"(it packs the process into the guest kernel's command line)",
+				strchr(ctx->exec_path, '"') ? "exec_path" : "workdir");
+	for (int l = 0; l < 2; l++) {
+		for (size_t i = 0; lists[l][i]; i++) {
+			if (strchr(lists[l][i], '"'))
+				return ec1_fail(ctx, EC1_EINVAL,
+						"%s[%zu]: contains a double quote, which libkrun "
+						"cannot pass (it packs the process into the guest "
+						"kernel's command line, each entry in quotes)",
+						what[l], i + (l == 0));
+			total += strlen(lists[l][i]) + 3;
+		}
+	}
+	if (total > LIBKRUN_CMDLINE_BUDGET)
+		return ec1_fail(
+			ctx, EC1_EINVAL,
+			"process: program, arguments, environment and workdir take %zu bytes "
+			"of the guest kernel's command line, where libkrun packs them; at most "
+			"%d fit (2,048 bytes on x86, with libkrun's own options)",
+			total, LIBKRUN_CMDLINE_BUDGET);
+	return EC1_OK;
+}
+
 static int libkrun_set_process(struct ec1_ctx *ctx)
 {
 	/*
@@ -246,7 +286,10 @@ static int libkrun_set_process(struct ec1_ctx *ctx)
 	 */
 	static const char *const default_env[] = EC1_ABI_DEFAULT_ENV;
 	const char *const *envp = ctx->envp ? (const char *const *)ctx->envp : default_env;
-	int err = KCALL(ctx, set_exec, ctx->exec_path, (const char *const *)ctx->argv + 1, envp);
+	int err = check_packing(ctx, envp);
+	if (err)
+		return err;
+	err = KCALL(ctx, set_exec, ctx->exec_path, (const char *const *)ctx->argv + 1, envp);
 	if (!err && ctx->workdir)
 		err = KCALL(ctx, set_workdir, ctx->workdir);
 	return err;

@@ -71,7 +71,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t piece = (size_t)data[0] + 1;
 	data++;
 	size--;
-	static struct vm vm;
+	static struct vm_config cfg = {.ready_fd = -1, .shutdown_fd = -1};
+	static struct vm vm = {.cfg = &cfg};
 	struct control ctl = {.vm = &vm};
 	nr_reports = nr_marks = nr_flushes = 0;
 	/* The guest's buffers, each a copy of its own so that ASan sees reads past one. */

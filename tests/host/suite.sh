@@ -196,6 +196,16 @@ t_vmm_files_call_each_other_in_no_loop() {
 	if out=$("$(dirname "$0")/../../scripts/check-layering" "$build" 2>&1); then pass
 	else fail "$out"; fi
 }
+t_library_exports_only_the_public_api() {
+	# libec1.so exports the functions ec1.h declares and nothing else (no ec1_fail, no backend
+	# tables, no helpers a program could come to depend on).
+	hdr="$(dirname "$0")/../../include/ec1/ec1.h"
+	nm -D --defined-only "$build/libec1.so" | awk '$2 ~ /[TDRB]/ {sub(/@.*/, "", $3); print $3}' |
+		sort -u >$T/exported
+	tr -s ' \t' '\n\n' <"$hdr" | grep -o '^\**ec1_[a-z0-9_]*(' | tr -d '*(' | sort -u >$T/declared
+	extra=$(comm -23 $T/exported $T/declared | tr '\n' ' ') missing=$(comm -13 $T/exported $T/declared | tr '\n' ' ')
+	if [ -z "$extra$missing" ]; then pass; else fail "exported, not in ec1.h: [$extra]; in ec1.h, not exported: [$missing]"; fi
+}
 t_disks_opened_or_refused_naming_them() {
 	# Set up natively (no guest runs): a qcow2 image opens; a backing file needs ",backing"; a
 	# damaged header is refused with the field named.

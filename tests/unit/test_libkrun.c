@@ -154,6 +154,34 @@ static void libkrun_default_environment_not_the_hosts(void)
 	ec1_ctx_free(ctx);
 }
 
+/*
+ * libkrun packs the process into the guest kernel's command line, each entry in double quotes: an
+ * entry with a quote, or more than fits, is refused naming it, and libkrun is not called.
+ */
+static void libkrun_process_must_fit_the_command_line(void)
+{
+	struct ec1_ctx *ctx;
+	use_lib("libkrun.so.1");
+	CHECK(ec1_ctx_new_backend(EC1_BACKEND_LIBKRUN, &ctx) == EC1_OK);
+	take_log();
+	const char *const argv[] = {"echo", "say \"hi\"", NULL};
+	struct ec1_process_config p = {.exec_path = "/bin/echo", .argv = argv};
+	CHECK(ec1_ctx_set_process(ctx, &p) == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "process.argv[1]: contains a double quote");
+	static char big[1700];
+	memset(big, 'v', sizeof(big) - 1);
+	memcpy(big, "BIG=", 4);
+	const char *const env[] = {"A=b", big, NULL};
+	const char *const argv2[] = {"true", NULL};
+	struct ec1_process_config p2 = {.exec_path = "/bin/true", .argv = argv2, .envp = env};
+	CHECK(ec1_ctx_set_process(ctx, &p2) == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "guest kernel's command line");
+	CHECK_LOG("");
+	p2.envp = NULL;
+	CHECK(ec1_ctx_set_process(ctx, &p2) == EC1_OK);
+	ec1_ctx_free(ctx);
+}
+
 static void libkrun_variant_table(void)
 {
 	struct ec1_ctx *ctx;
@@ -549,6 +577,7 @@ int main(void)
 	TEST(libkrun_variant_table);
 	TEST(libkrun_old_library_missing_calls);
 	TEST(libkrun_default_environment_not_the_hosts);
+	TEST(libkrun_process_must_fit_the_command_line);
 	TEST(libkrun_absent_is_not_available);
 	TEST(vmnet_helper_started_with_every_option);
 	TEST(vmnet_helpers_and_environment);

@@ -189,7 +189,10 @@ int ec1_disk_detect_format(const char *path, enum ec1_disk_format *format);
  * socket to passt (4-byte big-endian frame lengths). gvproxy_path: gvproxy's -listen-vfkit
  * unixgram socket (ec1 binds its end in a directory of its own, connects, greets with "VFKT").
  * With either, the builtin guest asks the network's DHCP server for its address
- * (ec1_ctx_set_network_address to fix one).
+ * (ec1_ctx_set_network_address to fix one). port_map NULL: the backend's default, which on
+ * libkrun's TSI publishes every port the guest listens on (on the same host port), and on the
+ * builtin NAT none; non-NULL with port_map_count 0: none on either. mac NULL: a random one
+ * (locally administered), also on libkrun, which would otherwise give every VM the same.
  */
 struct ec1_network_config {
 	int passt_fd;		     /* connected passt socket, or -1 for none */

@@ -254,18 +254,13 @@ static int builtin_set_vmnet(struct ec1_ctx *ctx)
 	return EC1_OK;
 }
 
-/* The guest's MAC: the caller's, else a random one, locally administered and unicast. */
+/* The guest's MAC: the caller's, else a random one. */
 static void guest_mac(const struct ec1_ctx *ctx, uint8_t mac[6])
 {
-	if (ctx->net.mac_set) {
+	if (ctx->net.mac_set)
 		memcpy(mac, ctx->net.mac, 6);
-		return;
-	}
-	if (getrandom(mac, 6, 0) != 6) {
-		uint64_t t = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 16);
-		memcpy(mac, &t, 6);
-	}
-	mac[0] = (uint8_t)((mac[0] & 0xfe) | 0x02);
+	else
+		ec1_random_mac(mac);
 }
 
 static int builtin_run(struct ec1_ctx *ctx, int *status)

@@ -223,9 +223,21 @@ static int libkrun_set_network(struct ec1_ctx *ctx, const struct ec1_network_con
 		err = KCALL(ctx, set_passt_fd, n->passt_fd);
 	else if (n->gvproxy_path)
 		err = KCALL(ctx, set_gvproxy_path, n->gvproxy_path);
-	if (!err && n->mac)
-		err = KCALL(ctx, set_net_mac, n->mac);
-	if (!err && n->port_map_count) {
+	/*
+	 * A virtio-net interface (passt, gvproxy) without a MAC: libkrun would give every VM the
+	 * same one (5a:94:ef:e4:0c:ee); ec1 generates one, as ec1.h says.
+	 */
+	uint8_t mac[6];
+	bool nic = n->passt_fd >= 0 || n->gvproxy_path;
+	if (nic && !n->mac)
+		ec1_random_mac(mac);
+	if (!err && (n->mac || nic))
+		err = KCALL(ctx, set_net_mac, n->mac ? n->mac : mac);
+	/*
+	 * TSI's port map: without a krun_set_port_map call libkrun exposes every port the guest
+	 * listens on; an empty list (port_map non-NULL, count 0) exposes none.
+	 */
+	if (!err && !nic && n->port_map) {
 		/* ec1_ctx_set_network already refused a port map with passt or gvproxy. */
 		const char **map = calloc(n->port_map_count + 1, sizeof(char *));
 		if (!map)

@@ -8,8 +8,10 @@
 #include <string.h>
 #include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../../guest/abi.h"
@@ -1286,6 +1288,15 @@ int ec1_run(struct ec1_ctx *ctx, int *status)
 				"process: not set (call ec1_ctx_set_process first)");
 	ctx->ran = true;
 	return ctx->ops->run(ctx, status);
+}
+
+void ec1_random_mac(uint8_t mac[6])
+{
+	if (getrandom(mac, 6, 0) != 6) {
+		uint64_t t = (uint64_t)time(NULL) ^ ((uint64_t)getpid() << 16);
+		memcpy(mac, &t, 6);
+	}
+	mac[0] = (uint8_t)((mac[0] & 0xfe) | 0x02); /* locally administered, unicast */
 }
 
 int ec1_ctx_set_exec_socket(struct ec1_ctx *ctx, const char *path)

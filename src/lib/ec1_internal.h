@@ -233,6 +233,9 @@ void ec1_net_reset(struct ec1_ctx *ctx);
 /* Our end of a gvproxy vfkit listener at path: bound, connected, greeted ("VFKT"). */
 int ec1_gvproxy_connect(struct ec1_ctx *ctx, const char *path, int *fd, char **local_path);
 
+/* A random MAC address, locally administered and unicast. */
+void ec1_random_mac(uint8_t mac[6]);
+
 /* Sets ctx->message (printf-style) and returns code. */
 int ec1_fail(struct ec1_ctx *ctx, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

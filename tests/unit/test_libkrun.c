@@ -124,6 +124,41 @@ static void libkrun_network_passt_and_mac(void)
 	ec1_ctx_free(ctx);
 }
 
+/*
+ * passt or gvproxy without a MAC: libkrun would give every VM 5a:94:ef:e4:0c:ee; ec1 sets a
+ * generated one (locally administered, unicast), another each time. TSI's port map: NULL leaves
+ * libkrun's default (every listening guest port), an empty list asks for none.
+ */
+static void libkrun_generated_mac_and_empty_port_map(void)
+{
+	struct ec1_ctx *ctx;
+	unsigned int m[2][6];
+	for (int i = 0; i < 2; i++) {
+		use_lib("libkrun.so.1");
+		CHECK(ec1_ctx_new_backend(EC1_BACKEND_LIBKRUN, &ctx) == EC1_OK);
+		take_log();
+		struct ec1_network_config net = {.passt_fd = 0};
+		CHECK(ec1_ctx_set_network(ctx, &net) == EC1_OK);
+		const char *log = take_log();
+		CHECK(sscanf(log, "krun_set_passt_fd 7 0\nkrun_set_net_mac 7 %x:%x:%x:%x:%x:%x\n",
+			     &m[i][0], &m[i][1], &m[i][2], &m[i][3], &m[i][4], &m[i][5]) == 6);
+		CHECK((m[i][0] & 3) == 2);
+		ec1_ctx_free(ctx);
+	}
+	CHECK(memcmp(m[0], m[1], sizeof(m[0])) != 0);
+	use_lib("libkrun.so.1");
+	CHECK(ec1_ctx_new_backend(EC1_BACKEND_LIBKRUN, &ctx) == EC1_OK);
+	take_log();
+	struct ec1_network_config tsi = {.passt_fd = -1};
+	CHECK(ec1_ctx_set_network(ctx, &tsi) == EC1_OK);
+	CHECK_LOG("");
+	const char *const none[] = {NULL};
+	tsi.port_map = none;
+	CHECK(ec1_ctx_set_network(ctx, &tsi) == EC1_OK);
+	CHECK_LOG("krun_set_port_map 7 []\n");
+	ec1_ctx_free(ctx);
+}
+
 static void libkrun_errors_keep_errno(void)
 {
 	struct ec1_ctx *ctx;
@@ -574,6 +609,7 @@ int main(void)
 	TEST(libkrun_maps_each_call_exactly);
 	TEST(libkrun_network_passt_and_mac);
 	TEST(libkrun_errors_keep_errno);
+	TEST(libkrun_generated_mac_and_empty_port_map);
 	TEST(libkrun_variant_table);
 	TEST(libkrun_old_library_missing_calls);
 	TEST(libkrun_default_environment_not_the_hosts);

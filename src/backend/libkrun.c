@@ -428,6 +428,15 @@ const struct ec1_backend_ops ec1_backend_libkrun =
 						 EC1_F_NETWORK | EC1_F_VSOCK);
 const struct ec1_backend_ops ec1_backend_libkrun_sev =
 	LIBKRUN_OPS(EC1_BACKEND_LIBKRUN_SEV, EC1_F_SEV | EC1_F_DISKS | EC1_F_NETWORK | EC1_F_VSOCK);
+/*
+ * krun_get_shutdown_eventfd works in macOS builds of libkrun only (libkrun-efi existed there
+ * alone); on Linux every variant answers -EINVAL, so the capability is not claimed here.
+ */
+#ifdef __APPLE__
+#define LIBKRUN_EFI_SHUTDOWN_FD EC1_F_SHUTDOWN_FD
+#else
+#define LIBKRUN_EFI_SHUTDOWN_FD 0u
+#endif
 const struct ec1_backend_ops ec1_backend_libkrun_efi = LIBKRUN_OPS(
-	EC1_BACKEND_LIBKRUN_EFI, EC1_F_ROOT | EC1_F_VOLUMES | EC1_F_SHUTDOWN_FD | EC1_F_VMNET |
-					 EC1_F_DISKS | EC1_F_NETWORK | EC1_F_VSOCK);
+	EC1_BACKEND_LIBKRUN_EFI, EC1_F_ROOT | EC1_F_VOLUMES | LIBKRUN_EFI_SHUTDOWN_FD |
+					 EC1_F_VMNET | EC1_F_DISKS | EC1_F_NETWORK | EC1_F_VSOCK);

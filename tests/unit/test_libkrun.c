@@ -245,15 +245,14 @@ static void libkrun_variant_table(void)
 	take_log();
 	ec1_ctx_free(ctx);
 
+	/* libkrun on Linux has no shutdown eventfd (macOS builds only): not claimed, not called. */
 	use_lib("libkrun-efi.so.1");
 	CHECK(ec1_ctx_new_backend(EC1_BACKEND_LIBKRUN_EFI, &ctx) == EC1_OK);
 	take_log();
-	CHECK(ec1_ctx_get_shutdown_eventfd(ctx, &fd) == EC1_OK);
-	CHECK(fd >= 0);
+	CHECK(!(ec1_backend_capabilities(EC1_BACKEND_LIBKRUN_EFI) & EC1_CAP_SHUTDOWN_FD));
+	CHECK(ec1_ctx_get_shutdown_eventfd(ctx, &fd) == EC1_EUNSUPPORTED);
 	CHECK(ec1_ctx_set_sev(ctx, &(struct ec1_sev_config){0}) == EC1_EUNSUPPORTED);
-	CHECK_LOG("krun_get_shutdown_eventfd 7\n");
-	if (fd >= 0)
-		close(fd);
+	CHECK_LOG("");
 	ec1_ctx_free(ctx);
 
 	use_lib("libkrun.so.1");

@@ -282,20 +282,25 @@ struct ec1_process_config {
 };
 int ec1_ctx_set_process(struct ec1_ctx *ctx, const struct ec1_process_config *config);
 
-/* Kernel image formats, libkrun's values. */
+/*
+ * Kernel image formats: 0..5 are libkrun's values, each what libkrun means by it; 6 is ec1's own.
+ * The builtin engine boots ELF (a vmlinux with a PVH note) and BZIMAGE, and reads which of the
+ * two the file is; libkrun boots the others and ELF, but no bzImage.
+ */
 enum ec1_kernel_format {
-	EC1_KERNEL_RAW = 0,
-	EC1_KERNEL_ELF = 1,
-	EC1_KERNEL_PE_GZ = 2,
-	EC1_KERNEL_IMAGE_BZ2 = 3,
-	EC1_KERNEL_IMAGE_GZ = 4,
-	EC1_KERNEL_IMAGE_ZSTD = 5,
+	EC1_KERNEL_RAW = 0,	   /* libkrun: a flat image (on x86-64 entered at 0x80000000) */
+	EC1_KERNEL_ELF = 1,	   /* an ELF vmlinux */
+	EC1_KERNEL_PE_GZ = 2,	   /* libkrun: a gzip-compressed PE image (aarch64) */
+	EC1_KERNEL_IMAGE_BZ2 = 3,  /* libkrun: a bzip2-compressed Image (aarch64) */
+	EC1_KERNEL_IMAGE_GZ = 4,   /* libkrun: a gzip-compressed Image (aarch64) */
+	EC1_KERNEL_IMAGE_ZSTD = 5, /* libkrun: a zstd-compressed Image (aarch64) */
+	EC1_KERNEL_BZIMAGE = 6,	   /* builtin: a bzImage (the x86 boot protocol's) */
 };
 
 /* The guest kernel. Default (builtin): ec1's own kernel, found at build or install time. */
 struct ec1_kernel_config {
 	const char *path;	       /* kernel image, required, must exist */
-	enum ec1_kernel_format format; /* builtin: ELF (vmlinux, PVH) or RAW (bzImage) */
+	enum ec1_kernel_format format; /* builtin: ELF or BZIMAGE; libkrun: 0..5 */
 	const char *initramfs;	       /* base root archive (newc cpio), or NULL for the default */
 	const char *cmdline;	       /* appended to the kernel command line, or NULL */
 };

@@ -44,11 +44,14 @@ const char *ec1_default_initramfs(void)
 
 static int builtin_set_kernel(struct ec1_ctx *ctx)
 {
-	if (ctx->kernel_format != EC1_KERNEL_ELF && ctx->kernel_format != EC1_KERNEL_RAW)
-		return ec1_fail(
-			ctx, EC1_EUNSUPPORTED,
-			"kernel.format: the builtin engine boots ELF vmlinux (PVH) or a raw "
-			"bzImage");
+	if (ctx->kernel_format != EC1_KERNEL_ELF && ctx->kernel_format != EC1_KERNEL_BZIMAGE)
+		return ec1_fail(ctx, EC1_EUNSUPPORTED,
+				"kernel.format: %d: the builtin engine boots an ELF vmlinux "
+				"(EC1_KERNEL_ELF) or a bzImage (EC1_KERNEL_BZIMAGE)%s",
+				(int)ctx->kernel_format,
+				ctx->kernel_format == EC1_KERNEL_RAW
+					? "; RAW is libkrun's flat image entered at 0x80000000"
+					: "");
 	return EC1_OK;
 }
 

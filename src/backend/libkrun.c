@@ -309,6 +309,10 @@ static int libkrun_set_process(struct ec1_ctx *ctx)
 
 static int libkrun_set_kernel(struct ec1_ctx *ctx)
 {
+	if (ctx->kernel_format == EC1_KERNEL_BZIMAGE)
+		return ec1_fail(ctx, EC1_EUNSUPPORTED,
+				"kernel.format: libkrun boots no bzImage (its RAW is a flat image "
+				"entered at 0x80000000; ELF takes a vmlinux)");
 	return KCALL(ctx, set_kernel, ctx->kernel_path, (uint32_t)ctx->kernel_format,
 		     ctx->initramfs, ctx->cmdline);
 }

@@ -339,6 +339,19 @@ static int parse_disk(const char *opt, const char *s, unsigned int index, bool r
  * ec1 run, and ec1 start's VMM process (start_dir: its directory under the run directory): the
  * options to a context; then the run, or a start and the wait for its end.
  */
+/* What the kernel file is: a bzImage ("HdrS" at 0x202, the boot protocol's), else ELF. */
+static enum ec1_kernel_format kernel_format(const char *path)
+{
+	char magic[4] = {0};
+	FILE *f = fopen(path, "rbe");
+	if (!f)
+		return EC1_KERNEL_ELF; /* the library names the path and the reason */
+	bool bz = fseek(f, 0x202, SEEK_SET) == 0 && fread(magic, 1, 4, f) == 4 &&
+		  memcmp(magic, "HdrS", 4) == 0;
+	fclose(f);
+	return bz ? EC1_KERNEL_BZIMAGE : EC1_KERNEL_ELF;
+}
+
 int vm_command(int argc, char **argv, const char *start_dir)
 {
 	static const struct option opts[] = {
@@ -630,6 +643,8 @@ int vm_command(int argc, char **argv, const char *start_dir)
 	if ((err = ec1_ctx_set_vm(ctx, &vm)) ||
 	    (optind < argc && (err = ec1_ctx_set_process(ctx, &proc))))
 		return fail(ctx, err);
+	if (kernel.path)
+		kernel.format = kernel_format(kernel.path);
 	if (kernel.path && (err = ec1_ctx_set_kernel(ctx, &kernel)))
 		return fail(ctx, err);
 	if (!kernel.path && (kernel.initramfs || kernel.cmdline)) {
@@ -640,6 +655,7 @@ int vm_command(int argc, char **argv, const char *start_dir)
 			ec1_ctx_free(ctx);
 			return EXIT_EC1_ERROR;
 		}
+		kernel.format = kernel_format(kernel.path);
 		if ((err = ec1_ctx_set_kernel(ctx, &kernel)))
 			return fail(ctx, err);
 	}
@@ -798,6 +814,7 @@ static int cmd_variants(void)
 		{EC1_CAP_DISK_MOUNTS, "disk-mounts"},
 		{EC1_CAP_VSOCK, "vsock"},
 		{EC1_CAP_VSOCK_UDS, "vsock-uds"},
+		{EC1_CAP_EXEC, "exec"},
 	};
 	printf("%-12s %-10s", "backend", "here");
 	for (size_t c = 0; c < sizeof(caps) / sizeof(caps[0]); c++)

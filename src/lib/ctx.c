@@ -1122,7 +1122,7 @@ int ec1_ctx_set_kernel(struct ec1_ctx *ctx, const struct ec1_kernel_config *conf
 	ENTER(ctx);
 	if (!config)
 		return ec1_fail(ctx, EC1_EINVAL, "kernel: NULL config");
-	if ((unsigned int)config->format > EC1_KERNEL_IMAGE_ZSTD)
+	if ((unsigned int)config->format > EC1_KERNEL_BZIMAGE)
 		return ec1_fail(ctx, EC1_EINVAL, "kernel.format: %d: unknown", (int)config->format);
 	int err = check_path(ctx, "kernel.path", config->path, false);
 	if (!err && config->initramfs)

@@ -71,6 +71,12 @@ static void kernel_path_checked_when_set(void)
 	CHECK(ec1_ctx_set_kernel(ctx, &k) == EC1_EINVAL);
 	k.format = EC1_KERNEL_ELF;
 	CHECK(ec1_ctx_set_kernel(ctx, &k) == EC1_OK);
+	/* RAW is libkrun's flat image, not a bzImage: that has a value of its own. */
+	k.format = EC1_KERNEL_RAW;
+	CHECK(ec1_ctx_set_kernel(ctx, &k) == EC1_EUNSUPPORTED);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "RAW is libkrun's flat image");
+	k.format = EC1_KERNEL_BZIMAGE;
+	CHECK(ec1_ctx_set_kernel(ctx, &k) == EC1_OK);
 	ec1_ctx_free(ctx);
 }
 

@@ -274,7 +274,10 @@ static void libkrun_old_library_missing_calls(void)
 	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "add_disk2");
 	disk.format = EC1_DISK_RAW;
 	CHECK(ec1_ctx_add_disk(ctx, &disk) == EC1_OK);
-	struct ec1_kernel_config k = {.path = "/dev/null", .format = EC1_KERNEL_ELF};
+	struct ec1_kernel_config k = {.path = "/dev/null", .format = EC1_KERNEL_BZIMAGE};
+	CHECK(ec1_ctx_set_kernel(ctx, &k) == EC1_EUNSUPPORTED);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "libkrun boots no bzImage");
+	k.format = EC1_KERNEL_ELF;
 	CHECK(ec1_ctx_set_kernel(ctx, &k) == EC1_EUNSUPPORTED);
 	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "krun_set_kernel: not in the loaded libkrun.so.1");
 	/* No krun_add_vsock_port2: a plain port through the older call, a listening one refused. */

@@ -397,10 +397,10 @@ int ec1_start_enter(struct ec1_ctx *ctx);
  * guest takes exec requests; the process set with ec1_ctx_set_process, if any, runs meanwhile
  * (the VM ends when it exits), and without one the VM runs until ec1_ctx_stop. Exec requests
  * reach the guest through a unix socket: ec1_ctx_set_exec_socket's path, else one in a private
- * directory made at start (ec1_ctx_exec_socket says which). The socket is created mode 0600 in
- * the caller's umask-free way (fchmod before bind), so only its owner (and root) can exec into
- * the VM; put it in a directory of mode 0700 to be sure. A context given an exec socket and run
- * with ec1_run takes exec requests too.
+ * directory made at start (ec1_ctx_exec_socket says which). The socket is mode 0600 whatever
+ * the umask (set before it is bound), so only its owner (and root) can exec into the VM; a
+ * directory of mode 0700 around it makes sure. A context given an exec socket and run with
+ * ec1_run takes exec requests too.
  */
 int ec1_ctx_set_exec_socket(struct ec1_ctx *ctx, const char *path);
 /* Boots the VM; returns once it takes exec requests, or with why it could not start. */

@@ -105,6 +105,20 @@ t_run_sigterm_to_ec1_reaches_process() {
 	check $name 143 $?
 }
 t_example_hello_runs() { check $name "Hello World" "$("$dir/hello")"; }
+t_go_seed_example_prints_hello_world() {
+	# The seed's example, in Go (go/pkg/libkrun/example), built with the ec1 tag.
+	[ -x "$dir/go-example" ] || { echo "SKIP: $name: no Go build (scripts/go-test)"; return; }
+	check $name "Hello World 0" "$("$dir/go-example") $?"
+}
+t_go_package_vm_tests() {
+	# The Go package's VM tests (go/pkg/libkrun/ec1_test.go): Hello World, status, env,
+	# workdir, stdin/stdout/stderr through io.Reader/Writer, volumes, a cancelled context.
+	[ -x "$dir/go-libkrun-ec1.test" ] || { echo "SKIP: $name: no Go build (scripts/go-test)"; return; }
+	(cd $T && EC1_GO_VM=1 timeout -s KILL 600 "$dir/go-libkrun-ec1.test" -test.v -test.run TestVM \
+		>$T/go.out 2>&1); rc=$?
+	grep -E '^(---|ok|FAIL|panic)' $T/go.out | sed 's/^/      /'
+	check $name "0 4 passed" "$rc $(grep -c -- '^--- PASS: TestVM' $T/go.out) passed"
+}
 t_run_kernel_panic_reported() {
 	# An init that cannot run makes the kernel panic: ec1 must report it, not hang or crash.
 	# panic=0 (the guest halts) rather than a reboot: a guest triple fault once stalled the

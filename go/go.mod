@@ -1,0 +1,3 @@
+module ec1
+
+go 1.19

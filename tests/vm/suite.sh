@@ -112,12 +112,14 @@ t_go_seed_example_prints_hello_world() {
 }
 t_go_package_vm_tests() {
 	# The Go package's VM tests (go/pkg/libkrun/ec1_test.go): Hello World, status, env,
-	# workdir, stdin/stdout/stderr through io.Reader/Writer, volumes, a cancelled context.
+	# workdir, stdin/stdout/stderr through io.Reader/Writer, volumes, a root directory, a
+	# cancelled context.
 	[ -x "$dir/go-libkrun-ec1.test" ] || { echo "SKIP: $name: no Go build (scripts/go-test)"; return; }
-	(cd $T && EC1_GO_VM=1 timeout -s KILL 600 "$dir/go-libkrun-ec1.test" -test.v -test.run TestVM \
-		>$T/go.out 2>&1); rc=$?
+	rm -rf $T/goroot && mkdir -p $T/goroot && (cd $T/goroot && cpio -id <"$dir/rootfs.cpio" 2>/dev/null)
+	(cd $T && EC1_GO_VM=1 EC1_GO_ROOT=$T/goroot timeout -s KILL 600 "$dir/go-libkrun-ec1.test" \
+		-test.v -test.run TestVM >$T/go.out 2>&1); rc=$?
 	grep -E '^(---|ok|FAIL|panic)' $T/go.out | sed 's/^/      /'
-	check $name "0 4 passed" "$rc $(grep -c -- '^--- PASS: TestVM' $T/go.out) passed"
+	check $name "0 5 passed" "$rc $(grep -c -- '^--- PASS: TestVM' $T/go.out) passed"
 }
 t_run_kernel_panic_reported() {
 	# An init that cannot run makes the kernel panic: ec1 must report it, not hang or crash.

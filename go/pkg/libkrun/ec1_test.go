@@ -113,6 +113,24 @@ func TestVMRootAndVolumes(t *testing.T) {
 	}
 }
 
+// A host directory as the guest's root (EC1_GO_ROOT: a busybox tree; the VM suite makes one).
+func TestVMRootDirectory(t *testing.T) {
+	root := os.Getenv("EC1_GO_ROOT")
+	if root == "" {
+		t.Skip("no root tree (EC1_GO_ROOT)")
+	}
+	ctx, k := vm(t)
+	defer k.Free(ctx)
+	os.WriteFile(filepath.Join(root, "marker"), []byte("the host's tree\n"), 0o644)
+	if err := k.SetRoot(ctx, root); err != nil {
+		t.Fatal(err)
+	}
+	status, out, _ := runShell(t, k, ctx, "cat /marker", ProcessConfig{}, "")
+	if status != 0 || out != "the host's tree\n" {
+		t.Fatalf("status %d, output %q", status, out)
+	}
+}
+
 // Cancelling ctx stops a VM whose process would sleep for 1000 s, within a second.
 func TestVMCancelStops(t *testing.T) {
 	ctx, k := vm(t)

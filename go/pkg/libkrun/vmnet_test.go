@@ -18,7 +18,7 @@ func TestVMNetPortMapRefused(t *testing.T) {
 	}
 	defer k.Free(ctx)
 	err = k.SetVMNetNetworkShared(ctx, []string{"8080:80"})
-	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "vmnet.port_map") {
+	if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "vmnet.port_map") {
 		t.Fatalf("port map on vmnet: %v", err)
 	}
 }

@@ -11,18 +11,7 @@
 
 #include "ec1/ec1.h"
 
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static int cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
+#include "ms.h"
 
 int main(int argc, char **argv)
 {
@@ -56,7 +45,7 @@ int main(int argc, char **argv)
 		ec1_exec_free(e);
 		printf("%.3f\n", ms[i]);
 	}
-	qsort(ms, (size_t)n, sizeof(double), cmp);
+	qsort(ms, (size_t)n, sizeof(double), cmp_ms);
 	printf("median %.3f\n", ms[n / 2]);
 	if (ctx)
 		ec1_ctx_stop(ctx, 1000, NULL);

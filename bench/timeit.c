@@ -16,18 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static double now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static int cmp(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-	return x < y ? -1 : x > y;
-}
+#include "ms.h"
 
 int main(int argc, char **argv)
 {
@@ -82,7 +71,7 @@ int main(int argc, char **argv)
 		}
 		printf("%.3f\n", t[i]);
 	}
-	qsort(t, (size_t)n, sizeof(double), cmp);
+	qsort(t, (size_t)n, sizeof(double), cmp_ms);
 	printf("median %.3f\n", n % 2 ? t[n / 2] : (t[n / 2 - 1] + t[n / 2]) / 2);
 	free(t);
 	return 0;

@@ -92,6 +92,29 @@ enum ec1_exec_frame_type {
 	EC1_EXEC_STDERR = 17,
 	EC1_EXEC_EXIT = 18,
 };
+/* A header's fields, and a 4-byte payload's value: 32-bit little-endian. */
+static inline void ec1_exec_put32(unsigned char *p, unsigned int v)
+{
+	p[0] = (unsigned char)v;
+	p[1] = (unsigned char)(v >> 8);
+	p[2] = (unsigned char)(v >> 16);
+	p[3] = (unsigned char)(v >> 24);
+}
+static inline unsigned int ec1_exec_get32(const unsigned char *p)
+{
+	return (unsigned int)p[0] | (unsigned int)p[1] << 8 | (unsigned int)p[2] << 16 |
+	       (unsigned int)p[3] << 24;
+}
+/* A frame (its header, then len bytes of data) written at buf, which has room: its size. */
+static inline unsigned long ec1_exec_frame_put(unsigned char *buf, unsigned int type,
+					       const void *data, unsigned int len)
+{
+	ec1_exec_put32(buf, type);
+	ec1_exec_put32(buf + 4, len);
+	if (len)
+		__builtin_memcpy(buf + EC1_EXEC_HEADER, data, len);
+	return EC1_EXEC_HEADER + (unsigned long)len;
+}
 
 /*
  * Exit status (libkrun's convention): the process's own; 125 when the environment cannot be set

@@ -92,29 +92,15 @@ int exec_search(const char *path, char *const *argv, char *const *envp)
 	return saved;
 }
 
-static void put32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-	p[2] = (uint8_t)(v >> 16);
-	p[3] = (uint8_t)(v >> 24);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
+#define put32 ec1_exec_put32
+#define get32 ec1_exec_get32
 
 /* Appends a frame to what goes to the host; false when it does not fit. */
 static bool queue(struct session *s, uint32_t type, const void *data, size_t len)
 {
 	if (!s->wbuf || s->wlen + HDR + len > WBUF_SIZE)
 		return false;
-	put32(s->wbuf + s->wlen, type);
-	put32(s->wbuf + s->wlen + 4, (uint32_t)len);
-	if (len)
-		memcpy(s->wbuf + s->wlen + HDR, data, len);
-	s->wlen += HDR + len;
+	s->wlen += ec1_exec_frame_put(s->wbuf + s->wlen, type, data, (unsigned int)len);
 	return true;
 }
 
@@ -477,15 +463,11 @@ static void accept_all(int lfd)
 			/* One frame, small enough for any socket buffer; then closed. */
 			static const char full[] = "ec1 exec: the VM runs as many processes as "
 						   "exec allows at once (64)\n";
-			uint8_t f[2 * HDR + sizeof(full) + 4];
-			put32(f, EC1_EXEC_STDERR);
-			put32(f + 4, sizeof(full) - 1);
-			memcpy(f + HDR, full, sizeof(full) - 1);
-			uint8_t *e = f + HDR + sizeof(full) - 1;
-			put32(e, EC1_EXEC_EXIT);
-			put32(e + 4, 4);
-			put32(e + HDR, EC1_EXIT_SETUP);
-			if (write(c, f, (size_t)(e + HDR + 4 - f)) < 0)
+			uint8_t f[2 * HDR + sizeof(full) + 4], st[4];
+			size_t n = ec1_exec_frame_put(f, EC1_EXEC_STDERR, full, sizeof(full) - 1);
+			put32(st, EC1_EXIT_SETUP);
+			n += ec1_exec_frame_put(f + n, EC1_EXEC_EXIT, st, sizeof(st));
+			if (write(c, f, n) < 0)
 				say("ec1-init: exec: %s\n", strerror(errno));
 			free(rbuf);
 			close(c);

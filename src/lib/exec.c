@@ -51,16 +51,8 @@ static int fail(struct ec1_exec *e, int code, const char *fmt, ...)
 	return code;
 }
 
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
+#define put32 ec1_exec_put32
+#define get32 ec1_exec_get32
 
 ssize_t ec1_exec_frame(const uint8_t *buf, size_t len, uint32_t *type, const uint8_t **payload,
 		       uint32_t *plen)
@@ -134,11 +126,7 @@ static bool queue(struct ec1_exec *e, uint32_t type, const void *data, size_t le
 {
 	if (e->olen + HDR + len > OBUF_SIZE)
 		return false;
-	put32(e->obuf + e->olen, type);
-	put32(e->obuf + e->olen + 4, (uint32_t)len);
-	if (len)
-		memcpy(e->obuf + e->olen + HDR, data, len);
-	e->olen += HDR + len;
+	e->olen += ec1_exec_frame_put(e->obuf + e->olen, type, data, (unsigned int)len);
 	return true;
 }
 

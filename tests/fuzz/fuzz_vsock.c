@@ -73,7 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t left = size;
 	int clients[8], nr_clients = 0;
 	for (int steps = 0; left && steps < 256; steps++) {
-		uint8_t op = (uint8_t)take(&p, &left, 1) % 4;
+		uint8_t op = (uint8_t)take(&p, &left, 1) % 5;
 		if (op == 3) {
 			size_t n = take(&p, &left, 1);
 			n = n < left ? n : left;
@@ -108,6 +108,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			size_t w = vsock_rx(v, iov, 2, n);
 			if (w > n || (w && w < VSOCK_HDR_LEN))
 				abort();
+		} else if (op == 4) {
+			/* A batch: rxbuf cut into up to 5 buffers of fuzzer-chosen sizes. */
+			struct iovec iov[5];
+			struct vsock_rxbuf b[5];
+			size_t written[5], off = 0;
+			unsigned int nb = (unsigned int)(take(&p, &left, 1) % 5) + 1;
+			for (unsigned int i = 0; i < nb; i++) {
+				size_t len = take(&p, &left, 2) % (sizeof(rxbuf) / 5);
+				iov[i] = (struct iovec){rxbuf + off, len};
+				b[i] = (struct vsock_rxbuf){&iov[i], 1, len};
+				off += len;
+			}
+			unsigned int got = vsock_rx_batch(v, b, nb, written);
+			if (got > nb)
+				abort();
+			for (unsigned int i = 0; i < got; i++)
+				if (written[i] > b[i].len || written[i] < VSOCK_HDR_LEN)
+					abort();
 		} else {
 			serve();
 			int timeout = 0;

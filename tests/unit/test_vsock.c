@@ -227,6 +227,54 @@ static void data_both_ways_with_credit(void)
 	close(srv);
 }
 
+/*
+ * 40 KiB the host wrote reach the guest in one read spread over ten 4 KiB receive buffers (and
+ * a bit of an eleventh), each an RW packet of its own, in order, none past its buffer; a
+ * control packet waiting takes one buffer alone.
+ */
+static void data_batched_into_many_buffers(void)
+{
+	int srv = unix_server("echo");
+	struct vsock *v = engine(false);
+	CHECK(v != NULL);
+	if (!v)
+		return;
+	struct pkt p;
+	send_pkt(v, 40001, 5000, REQUEST, 0, NULL, 0);
+	CHECK(recv_pkt(v, &p, NULL, 0) && p.op == RESPONSE);
+	int host = accept(srv, NULL, NULL);
+	static uint8_t out[41000], bufs[VSOCK_RX_BATCH][4096], back[41000];
+	for (size_t i = 0; i < sizeof(out); i++)
+		out[i] = (uint8_t)(i * 7);
+	CHECK(write(host, out, sizeof(out)) == (ssize_t)sizeof(out));
+	pump(v, 100);
+	struct iovec iov[VSOCK_RX_BATCH];
+	struct vsock_rxbuf rb[VSOCK_RX_BATCH];
+	size_t written[VSOCK_RX_BATCH];
+	for (int i = 0; i < VSOCK_RX_BATCH; i++) {
+		iov[i] = (struct iovec){bufs[i], sizeof(bufs[i])};
+		rb[i] = (struct vsock_rxbuf){&iov[i], 1, sizeof(bufs[i])};
+	}
+	unsigned int got = vsock_rx_batch(v, rb, VSOCK_RX_BATCH, written);
+	size_t total = 0;
+	bool ok = got == 11;
+	for (unsigned int i = 0; i < got; i++) {
+		uint32_t len = (uint32_t)get(bufs[i] + 24, 4), op = (uint32_t)get(bufs[i] + 30, 2);
+		ok = ok && op == RW && written[i] == VSOCK_HDR_LEN + len && written[i] <= 4096;
+		if (ok && total + len <= sizeof(back))
+			memcpy(back + total, bufs[i] + VSOCK_HDR_LEN, len);
+		total += len;
+	}
+	CHECK(ok && total == sizeof(out) && memcmp(back, out, sizeof(out)) == 0);
+	/* A credit request waiting: one buffer, a CREDIT_UPDATE. */
+	send_pkt(v, 40001, 5000, CREDIT_REQUEST, 0, NULL, 0);
+	CHECK(vsock_rx_batch(v, rb, VSOCK_RX_BATCH, written) == 1 && written[0] == VSOCK_HDR_LEN &&
+	      get(bufs[0] + 30, 2) == CREDIT_UPDATE);
+	close(host);
+	vsock_free(v);
+	close(srv);
+}
+
 static void shutdown_closes_host_side(void)
 {
 	int srv = unix_server("echo");
@@ -367,6 +415,7 @@ int main(void)
 		return 1;
 	TEST(unmapped_and_malformed);
 	TEST(data_both_ways_with_credit);
+	TEST(data_batched_into_many_buffers);
 	TEST(shutdown_closes_host_side);
 	TEST(host_starts_connections);
 	TEST(listen_paths_checked);

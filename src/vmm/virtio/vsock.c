@@ -35,8 +35,12 @@ struct virtio_vsock {
 	struct vsock *v;
 	struct pollfd *fds; /* the kick eventfd, then vsock/'s */
 	bool failed;
-	unsigned int tx_empty; /* passes in a row the ring said it had more, and had none */
-	struct virtq_chain chain;
+	unsigned int tx_empty;	  /* passes in a row the ring said it had more, and had none */
+	struct virtq_chain chain; /* transmit */
+	struct virtq_chain chains[VSOCK_RX_BATCH]; /* receive, a batch */
+	struct vsock_rxbuf bufs[VSOCK_RX_BATCH];
+	size_t written[VSOCK_RX_BATCH];
+	struct virtq_used_elem used[VSOCK_RX_BATCH];
 };
 
 static void vsock_notify(struct virtio_mmio_dev *d, unsigned int q)
@@ -47,8 +51,10 @@ static void vsock_notify(struct virtio_mmio_dev *d, unsigned int q)
 }
 
 /*
- * Packets for the guest into its receive buffers, while both last. Returns whether it stopped
- * at its bound with both left (the thread then comes back at once).
+ * Packets for the guest into its receive buffers, while both last: up to VSOCK_RX_BATCH buffers
+ * at a time, so that one host read fills several (vsock_rx_batch); those left unfilled go back
+ * to the ring as they were. Returns whether it stopped at its bound with both left (the thread
+ * then comes back at once).
  */
 static bool rx_fill(struct virtio_vsock *s)
 {
@@ -56,14 +62,36 @@ static bool rx_fill(struct virtio_vsock *s)
 	bool used = false, retried = false;
 	int n = 0;
 	/* Bounded: a driver that keeps adding buffers (or unfit ones) leaves the host a turn. */
-	for (; n < RX_BATCH && q->ready && vsock_rx_pending(s->v); n++) {
-		int r = virtq_pop(q, s->dev->host->mem, &s->chain);
+	while (n < RX_BATCH && q->ready && vsock_rx_pending(s->v)) {
+		unsigned int k = 0;
+		int r = 1;
+		while (k < VSOCK_RX_BATCH && n < RX_BATCH &&
+		       (r = virtq_pop(q, s->dev->host->mem, &s->chains[k])) > 0) {
+			struct virtq_chain *c = &s->chains[k];
+			if (c->n_out || c->in_len < VSOCK_HDR_LEN) {
+				if (k) { /* behind fit ones that may go back: its turn comes next */
+					virtq_unpop(q);
+					break;
+				}
+				virtq_push(q, c->head,
+					   0); /* no receive buffer: given back unused */
+				used = true;
+				n++;
+				continue;
+			}
+			s->bufs[k++] = (struct vsock_rxbuf){c->in, c->n_in, c->in_len};
+			n++;
+		}
 		if (r < 0) {
+			while (k--)
+				virtq_unpop(q);
 			virtio_mmio_fail(s->dev, "malformed descriptor chain");
 			s->failed = true;
 			break;
 		}
-		if (r == 0) {
+		if (!k) {
+			if (r > 0)
+				continue; /* only unfit buffers so far */
 			/* Buffers that came meanwhile are taken; an index that moves back and forth
 			 * is not chased: kicks are on, the driver's next one wakes the thread. */
 			if (!retried && virtq_notify_on_if_empty(q)) {
@@ -74,22 +102,23 @@ static bool rx_fill(struct virtio_vsock *s)
 			break;
 		}
 		retried = false;
-		if (s->chain.n_out || s->chain.in_len < VSOCK_HDR_LEN) {
-			virtq_push(q, s->chain.head, 0); /* no receive buffer: given back unused */
+		unsigned int got = vsock_rx_batch(s->v, s->bufs, k, s->written);
+		for (unsigned int i = 0; i < got; i++)
+			s->used[i] = (struct virtq_used_elem){s->chains[i].head,
+							      (uint32_t)s->written[i]};
+		if (got) {
+			virtq_push_many(q, s->used, got);
 			used = true;
-			continue;
 		}
-		size_t w = vsock_rx(s->v, s->chain.in, s->chain.n_in, s->chain.in_len);
-		if (!w) {
+		for (unsigned int i = got; i < k; i++) /* the last popped first */
 			virtq_unpop(q);
+		n -= (int)(k - got);
+		if (!got)
 			break;
-		}
-		virtq_push(q, s->chain.head, (uint32_t)w);
-		used = true;
 	}
 	if (used)
 		virtio_mmio_signal(s->dev, RXQ);
-	return n == RX_BATCH;
+	return n >= RX_BATCH;
 }
 
 /* The guest's packets to vsock/. Returns whether more may be waiting. */

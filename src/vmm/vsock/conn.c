@@ -474,6 +474,9 @@ static size_t control(struct vsock *v, struct conn *c, const struct iovec *iov, 
 	return VSOCK_HDR_LEN;
 }
 
+static unsigned int conn_rx_data(struct vsock *v, struct conn *c, const struct vsock_rxbuf *bufs,
+				 unsigned int nbufs, size_t *written);
+
 /* c's next packet for the guest into the buffer, or 0. */
 static size_t conn_rx(struct vsock *v, struct conn *c, const struct iovec *iov, unsigned int n,
 		      size_t len)
@@ -503,37 +506,100 @@ static size_t conn_rx(struct vsock *v, struct conn *c, const struct iovec *iov, 
 		c->want_credit = false;
 		return control(v, c, iov, n, OP_CREDIT_UPDATE, 0);
 	}
+	struct vsock_rxbuf one = {iov, n, len};
+	size_t w = 0;
+	return conn_rx_data(v, c, &one, 1, &w) ? w : 0;
+}
+
+/*
+ * c's data for the guest: one readv of the host socket into the payload areas of bufs, in order,
+ * as far as the guest's credit and VSOCK_MAX_PKT each allow; then each buffer that got some is
+ * an RW packet of its own (written[i]: its size). Returns how many; at the end of the host's
+ * data a SHUTDOWN in bufs[0] (1); when nothing is to read, 0.
+ */
+static unsigned int conn_rx_data(struct vsock *v, struct conn *c, const struct vsock_rxbuf *bufs,
+				 unsigned int nbufs, size_t *written)
+{
 	if (!c->readable || c->host_eof || (c->guest_shut & SHUT_RCV_F))
 		return 0;
-	size_t room = len - VSOCK_HDR_LEN, credit = guest_credit(c);
-	if (room > credit)
-		room = credit;
-	if (room > VSOCK_MAX_PKT)
-		room = VSOCK_MAX_PKT;
-	if (!room)
+	size_t credit = guest_credit(c), total = 0, rooms[VSOCK_RX_BATCH];
+	unsigned int k = 0, used = 0;
+	for (unsigned int i = 0; i < nbufs && i < VSOCK_RX_BATCH && total < credit; i++) {
+		const struct vsock_rxbuf *b = &bufs[i];
+		if (b->len <= VSOCK_HDR_LEN || b->n > IOV_MAX_PARTS - k)
+			break;
+		size_t room = b->len - VSOCK_HDR_LEN;
+		if (room > VSOCK_MAX_PKT)
+			room = VSOCK_MAX_PKT;
+		if (room > credit - total)
+			room = credit - total;
+		k += iov_slice(b->iov, b->n, VSOCK_HDR_LEN, room, v->part + k);
+		rooms[i] = room;
+		total += room;
+		used = i + 1;
+	}
+	if (!used)
 		return 0;
-	unsigned int k = iov_slice(iov, n, VSOCK_HDR_LEN, room, v->part);
 	ssize_t r;
 	do
 		r = readv(c->fd, v->part, (int)k);
 	while (r < 0 && errno == EINTR);
 	if (r > 0) {
-		put_hdr(v, iov, n, c->host_port, c->guest_port, OP_RW, 0, (uint32_t)r, c->fwd_cnt);
+		size_t left = (size_t)r;
+		unsigned int filled = 0;
+		for (; filled < used && left; filled++) {
+			size_t got = left < rooms[filled] ? left : rooms[filled];
+			put_hdr(v, bufs[filled].iov, bufs[filled].n, c->host_port, c->guest_port,
+				OP_RW, 0, (uint32_t)got, c->fwd_cnt);
+			written[filled] = VSOCK_HDR_LEN + got;
+			left -= got;
+		}
 		c->credit_sent = c->fwd_cnt;
 		c->tx_cnt += (uint32_t)r;
 		v->stats.to_guest += (uint64_t)r;
-		return VSOCK_HDR_LEN + (size_t)r;
+		return filled;
 	}
+	const struct vsock_rxbuf *b = &bufs[0];
 	if (r == 0) { /* the host will send no more */
 		c->host_eof = true;
-		return control(v, c, iov, n, OP_SHUTDOWN, SHUT_SEND_F);
+		written[0] = control(v, c, b->iov, b->n, OP_SHUTDOWN, SHUT_SEND_F);
+		return 1;
 	}
 	if (errno == EAGAIN) {
 		c->readable = false;
 		return 0;
 	}
 	reset_conn(c);
-	return conn_rx(v, c, iov, n, len);
+	written[0] = conn_rx(v, c, b->iov, b->n, b->len);
+	return written[0] ? 1 : 0;
+}
+
+unsigned int vsock_rx_batch(struct vsock *v, const struct vsock_rxbuf *bufs, unsigned int nbufs,
+			    size_t *written)
+{
+	/* The first buffer takes any packet, as vsock_rx's does; one shorter than a header none. */
+	if (!nbufs || bufs[0].n > IOV_MAX_PARTS || bufs[0].len < VSOCK_HDR_LEN)
+		return 0;
+	/* Resets and control packets: one buffer each, as vsock_rx makes them. */
+	for (unsigned int k = 0; !v->rst_len && k < VSOCK_MAX_CONNS; k++) {
+		unsigned int i = (v->next + k) % VSOCK_MAX_CONNS;
+		struct conn *c = &v->conns[i];
+		if (!conn_has_rx(c))
+			continue;
+		bool control_first =
+			c->state != OPEN || c->want_response || c->want_shutdown || c->want_credit;
+		unsigned int got = control_first ? 0 : conn_rx_data(v, c, bufs, nbufs, written);
+		if (!got && control_first) {
+			written[0] = conn_rx(v, c, bufs[0].iov, bufs[0].n, bufs[0].len);
+			got = written[0] ? 1 : 0;
+		}
+		if (got) {
+			v->next = i + 1;
+			return got;
+		}
+	}
+	written[0] = vsock_rx(v, bufs[0].iov, bufs[0].n, bufs[0].len);
+	return written[0] ? 1 : 0;
 }
 
 size_t vsock_rx(struct vsock *v, const struct iovec *iov, unsigned int n, size_t len)

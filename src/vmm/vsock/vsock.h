@@ -80,6 +80,22 @@ bool vsock_rx_pending(const struct vsock *v);
  */
 size_t vsock_rx(struct vsock *v, const struct iovec *iov, unsigned int n, size_t len);
 
+/* A receive buffer: a chain's device-writable parts and their bytes. */
+struct vsock_rxbuf {
+	const struct iovec *iov;
+	unsigned int n;
+	size_t len;
+};
+#define VSOCK_RX_BATCH 16 /* receive buffers one host read may fill */
+/*
+ * Packets for the guest into bufs[0..nbufs) (at most VSOCK_RX_BATCH used): a connection's data
+ * read from its host socket with one readv across the buffers, each then an RW packet of its
+ * own; a control packet or a reset takes one buffer. Returns how many buffers were filled, in
+ * order from bufs[0], each one's size in written[]; 0 when nothing was to send.
+ */
+unsigned int vsock_rx_batch(struct vsock *v, const struct vsock_rxbuf *bufs, unsigned int nbufs,
+			    size_t *written);
+
 /* The descriptors to poll (at most max) and the time to wait (ms; only lowered). */
 unsigned int vsock_poll_fill(struct vsock *v, struct pollfd *fds, unsigned int max, int *timeout);
 /* After poll: accepts, connects, writes what waits for host sockets, notes what is readable. */

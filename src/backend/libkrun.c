@@ -49,7 +49,11 @@
 struct krun {
 	void *dl;
 	uint32_t id;
-	bool tee_set; /* krun_set_tee_config_file succeeded (SEV) */
+	bool tee_set;	   /* krun_set_tee_config_file succeeded (SEV) */
+	bool workdir_set;  /* krun_set_workdir was called: a later process without one resets it */
+	bool nic_set;	   /* passt or gvproxy given: libkrun cannot go back to TSI */
+	bool port_map_set; /* krun_set_port_map was called: libkrun cannot go back to "every port"
+			    */
 #define FIELD(name, ret, args) ret(*name) args;
 	KRUN_FUNCS(FIELD)
 #undef FIELD
@@ -218,6 +222,20 @@ static int libkrun_add_vsock_port(struct ec1_ctx *ctx, uint32_t port, const char
 
 static int libkrun_set_network(struct ec1_ctx *ctx, const struct ec1_network_config *n)
 {
+	/*
+	 * libkrun keeps what an earlier call set and has no call to undo it: a network that would
+	 * silently keep the old one's interface or port map is refused, naming what stays.
+	 */
+	bool nic = n->passt_fd >= 0 || n->gvproxy_path;
+	if (K(ctx)->nic_set && !nic)
+		return ec1_fail(ctx, EC1_ESTATE,
+				"network: libkrun cannot go back to TSI once passt or gvproxy was "
+				"given (a new context can)");
+	if (K(ctx)->port_map_set && !nic && !n->port_map)
+		return ec1_fail(
+			ctx, EC1_ESTATE,
+			"network.port_map: NULL after a port map was set: libkrun cannot go "
+			"back to its default (every port the guest listens on); pass the list");
 	int err = EC1_OK;
 	if (n->passt_fd >= 0)
 		err = KCALL(ctx, set_passt_fd, n->passt_fd);
@@ -228,7 +246,7 @@ static int libkrun_set_network(struct ec1_ctx *ctx, const struct ec1_network_con
 	 * same one (5a:94:ef:e4:0c:ee); ec1 generates one, as ec1.h says.
 	 */
 	uint8_t mac[6];
-	bool nic = n->passt_fd >= 0 || n->gvproxy_path;
+	K(ctx)->nic_set |= nic && !err;
 	if (nic && !n->mac)
 		ec1_random_mac(mac);
 	if (!err && (n->mac || nic))
@@ -245,6 +263,7 @@ static int libkrun_set_network(struct ec1_ctx *ctx, const struct ec1_network_con
 		memcpy(map, n->port_map, n->port_map_count * sizeof(char *));
 		err = KCALL(ctx, set_port_map, map);
 		free(map);
+		K(ctx)->port_map_set |= !err;
 	}
 	return err;
 }
@@ -302,8 +321,11 @@ static int libkrun_set_process(struct ec1_ctx *ctx)
 	if (err)
 		return err;
 	err = KCALL(ctx, set_exec, ctx->exec_path, (const char *const *)ctx->argv + 1, envp);
+	/* A process without a workdir after one with: "/" again, not the old one libkrun keeps. */
+	if (!err && (ctx->workdir || K(ctx)->workdir_set))
+		err = KCALL(ctx, set_workdir, ctx->workdir ? ctx->workdir : "/");
 	if (!err && ctx->workdir)
-		err = KCALL(ctx, set_workdir, ctx->workdir);
+		K(ctx)->workdir_set = true;
 	return err;
 }
 

@@ -159,6 +159,38 @@ static void libkrun_generated_mac_and_empty_port_map(void)
 	ec1_ctx_free(ctx);
 }
 
+/*
+ * Settings libkrun keeps across calls: a second process without a workdir resets it to "/"; a
+ * network that would silently keep an earlier one's interface or port map is refused.
+ */
+static void libkrun_second_calls_leave_nothing_stale(void)
+{
+	struct ec1_ctx *ctx;
+	use_lib("libkrun.so.1");
+	CHECK(ec1_ctx_new_backend(EC1_BACKEND_LIBKRUN, &ctx) == EC1_OK);
+	take_log();
+	const char *const argv[] = {"true", NULL}, *const env[] = {"A=1", NULL};
+	struct ec1_process_config p = {
+		.exec_path = "/bin/true", .argv = argv, .envp = env, .workdir = "/work"};
+	CHECK(ec1_ctx_set_process(ctx, &p) == EC1_OK);
+	p.workdir = NULL;
+	CHECK(ec1_ctx_set_process(ctx, &p) == EC1_OK);
+	CHECK_LOG("krun_set_exec 7 /bin/true [] [A=1]\nkrun_set_workdir 7 /work\n"
+		  "krun_set_exec 7 /bin/true [] [A=1]\nkrun_set_workdir 7 /\n");
+	const char *const ports[] = {"8080:80"};
+	struct ec1_network_config tsi = {.passt_fd = -1, .port_map = ports, .port_map_count = 1};
+	CHECK(ec1_ctx_set_network(ctx, &tsi) == EC1_OK);
+	tsi.port_map = NULL;
+	tsi.port_map_count = 0;
+	CHECK(ec1_ctx_set_network(ctx, &tsi) == EC1_ESTATE);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "cannot go back to its default");
+	struct ec1_network_config passt = {.passt_fd = 0};
+	CHECK(ec1_ctx_set_network(ctx, &passt) == EC1_OK);
+	CHECK(ec1_ctx_set_network(ctx, &(struct ec1_network_config){.passt_fd = -1}) == EC1_ESTATE);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "cannot go back to TSI");
+	ec1_ctx_free(ctx);
+}
+
 static void libkrun_errors_keep_errno(void)
 {
 	struct ec1_ctx *ctx;
@@ -611,6 +643,7 @@ int main(void)
 	TEST(libkrun_maps_each_call_exactly);
 	TEST(libkrun_network_passt_and_mac);
 	TEST(libkrun_errors_keep_errno);
+	TEST(libkrun_second_calls_leave_nothing_stale);
 	TEST(libkrun_generated_mac_and_empty_port_map);
 	TEST(libkrun_variant_table);
 	TEST(libkrun_old_library_missing_calls);

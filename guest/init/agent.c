@@ -48,8 +48,9 @@ struct session {
 	bool out_again, err_again; /* the last read found nothing (EAGAIN) */
 	uint8_t *rbuf;		   /* frames from the host */
 	size_t rlen;
-	size_t stdin_done; /* bytes of the first STDIN frame in rbuf already written */
-	uint8_t *wbuf;	   /* frames to the host */
+	size_t stdin_done;  /* bytes of the first STDIN frame in rbuf already written */
+	bool stdin_blocked; /* that frame waits for the process's stdin to take more */
+	uint8_t *wbuf;	    /* frames to the host */
 	size_t wlen, woff;
 	long linger_until; /* EXIT sent: until the host closes, or this time (ms) passes */
 };
@@ -122,6 +123,17 @@ static void close_fd(int *fd)
 	*fd = -1;
 }
 
+/* The process's stdin, stdout and stderr, closed (a terminal once). */
+static void close_streams(struct session *s)
+{
+	if (s->in_fd != s->out_fd)
+		close_fd(&s->in_fd);
+	s->in_fd = -1;
+	close_fd(&s->out_fd);
+	close_fd(&s->err_fd);
+	s->stdin_open = s->stdin_blocked = false;
+}
+
 /* sig to the process's group; before the child's setsid() there is none: to the child alone. */
 static void signal_group(struct session *s, int sig)
 {
@@ -134,16 +146,13 @@ static void detach(struct session *s)
 {
 	signal_group(s, SIGKILL);
 	close_fd(&s->conn);
+	close_streams(s); /* nobody reads or writes them any more: nothing to poll for */
 }
 
 static void release(struct session *s)
 {
 	close_fd(&s->conn);
-	if (s->in_fd != s->out_fd)
-		close_fd(&s->in_fd);
-	s->in_fd = -1;
-	close_fd(&s->out_fd);
-	close_fd(&s->err_fd);
+	close_streams(s);
 	free(s->rbuf);
 	free(s->wbuf);
 	memset(s, 0, sizeof(*s));
@@ -367,6 +376,7 @@ static void take_frames(struct session *s)
 	}
 	memmove(s->rbuf + kept, s->rbuf + off, s->rlen - off);
 	s->rlen = kept + s->rlen - off;
+	s->stdin_blocked = stdin_waits;
 }
 
 /* What the process wrote, a frame at a time; *again when there was nothing (EAGAIN). */
@@ -529,7 +539,7 @@ void agent_main(int lfd, const struct process *p)
 			short cev = (s->conn >= 0 && s->rlen < RBUF_SIZE ? POLLIN : 0) |
 				    (s->woff < s->wlen ? POLLOUT : 0);
 			pfd[n++] = (struct pollfd){.fd = cev ? s->conn : -1, .events = cev};
-			bool waits = s->rlen && s->stdin_open;
+			bool waits = s->stdin_blocked && s->stdin_open;
 			pfd[n++] = (struct pollfd){.fd = waits ? s->in_fd : -1, .events = POLLOUT};
 			pfd[n++] =
 				(struct pollfd){.fd = s->wlen ? -1 : s->out_fd, .events = POLLIN};

@@ -812,6 +812,17 @@ t_exec_session_start_exec_ls_logs_stop() {
 		"$rc|$mode|$out|$(cat $T/err2)|$st|$in|$envwd|$nf|$tty|$ls|$src|$left|$alive"
 	[ $rc = 0 ] || head -c 1500 $T/err
 }
+t_exec_8mib_stdin_and_stdout_sha256() {
+	# 8 MiB through an exec's stdin and 8 MiB back through its stdout, checked by sha256 (the
+	# agent's flow control both ways: the process reads slower than the host sends).
+	E start --name sx --mem 256 2>$T/err || { fail $name "start: $(head -c 500 $T/err)"; return; }
+	head -c 8388608 /dev/urandom >$T/in8
+	want=$(sha256sum <$T/in8 | cut -d' ' -f1)
+	got=$(E exec -i sx -- /bin/sh -c 'sha256sum | cut -d" " -f1' <$T/in8)
+	back=$(E exec -i sx -- /bin/cat <$T/in8 | sha256sum | cut -d' ' -f1)
+	E stop sx
+	check $name "$want $want" "$got $back"
+}
 t_exec_100_in_a_row_and_10_at_once() {
 	# 100 execs one after another, then 10 at once, each with its own output and status.
 	E start --name s2 --mem 256 2>$T/err || { fail $name "start: $(head -c 500 $T/err)"; return; }

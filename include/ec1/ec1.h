@@ -407,7 +407,10 @@ int ec1_start_enter(struct ec1_ctx *ctx);
  * ec1_run takes exec requests too.
  */
 int ec1_ctx_set_exec_socket(struct ec1_ctx *ctx, const char *path);
-/* Boots the VM; returns once it takes exec requests, or with why it could not start. */
+/*
+ * Boots the VM; returns once it takes exec requests, or with why it could not start
+ * (EC1_ETIMEDOUT, the VM stopped, when the guest has not said it is ready within 120 s).
+ */
 int ec1_ctx_start(struct ec1_ctx *ctx);
 /* The exec socket's path ("" until there is one). */
 const char *ec1_ctx_exec_socket(const struct ec1_ctx *ctx);

@@ -1322,6 +1322,8 @@ static void *start_thread(void *arg)
 	return NULL;
 }
 
+#define EC1_START_READY_MS 120000 /* a boot under TCG takes seconds; this is a hang */
+
 /* A directory of our own for the exec socket: $XDG_RUNTIME_DIR, else /tmp; mode 0700. */
 static int private_exec_socket(struct ec1_ctx *ctx)
 {
@@ -1366,10 +1368,24 @@ int ec1_ctx_start(struct ec1_ctx *ctx)
 	if (e)
 		return ec1_fail(ctx, EC1_ENOMEM, "the VM's thread: %s", strerror(e));
 	ctx->bg.on = true;
+	/*
+	 * The guest says when it takes exec requests; one that never does (a hung mount, a broken
+	 * guest) does not keep the caller waiting: stopped after EC1_START_READY_MS.
+	 */
 	struct pollfd p[2] = {{.fd = ctx->bg.ready_fd, .events = POLLIN},
 			      {.fd = ctx->bg.done_fd, .events = POLLIN}};
-	while (poll(p, 2, -1) < 0 && errno == EINTR)
-		;
+	long deadline = ec1_now_ms() + EC1_START_READY_MS, left;
+	int n;
+	do {
+		left = deadline - ec1_now_ms();
+		n = poll(p, 2, left > 0 ? (int)left : 0);
+	} while (n < 0 && errno == EINTR);
+	if (n == 0) {
+		ec1_ctx_stop(ctx, 0, NULL);
+		return ec1_fail(ctx, EC1_ETIMEDOUT,
+				"start: the guest did not take exec requests within %d s; stopped",
+				EC1_START_READY_MS / 1000);
+	}
 	if (!(p[1].revents & POLLIN))
 		return EC1_OK;
 	/* It ended before it was ready: its error, or the status it ended with. */

@@ -577,52 +577,44 @@ static unsigned int conn_rx_data(struct vsock *v, struct conn *c, const struct v
 unsigned int vsock_rx_batch(struct vsock *v, const struct vsock_rxbuf *bufs, unsigned int nbufs,
 			    size_t *written)
 {
-	/* The first buffer takes any packet, as vsock_rx's does; one shorter than a header none. */
+	/* The first buffer takes any packet; one shorter than a header takes none. */
 	if (!nbufs || bufs[0].n > IOV_MAX_PARTS || bufs[0].len < VSOCK_HDR_LEN)
 		return 0;
-	/* Resets and control packets: one buffer each, as vsock_rx makes them. */
-	for (unsigned int k = 0; !v->rst_len && k < VSOCK_MAX_CONNS; k++) {
+	const struct vsock_rxbuf *b = &bufs[0];
+	if (v->rst_len) {
+		unsigned int i = v->rst_head;
+		v->rst_head = (v->rst_head + 1) % RSTS_MAX;
+		v->rst_len--;
+		put_hdr(v, b->iov, b->n, v->rsts[i].host_port, v->rsts[i].guest_port, OP_RST, 0, 0,
+			0);
+		v->stats.resets_sent++;
+		written[0] = VSOCK_HDR_LEN;
+		return 1;
+	}
+	/* Control packets one buffer each (conn_rx); a connection's data as many as it fills. */
+	for (unsigned int k = 0; k < VSOCK_MAX_CONNS; k++) {
 		unsigned int i = (v->next + k) % VSOCK_MAX_CONNS;
 		struct conn *c = &v->conns[i];
 		if (!conn_has_rx(c))
 			continue;
-		bool control_first =
-			c->state != OPEN || c->want_response || c->want_shutdown || c->want_credit;
-		unsigned int got = control_first ? 0 : conn_rx_data(v, c, bufs, nbufs, written);
-		if (!got && control_first) {
-			written[0] = conn_rx(v, c, bufs[0].iov, bufs[0].n, bufs[0].len);
-			got = written[0] ? 1 : 0;
-		}
+		unsigned int got;
+		if (c->state != OPEN || c->want_response || c->want_shutdown || c->want_credit)
+			got = (written[0] = conn_rx(v, c, b->iov, b->n, b->len)) != 0;
+		else
+			got = conn_rx_data(v, c, bufs, nbufs, written);
 		if (got) {
 			v->next = i + 1;
 			return got;
 		}
 	}
-	written[0] = vsock_rx(v, bufs[0].iov, bufs[0].n, bufs[0].len);
-	return written[0] ? 1 : 0;
+	return 0;
 }
 
 size_t vsock_rx(struct vsock *v, const struct iovec *iov, unsigned int n, size_t len)
 {
-	if (len < VSOCK_HDR_LEN || n > IOV_MAX_PARTS)
-		return 0;
-	if (v->rst_len) {
-		unsigned int i = v->rst_head;
-		v->rst_head = (v->rst_head + 1) % RSTS_MAX;
-		v->rst_len--;
-		put_hdr(v, iov, n, v->rsts[i].host_port, v->rsts[i].guest_port, OP_RST, 0, 0, 0);
-		v->stats.resets_sent++;
-		return VSOCK_HDR_LEN;
-	}
-	for (unsigned int k = 0; k < VSOCK_MAX_CONNS; k++) {
-		unsigned int i = (v->next + k) % VSOCK_MAX_CONNS;
-		size_t w = conn_has_rx(&v->conns[i]) ? conn_rx(v, &v->conns[i], iov, n, len) : 0;
-		if (w) {
-			v->next = i + 1;
-			return w;
-		}
-	}
-	return 0;
+	struct vsock_rxbuf b = {iov, n, len};
+	size_t w = 0;
+	return vsock_rx_batch(v, &b, 1, &w) ? w : 0;
 }
 
 /* A free host port for a connection the host starts towards guest_port. */

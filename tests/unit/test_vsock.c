@@ -227,6 +227,15 @@ static void data_both_ways_with_credit(void)
 	close(srv);
 }
 
+/* The guest's port gport connects to the echo port (5000): the host's end of it. */
+static int guest_connects(struct vsock *v, int srv, uint32_t gport)
+{
+	struct pkt p;
+	send_pkt(v, gport, 5000, REQUEST, 0, NULL, 0);
+	CHECK(recv_pkt(v, &p, NULL, 0) && p.op == RESPONSE);
+	return accept(srv, NULL, NULL);
+}
+
 /*
  * 40 KiB the host wrote reach the guest in one read spread over ten 4 KiB receive buffers (and
  * a bit of an eleventh), each an RW packet of its own, in order, none past its buffer; a
@@ -239,10 +248,7 @@ static void data_batched_into_many_buffers(void)
 	CHECK(v != NULL);
 	if (!v)
 		return;
-	struct pkt p;
-	send_pkt(v, 40001, 5000, REQUEST, 0, NULL, 0);
-	CHECK(recv_pkt(v, &p, NULL, 0) && p.op == RESPONSE);
-	int host = accept(srv, NULL, NULL);
+	int host = guest_connects(v, srv, 40001);
 	static uint8_t out[41000], bufs[VSOCK_RX_BATCH][4096], back[41000];
 	for (size_t i = 0; i < sizeof(out); i++)
 		out[i] = (uint8_t)(i * 7);
@@ -283,9 +289,7 @@ static void shutdown_closes_host_side(void)
 	if (!v)
 		return;
 	struct pkt p;
-	send_pkt(v, 40001, 5000, REQUEST, 0, NULL, 0);
-	CHECK(recv_pkt(v, &p, NULL, 0) && p.op == RESPONSE);
-	int host = accept(srv, NULL, NULL);
+	int host = guest_connects(v, srv, 40001);
 	/* The guest's send side: the host reads the end, and may still write. */
 	send_pkt(v, 40001, 5000, SHUTDOWN, 2, NULL, 0);
 	char c;

@@ -15,6 +15,15 @@
 #define EC1_ABI_RDINIT_PARAM "rdinit=" EC1_ABI_INIT
 
 /*
+ * Under libkrun, libkrun's own init is PID 1 and runs ec1's init as its workload, from a staging
+ * root of ec1's (src/backend/libkrun.c: init at EC1_ABI_INIT, the description at
+ * EC1_ABI_PROCESS, mount points), with this one argument: it mounts the description's shares
+ * (the caller's root as "/" at EC1_ABI_ROOT, volumes under it), switches to that root and
+ * executes the process in its own place; libkrun's init reports its exit status.
+ */
+#define EC1_ABI_KRUN_STAGE "--krun-stage"
+
+/*
  * The process description: NUL-terminated fields: EC1_ABI_PROCESS_MAGIC, exec path, workdir,
  * argc, argv[0..argc), envc, env[0..envc), mount count, then per mount: file system type, source,
  * guest path ("/": the root), "ro" or "rw". Type EC1_ABI_FS_VIRTIOFS: the source is a virtio-fs

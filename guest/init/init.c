@@ -525,13 +525,43 @@ static void start_agent(const struct process *p)
 	control(EC1_CTL_READY "\n");
 }
 
-int main(void)
+/*
+ * Run by libkrun's init from ec1's staging root (EC1_ABI_KRUN_STAGE): the shares mounted and the
+ * root switched as at boot, then the process in this one's place, with the description's
+ * environment (not what libkrun's command line gave this program). libkrun's init relays the
+ * streams and reports the status: 125 here for a failed set-up, 126/127 when the program
+ * cannot be executed, as at boot.
+ */
+static int krun_stage(void)
+{
+	struct process p;
+	const char *what = "";
+	err_fd = 2;
+	if (parse_process(&p)) {
+		say("ec1-init: %s: unreadable or malformed\n", PROCESS_FILE);
+		return EXIT_SETUP;
+	}
+	if (mount_shares(&p, &what) < 0) {
+		say("ec1-init: mounting shares: %s: %s\n", what, strerror(errno));
+		return EXIT_SETUP;
+	}
+	if (chdir(p.workdir) < 0) {
+		say("ec1-init: workdir %s: %s\n", p.workdir, strerror(errno));
+		return EXIT_SETUP;
+	}
+	int e = exec_process(&p);
+	say("ec1-init: %s: %s\n", p.exec_path, strerror(e));
+	return e == ENOENT || e == ENOTDIR ? EXIT_NOTFOUND : EXIT_NOEXEC;
+}
+
+int main(int argc, char **argv)
 {
 	struct process p;
 	int fds[NR_PORTS];
 
 	if (getpid() != 1)
-		return EXIT_SETUP;
+		return argc == 2 && strcmp(argv[1], EC1_ABI_KRUN_STAGE) == 0 ? krun_stage()
+									     : EXIT_SETUP;
 	if (mount_basics()) {
 		say("ec1-init: mounting /dev, /proc, /sys: %s\n", strerror(errno));
 		power_off();

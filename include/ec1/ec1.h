@@ -85,8 +85,18 @@ enum ec1_capability {
 	EC1_CAP_VSOCK_UDS = 1 << 10,  /* ec1_ctx_set_vsock_uds: Firecracker's hybrid vsock */
 	EC1_CAP_EXEC = 1 << 11,	      /* ec1_ctx_start/_stop, ec1_exec_*: a VM that stays up */
 };
-/* The EC1_CAP_* bits a backend offers (whether or not it is installed here). */
+/*
+ * The EC1_CAP_* bits a backend offers: for a libkrun variant installed here, what the library
+ * found can do (an older libkrun lacks calls: no vmnet before 1.15, ...); for one that is not,
+ * what the variant offers.
+ */
 unsigned int ec1_backend_capabilities(enum ec1_backend backend);
+/*
+ * The version of a backend found here: ec1's for the builtin engine; a libkrun library's from its
+ * file name (libkrun.so.1.17.0: "1.17.0"), "" when the name does not say; NULL when the backend
+ * is not installed (libkrun) or never available (stub).
+ */
+const char *ec1_backend_version(enum ec1_backend backend);
 
 /* An opaque configuration and run of one microVM. */
 struct ec1_ctx;

@@ -13,6 +13,7 @@
  */
 #define EC1_CLI_FUNCS(X)                \
 	X(ec1_backend_capabilities)     \
+	X(ec1_backend_version)          \
 	X(ec1_backend_name)             \
 	X(ec1_backend_parse)            \
 	X(ec1_ctx_add_disk)             \
@@ -62,6 +63,7 @@ struct ec1_api {
 const struct ec1_api *ec1_api(void);
 #ifndef EC1_CLI_API_C
 #define ec1_backend_capabilities     (ec1_api()->ec1_backend_capabilities)
+#define ec1_backend_version	     (ec1_api()->ec1_backend_version)
 #define ec1_backend_name	     (ec1_api()->ec1_backend_name)
 #define ec1_backend_parse	     (ec1_api()->ec1_backend_parse)
 #define ec1_ctx_add_disk	     (ec1_api()->ec1_ctx_add_disk)

@@ -816,7 +816,7 @@ static int cmd_variants(void)
 		{EC1_CAP_VSOCK_UDS, "vsock-uds"},
 		{EC1_CAP_EXEC, "exec"},
 	};
-	printf("%-12s %-10s", "backend", "here");
+	printf("%-12s %-4s %-8s", "backend", "here", "version");
 	for (size_t c = 0; c < sizeof(caps) / sizeof(caps[0]); c++)
 		printf(" %-11s", caps[c].name);
 	printf("\n");
@@ -824,13 +824,17 @@ static int cmd_variants(void)
 		struct ec1_ctx *ctx;
 		int err = ec1_ctx_new_backend(all[i], &ctx);
 		unsigned int have = ec1_backend_capabilities(all[i]);
-		printf("%-12s %-10s", ec1_backend_name(all[i]), err ? "no" : "yes");
+		const char *version = ec1_backend_version(all[i]);
+		printf("%-12s %-4s %-8s", ec1_backend_name(all[i]), err ? "no" : "yes",
+		       version && *version ? version : "-");
 		for (size_t c = 0; c < sizeof(caps) / sizeof(caps[0]); c++)
 			printf(" %-11s", have & caps[c].cap ? "yes" : "-");
 		printf("\n");
 		ec1_ctx_free(ctx);
 	}
-	printf("(here: usable on this machine; the other columns: calls the variant offers)\n");
+	printf("(here: usable on this machine; version: the library found; the other columns: "
+	       "what\n"
+	       "the library found can do, else what the variant offers)\n");
 	return 0;
 }
 

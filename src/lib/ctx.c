@@ -130,7 +130,17 @@ static const struct ec1_backend_ops *backend_ops(enum ec1_backend b)
 unsigned int ec1_backend_capabilities(enum ec1_backend backend)
 {
 	const struct ec1_backend_ops *ops = backend_ops(backend);
-	return ops ? ops->features : 0;
+	if (!ops)
+		return 0;
+	return ops->installed ? ops->installed(ops->id, ops->features) : ops->features;
+}
+
+const char *ec1_backend_version(enum ec1_backend backend)
+{
+	const struct ec1_backend_ops *ops = backend_ops(backend);
+	if (!ops || ops->id == EC1_BACKEND_STUB)
+		return NULL;
+	return ops->version ? ops->version(ops->id, ops->features) : EC1_VERSION;
 }
 
 #ifndef EC1_DEFAULT_BACKEND
@@ -166,6 +176,7 @@ int ec1_ctx_new_backend(enum ec1_backend backend, struct ec1_ctx **out)
 	if (!ctx)
 		return EC1_ENOMEM;
 	ctx->ops = ops;
+	ctx->features = ops->features;
 	ctx->vm = (struct ec1_vm_config){.num_vcpus = 1, .ram_mib = 512};
 	ctx->stdio[0] = 0;
 	ctx->stdio[1] = 1;
@@ -286,7 +297,7 @@ int ec1_ctx_backend_errno(const struct ec1_ctx *ctx)
 
 static int need_feature(struct ec1_ctx *ctx, unsigned int feature, const char *call)
 {
-	if (ctx->ops->features & feature)
+	if (ctx->features & feature)
 		return EC1_OK;
 	return ec1_fail(ctx, EC1_EUNSUPPORTED, "%s: not available in the %s variant", call,
 			ec1_backend_name(ctx->ops->id));
@@ -486,10 +497,19 @@ int ec1_ctx_set_mapped_volumes(struct ec1_ctx *ctx, const char *const *volumes, 
 			return err;
 		}
 	}
-	free_volumes(ctx->volumes, ctx->nr_volumes);
+	struct ec1_volume *old = ctx->volumes;
+	size_t nr_old = ctx->nr_volumes;
 	ctx->volumes = list;
 	ctx->nr_volumes = count;
-	return call(ctx, ctx->ops->set_mapped_volumes);
+	if ((err = call(ctx, ctx->ops->set_mapped_volumes))) {
+		/* Refused: the earlier list stays. */
+		ctx->volumes = old;
+		ctx->nr_volumes = nr_old;
+		free_volumes(list, count);
+		return err;
+	}
+	free_volumes(old, nr_old);
+	return EC1_OK;
 }
 
 int ec1_ctx_add_virtiofs(struct ec1_ctx *ctx, const char *tag, const char *dir)
@@ -1105,16 +1125,31 @@ int ec1_ctx_set_process(struct ec1_ctx *ctx, const struct ec1_process_config *co
 		free_list(envp);
 		return ec1_fail(ctx, EC1_ENOMEM, "out of memory");
 	}
-	free(ctx->exec_path);
-	free(ctx->workdir);
-	free_list(ctx->argv);
-	free_list(ctx->envp);
+	/* The new process replaces the old one only when the backend takes it. */
+	char *old_path = ctx->exec_path, *old_workdir = ctx->workdir;
+	char **old_argv = ctx->argv, **old_envp = ctx->envp;
+	bool old_set = ctx->process_set;
 	ctx->exec_path = exec_path;
 	ctx->workdir = workdir;
 	ctx->argv = argv;
 	ctx->envp = envp;
 	ctx->process_set = true;
-	return call(ctx, ctx->ops->set_process);
+	if ((err = call(ctx, ctx->ops->set_process))) {
+		ctx->exec_path = old_path;
+		ctx->workdir = old_workdir;
+		ctx->argv = old_argv;
+		ctx->envp = old_envp;
+		ctx->process_set = old_set;
+		old_path = exec_path;
+		old_workdir = workdir;
+		old_argv = argv;
+		old_envp = envp;
+	}
+	free(old_path);
+	free(old_workdir);
+	free_list(old_argv);
+	free_list(old_envp);
+	return err;
 }
 
 int ec1_ctx_set_kernel(struct ec1_ctx *ctx, const struct ec1_kernel_config *config)
@@ -1129,12 +1164,27 @@ int ec1_ctx_set_kernel(struct ec1_ctx *ctx, const struct ec1_kernel_config *conf
 		err = check_path(ctx, "kernel.initramfs", config->initramfs, false);
 	if (err)
 		return err;
-	if ((err = replace_str(ctx, &ctx->kernel_path, config->path)) ||
-	    (err = replace_str(ctx, &ctx->initramfs, config->initramfs)) ||
-	    (err = replace_str(ctx, &ctx->cmdline, config->cmdline)))
-		return err;
+	/* The new kernel replaces the old one only when the backend takes it. */
+	char *old[3] = {ctx->kernel_path, ctx->initramfs, ctx->cmdline};
+	enum ec1_kernel_format old_format = ctx->kernel_format;
+	ctx->kernel_path = ctx->initramfs = ctx->cmdline = NULL;
+	err = replace_str(ctx, &ctx->kernel_path, config->path);
+	err = err ?: replace_str(ctx, &ctx->initramfs, config->initramfs);
+	err = err ?: replace_str(ctx, &ctx->cmdline, config->cmdline);
 	ctx->kernel_format = config->format;
-	return call(ctx, ctx->ops->set_kernel);
+	if (err || (err = call(ctx, ctx->ops->set_kernel))) {
+		char *bad[3] = {ctx->kernel_path, ctx->initramfs, ctx->cmdline};
+		for (int i = 0; i < 3; i++)
+			free(bad[i]);
+		ctx->kernel_path = old[0];
+		ctx->initramfs = old[1];
+		ctx->cmdline = old[2];
+		ctx->kernel_format = old_format;
+		return err;
+	}
+	for (int i = 0; i < 3; i++)
+		free(old[i]);
+	return EC1_OK;
 }
 
 int ec1_ctx_set_sev(struct ec1_ctx *ctx, const struct ec1_sev_config *config)
@@ -1170,6 +1220,7 @@ int ec1_ctx_set_vmnet(struct ec1_ctx *ctx, const struct ec1_vmnet_config *config
 	int err = ec1_vmnet_check(ctx, config);
 	if (err)
 		return err;
+	/* The variant's offer; a library too old for it says so (its set_vmnet hook). */
 	if (!(ctx->ops->features & EC1_F_VMNET) || !ctx->ops->set_vmnet)
 		return ec1_fail(ctx, EC1_EVMNET, "vmnet: not available with the %s backend",
 				ec1_backend_name(ctx->ops->id));

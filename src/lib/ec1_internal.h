@@ -87,7 +87,11 @@ struct ec1_backend_ops {
 	int (*run)(struct ec1_ctx *ctx, int *status);
 	int (*start_enter)(
 		struct ec1_ctx *ctx); /* optional: the backend's own (exits on success) */
-	bool builtin_extras;	      /* ec1_ctx_set_stdio/timeout/timing/console */
+	/* optional: the features of the library found here (offered when none is) */
+	unsigned int (*installed)(enum ec1_backend backend, unsigned int offered);
+	/* optional: the version found here, "" when unknown, NULL when none is installed */
+	const char *(*version)(enum ec1_backend backend, unsigned int offered);
+	bool builtin_extras; /* ec1_ctx_set_stdio/timeout/timing/console */
 };
 
 /*
@@ -168,6 +172,7 @@ struct ec1_disk {
 
 struct ec1_ctx {
 	const struct ec1_backend_ops *ops;
+	unsigned int features; /* the backend's, less what its library lacks (set at open) */
 	char message[1024];
 	int backend_errno;
 	bool ran;

@@ -50,7 +50,7 @@ static size_t mount_list(const struct vm_config *cfg, struct mount_rec *m)
  * exec path, workdir, argc, argv..., envc, env..., mount count, then type, source, guest path
  * and "ro" or "rw" for each share or disk init mounts, the network, the exec agent's port.
  */
-static int process_blob(const struct vm_config *cfg, char **out, size_t *out_len)
+int vm_process_blob(const struct vm_config *cfg, char **out, size_t *out_len)
 {
 	const char *const *env = cfg->envp ? cfg->envp : default_env;
 	size_t argc = 0, envc = 0, len = 0;
@@ -155,7 +155,7 @@ int vm_setup_initrd(struct vm *vm, char *msg, size_t msg_size)
 	}
 	char *blob;
 	size_t blob_len;
-	if (process_blob(cfg, &blob, &blob_len)) {
+	if (vm_process_blob(cfg, &blob, &blob_len)) {
 		if (fd >= 0)
 			close(fd);
 		VM_FAIL(EC1_ENOMEM, "initramfs: out of memory");

@@ -1,9 +1,24 @@
 /*
- * A fake libkrun for tests: every krun_* call appends one line with its arguments to the file
- * named by FAKE_KRUN_LOG. krun_start_enter exits with FAKE_KRUN_EXIT (default 0), as the real
- * one exits with the guest's status. Built once per variant soname; with -DFAKE_OLD it lacks the
- * newer calls (add_disk2, set_kernel, get_shutdown_eventfd, add_net_unixgram), like an old
- * libkrun.
+ * Fake libkrun builds for the tests, one per real version and variant (tests/fake/meson.build):
+ * each exports the krun_* calls that version's libkrun.h declares and answers as that version
+ * does on Linux, as far as ec1 uses them:
+ *   FAKE_V = 109, 115, 117, 118 (libkrun 1.9, 1.15, 1.17, 1.18), FAKE_SEV for libkrun-sev.
+ *   - krun_set_mapped_volumes: -EINVAL (since 1.8; before, macOS alone took it);
+ *   - krun_get_shutdown_eventfd: -EINVAL (Linux builds: the eventfd is macOS's);
+ *   - krun_set_exec: never checks the program (a missing one: the guest's init answers 127);
+ *     envp NULL makes libkrun copy the host's whole environment (recorded as "NULL");
+ *   - krun_add_vsock_port2 (listen) and krun_add_disk2 (qcow2) from 1.10/1.11 (in 1.15 here),
+ *     krun_add_net_unixgram from 1.15, krun_add_virtiofs3 (read-only) from 1.18;
+ *   - libkrun-sev: no krun_set_root, krun_add_virtiofs or krun_set_mapped_volumes; a
+ *     two-argument krun_set_kernel stub answering -EOPNOTSUPP; krun_set_tee_config_file.
+ * There is none for libkrun-efi: it only ever existed for macOS.
+ *
+ * Every call appends a line with its arguments to the file FAKE_KRUN_LOG names. FAKE_KRUN_FAIL
+ * names one call that answers -EINVAL (a fault to inject). krun_start_enter exits with
+ * FAKE_KRUN_EXIT (default 0), as the real one exits with the guest's status; with FAKE_KRUN_VM
+ * (the path of an ec1 binary) it boots what libkrun would: a VM (ec1's builtin engine) with the
+ * root directory, the virtio-fs devices, the VM size, the program, its arguments, environment
+ * and working directory it was given, and exits with that run's status.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -13,7 +28,12 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#ifndef FAKE_V
+#define FAKE_V 118
+#endif
 
 static void rec(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -30,6 +50,13 @@ static void rec(const char *fmt, ...)
 	va_end(ap);
 	fputc('\n', f);
 	fclose(f);
+}
+
+/* -EINVAL when FAKE_KRUN_FAIL names this call, else 0. */
+static int32_t answer(const char *call)
+{
+	const char *fail = getenv("FAKE_KRUN_FAIL");
+	return fail && strcmp(fail, call) == 0 ? -22 : 0;
 }
 
 /* "[a,b,c]" or "NULL" */
@@ -55,15 +82,48 @@ static const char *str(const char *s)
 	return s ? s : "NULL";
 }
 
+/* What the one context was given, for FAKE_KRUN_VM. */
+static struct {
+	unsigned int cpus, ram;
+	char *root;
+	struct {
+		char *tag, *path;
+	} fs[16];
+	int nr_fs;
+	char *exec, *workdir;
+	char **argv, **envp;
+} vm = {.cpus = 1, .ram = 512};
+
+static char **copy_list(const char *const *v)
+{
+	size_t n = 0;
+	while (v && v[n])
+		n++;
+	char **c = calloc(n + 1, sizeof(char *));
+	for (size_t i = 0; c && i < n; i++)
+		c[i] = strdup(v[i]);
+	return c;
+}
+
+static __attribute__((unused)) void add_fs(const char *tag, const char *path)
+{
+	if (strcmp(tag, "/dev/root") == 0) {
+		vm.root = strdup(path);
+	} else if (vm.nr_fs < 16) {
+		vm.fs[vm.nr_fs].tag = strdup(tag);
+		vm.fs[vm.nr_fs++].path = strdup(path);
+	}
+}
+
 int32_t krun_set_log_level(uint32_t level)
 {
 	rec("krun_set_log_level %u", level);
-	return 0;
+	return answer("krun_set_log_level");
 }
 int32_t krun_create_ctx(void)
 {
 	rec("krun_create_ctx");
-	return 7;
+	return answer("krun_create_ctx") ?: 7;
 }
 int32_t krun_free_ctx(uint32_t id)
 {
@@ -73,100 +133,177 @@ int32_t krun_free_ctx(uint32_t id)
 int32_t krun_set_vm_config(uint32_t id, uint8_t cpus, uint32_t ram)
 {
 	rec("krun_set_vm_config %u %u %u", id, cpus, ram);
-	return 0;
-}
-int32_t krun_set_root(uint32_t id, const char *root)
-{
-	rec("krun_set_root %u %s", id, str(root));
-	return 0;
-}
-int32_t krun_set_mapped_volumes(uint32_t id, const char *const *v)
-{
-	rec("krun_set_mapped_volumes %u %s", id, list(v));
-	return 0;
-}
-int32_t krun_add_virtiofs(uint32_t id, const char *tag, const char *path)
-{
-	rec("krun_add_virtiofs %u %s %s", id, tag, path);
-	return 0;
+	vm.cpus = cpus;
+	vm.ram = ram;
+	return answer("krun_set_vm_config");
 }
 int32_t krun_add_disk(uint32_t id, const char *block, const char *path, bool ro)
 {
 	rec("krun_add_disk %u %s %s %d", id, block, path, ro);
-	return 0;
+	return answer("krun_add_disk");
 }
 int32_t krun_set_passt_fd(uint32_t id, int fd)
 {
 	rec("krun_set_passt_fd %u %d", id, fd);
-	return 0;
+	return answer("krun_set_passt_fd");
 }
 int32_t krun_set_gvproxy_path(uint32_t id, const char *path)
 {
 	rec("krun_set_gvproxy_path %u %s", id, path);
-	return 0;
+	return answer("krun_set_gvproxy_path");
 }
 int32_t krun_set_net_mac(uint32_t id, const uint8_t *m)
 {
 	rec("krun_set_net_mac %u %02x:%02x:%02x:%02x:%02x:%02x", id, m[0], m[1], m[2], m[3], m[4],
 	    m[5]);
-	return 0;
+	return answer("krun_set_net_mac");
 }
 int32_t krun_set_port_map(uint32_t id, const char *const *map)
 {
 	rec("krun_set_port_map %u %s", id, list(map));
-	return 0;
+	return answer("krun_set_port_map");
 }
 int32_t krun_set_workdir(uint32_t id, const char *dir)
 {
 	rec("krun_set_workdir %u %s", id, dir);
-	return 0;
+	free(vm.workdir);
+	vm.workdir = strdup(dir);
+	return answer("krun_set_workdir");
 }
 int32_t krun_set_exec(uint32_t id, const char *path, const char *const *argv,
 		      const char *const *envp)
 {
 	rec("krun_set_exec %u %s %s %s", id, path, list(argv), list(envp));
-	/* Like libkrun: a path it cannot use is EINVAL. */
-	return strcmp(path, "/fail") == 0 ? -22 : 0;
-}
-int32_t krun_set_tee_config_file(uint32_t id, const char *path)
-{
-	rec("krun_set_tee_config_file %u %s", id, path);
-	return 0;
-}
-int32_t krun_start_enter(uint32_t id)
-{
-	rec("krun_start_enter %u", id);
-	const char *code = getenv("FAKE_KRUN_EXIT");
-	exit(code ? atoi(code) : 0);
+	vm.exec = strdup(path);
+	vm.argv = copy_list(argv);
+	vm.envp = envp ? copy_list(envp) : NULL;
+	return answer("krun_set_exec");
 }
 int32_t krun_add_vsock_port(uint32_t id, uint32_t port, const char *path)
 {
 	rec("krun_add_vsock_port %u %u %s", id, port, path);
-	return 0;
+	return answer("krun_add_vsock_port");
 }
-#ifndef FAKE_OLD
-int32_t krun_add_vsock_port2(uint32_t id, uint32_t port, const char *path, bool listen)
-{
-	rec("krun_add_vsock_port2 %u %u %s %d", id, port, path, listen);
-	return 0;
-}
-int32_t krun_add_disk2(uint32_t id, const char *block, const char *path, uint32_t fmt, bool ro)
-{
-	rec("krun_add_disk2 %u %s %s %u %d", id, block, path, fmt, ro);
-	return 0;
-}
-int32_t krun_set_kernel(uint32_t id, const char *path, uint32_t fmt, const char *initrd,
-			const char *cmdline)
-{
-	rec("krun_set_kernel %u %s %u %s %s", id, path, fmt, str(initrd), str(cmdline));
-	return 0;
-}
-/* As libkrun built for Linux (>= 1.16): the call exists, and answers -EINVAL in every variant. */
+/* As libkrun built for Linux: the call exists, and answers -EINVAL in every variant. */
 int32_t krun_get_shutdown_eventfd(uint32_t id)
 {
 	rec("krun_get_shutdown_eventfd %u", id);
 	return -22;
 }
+
+/* Boots what libkrun would have booted, on ec1's builtin engine; its status is ours. */
+static int boot(const char *ec1)
+{
+	char *argv[96], num[2][16], shares[16][4200];
+	int n = 0;
+	snprintf(num[0], sizeof(num[0]), "%u", vm.cpus);
+	snprintf(num[1], sizeof(num[1]), "%u", vm.ram);
+	argv[n++] = (char *)ec1;
+	argv[n++] = "run";
+	argv[n++] = "--backend";
+	argv[n++] = "builtin";
+	argv[n++] = "--cpus";
+	argv[n++] = num[0];
+	argv[n++] = "--mem";
+	argv[n++] = num[1];
+	if (vm.root) {
+		argv[n++] = "--root";
+		argv[n++] = vm.root;
+	}
+	for (int i = 0; i < vm.nr_fs; i++) {
+		snprintf(shares[i], sizeof(shares[i]), "%s:%s", vm.fs[i].tag, vm.fs[i].path);
+		argv[n++] = "--share";
+		argv[n++] = shares[i];
+	}
+	if (vm.workdir) {
+		argv[n++] = "--workdir";
+		argv[n++] = vm.workdir;
+	}
+	for (size_t i = 0; vm.envp && vm.envp[i] && n < 70; i++) {
+		argv[n++] = "--env";
+		argv[n++] = vm.envp[i];
+	}
+	argv[n++] = "--";
+	argv[n++] = vm.exec;
+	for (size_t i = 0; vm.argv && vm.argv[i] && n < 94; i++)
+		argv[n++] = vm.argv[i];
+	argv[n] = NULL;
+	pid_t pid = fork();
+	if (pid == 0) {
+		unsetenv("EC1_BACKEND");
+		execv(ec1, argv);
+		_exit(125);
+	}
+	int st = 0;
+	if (pid < 0 || waitpid(pid, &st, 0) < 0)
+		return 125;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+int32_t krun_start_enter(uint32_t id)
+{
+	rec("krun_start_enter %u", id);
+	if (answer("krun_start_enter"))
+		return -22;
+	const char *ec1 = getenv("FAKE_KRUN_VM");
+	if (ec1 && *ec1)
+		exit(boot(ec1));
+	const char *code = getenv("FAKE_KRUN_EXIT");
+	exit(code ? atoi(code) : 0);
+}
+
+#ifdef FAKE_SEV
+int32_t krun_set_tee_config_file(uint32_t id, const char *path)
+{
+	rec("krun_set_tee_config_file %u %s", id, path);
+	return answer("krun_set_tee_config_file");
+}
+/* libkrun-sev's stub: two arguments, and no kernel of the caller's. */
+int32_t krun_set_kernel(uint32_t id, const char *path)
+{
+	rec("krun_set_kernel %u %s (sev stub)", id, path);
+	return -95;
+}
+#else
+int32_t krun_set_root(uint32_t id, const char *root)
+{
+	rec("krun_set_root %u %s", id, str(root));
+	add_fs("/dev/root", root);
+	return answer("krun_set_root");
+}
+/* Since 1.8: "NO LONGER SUPPORTED", -EINVAL whatever it is given. */
+int32_t krun_set_mapped_volumes(uint32_t id, const char *const *v)
+{
+	rec("krun_set_mapped_volumes %u %s", id, list(v));
+	return -22;
+}
+int32_t krun_add_virtiofs(uint32_t id, const char *tag, const char *path)
+{
+	rec("krun_add_virtiofs %u %s %s", id, tag, path);
+	add_fs(tag, path);
+	return answer("krun_add_virtiofs");
+}
+#endif
+
+#if FAKE_V >= 115
+int32_t krun_add_vsock_port2(uint32_t id, uint32_t port, const char *path, bool listen)
+{
+	rec("krun_add_vsock_port2 %u %u %s %d", id, port, path, listen);
+	return answer("krun_add_vsock_port2");
+}
+int32_t krun_add_disk2(uint32_t id, const char *block, const char *path, uint32_t fmt, bool ro)
+{
+	rec("krun_add_disk2 %u %s %s %u %d", id, block, path, fmt, ro);
+	return answer("krun_add_disk2");
+}
+#ifndef FAKE_SEV
+int32_t krun_set_kernel(uint32_t id, const char *path, uint32_t fmt, const char *initrd,
+			const char *cmdline)
+{
+	rec("krun_set_kernel %u %s %u %s %s", id, path, fmt, str(initrd), str(cmdline));
+	return answer("krun_set_kernel");
+}
+#endif
 /*
  * Records the call, then checks that fd is a datagram socket whose peer is a network: an ARP
  * request for the gateway (192.168.105.1, vmnet's shared range start) gets a reply (the fake
@@ -192,6 +329,15 @@ int32_t krun_add_net_unixgram(uint32_t id, const char *path, int fd, uint8_t *m,
 	    str(path), type == SOCK_DGRAM ? "dgram" : "not-dgram", m[0], m[1], m[2], m[3], m[4],
 	    m[5], features, flags, echo ? "ok" : "no");
 	close(fd);
-	return 0;
+	return answer("krun_add_net_unixgram");
+}
+#endif
+
+#if FAKE_V >= 118 && !defined(FAKE_SEV)
+int32_t krun_add_virtiofs3(uint32_t id, const char *tag, const char *path, uint64_t shm, bool ro)
+{
+	rec("krun_add_virtiofs3 %u %s %s %llu %d", id, tag, path, (unsigned long long)shm, ro);
+	add_fs(tag, path);
+	return answer("krun_add_virtiofs3");
 }
 #endif

@@ -120,33 +120,62 @@ t_cli_variants_lists_backends() {
 	pass
 }
 t_cli_variants_finds_libkrun_by_soname() {
-	# The fake libkrun builds carry the real sonames: dlopen finds them on the library path.
-	LD_LIBRARY_PATH="$build/tests/fake:$build" "$EC1" variants >$T/v
-	for b in libkrun libkrun-sev libkrun-efi; do
-		grep -q "^$b  *yes " $T/v || { fail "$b not found: $(cat $T/v)"; return; }
-	done
+	# The fake libkrun builds carry the real sonames and file names: dlopen finds them on the
+	# library path, and the row says the version found and what it can do (no vmnet in 1.9).
+	LD_LIBRARY_PATH="$build/tests/fake/v1.9:$build/tests/fake/sev:$build" "$EC1" variants >$T/v
+	grep -q "^libkrun  *yes  *1.9.0 " $T/v || { fail "libkrun 1.9: $(cat $T/v)"; return; }
+	grep -q "^libkrun-sev  *yes  *1.17.0  *-  *-  *yes " $T/v || { fail "sev row: $(grep sev $T/v)"; return; }
+	grep -q "^libkrun-efi  *no " $T/v || { fail "libkrun-efi exists for macOS only: $(cat $T/v)"; return; }
 	grep -q "^stub  *no " $T/v || { fail "stub should be unavailable"; return; }
-	grep -q "^libkrun-sev  *yes  *-  *-  *yes " $T/v || { fail "sev row: $(grep sev $T/v)"; return; }
+	vmnet_col() { awk -v b="$1" '$1 == b { print $8 }' $T/v; }
+	[ "$(vmnet_col libkrun)" = - ] || { fail "libkrun 1.9 has no vmnet: $(cat $T/v)"; return; }
+	LD_LIBRARY_PATH="$build/tests/fake/v1.15:$build" "$EC1" variants >$T/v
+	[ "$(vmnet_col libkrun)" = yes ] || { fail "libkrun 1.15 has vmnet: $(cat $T/v)"; return; }
 	pass
 }
 t_example_runs_unchanged_on_fake_libkrun_and_stub() {
-	# libkrun-sev starts no guest without a TEE configuration, which the example sets none of:
-	# refused before libkrun is asked to start.
+	# The seed's example (examples/hello.c) on each libkrun version: exactly these calls, made by
+	# the helper process ec1_run starts the VM in. libkrun-sev starts no guest without a TEE
+	# configuration, which the example sets none of: refused before libkrun is asked to start.
 	rm -f $T/calls
-	FAKE_KRUN_LOG=$T/calls EC1_BACKEND=libkrun-sev LD_LIBRARY_PATH="$build/tests/fake:$build" \
+	FAKE_KRUN_LOG=$T/calls EC1_BACKEND=libkrun-sev LD_LIBRARY_PATH="$build/tests/fake/sev:$build" \
 		"$build/hello" >$T/out 2>&1 && { fail "libkrun-sev without a TEE configuration ran"; return; }
 	grep -q 'no TEE configuration file set' $T/out && ! grep -q '^krun_start_enter' $T/calls ||
 		{ fail "libkrun-sev: $(cat $T/out) $(cat $T/calls)"; return; }
-	for lib in libkrun libkrun-efi; do
+	for v in 1.9 1.15 1.17 1.18; do
 		rm -f $T/calls
-		FAKE_KRUN_LOG=$T/calls EC1_BACKEND=$lib LD_LIBRARY_PATH="$build/tests/fake:$build" \
-			"$build/hello" >$T/out 2>&1 || { fail "$lib: $(cat $T/out)"; return; }
-		grep -q '^krun_set_exec 7 /bin/echo \[Hello World\] \[PATH=/bin\]$' $T/calls &&
-			grep -q '^krun_start_enter 7$' $T/calls || { fail "$lib calls: $(cat $T/calls)"; return; }
+		FAKE_KRUN_LOG=$T/calls EC1_BACKEND=libkrun LD_LIBRARY_PATH="$build/tests/fake/v$v:$build" \
+			"$build/hello" >$T/out 2>&1 || { fail "libkrun $v: $(cat $T/out)"; return; }
+		printf '%s\n' "krun_set_log_level 3" "krun_set_log_level 3" "krun_create_ctx" \
+			"krun_set_vm_config 7 2 1024" "krun_set_exec 7 /bin/echo [Hello World] [PATH=/bin]" \
+			"krun_start_enter 7" >$T/want
+		cmp -s $T/want $T/calls || { fail "libkrun $v calls: $(cat $T/calls)"; return; }
 	done
 	EC1_BACKEND=stub "$build/hello" >$T/out 2>&1 && { fail "stub run succeeded"; return; }
 	grep -q 'not available' $T/out || { fail "stub: $(cat $T/out)"; return; }
 	pass
+}
+t_cli_libkrun_volumes_staged() {
+	# ec1 run --volume on (fake) libkrun 1.18: no krun_set_mapped_volumes (-EINVAL since 1.8);
+	# a staging root with ec1's init, the root and each volume a virtio-fs device of their own
+	# (read-only through krun_add_virtiofs3), the staging root gone after the run.
+	rm -f $T/calls
+	mkdir -p $T/vol
+	FAKE_KRUN_LOG=$T/calls FAKE_KRUN_EXIT=5 LD_LIBRARY_PATH="$build/tests/fake/v1.18:$build" \
+		"$EC1" run --backend libkrun --root / --volume $T/vol:/data:ro -- /bin/ls /data \
+		>$T/out 2>$T/err; rc=$?
+	[ $rc = 5 ] || { fail "exit $rc: $(cat $T/err)"; return; }
+	stage=$(sed -n 's/^krun_set_root 7 //p' $T/calls)
+	case $stage in /tmp/ec1-krun-*) ;; *) fail "calls: $(cat $T/calls)"; return ;; esac
+	[ ! -e "$stage" ] || { fail "staging root $stage left behind"; return; }
+	grep -q "^krun_add_virtiofs 7 ec1-root /$" $T/calls &&
+		grep -q "^krun_add_virtiofs3 7 ec1-vol0 $T/vol 0 1$" $T/calls &&
+		grep -q '^krun_set_exec 7 /.ec1/init \[--krun-stage\]' $T/calls &&
+		! grep -q mapped_volumes $T/calls || { fail "calls: $(cat $T/calls)"; return; }
+	# 1.17 has no krun_add_virtiofs3: a read-only volume is refused, naming the version.
+	LD_LIBRARY_PATH="$build/tests/fake/v1.17:$build" expect 125 \
+		'volumes\[0\]: ro needs krun_add_virtiofs3 (libkrun 1.18 or later); the loaded libkrun.so.1 (1.17.0)' \
+		"$EC1" run --backend libkrun --root / --volume $T/vol:/data:ro -- /bin/true
 }
 t_cli_root_missing_dir_named() { expect 125 'root: /no/such/root: No such file or directory' "$EC1" run --root /no/such/root -- /bin/true; }
 t_cli_volume_bad_spec_named() { expect 125 'volumes\[0\]: "/tmp:relative": guest path must be absolute' "$EC1" run --volume /tmp:relative -- /bin/true; }
@@ -155,7 +184,7 @@ t_cli_vmnet_on_libkrun_with_helper() {
 	# ec1 run --vmnet on the (fake) libkrun: the helper gets --fd 3 and the mode, libkrun gets
 	# the helper's socket with vmnet's MAC, the run exits with the guest status, the helper stops.
 	rm -f $T/calls $T/helper
-	FAKE_KRUN_LOG=$T/calls FAKE_VMNET_LOG=$T/helper FAKE_KRUN_EXIT=4 LD_LIBRARY_PATH="$build/tests/fake:$build" \
+	FAKE_KRUN_LOG=$T/calls FAKE_VMNET_LOG=$T/helper FAKE_KRUN_EXIT=4 LD_LIBRARY_PATH="$build/tests/fake/v1.18:$build" \
 		"$EC1" run -v --backend libkrun --vmnet host-isolated --vmnet-helper "$build/tests/fake/fake-vmnet-helper" \
 		-- /bin/true >$T/out 2>$T/err; rc=$?
 	[ $rc = 4 ] || { fail "exit $rc: $(cat $T/err)"; return; }
@@ -170,13 +199,13 @@ stopped
 }
 t_cli_vmnet_bad_mode_named() { expect 125 '--vmnet: "nat": expected shared' "$EC1" run --vmnet nat -- /bin/true; }
 t_cli_vmnet_needs_helper_off_macos() {
-	LD_LIBRARY_PATH="$build/tests/fake:$build" expect 125 'vmnet: macOS only' \
+	LD_LIBRARY_PATH="$build/tests/fake/v1.18:$build" expect 125 'vmnet: macOS only' \
 		"$EC1" run --backend libkrun --vmnet shared -- /bin/true
 }
 t_install_honours_destdir() {
 	DESTDIR=$T/inst meson install -C "$build" --no-rebuild --quiet >$T/inst.log 2>&1 ||
 		{ fail "meson install: $(tail -3 $T/inst.log)"; return; }
-	for f in bin/ec1 include/ec1/ec1.h share/ec1/rootfs.cpio share/ec1/vmlinux; do
+	for f in bin/ec1 include/ec1/ec1.h share/ec1/rootfs.cpio share/ec1/vmlinux libexec/ec1/ec1-krun; do
 		[ -e "$T/inst/usr/local/$f" ] || { fail "missing $f"; return; }
 	done
 	ls "$T"/inst/usr/local/lib*/*/libec1.so.0 "$T"/inst/usr/local/lib*/*/libec1.a \

@@ -245,8 +245,8 @@ func (k *Context) stdio() (fds [3]int, done func(), err error) {
 // failed; 126 not executable; 127 not found; 128+N killed by signal N). Cancelling ctx asks the
 // guest to stop (SIGTERM to the process), then SIGKILL after 500 ms, then ends the VM 500 ms
 // later (builtin engine; elsewhere where the backend has a shutdown eventfd). On the libkrun
-// variants it calls krun_start_enter in a forked child, which POSIX leaves undefined in a
-// threaded process (a Go program is one): use StartEnter there.
+// variants the VM runs in ec1's helper process (ec1-krun, exec'd: libkrun's threads never run
+// in a forked copy of this threaded Go program), and Run returns its status.
 func (k *Context) Run(ctx context.Context) (int, error) {
 	if k.stdioSet {
 		fds, done, err := k.stdio()

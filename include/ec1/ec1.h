@@ -395,10 +395,12 @@ int ec1_ctx_set_console(struct ec1_ctx *ctx, bool enable);
  * Boots the VM, runs the process and waits for it. On EC1_OK *status is the process's exit
  * status: its own code; 125 init could not set up the environment; 126 not executable;
  * 127 not found; 128+N killed by signal N. A context runs once.
- * On the libkrun backends, whose krun_start_enter never returns, ec1_run forks and calls it in
- * the child: in a process that runs other threads (every Go program does) POSIX allows the child
- * of a fork only async-signal-safe calls, which libkrun's are not. There, use ec1_start_enter,
- * which calls krun_start_enter in the calling process (it exits with the guest's status).
+ * On the libkrun backends, whose krun_start_enter never returns, the VM runs in another process:
+ * the helper ec1-krun (installed in libexec/ec1; EC1_KRUN_HELPER names another), exec'd, so that
+ * libkrun's threads never run in a forked copy of a threaded caller (every Go program is one),
+ * which POSIX leaves undefined; an error before the guest runs comes back as this call's. A
+ * one-thread caller without the helper gets a fork; a threaded one EC1_ENOTAVAIL. libkrun gets
+ * the whole configuration at this point, each call once (a setting given twice: the last one).
  */
 int ec1_run(struct ec1_ctx *ctx, int *status);
 /* Like ec1_run, then exit(status) as libkrun does; returns only on error. */

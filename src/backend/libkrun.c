@@ -360,8 +360,9 @@ static int libkrun_set_network(struct ec1_ctx *ctx, const struct ec1_network_con
  * kernel's command line (krun_set_exec: each entry wrapped in double quotes, joined by spaces),
  * which is 2,048 bytes on x86 (COMMAND_LINE_SIZE) and holds libkrun's own options too. An entry
  * with a double quote would end its quoting early and spill into the kernel's options; too much
- * would be cut. Both are refused, naming the entry. (With volumes ec1's init starts the process
- * from the staging root's description instead: no such limits.)
+ * would be cut. Both are refused at start, naming the entry (not when the process is set: volumes
+ * set later lift the limit, since ec1's init then starts the process from the staging root's
+ * description).
  */
 #define LIBKRUN_CMDLINE_BUDGET 1536
 
@@ -403,11 +404,6 @@ static int check_packing(struct ec1_ctx *ctx)
 static bool staged(const struct ec1_ctx *ctx)
 {
 	return ctx->nr_volumes > 0;
-}
-
-static int libkrun_set_process(struct ec1_ctx *ctx)
-{
-	return staged(ctx) ? EC1_OK : check_packing(ctx);
 }
 
 static int libkrun_set_kernel(struct ec1_ctx *ctx)
@@ -455,9 +451,9 @@ static int check_startable(struct ec1_ctx *ctx)
 	if (!staged(ctx))
 		return check_packing(ctx);
 	for (size_t i = 0; i < ctx->nr_shares; i++)
-		if (strncmp(ctx->shares[i].tag, "ec1-", 4) == 0)
+		if (strncmp(ctx->shares[i].tag, "ec1.", 4) == 0)
 			return ec1_fail(ctx, EC1_EINVAL,
-					"virtiofs.tag: \"%s\": ec1- tags are ec1's own with "
+					"virtiofs.tag: \"%s\": ec1. tags are ec1's own with "
 					"volumes on libkrun",
 					ctx->shares[i].tag);
 	return EC1_OK;
@@ -549,7 +545,7 @@ static int write_file(int dir, const char *name, mode_t mode, const void *data, 
 /*
  * The staging root (guest/abi.h): ec1's init and the process description, the mount point of the
  * caller's root and the directories libkrun's init mounts on, in a new private directory.
- * Shares: the caller's root as "ec1-root", volume i as "ec1-vol<i>".
+ * Shares: the caller's root as "ec1.root", volume i as "ec1.vol<i>".
  */
 static int make_stage(struct ec1_ctx *ctx)
 {
@@ -563,10 +559,10 @@ static int make_stage(struct ec1_ctx *ctx)
 		free(tags);
 		return ec1_fail(ctx, EC1_ENOMEM, "out of memory");
 	}
-	shares[0] = (struct vm_share){"ec1-root", ctx->root, "/",
+	shares[0] = (struct vm_share){"ec1.root", ctx->root, "/",
 				      (ctx->root_flags & EC1_SHARE_READ_ONLY) != 0, false};
 	for (size_t i = 0; i < ctx->nr_volumes; i++) {
-		snprintf(tags[i], sizeof(tags[i]), "ec1-vol%zu", i);
+		snprintf(tags[i], sizeof(tags[i]), "ec1.vol%zu", i);
 		shares[i + 1] = (struct vm_share){
 			tags[i], ctx->volumes[i].host, ctx->volumes[i].guest,
 			(ctx->volumes[i].flags & EC1_SHARE_READ_ONLY) != 0, false};
@@ -635,11 +631,11 @@ static int apply_root(struct ec1_ctx *ctx)
 			  : KCALL(ctx, set_root, ctx->root);
 	}
 	if ((err = make_stage(ctx)) || (err = KCALL(ctx, set_root, K(ctx)->stage)) ||
-	    (err = add_fs(ctx, "ec1-root", ctx->root, ro)))
+	    (err = add_fs(ctx, "ec1.root", ctx->root, ro)))
 		return err;
 	for (size_t i = 0; i < ctx->nr_volumes && !err; i++) {
 		char tag[32];
-		snprintf(tag, sizeof(tag), "ec1-vol%zu", i);
+		snprintf(tag, sizeof(tag), "ec1.vol%zu", i);
 		err = add_fs(ctx, tag, ctx->volumes[i].host,
 			     ctx->volumes[i].flags & EC1_SHARE_READ_ONLY);
 	}
@@ -795,7 +791,7 @@ static int libkrun_start_enter(struct ec1_ctx *ctx)
 		.close = libkrun_close, .set_root_flags = libkrun_set_root_flags,               \
 		.set_mapped_volumes = libkrun_set_mapped_volumes, .add_disk = libkrun_add_disk, \
 		.add_vsock_port = libkrun_add_vsock_port, .set_network = libkrun_set_network,   \
-		.set_process = libkrun_set_process, .set_kernel = libkrun_set_kernel,           \
+		.set_kernel = libkrun_set_kernel,           \
 		.set_sev = libkrun_set_sev, .get_shutdown_eventfd = libkrun_shutdown_eventfd,   \
 		.set_vmnet = libkrun_set_vmnet, .run = libkrun_run,                             \
 		.start_enter = libkrun_start_enter, .installed = ec1_libkrun_capabilities,      \

@@ -168,8 +168,8 @@ t_cli_libkrun_volumes_staged() {
 	stage=$(sed -n 's/^krun_set_root 7 //p' $T/calls)
 	case $stage in /tmp/ec1-krun-*) ;; *) fail "calls: $(cat $T/calls)"; return ;; esac
 	[ ! -e "$stage" ] || { fail "staging root $stage left behind"; return; }
-	grep -q "^krun_add_virtiofs 7 ec1-root /$" $T/calls &&
-		grep -q "^krun_add_virtiofs3 7 ec1-vol0 $T/vol 0 1$" $T/calls &&
+	grep -q "^krun_add_virtiofs 7 ec1.root /$" $T/calls &&
+		grep -q "^krun_add_virtiofs3 7 ec1.vol0 $T/vol 0 1$" $T/calls &&
 		grep -q '^krun_set_exec 7 /.ec1/init \[--krun-stage\]' $T/calls &&
 		! grep -q mapped_volumes $T/calls || { fail "calls: $(cat $T/calls)"; return; }
 	# 1.17 has no krun_add_virtiofs3: a read-only volume is refused, naming the version.

@@ -297,9 +297,9 @@ static void libkrun_volumes_through_the_staging_root(void)
 	CHECK(ec1_run(ctx, &status) == EC1_OK && status == 0);
 	CHECK_RUN_LOG("krun_set_log_level 3\nkrun_create_ctx\nkrun_set_vm_config 7 1 512\n"
 		      "krun_set_root 7 STAGE\n"
-		      "krun_add_virtiofs3 7 ec1-root / 0 1\n"
-		      "krun_add_virtiofs 7 ec1-vol0 /tmp\n"
-		      "krun_add_virtiofs3 7 ec1-vol1 / 0 1\n"
+		      "krun_add_virtiofs3 7 ec1.root / 0 1\n"
+		      "krun_add_virtiofs 7 ec1.vol0 /tmp\n"
+		      "krun_add_virtiofs3 7 ec1.vol1 / 0 1\n"
 		      "krun_set_exec 7 /.ec1/init [--krun-stage] [PATH=/usr/local/sbin:"
 		      "/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin,HOME=/,TERM=linux]\n"
 		      "krun_start_enter 7\n");
@@ -466,24 +466,36 @@ static void libkrun_default_environment_not_the_hosts(void)
 static void libkrun_process_must_fit_the_command_line(void)
 {
 	struct ec1_ctx *ctx;
+	int status = -1;
 	use_lib("v1.18/libkrun.so.1");
 	CHECK(ec1_ctx_new_backend(EC1_BACKEND_LIBKRUN, &ctx) == EC1_OK);
 	take_log();
 	const char *const argv[] = {"echo", "say \"hi\"", NULL};
 	struct ec1_process_config p = {.exec_path = "/bin/echo", .argv = argv};
-	CHECK(ec1_ctx_set_process(ctx, &p) == EC1_EINVAL);
+	CHECK(ec1_ctx_set_process(ctx, &p) == EC1_OK);
+	CHECK(ec1_run(ctx, &status) == EC1_EINVAL);
 	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "process.argv[1]: contains a double quote");
+	ec1_ctx_free(ctx);
+	CHECK(ec1_ctx_new_backend(EC1_BACKEND_LIBKRUN, &ctx) == EC1_OK);
 	static char big[1700];
 	memset(big, 'v', sizeof(big) - 1);
 	memcpy(big, "BIG=", 4);
 	const char *const env[] = {"A=b", big, NULL};
 	const char *const argv2[] = {"true", NULL};
 	struct ec1_process_config p2 = {.exec_path = "/bin/true", .argv = argv2, .envp = env};
-	CHECK(ec1_ctx_set_process(ctx, &p2) == EC1_EINVAL);
-	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "guest kernel's command line");
-	CHECK_LOG("");
-	p2.envp = NULL;
 	CHECK(ec1_ctx_set_process(ctx, &p2) == EC1_OK);
+	CHECK(ec1_run(ctx, &status) == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "guest kernel's command line");
+	CHECK_LOG(""); /* refused before any libkrun call */
+	ec1_ctx_free(ctx);
+	/* With a volume (set after the process) the process goes in the staging root instead. */
+	CHECK(ec1_ctx_new_backend(EC1_BACKEND_LIBKRUN, &ctx) == EC1_OK);
+	CHECK(ec1_ctx_set_root(ctx, "/") == EC1_OK);
+	CHECK(ec1_ctx_set_process(ctx, &p2) == EC1_OK);
+	const char *const vols[] = {"/tmp:/data"};
+	CHECK(ec1_ctx_set_mapped_volumes(ctx, vols, 1) == EC1_OK);
+	CHECK(ec1_run(ctx, &status) == EC1_OK && status == 0);
+	take_log();
 	ec1_ctx_free(ctx);
 }
 

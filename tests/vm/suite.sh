@@ -210,6 +210,29 @@ t_fs_read_only_volume_refuses_writes() {
 		mount -o remount,rw /mnt/s && sh -c "echo x >/mnt/s/f" 2>&1 | grep -c "Read-only file system"' | tr '\n' ' ')
 	check $name "1 1 1 1 1 |keep|" "$got|$(cat $T/fs/f)|$(ls $T/fs/new $T/fs/d 2>/dev/null)"
 }
+t_libkrun_volumes_mounted_from_the_staging_root() {
+	# ec1 run --backend libkrun with volumes, on the fake libkrun 1.18, which boots what libkrun
+	# would (FAKE_KRUN_VM: ec1's builtin engine with the root directory, the virtio-fs devices
+	# and the program libkrun was given). ec1's init, from ec1's staging root, mounts the root and
+	# the volumes (ro where asked), makes the root "/", runs the process with its argv, env (a
+	# quote, which libkrun's command line could not carry) and workdir; its status comes back.
+	lib=$dir/fake-krun/libkrun.so.1
+	[ -f "$lib" ] && [ -x "$dir/ec1-krun" ] || { echo "SKIP: $name: no fake libkrun or ec1-krun"; return; }
+	rm -rf $T/r $T/v1 $T/v2 && mkdir -p $T/r $T/v1 $T/v2
+	(cd $T/r && cpio -id <"$dir/rootfs.cpio" 2>/dev/null)
+	echo in-root >$T/r/marker
+	echo one >$T/v1/f
+	echo two >$T/v2/g
+	got=$(FAKE_KRUN_VM=$EC1 EC1_LIBKRUN_PATH=$lib EC1_KRUN_HELPER=$dir/ec1-krun TMPDIR=$T \
+		timeout -s KILL 180 "$EC1" run --backend libkrun --root $T/r --volume $T/v1:/data \
+		--volume $T/v2:/ro/two:ro --workdir /data --env 'Q=say "hi"' -- /bin/sh -c \
+		'cat /marker f /ro/two/g; echo "$Q"; pwd; echo new >/data/new;
+		(echo x >/ro/two/h) 2>/dev/null || echo refused; exit 3' 2>$T/err; echo "rc=$?")
+	left=$(ls -d $T/ec1-krun-* 2>/dev/null)
+	check $name "in-root one two say \"hi\" /data refused rc=3|new||" \
+		"$(echo $got)|$(cat $T/v1/new 2>&1)|$(ls $T/v2/h 2>/dev/null)|$left"
+	[ -s $T/err ] && grep -v '^$' $T/err | head -3 | sed "s/^/    $name: /"
+}
 t_fs_share_ids_unless_guest_ids() {
 	# ec1 runs as root here. By default what the guest makes belongs to the directory's owner,
 	# chown to anyone else fails and setuid is dropped; with guest-ids the guest's ids stay.

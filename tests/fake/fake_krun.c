@@ -31,6 +31,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+extern char **environ;
+
 #ifndef FAKE_V
 #define FAKE_V 118
 #endif
@@ -219,9 +221,11 @@ static int boot(const char *ec1)
 		argv[n++] = "--workdir";
 		argv[n++] = vm.workdir;
 	}
-	for (size_t i = 0; vm.envp && vm.envp[i] && n < 70; i++) {
+	/* envp NULL: libkrun hands the guest this process's whole environment. */
+	char **env = vm.envp ? vm.envp : environ;
+	for (size_t i = 0; env && env[i] && n < 70; i++) {
 		argv[n++] = "--env";
-		argv[n++] = vm.envp[i];
+		argv[n++] = env[i];
 	}
 	argv[n++] = "--";
 	argv[n++] = vm.exec;

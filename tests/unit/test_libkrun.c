@@ -45,17 +45,7 @@ static char *take_log(void)
 	return take_file(log_path);
 }
 
-#define CHECK_LOG(expected)                                                                       \
-	do {                                                                                      \
-		const char *got_ = take_log();                                                    \
-		if (strcmp(got_, (expected)) != 0) {                                              \
-			printf("    %s:%d: calls were:\n%s    expected:\n%s", __FILE__, __LINE__, \
-			       got_, (expected));                                                 \
-			check_failed = 1;                                                         \
-		}                                                                                 \
-	} while (0)
-
-/* The stage directory in a log ("/tmp/ec1-krun-XXXXXX") as "STAGE", for comparisons. */
+/* A log with the staging root's path ("/tmp/ec1-krun-XXXXXX") as "STAGE", for comparisons. */
 static char stage_seen[64];
 static const char *unstaged(const char *log)
 {
@@ -70,8 +60,8 @@ static const char *unstaged(const char *log)
 	for (const char *p = log; *p;) {
 		const char *m = strstr(p, stage_seen);
 		int n = m ? (int)(m - p) : (int)strlen(p);
-		size_t at = strlen(buf);
-		snprintf(buf + at, sizeof(buf) - at, "%.*s%s", n, p, m ? "STAGE" : "");
+		size_t used = strlen(buf);
+		snprintf(buf + used, sizeof(buf) - used, "%.*s%s", n, p, m ? "STAGE" : "");
 		if (!m)
 			break;
 		p = m + strlen(stage_seen);
@@ -79,7 +69,7 @@ static const char *unstaged(const char *log)
 	return buf;
 }
 
-#define CHECK_RUN_LOG(expected)                                                                   \
+#define CHECK_LOG(expected)                                                                   \
 	do {                                                                                      \
 		const char *got_ = unstaged(take_log());                                          \
 		if (strcmp(got_, (expected)) != 0) {                                              \
@@ -88,6 +78,18 @@ static const char *unstaged(const char *log)
 			check_failed = 1;                                                         \
 		}                                                                                 \
 	} while (0)
+
+/* Sets the process /bin/true, runs ctx (status 0 expected) and returns the calls it made. */
+static char *run_true(struct ec1_ctx *ctx)
+{
+	const char *const argv[] = {"true", NULL};
+	int status = -1;
+	CHECK(ec1_ctx_set_process(ctx, &(struct ec1_process_config){.exec_path = "/bin/true",
+								    .argv = argv}) == 0);
+	take_log();
+	CHECK(ec1_run(ctx, &status) == EC1_OK && status == 0);
+	return take_log();
+}
 
 /*
  * Every setting is kept and handed to a fresh libkrun context at start, each call once, in one
@@ -295,7 +297,7 @@ static void libkrun_volumes_through_the_staging_root(void)
 								    .argv = quoted}) == 0);
 	take_log();
 	CHECK(ec1_run(ctx, &status) == EC1_OK && status == 0);
-	CHECK_RUN_LOG("krun_set_log_level 3\nkrun_create_ctx\nkrun_set_vm_config 7 1 512\n"
+	CHECK_LOG("krun_set_log_level 3\nkrun_create_ctx\nkrun_set_vm_config 7 1 512\n"
 		      "krun_set_root 7 STAGE\n"
 		      "krun_add_virtiofs3 7 ec1.root / 0 1\n"
 		      "krun_add_virtiofs 7 ec1.vol0 /tmp\n"
@@ -309,11 +311,7 @@ static void libkrun_volumes_through_the_staging_root(void)
 	CHECK(ec1_ctx_new_backend(EC1_BACKEND_LIBKRUN, &ctx) == EC1_OK);
 	CHECK(ec1_ctx_set_root(ctx, "/tmp") == EC1_OK);
 	CHECK(ec1_ctx_set_root_flags(ctx, EC1_SHARE_READ_ONLY) == EC1_OK);
-	CHECK(ec1_ctx_set_process(ctx, &(struct ec1_process_config){.exec_path = "/bin/echo",
-								    .argv = argv}) == 0);
-	take_log();
-	CHECK(ec1_run(ctx, &status) == EC1_OK);
-	CHECK_STR_CONTAINS(take_log(), "krun_add_virtiofs3 7 /dev/root /tmp 0 1\n");
+	CHECK_STR_CONTAINS(run_true(ctx), "krun_add_virtiofs3 7 /dev/root /tmp 0 1\n");
 	ec1_ctx_free(ctx);
 }
 
@@ -365,13 +363,8 @@ static void libkrun_network_passt_and_mac(void)
 	CHECK(ec1_ctx_set_network(ctx, &net) == EC1_EINVAL);
 	net.port_map_count = 0;
 	CHECK(ec1_ctx_set_network(ctx, &net) == EC1_OK);
-	const char *const argv[] = {"true", NULL};
-	CHECK(ec1_ctx_set_process(ctx, &(struct ec1_process_config){.exec_path = "/bin/true",
-								    .argv = argv}) == 0);
-	int status = -1;
-	CHECK(ec1_run(ctx, &status) == EC1_OK);
 	/* The helper has the socket as its fd 5, and says so. */
-	CHECK_STR_CONTAINS(take_log(),
+	CHECK_STR_CONTAINS(run_true(ctx),
 			   "krun_set_passt_fd 7 5\nkrun_set_net_mac 7 02:ec:01:00:00:01\n");
 	ec1_ctx_free(ctx);
 	close(sv[0]);
@@ -387,19 +380,12 @@ static void libkrun_generated_mac_and_empty_port_map(void)
 {
 	struct ec1_ctx *ctx;
 	unsigned int m[2][6];
-	const char *const argv[] = {"true", NULL};
 	for (int i = 0; i < 2; i++) {
 		use_lib("v1.18/libkrun.so.1");
 		CHECK(ec1_ctx_new_backend(EC1_BACKEND_LIBKRUN, &ctx) == EC1_OK);
 		struct ec1_network_config net = {.passt_fd = 0};
 		CHECK(ec1_ctx_set_network(ctx, &net) == EC1_OK);
-		CHECK(ec1_ctx_set_process(ctx,
-					  &(struct ec1_process_config){.exec_path = "/bin/true",
-								       .argv = argv}) == 0);
-		int status;
-		take_log();
-		CHECK(ec1_run(ctx, &status) == EC1_OK);
-		const char *log = strstr(take_log(), "krun_set_net_mac 7 ");
+		const char *log = strstr(run_true(ctx), "krun_set_net_mac 7 ");
 		CHECK(log && sscanf(log, "krun_set_net_mac 7 %x:%x:%x:%x:%x:%x", &m[i][0], &m[i][1],
 				    &m[i][2], &m[i][3], &m[i][4], &m[i][5]) == 6);
 		CHECK((m[i][0] & 3) == 2); /* locally administered, unicast */
@@ -410,12 +396,7 @@ static void libkrun_generated_mac_and_empty_port_map(void)
 	const char *const none[] = {NULL};
 	struct ec1_network_config tsi = {.passt_fd = -1, .port_map = none, .port_map_count = 0};
 	CHECK(ec1_ctx_set_network(ctx, &tsi) == EC1_OK);
-	CHECK(ec1_ctx_set_process(ctx, &(struct ec1_process_config){.exec_path = "/bin/true",
-								    .argv = argv}) == 0);
-	int status;
-	take_log();
-	CHECK(ec1_run(ctx, &status) == EC1_OK);
-	CHECK_STR_CONTAINS(take_log(), "krun_set_port_map 7 []\n");
+	CHECK_STR_CONTAINS(run_true(ctx), "krun_set_port_map 7 []\n");
 	ec1_ctx_free(ctx);
 }
 

@@ -39,7 +39,6 @@ extern char **environ;
 
 #define CONFIG_MAGIC "EC1K1"
 #define CONFIG_MAX   (16u << 20) /* bytes */
-#define LIST_MAX     4096	 /* entries of one list */
 
 struct wr {
 	char *buf;
@@ -250,7 +249,8 @@ static bool list_field(struct rd *r, bool nullable, const char ***out)
 {
 	long n;
 	*out = NULL;
-	if (!number(r, nullable ? -1 : 0, LIST_MAX, &n))
+	/* Each entry takes at least its NUL: no more entries than bytes left. */
+	if (!number(r, nullable ? -1 : 0, r->end - r->p, &n))
 		return false;
 	if (n < 0)
 		return true;
@@ -522,9 +522,12 @@ static int read_status(struct ec1_ctx *ctx, int fd, const char *who, int *status
 	buf[n] = 0;
 	close(fd);
 	int code, backend_errno, at = 0;
-	if (n > 0 && buf[0] == 'X')
-		return ec1_fail(ctx, EC1_ENOTAVAIL, "%s: exec: %s", who,
-				strerror(n >= 5 ? *(int *)(void *)(buf + 1) : 0));
+	if (n > 0 && buf[0] == 'X') {
+		int e = 0;
+		if (n >= (ssize_t)(1 + sizeof(e)))
+			memcpy(&e, buf + 1, sizeof(e));
+		return ec1_fail(ctx, EC1_ENOTAVAIL, "%s: exec: %s", who, strerror(e));
+	}
 	if (n > 0 && sscanf(buf, "E%d %d %n", &code, &backend_errno, &at) == 2 && at > 0 &&
 	    code < 0) {
 		ctx->backend_errno = backend_errno;
@@ -582,6 +585,8 @@ int ec1_krun_spawn(struct ec1_ctx *ctx, const char *path, int *status)
 		for (int i = 0; i < 4; i++)
 			if (src[i] >= 0)
 				dup2(src[i], dst[i]);
+			else
+				close(dst[i]); /* none of the caller's own fds there */
 		syscall(SYS_close_range, 7u, ~0u, 0u);
 		sigset_t none;
 		sigemptyset(&none);

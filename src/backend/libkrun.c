@@ -38,6 +38,8 @@
 #include "../vmm/initramfs.h"
 #include "../vmm/vm.h"
 
+static void remove_stage(const char *dir);
+
 static const char *soname(enum ec1_backend b)
 {
 	switch (b) {
@@ -240,6 +242,8 @@ static void libkrun_close(struct ec1_ctx *ctx)
 	free(k->net.gvproxy_path);
 	free_map(k->net.map);
 	free(k->tee_config_file);
+	if (k->stage)
+		remove_stage(k->stage);
 	free(k->stage);
 	free(k);
 	ctx->backend = NULL;
@@ -514,7 +518,7 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 }
 
 static pthread_mutex_t stage_lock = PTHREAD_MUTEX_INITIALIZER;
-static char *stages[8];
+static char *stages[8]; /* copies of the staging roots this process made and has not removed */
 
 /* At exit (krun_start_enter exits the process): this process's staging roots are removed. */
 static void remove_stages(void)
@@ -522,6 +526,19 @@ static void remove_stages(void)
 	for (size_t i = 0; i < sizeof(stages) / sizeof(stages[0]); i++)
 		if (stages[i])
 			nftw(stages[i], rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* A staging root removed now (its context is freed: no VM of this process uses it). */
+static void remove_stage(const char *dir)
+{
+	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+	pthread_mutex_lock(&stage_lock);
+	for (size_t i = 0; i < sizeof(stages) / sizeof(stages[0]); i++)
+		if (stages[i] && strcmp(stages[i], dir) == 0) {
+			free(stages[i]);
+			stages[i] = NULL;
+		}
+	pthread_mutex_unlock(&stage_lock);
 }
 
 static int write_file(int dir, const char *name, mode_t mode, const void *data, size_t len)
@@ -604,7 +621,7 @@ static int make_stage(struct ec1_ctx *ctx)
 		registered = atexit(remove_stages) == 0;
 	for (size_t i = 0; i < sizeof(stages) / sizeof(stages[0]); i++)
 		if (!stages[i]) {
-			stages[i] = K(ctx)->stage;
+			stages[i] = strdup(K(ctx)->stage);
 			break;
 		}
 	pthread_mutex_unlock(&stage_lock);
@@ -785,17 +802,16 @@ static int libkrun_start_enter(struct ec1_ctx *ctx)
 	return ec1_krun_enter(ctx);
 }
 
-#define LIBKRUN_OPS(backend, feats)                                                             \
-	{                                                                                       \
-		.id = (backend), .features = (feats), .open = libkrun_open,                     \
-		.close = libkrun_close, .set_root_flags = libkrun_set_root_flags,               \
-		.set_mapped_volumes = libkrun_set_mapped_volumes, .add_disk = libkrun_add_disk, \
-		.add_vsock_port = libkrun_add_vsock_port, .set_network = libkrun_set_network,   \
-		.set_kernel = libkrun_set_kernel,           \
-		.set_sev = libkrun_set_sev, .get_shutdown_eventfd = libkrun_shutdown_eventfd,   \
-		.set_vmnet = libkrun_set_vmnet, .run = libkrun_run,                             \
-		.start_enter = libkrun_start_enter, .installed = ec1_libkrun_capabilities,      \
-		.version = ec1_libkrun_version,                                                 \
+#define LIBKRUN_OPS(backend, feats)                                                               \
+	{                                                                                         \
+		.id = (backend), .features = (feats), .open = libkrun_open,                       \
+		.close = libkrun_close, .set_root_flags = libkrun_set_root_flags,                 \
+		.set_mapped_volumes = libkrun_set_mapped_volumes, .add_disk = libkrun_add_disk,   \
+		.add_vsock_port = libkrun_add_vsock_port, .set_network = libkrun_set_network,     \
+		.set_kernel = libkrun_set_kernel, .set_sev = libkrun_set_sev,                     \
+		.get_shutdown_eventfd = libkrun_shutdown_eventfd, .set_vmnet = libkrun_set_vmnet, \
+		.run = libkrun_run, .start_enter = libkrun_start_enter,                           \
+		.installed = ec1_libkrun_capabilities, .version = ec1_libkrun_version,            \
 	}
 
 /*

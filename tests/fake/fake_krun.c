@@ -107,6 +107,13 @@ static char **copy_list(const char *const *v)
 	return c;
 }
 
+static void free_list(char **v)
+{
+	for (size_t i = 0; v && v[i]; i++)
+		free(v[i]);
+	free(v);
+}
+
 static __attribute__((unused)) void add_fs(const char *tag, const char *path)
 {
 	if (strcmp(tag, "/dev/root") == 0) {
@@ -176,6 +183,9 @@ int32_t krun_set_exec(uint32_t id, const char *path, const char *const *argv,
 		      const char *const *envp)
 {
 	rec("krun_set_exec %u %s %s %s", id, path, list(argv), list(envp));
+	free(vm.exec);
+	free_list(vm.argv);
+	free_list(vm.envp);
 	vm.exec = strdup(path);
 	vm.argv = copy_list(argv);
 	vm.envp = envp ? copy_list(envp) : NULL;

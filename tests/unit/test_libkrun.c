@@ -69,7 +69,7 @@ static const char *unstaged(const char *log)
 	return buf;
 }
 
-#define CHECK_LOG(expected)                                                                   \
+#define CHECK_LOG(expected)                                                                       \
 	do {                                                                                      \
 		const char *got_ = unstaged(take_log());                                          \
 		if (strcmp(got_, (expected)) != 0) {                                              \
@@ -298,15 +298,28 @@ static void libkrun_volumes_through_the_staging_root(void)
 	take_log();
 	CHECK(ec1_run(ctx, &status) == EC1_OK && status == 0);
 	CHECK_LOG("krun_set_log_level 3\nkrun_create_ctx\nkrun_set_vm_config 7 1 512\n"
-		      "krun_set_root 7 STAGE\n"
-		      "krun_add_virtiofs3 7 ec1.root / 0 1\n"
-		      "krun_add_virtiofs 7 ec1.vol0 /tmp\n"
-		      "krun_add_virtiofs3 7 ec1.vol1 / 0 1\n"
-		      "krun_set_exec 7 /.ec1/init [--krun-stage] [PATH=/usr/local/sbin:"
-		      "/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin,HOME=/,TERM=linux]\n"
-		      "krun_start_enter 7\n");
+		  "krun_set_root 7 STAGE\n"
+		  "krun_add_virtiofs3 7 ec1.root / 0 1\n"
+		  "krun_add_virtiofs 7 ec1.vol0 /tmp\n"
+		  "krun_add_virtiofs3 7 ec1.vol1 / 0 1\n"
+		  "krun_set_exec 7 /.ec1/init [--krun-stage] [PATH=/usr/local/sbin:"
+		  "/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin,HOME=/,TERM=linux]\n"
+		  "krun_start_enter 7\n");
 	CHECK(stage_seen[0] && access(stage_seen, F_OK) < 0); /* removed at the helper's exit */
 	ec1_ctx_free(ctx);
+	/* In this process: libkrun fails to start; freeing the context removes the staging root. */
+	CHECK(ec1_ctx_new_backend(EC1_BACKEND_LIBKRUN, &ctx) == EC1_OK);
+	CHECK(ec1_ctx_set_root(ctx, "/") == EC1_OK);
+	CHECK(ec1_ctx_set_mapped_volumes(ctx, vols, 2) == EC1_OK);
+	CHECK(ec1_ctx_set_process(ctx, &(struct ec1_process_config){.exec_path = "/bin/echo",
+								    .argv = quoted}) == 0);
+	setenv("FAKE_KRUN_FAIL", "krun_start_enter", 1);
+	CHECK(ec1_start_enter(ctx) == EC1_EBACKEND);
+	unsetenv("FAKE_KRUN_FAIL");
+	CHECK_STR_CONTAINS(unstaged(take_log()), "krun_set_root 7 STAGE\n");
+	CHECK(access(stage_seen, F_OK) == 0);
+	ec1_ctx_free(ctx);
+	CHECK(access(stage_seen, F_OK) < 0);
 	/* A read-only root without volumes: the root's own tag through krun_add_virtiofs3. */
 	CHECK(ec1_ctx_new_backend(EC1_BACKEND_LIBKRUN, &ctx) == EC1_OK);
 	CHECK(ec1_ctx_set_root(ctx, "/tmp") == EC1_OK);
@@ -547,6 +560,8 @@ static void libkrun_run_without_the_helper(void)
 	int status = -1;
 	take_log();
 	CHECK(ec1_run(ctx, &status) == EC1_OK && status == 4);
+	if (status != 4)
+		printf("    %d %s\n", status, ec1_ctx_message(ctx));
 	/* The fork: the caller's own library, no second krun_set_log_level. */
 	CHECK_LOG("krun_create_ctx\nkrun_set_vm_config 7 1 512\n"
 		  "krun_set_exec 7 /bin/true [] [PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:"

@@ -299,6 +299,11 @@ static int need_feature(struct ec1_ctx *ctx, unsigned int feature, const char *c
 {
 	if (ctx->features & feature)
 		return EC1_OK;
+	if (ctx->ops->features & feature) /* the variant's, not the library's found here */
+		return ec1_fail(ctx, EC1_EUNSUPPORTED,
+				"%s: the %s library found here lacks what it needs (an older "
+				"version; ec1 variants says which)",
+				call, ec1_backend_name(ctx->ops->id));
 	return ec1_fail(ctx, EC1_EUNSUPPORTED, "%s: not available in the %s variant", call,
 			ec1_backend_name(ctx->ops->id));
 }

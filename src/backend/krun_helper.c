@@ -11,8 +11,8 @@
  * otherwise the helper exits with the guest's status, as krun_start_enter makes it.
  *
  * The configuration: "EC1K1", then records, each a keyword and its fields, then "end":
- *   log LEVEL | backend NAME | vm CPUS RAM | root DIR FLAGS | volume SPEC | virtiofs TAG DIR |
- *   disk ID PATH FORMAT RO | vsock PORT PATH LISTEN | net PASST_FD GVPROXY MAC MAPPED N MAP... |
+ *   log LEVEL | backend NAME | vm CPUS RAM | root DIR FLAGS | volumes N SPEC... | virtiofs TAG DIR
+ * | disk ID PATH FORMAT RO | vsock PORT PATH LISTEN | net PASST_FD GVPROXY MAC MAPPED N MAP... |
  *   vmnet FD MAC | process PATH WORKDIR ARGC ARGV... ENVC ENV... | kernel PATH FORMAT INITRD
  *   CMDLINE | sev FILE
  * Numbers are decimal ("-1" for none), strings may be empty for none, MAC is 12 hex digits.
@@ -46,9 +46,9 @@ struct wr {
 	bool oom;
 };
 
-static void put(struct wr *w, const char *s)
+/* n bytes of s at the end of the configuration. */
+static void append(struct wr *w, const char *s, size_t n)
 {
-	size_t n = strlen(s) + 1;
 	if (w->oom)
 		return;
 	if (w->len + n > w->cap) {
@@ -63,6 +63,12 @@ static void put(struct wr *w, const char *s)
 	}
 	memcpy(w->buf + w->len, s, n);
 	w->len += n;
+}
+
+/* A field: s and its NUL. */
+static void put(struct wr *w, const char *s)
+{
+	append(w, s, strlen(s) + 1);
 }
 
 static void putf(struct wr *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -108,13 +114,19 @@ int ec1_krun_config_write(struct ec1_ctx *ctx, char **out, size_t *len)
 		put(&w, ctx->root);
 		putf(&w, "%u", ctx->root_flags);
 	}
-	for (size_t i = 0; i < ctx->nr_volumes; i++) {
-		const struct ec1_volume *v = &ctx->volumes[i];
-		char spec[8192];
-		snprintf(spec, sizeof(spec), "%s:%s%s", v->host, v->guest,
-			 v->flags & EC1_SHARE_READ_ONLY ? ":ro" : "");
-		put(&w, "volume");
-		put(&w, spec);
+	if (ctx->nr_volumes) {
+		/* "HOST:GUEST[:ro]", as ec1_ctx_set_mapped_volumes takes them (guest-ids: refused).
+		 */
+		put(&w, "volumes");
+		putf(&w, "%zu", ctx->nr_volumes);
+		for (size_t i = 0; i < ctx->nr_volumes; i++) {
+			const struct ec1_volume *v = &ctx->volumes[i];
+			const char *ro = v->flags & EC1_SHARE_READ_ONLY ? ":ro" : "";
+			append(&w, v->host, strlen(v->host));
+			append(&w, ":", 1);
+			append(&w, v->guest, strlen(v->guest));
+			put(&w, ro);
+		}
 	}
 	for (size_t i = 0; i < ctx->nr_shares; i++) {
 		put(&w, "virtiofs");
@@ -288,35 +300,16 @@ static int record(struct rd *r, const char *kw, struct ec1_ctx *ctx)
 			return bad(r, "root: bad fields");
 		if (ctx && !(err = ec1_ctx_set_root(ctx, s)) && a)
 			err = ec1_ctx_set_root_flags(ctx, (unsigned int)a);
-	} else if (strcmp(kw, "volume") == 0) {
-		if (!(s = field(r)))
-			return bad(r, "volume: no spec");
-		if (ctx) {
-			/* Each volume record adds one: the whole list is set again. */
-			size_t n = ctx->nr_volumes;
-			const char **specs = calloc(n + 2, sizeof(char *));
-			char **owned = calloc(n + 1, sizeof(char *));
-			for (size_t i = 0; specs && owned && i < n; i++) {
-				const struct ec1_volume *v = &ctx->volumes[i];
-				if (asprintf(&owned[i], "%s:%s%s", v->host, v->guest,
-					     v->flags & EC1_SHARE_READ_ONLY ? ":ro" : "") < 0)
-					owned[i] = NULL;
-				specs[i] = owned[i];
-			}
-			bool ok = specs && owned;
-			for (size_t i = 0; ok && i < n; i++)
-				ok = owned[i] != NULL;
-			if (ok) {
-				specs[n] = s;
-				err = ec1_ctx_set_mapped_volumes(ctx, specs, n + 1);
-			} else {
-				err = ec1_fail(ctx, EC1_ENOMEM, "out of memory");
-			}
-			for (size_t i = 0; owned && i < n; i++)
-				free(owned[i]);
-			free(owned);
-			free(specs);
-		}
+	} else if (strcmp(kw, "volumes") == 0) {
+		const char **specs;
+		if (!list_field(r, false, &specs))
+			return bad(r, "volumes: bad fields");
+		size_t n = 0;
+		while (specs[n])
+			n++;
+		if (ctx)
+			err = ec1_ctx_set_mapped_volumes(ctx, specs, n);
+		free(specs);
 	} else if (strcmp(kw, "virtiofs") == 0) {
 		if (!(s = field(r)) || !(t = field(r)))
 			return bad(r, "virtiofs: bad fields");

@@ -559,6 +559,14 @@ static int write_file(int dir, const char *name, mode_t mode, const void *data, 
 	return close(fd);
 }
 
+/* The caller's root's and volume i's virtio-fs tags, in the description and to libkrun alike. */
+#define STAGE_ROOT_TAG "ec1.root"
+#define VOL_TAG_SIZE   32
+static void vol_tag(char tag[VOL_TAG_SIZE], size_t i)
+{
+	snprintf(tag, VOL_TAG_SIZE, "ec1.vol%zu", i);
+}
+
 /*
  * The staging root (guest/abi.h): ec1's init and the process description, the mount point of the
  * caller's root and the directories libkrun's init mounts on, in a new private directory.
@@ -567,7 +575,7 @@ static int write_file(int dir, const char *name, mode_t mode, const void *data, 
 static int make_stage(struct ec1_ctx *ctx)
 {
 	struct vm_share *shares = calloc(ctx->nr_volumes + 1, sizeof(*shares));
-	char(*tags)[32] = calloc(ctx->nr_volumes + 1, sizeof(*tags));
+	char(*tags)[VOL_TAG_SIZE] = calloc(ctx->nr_volumes + 1, sizeof(*tags));
 	const char *tmp = getenv("TMPDIR");
 	char dir[4096];
 	snprintf(dir, sizeof(dir), "%s/ec1-krun-XXXXXX", tmp && *tmp == '/' ? tmp : "/tmp");
@@ -576,10 +584,10 @@ static int make_stage(struct ec1_ctx *ctx)
 		free(tags);
 		return ec1_fail(ctx, EC1_ENOMEM, "out of memory");
 	}
-	shares[0] = (struct vm_share){"ec1.root", ctx->root, "/",
+	shares[0] = (struct vm_share){STAGE_ROOT_TAG, ctx->root, "/",
 				      (ctx->root_flags & EC1_SHARE_READ_ONLY) != 0, false};
 	for (size_t i = 0; i < ctx->nr_volumes; i++) {
-		snprintf(tags[i], sizeof(tags[i]), "ec1.vol%zu", i);
+		vol_tag(tags[i], i);
 		shares[i + 1] = (struct vm_share){
 			tags[i], ctx->volumes[i].host, ctx->volumes[i].guest,
 			(ctx->volumes[i].flags & EC1_SHARE_READ_ONLY) != 0, false};
@@ -648,11 +656,11 @@ static int apply_root(struct ec1_ctx *ctx)
 			  : KCALL(ctx, set_root, ctx->root);
 	}
 	if ((err = make_stage(ctx)) || (err = KCALL(ctx, set_root, K(ctx)->stage)) ||
-	    (err = add_fs(ctx, "ec1.root", ctx->root, ro)))
+	    (err = add_fs(ctx, STAGE_ROOT_TAG, ctx->root, ro)))
 		return err;
 	for (size_t i = 0; i < ctx->nr_volumes && !err; i++) {
-		char tag[32];
-		snprintf(tag, sizeof(tag), "ec1.vol%zu", i);
+		char tag[VOL_TAG_SIZE];
+		vol_tag(tag, i);
 		err = add_fs(ctx, tag, ctx->volumes[i].host,
 			     ctx->volumes[i].flags & EC1_SHARE_READ_ONLY);
 	}

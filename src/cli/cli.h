@@ -61,6 +61,9 @@ struct ec1_api {
 };
 /* The loaded library's functions; exits 125 with a message when it cannot be loaded. */
 const struct ec1_api *ec1_api(void);
+/* The static ec1 (front.c): executes ec1-full with argv, for a command that needs the library;
+ * returns 125 with a message when it cannot. */
+int ec1_cli_full(char **argv);
 #ifndef EC1_CLI_API_C
 #define ec1_backend_capabilities     (ec1_api()->ec1_backend_capabilities)
 #define ec1_backend_version	     (ec1_api()->ec1_backend_version)

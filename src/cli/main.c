@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -794,8 +795,10 @@ static int cmd_run(int argc, char **argv)
 	return vm_command(argc, argv, NULL);
 }
 
-static int cmd_variants(void)
+static int cmd_variants(int argc, char **argv)
 {
+	(void)argc;
+	(void)argv;
 	static const enum ec1_backend all[] = {EC1_BACKEND_BUILTIN, EC1_BACKEND_LIBKRUN,
 					       EC1_BACKEND_LIBKRUN_SEV, EC1_BACKEND_LIBKRUN_EFI,
 					       EC1_BACKEND_STUB};
@@ -847,21 +850,23 @@ int main(int argc, char **argv)
 		fputs(main_usage, argc < 2 ? stderr : stdout);
 		return argc < 2 ? EXIT_EC1_ERROR : 0;
 	}
-	if (strcmp(argv[1], "run") == 0)
-		return cmd_run(argc - 1, argv + 1);
-	if (strcmp(argv[1], "variants") == 0)
-		return cmd_variants();
 	static const struct {
 		const char *name;
 		int (*fn)(int, char **);
-	} vm_cmds[] = {{"start", cmd_start},
-		       {"exec", cmd_exec},
-		       {"ls", cmd_ls},
-		       {"stop", cmd_stop},
-		       {"logs", cmd_logs}};
-	for (size_t i = 0; i < sizeof(vm_cmds) / sizeof(vm_cmds[0]); i++)
-		if (strcmp(argv[1], vm_cmds[i].name) == 0)
-			return vm_cmds[i].fn(argc - 1, argv + 1);
+		bool library; /* calls into libec1: ec1-full runs it (front.c) */
+	} cmds[] = {{"run", cmd_run, true},	{"variants", cmd_variants, true},
+		    {"start", cmd_start, true}, {"exec", cmd_exec, false},
+		    {"ls", cmd_ls, false},	{"stop", cmd_stop, false},
+		    {"logs", cmd_logs, false}};
+	for (size_t i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++) {
+		if (strcmp(argv[1], cmds[i].name) != 0)
+			continue;
+#ifdef EC1_CLI_FRONT
+		if (cmds[i].library)
+			return ec1_cli_full(argv);
+#endif
+		return cmds[i].fn(argc - 1, argv + 1);
+	}
 	if (strcmp(argv[1], "version") == 0 || strcmp(argv[1], "--version") == 0) {
 		printf("ec1 %s\n", EC1_VERSION);
 		return 0;

@@ -205,13 +205,26 @@ t_cli_vmnet_needs_helper_off_macos() {
 t_install_honours_destdir() {
 	DESTDIR=$T/inst meson install -C "$build" --no-rebuild --quiet >$T/inst.log 2>&1 ||
 		{ fail "meson install: $(tail -3 $T/inst.log)"; return; }
-	for f in bin/ec1 include/ec1/ec1.h share/ec1/rootfs.cpio share/ec1/vmlinux libexec/ec1/ec1-krun; do
+	for f in bin/ec1 include/ec1/ec1.h share/ec1/rootfs.cpio share/ec1/vmlinux libexec/ec1/ec1-krun \
+		libexec/ec1/ec1-full; do
 		[ -e "$T/inst/usr/local/$f" ] || { fail "missing $f"; return; }
 	done
 	ls "$T"/inst/usr/local/lib*/*/libec1.so.0 "$T"/inst/usr/local/lib*/*/libec1.a \
 		"$T"/inst/usr/local/lib*/*/pkgconfig/ec1.pc >/dev/null 2>&1 || ls "$T"/inst/usr/local/lib/libec1.so.0 >/dev/null 2>&1 ||
 		{ fail "library files missing: $(find $T/inst -name '*ec1*')"; return; }
 	pass
+}
+t_cli_static_front_runs_the_full_cli() {
+	# ec1 is static (no program interpreter: exec, ls, stop, logs start without a loader); run,
+	# start and variants run ec1-full beside it or installed, and say so when there is none.
+	readelf -l "$EC1" | grep -q INTERP && { fail "ec1 has a program interpreter"; return; }
+	readelf -l "$build/ec1-full" | grep -q INTERP || { fail "ec1-full is not dynamic"; return; }
+	"$EC1" variants | grep -q '^builtin ' || { fail "variants through ec1-full: $("$EC1" variants 2>&1 | head -3)"; return; }
+	mkdir -p $T/alone && cp "$EC1" $T/alone/
+	EC1_RUN_DIR=$T/alone/run $T/alone/ec1 ls >/dev/null || { fail "ls alone failed"; return; }
+	libexec=$(meson introspect "$build" --buildoptions | python3 -c 'import json,sys; o={x["name"]: x["value"] for x in json.load(sys.stdin)}; print(o["prefix"] + "/" + o["libexecdir"])')
+	if [ -e "$libexec/ec1/ec1-full" ]; then pass; return; fi # installed: the alone copy finds it
+	expect 125 "variants needs the library: running $libexec/ec1/ec1-full: No such file" $T/alone/ec1 variants
 }
 t_vmm_sets_up_and_tears_down_natively() {
 	# KVM set-up ioctls work on PVM too: build the whole VM, then tear it down without running it.

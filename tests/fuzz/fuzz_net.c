@@ -11,7 +11,8 @@
  * mode 2 (the NAT's readers, inet.c): a frame length (u16) and the frame, then the rest as a
  * resolver's reply; a query found lies inside the frame, and the reply frame built for it is a
  * whole frame of at most NET_MAX_FRAME bytes; the flow read for the allow-list and the reset
- * built for a refused SYN read nothing outside the frame.
+ * built for a refused SYN read nothing outside the frame; a TCP segment readdressed for DNS over
+ * TCP (both ways) is the same length, and its IPv4 and TCP checksums are as valid as they were.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -107,6 +108,44 @@ static void chains(const uint8_t *p, size_t left)
 		abort();
 }
 
+/* The one's complement sum of n bytes (an odd last byte padded), as it sits in a header. */
+static uint32_t ones(const uint8_t *b, size_t n, uint32_t s)
+{
+	for (size_t i = 0; i < n; i += 2)
+		s += (uint32_t)(b[i] << 8 | (i + 1 < n ? b[i + 1] : 0));
+	while (s >> 16)
+		s = (s & 0xffff) + (s >> 16);
+	return s;
+}
+
+/* Whether frame f's IPv4 header (ihl from it) and TCP segment sum to 0xffff: (ip ok) + 2 (tcp). */
+static int sums_ok(const uint8_t *f, size_t n)
+{
+	const uint8_t *ip = f + NET_ETH_HDR;
+	size_t ihl = (size_t)(ip[0] & 15) * 4, tot = (size_t)(ip[2] << 8 | ip[3]);
+	if (ihl > n - NET_ETH_HDR || tot > n - NET_ETH_HDR || tot < ihl)
+		abort(); /* net_tcp_redirect took a packet that is not whole */
+	uint8_t pseudo[12] = {0};
+	memcpy(pseudo, ip + 12, 8);
+	pseudo[9] = 6;
+	pseudo[10] = (uint8_t)((tot - ihl) >> 8), pseudo[11] = (uint8_t)(tot - ihl);
+	return (ones(ip, ihl, 0) == 0xffff) +
+	       2 * (ones(ip + ihl, tot - ihl, ones(pseudo, 12, 0)) == 0xffff);
+}
+
+static void redirect(const uint8_t *f, size_t n)
+{
+	static const uint8_t a[4] = {10, 0, 2, 3}, b[4] = {127, 0, 0, 53};
+	uint8_t *out = malloc(n ? n : 1);
+	if (!out)
+		return;
+	for (int to_dst = 0; to_dst < 2; to_dst++)
+		if (net_tcp_redirect(out, f, n, to_dst, to_dst ? a : b, 53, to_dst ? b : a, 5353) &&
+		    sums_ok(f, n) != sums_ok(out, n))
+			abort();
+	free(out);
+}
+
 static void inet(const uint8_t *p, size_t left)
 {
 	static const uint8_t server[4] = {10, 0, 2, 3};
@@ -125,6 +164,7 @@ static void inet(const uint8_t *p, size_t left)
 		abort();
 	if (net_frame_udp_in(f, n, &fl) && (k != NET_FLOW_NEW || fl.proto != 17))
 		abort();
+	redirect(f, n);
 	uint8_t rst[NET_TCP_RESET_LEN];
 	size_t r = net_tcp_reset_frame(rst, f, n);
 	if (r && (r != NET_TCP_RESET_LEN || (rst[34 + 13] & 0x04) == 0))

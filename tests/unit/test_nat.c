@@ -429,10 +429,120 @@ static void frame_readers_take_only_theirs(void)
 	CHECK(!net_frame_opens_socket(f, 20));
 }
 
+/* The TCP checksum of the segment in IPv4 packet ip (RFC 793's pseudo-header): 0 when valid. */
+static uint16_t tcp_sum(const uint8_t *ip)
+{
+	size_t tot = (size_t)(ip[2] << 8 | ip[3]), ihl = (size_t)(ip[0] & 15) * 4;
+	uint8_t buf[20 + 12 + 64] = {0};
+	if (tot - ihl > 64)
+		return 0xffff;
+	memcpy(buf, ip + 12, 8);
+	buf[9] = 6;
+	buf[10] = (uint8_t)((tot - ihl) >> 8), buf[11] = (uint8_t)(tot - ihl);
+	memcpy(buf + 12, ip + ihl, tot - ihl);
+	return sum16(buf, 12 + tot - ihl + ((tot - ihl) & 1));
+}
+
+/* A SYN from the guest's sport to dst:dport, checksums right. */
+static size_t syn_frame(uint8_t *f, const char *dst, uint16_t sport, uint16_t dport)
+{
+	static const uint8_t zeros[12];
+	size_t n = udp_frame(f, dst, sport, dport, zeros, sizeof(zeros));
+	uint8_t *ip = f + 14, *tcp = ip + 20;
+	ip[9] = 6;
+	ip[10] = ip[11] = 0;
+	uint16_t c = sum16(ip, 20);
+	ip[10] = (uint8_t)(c >> 8), ip[11] = (uint8_t)c;
+	tcp[4] = 0x11, tcp[7] = 0x22; /* seq 0x11000022 */
+	tcp[12] = 5 << 4, tcp[13] = 0x02, tcp[14] = 0xff, tcp[15] = 0xff;
+	c = tcp_sum(ip);
+	tcp[16] = (uint8_t)(c >> 8), tcp[17] = (uint8_t)c;
+	return n;
+}
+
+/* libslirp's ARP request for the guest in frame g, answered; false when g is none. */
+static bool answer_arp(struct net_backend *b, const uint8_t *g)
+{
+	if (!(g[12] == 0x08 && g[13] == 0x06 && g[21] == 1))
+		return false;
+	uint8_t r[42] = {0};
+	memcpy(r, g + 6, 6);
+	memcpy(r + 6, guest_mac, 6);
+	memcpy(r + 12, g + 12, 8);
+	r[21] = 2;
+	memcpy(r + 22, guest_mac, 6);
+	memcpy(r + 28, g + 38, 4);
+	memcpy(r + 32, g + 22, 10);
+	b->ops->send(b, r, sizeof(r));
+	return true;
+}
+
+/*
+ * DNS over TCP: a SYN to 10.0.2.3 port 53 reaches the resolver (a TCP listener here), and the
+ * answer comes from 10.0.2.3 port 53 with both checksums right; with a resolver libslirp cannot
+ * reach so (inside 10.0.2.0/24) the guest gets a reset at once.
+ */
+static void nat_dns_over_tcp_reaches_the_resolver(void)
+{
+	int lst = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t al = sizeof(a);
+	CHECK(bind(lst, (struct sockaddr *)&a, sizeof(a)) == 0 && listen(lst, 4) == 0);
+	CHECK(getsockname(lst, (struct sockaddr *)&a, &al) == 0);
+	struct net_nat_config cfg = {.resolver = &a};
+	struct net_backend *b = nat(&cfg);
+	CHECK(b != NULL);
+	if (!b) {
+		close(lst);
+		return;
+	}
+	uint8_t f[128];
+	size_t n = syn_frame(f, "10.0.2.3", 40001, 53);
+	b->ops->send(b, f, n);
+	int conn = -1;
+	bool synack = false;
+	for (int i = 0; i < 30 && (conn < 0 || !synack); i++) {
+		ngot = 0;
+		pump(b, 100);
+		if (conn < 0)
+			conn = accept(lst, NULL, NULL);
+		for (unsigned int k = 0; k < ngot && k < 16; k++) {
+			const uint8_t *g = got[k], *ip = g + 14, *tcp = ip + 20;
+			if (answer_arp(b, g) || got_len[k] < 54 || ip[9] != 6)
+				continue;
+			CHECK(ip[12] == 10 && ip[13] == 0 && ip[14] == 2 && ip[15] == 3);
+			CHECK(tcp[0] == 0 && tcp[1] == 53 && (tcp[2] << 8 | tcp[3]) == 40001);
+			CHECK(tcp[13] == 0x12); /* SYN, ACK */
+			CHECK(sum16(ip, 20) == 0 && tcp_sum(ip) == 0);
+			synack = true;
+		}
+	}
+	CHECK(conn >= 0);
+	CHECK(synack);
+	if (conn >= 0)
+		close(conn);
+	b->ops->close(b);
+	close(lst);
+
+	inet_pton(AF_INET, "10.0.2.9", &a.sin_addr);
+	b = nat(&cfg);
+	CHECK(b != NULL);
+	if (!b)
+		return;
+	ngot = 0;
+	b->ops->send(b, f, n);
+	CHECK(ngot == 1 && got_len[0] == NET_TCP_RESET_LEN);
+	if (ngot == 1)
+		CHECK(got[0][26] == 10 && got[0][29] == 3 && got[0][35] == 53 &&
+		      got[0][47] == 0x14);
+	b->ops->close(b);
+}
+
 int main(void)
 {
 	TEST(nat_answers_arp_for_the_gateway);
 	TEST(nat_relays_dns_under_its_own_id);
+	TEST(nat_dns_over_tcp_reaches_the_resolver);
 	TEST(nat_bounds_the_guests_host_sockets);
 	TEST(nat_published_port_taken_is_named);
 	TEST(nat_published_port_reaches_the_guest);

@@ -2,9 +2,12 @@
  * nettool: the VM suite's small network programs, static, for the host side and the guest side
  * of the NAT tests (busybox has no DNS server and no way to hold many connections at once).
  *
- *   nettool --dns ADDR NAME IP      a DNS server on ADDR port 53 (UDP): NAME's A record is IP,
+ *   nettool --dns ADDR NAME IP      a DNS server on ADDR port 53, UDP and TCP: NAME's A record
+ *                                   is IP, its TXT record 2,008 bytes (over UDP: truncated, TC),
  *                                   other names NXDOMAIN, other types no records; runs until
  *                                   killed
+ *   nettool --dns-tcp ADDR NAME A|TXT  one query over TCP to ADDR port 53; prints
+ *                                   "dns-tcp: A IP" or "dns-tcp: TXT N bytes in a M-byte answer"
  *   nettool --many ADDR PORT N      N TCP connections to ADDR:PORT open at once, then an HTTP
  *                                   GET on each; prints "nettool: A of N answered" (200 OK)
  *   nettool --get ADDR PORT PATH SEC  an HTTP GET of PATH, again every 200 ms until a 200
@@ -36,6 +39,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -56,13 +60,75 @@ static double now(void)
 	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
+#define TXT_STRINGS 8 /* NAME's TXT record: 8 strings of 250 bytes, too long for UDP */
+
+/* The answer to query q (n bytes) in r (4096 bytes): NAME's A record is ip, its TXT record long;
+ * over UDP an answer past 512 bytes goes truncated (TC, no records), as without EDNS. */
+static size_t dns_answer(const uint8_t *q, size_t n, uint8_t *r, const uint8_t *want, size_t wl,
+			 const uint8_t ip[4], bool udp)
+{
+	if (n < 12 + 5 || n > 512)
+		return 0;
+	size_t qend = 12;
+	while (qend < n && q[qend])
+		qend += q[qend] + 1;
+	if (qend + 5 > n)
+		return 0;
+	size_t qlen = qend + 1 - 12;
+	uint16_t type = (uint16_t)(q[qend + 1] << 8 | q[qend + 2]);
+	bool match = qlen == wl && strncasecmp((char *)q + 12, (char *)want, wl) == 0;
+	memcpy(r, q, qend + 5);
+	r[2] = 0x81 | (q[2] & 0x01 ? 0x01 : 0); /* QR, RD copied */
+	r[3] = match ? 0x80 : 0x83;		/* RA; NXDOMAIN when not NAME */
+	r[4] = 0, r[5] = 1, r[6] = 0, r[7] = 0, r[8] = r[9] = r[10] = r[11] = 0;
+	size_t len = qend + 5;
+	if (match && type == 1) {
+		r[7] = 1;
+		static const uint8_t rr[] = {0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4};
+		memcpy(r + len, rr, sizeof(rr));
+		memcpy(r + len + sizeof(rr), ip, 4);
+		len += sizeof(rr) + 4;
+	} else if (match && type == 16) {
+		r[7] = 1;
+		size_t rdlen = TXT_STRINGS * 251;
+		const uint8_t rr[] = {
+			0xc0, 12, 0, 16, 0, 1, 0, 0, 0, 60, (uint8_t)(rdlen >> 8), (uint8_t)rdlen};
+		memcpy(r + len, rr, sizeof(rr));
+		len += sizeof(rr);
+		for (int i = 0; i < TXT_STRINGS; i++) {
+			r[len++] = 250;
+			memset(r + len, 'a' + i, 250);
+			len += 250;
+		}
+	}
+	if (udp && len > 512) {
+		r[2] |= 0x02; /* TC: ask again over TCP */
+		r[7] = 0;
+		len = qend + 5;
+	}
+	return len;
+}
+
+static bool read_full(int fd, void *buf, size_t n)
+{
+	for (size_t got = 0; got < n;) {
+		ssize_t r = read(fd, (char *)buf + got, n - got);
+		if (r <= 0)
+			return false;
+		got += (size_t)r;
+	}
+	return true;
+}
+
 static int dns(const char *a, const char *name, const char *ip)
 {
 	struct sockaddr_in s = addr(a, "53");
 	uint8_t answer_ip[4];
-	int fd = socket(AF_INET, SOCK_DGRAM, 0);
-	if (inet_pton(AF_INET, ip, answer_ip) != 1 || fd < 0 ||
-	    bind(fd, (struct sockaddr *)&s, sizeof(s)) < 0) {
+	int fd = socket(AF_INET, SOCK_DGRAM, 0), lst = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+	setsockopt(lst, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (inet_pton(AF_INET, ip, answer_ip) != 1 || fd < 0 || lst < 0 ||
+	    bind(fd, (struct sockaddr *)&s, sizeof(s)) < 0 ||
+	    bind(lst, (struct sockaddr *)&s, sizeof(s)) < 0 || listen(lst, 8) < 0) {
 		perror("nettool: --dns");
 		return 1;
 	}
@@ -79,34 +145,83 @@ static int dns(const char *a, const char *name, const char *ip)
 	}
 	want[wl++] = 0;
 	for (;;) {
-		uint8_t q[512], r[600];
-		struct sockaddr_in from;
-		socklen_t fl = sizeof(from);
-		ssize_t n = recvfrom(fd, q, sizeof(q), 0, (struct sockaddr *)&from, &fl);
-		if (n < 12 + 5)
+		uint8_t q[512], r[4096];
+		struct pollfd p[2] = {{fd, POLLIN, 0}, {lst, POLLIN, 0}};
+		if (poll(p, 2, -1) < 0)
 			continue;
-		size_t qend = 12;
-		while (qend < (size_t)n && q[qend])
-			qend += q[qend] + 1;
-		if (qend + 5 > (size_t)n)
-			continue;
-		size_t qlen = qend + 1 - 12;
-		uint16_t type = (uint16_t)(q[qend + 1] << 8 | q[qend + 2]);
-		bool match = qlen == wl && strncasecmp((char *)q + 12, (char *)want, wl) == 0;
-		memcpy(r, q, qend + 5);
-		r[2] = 0x81 | (q[2] & 0x01 ? 0x01 : 0); /* QR, RD copied */
-		r[3] = match ? 0x80 : 0x83;		/* RA; NXDOMAIN when not NAME */
-		r[4] = 0, r[5] = 1, r[6] = 0, r[7] = 0, r[8] = r[9] = r[10] = r[11] = 0;
-		size_t len = qend + 5;
-		if (match && type == 1) {
-			r[7] = 1;
-			static const uint8_t rr[] = {0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4};
-			memcpy(r + len, rr, sizeof(rr));
-			memcpy(r + len + sizeof(rr), answer_ip, 4);
-			len += sizeof(rr) + 4;
+		if (p[0].revents) {
+			struct sockaddr_in from;
+			socklen_t fl = sizeof(from);
+			ssize_t n = recvfrom(fd, q, sizeof(q), 0, (struct sockaddr *)&from, &fl);
+			size_t len =
+				n > 0 ? dns_answer(q, (size_t)n, r, want, wl, answer_ip, true) : 0;
+			if (len)
+				sendto(fd, r, len, 0, (struct sockaddr *)&from, fl);
 		}
-		sendto(fd, r, len, 0, (struct sockaddr *)&from, fl);
+		if (p[1].revents) { /* one query per connection, as a resolver retrying a TC answer
+				     */
+			int c = accept(lst, NULL, NULL);
+			uint8_t l[2];
+			struct timeval tv = {5, 0};
+			setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+			size_t n = 0, len = 0;
+			if (c >= 0 && read_full(c, l, 2) &&
+			    (n = (size_t)(l[0] << 8 | l[1])) <= sizeof(q) && read_full(c, q, n) &&
+			    (len = dns_answer(q, n, r + 2, want, wl, answer_ip, false))) {
+				r[0] = (uint8_t)(len >> 8), r[1] = (uint8_t)len;
+				if (write(c, r, len + 2) < 0)
+					perror("nettool: --dns: tcp");
+			}
+			if (c >= 0)
+				close(c);
+		}
 	}
+}
+
+/* A query for NAME (type A or TXT) over TCP to ADDR:53: prints the A record or the TXT length. */
+static int dns_tcp(const char *a, const char *name, const char *type)
+{
+	struct sockaddr_in s = addr(a, "53");
+	uint8_t q[300] = {0x12, 0x34, 0x01, 0x00, 0, 1}, r[4096];
+	size_t n = 12;
+	for (const char *p = name; *p && n < 250;) {
+		const char *dot = strchr(p, '.');
+		size_t l = dot ? (size_t)(dot - p) : strlen(p);
+		q[n++] = (uint8_t)l;
+		memcpy(q + n, p, l);
+		n += l;
+		p += l + (dot ? 1 : 0);
+	}
+	q[n++] = 0;
+	bool txt = strcmp(type, "TXT") == 0;
+	q[n++] = 0, q[n++] = txt ? 16 : 1, q[n++] = 0, q[n++] = 1;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	uint8_t l[2] = {(uint8_t)(n >> 8), (uint8_t)n};
+	if (fd < 0 || connect(fd, (struct sockaddr *)&s, sizeof(s)) < 0 || write(fd, l, 2) != 2 ||
+	    write(fd, q, n) != (ssize_t)n || !read_full(fd, l, 2)) {
+		printf("dns-tcp: %s\n", strerror(errno));
+		return 1;
+	}
+	size_t len = (size_t)(l[0] << 8 | l[1]);
+	if (len > sizeof(r) || len < n || !read_full(fd, r, len) || r[0] != 0x12 || r[1] != 0x34) {
+		printf("dns-tcp: a broken answer of %zu bytes\n", len);
+		return 1;
+	}
+	if ((r[3] & 15) != 0 || r[7] != 1) {
+		printf("dns-tcp: rcode %d, %d answers\n", r[3] & 15, r[7]);
+		return 1;
+	}
+	const uint8_t *rr = r + n; /* the question is echoed; then the record, a name pointer */
+	size_t rdlen = (size_t)(rr[10] << 8 | rr[11]);
+	if (n + 12 + rdlen > len) {
+		printf("dns-tcp: record past the answer\n");
+		return 1;
+	}
+	if (txt)
+		printf("dns-tcp: TXT %zu bytes in a %zu-byte answer\n", rdlen, len);
+	else
+		printf("dns-tcp: A %u.%u.%u.%u\n", rr[12], rr[13], rr[14], rr[15]);
+	return 0;
 }
 
 static int many(const char *a, const char *port, int n)
@@ -363,6 +478,8 @@ int main(int argc, char **argv)
 	const char *m = argc > 1 ? argv[1] : "";
 	if (argc == 5 && strcmp(m, "--dns") == 0)
 		return dns(argv[2], argv[3], argv[4]);
+	if (argc == 5 && strcmp(m, "--dns-tcp") == 0)
+		return dns_tcp(argv[2], argv[3], argv[4]);
 	if (argc == 5 && strcmp(m, "--many") == 0)
 		return many(argv[2], argv[3], atoi(argv[4]));
 	if (argc == 6 && strcmp(m, "--get") == 0)

@@ -599,7 +599,8 @@ t_net_nat_published_tcp_and_udp_ports() {
 }
 t_net_nat_dns_through_the_hosts_resolver() {
 	# The host's resolv.conf names a DNS server the test runs on 127.0.0.1 (bound over the
-	# rig's own in a mount namespace); the guest asks 10.0.2.3 and gets its answer. With a host
+	# rig's own in a mount namespace); the guest asks 10.0.2.3 and gets its answer, over UDP
+	# and over TCP (a 2 KB TXT record, which UDP carries only truncated). With a host
 	# directory as the root, the guest sees 10.0.2.3 in /etc/resolv.conf, and the host's file
 	# there is left as it was.
 	nat_tools
@@ -610,14 +611,15 @@ t_net_nat_dns_through_the_hosts_resolver() {
 	mkdir -p $T/r/etc && echo "nameserver 192.0.2.1" >$T/r/etc/resolv.conf
 	unshare -m sh -c "mount --bind $T/resolv.conf /etc/resolv.conf &&
 		timeout -s KILL 180 $EC1 run --timeout 120 -V $T/nt:/mnt/nt:ro -- /bin/sh -c \
-		'nslookup ec1.test 2>&1 | grep -o 10.9.8.7 | head -n1; nslookup nowhere.test >/dev/null 2>&1 || echo nx' &&
+		'nslookup ec1.test 2>&1 | grep -o 10.9.8.7 | head -n1; nslookup nowhere.test >/dev/null 2>&1 || echo nx
+		/mnt/nt/nettool --dns-tcp 10.0.2.3 ec1.test A; /mnt/nt/nettool --dns-tcp 10.0.2.3 ec1.test TXT' &&
 		timeout -s KILL 180 $EC1 run --timeout 120 --root $T/r -- /bin/sh -c \
 		'cat /etc/resolv.conf; nslookup ec1.test 2>&1 | grep -o 10.9.8.7 | head -n1'" >$T/out 2>$T/err
 	rc=$?
 	kill $dp; wait $dp 2>/dev/null
 	[ -n "$made" ] && rm -f /etc/resolv.conf
 	[ $rc = 0 ] || head -c 2000 $T/err
-	check $name "0|10.9.8.7 nx nameserver 10.0.2.3 10.9.8.7 |nameserver 192.0.2.1" \
+	check $name "0|10.9.8.7 nx dns-tcp: A 10.9.8.7 dns-tcp: TXT 2008 bytes in a 2046-byte answer nameserver 10.0.2.3 10.9.8.7 |nameserver 192.0.2.1" \
 		"$rc|$(tr '\n' ' ' <$T/out)|$(cat $T/r/etc/resolv.conf)"
 }
 t_net_nat_restricted_reaches_only_published() {

@@ -239,3 +239,39 @@ size_t net_tcp_reset_frame(uint8_t out[NET_TCP_RESET_LEN], const uint8_t *frame,
 	put16(rtcp + 16, ip_checksum(pseudo, sizeof(pseudo)));
 	return NET_TCP_RESET_LEN;
 }
+
+/* RFC 1624's eqn. 3: the one's complement sum at sum after the n bytes (n even) old became new. */
+static void sum_replace(uint8_t *sum, const uint8_t *old, const uint8_t *new, size_t n)
+{
+	uint32_t s = (uint16_t)~be16(sum);
+	for (size_t i = 0; i + 1 < n; i += 2)
+		s += (uint16_t)~be16(old + i) + (uint32_t)be16(new + i);
+	while (s >> 16)
+		s = (s & 0xffff) + (s >> 16);
+	put16(sum, (uint16_t)~s);
+}
+
+uint16_t net_tcp_redirect(uint8_t *out, const uint8_t *frame, size_t len, bool to_dst,
+			  const uint8_t ip[4], uint16_t port, const uint8_t new_ip[4],
+			  uint16_t new_port)
+{
+	size_t ihl, tot;
+	const uint8_t *in = ipv4(frame, len, &ihl, &tot);
+	if (!in || in[9] != IP_PROTO_TCP || tot < ihl + 20 || (be16(in + 6) & 0x3fff))
+		return 0;
+	size_t addr_at = to_dst ? 16 : 12, port_at = to_dst ? 2 : 0;
+	const uint8_t *tcp = in + ihl;
+	if (memcmp(in + addr_at, ip, 4) != 0 || be16(tcp + port_at) != port)
+		return 0;
+	memcpy(out, frame, len);
+	uint8_t *oip = out + NET_ETH_HDR, *otcp = oip + ihl, np[2];
+	put16(np, new_port);
+	/* The addresses are in the IPv4 header's sum and the TCP pseudo-header's; the port in
+	 * TCP's. */
+	sum_replace(oip + 10, oip + addr_at, new_ip, 4);
+	sum_replace(otcp + 16, oip + addr_at, new_ip, 4);
+	sum_replace(otcp + 16, otcp + port_at, np, 2);
+	memcpy(oip + addr_at, new_ip, 4);
+	memcpy(otcp + port_at, np, 2);
+	return be16(tcp + (to_dst ? 0 : 2));
+}

@@ -80,4 +80,18 @@ bool net_dns_parse_query(const uint8_t *frame, size_t len, const uint8_t server_
 size_t net_dns_reply_frame(uint8_t *out, const struct net_dns_query *q, const uint8_t *reply,
 			   size_t reply_len);
 
+/*
+ * DNS over TCP (nat.c): the UDP relay cannot carry a stream, so the guest's TCP segments to the
+ * resolver address (10.0.2.3 port 53) go to the host's resolver instead, which libslirp then
+ * reaches as any outside address, and the resolver's segments back seem to come from 10.0.2.3
+ * port 53 again. net_tcp_redirect copies frame to out (len bytes; out as large) with one end of
+ * an unfragmented TCP segment rewritten — the destination when it is (ip, port) and to_dst, the
+ * source when it is (ip, port) and !to_dst — to (new_ip, new_port), the IPv4 and TCP checksums
+ * adjusted (RFC 1624). Returns the segment's other port (the guest's), or 0 (out untouched)
+ * when frame is not such a segment.
+ */
+uint16_t net_tcp_redirect(uint8_t *out, const uint8_t *frame, size_t len, bool to_dst,
+			  const uint8_t ip[4], uint16_t port, const uint8_t new_ip[4],
+			  uint16_t new_port);
+
 #endif

@@ -13,7 +13,13 @@
  * - DNS: libslirp's own forwarding reads /etc/resolv.conf whenever it likes, which this thread's
  *   sandbox does not allow; the NAT relays queries to 10.0.2.3 itself instead, to the resolver
  *   the host's resolv.conf named at set-up, at most DNS_WAITS at a time, each waiting 5 s at
- *   most. Restricted: no DNS at all (a resolver is a way out).
+ *   most. Queries over TCP (a guest asks again so when an answer came truncated) go to the same
+ *   resolver: the guest's segments to 10.0.2.3 port 53 are readdressed to it, and its
+ *   segments back to 10.0.2.3 port 53 again, for the guest ports that asked (the last
+ *   DNS_TCP_FLOWS of them: net_tcp_redirect); libslirp sees an ordinary connection to an
+ *   outside address, bounded like any other. A resolver that libslirp cannot reach so (IPv6,
+ *   or inside 10.0.2.0/24) gets the guest a reset instead. Restricted: no DNS at all (a
+ *   resolver is a way out).
  * Restricted with an allow-list: libslirp's restricted mode would let through no connection of
  * the guest's at all, so libslirp runs unrestricted and the NAT filters the guest's frames
  * itself (net_frame_flow): a TCP SYN, UDP or ICMP datagram passes only to an allowed
@@ -46,17 +52,18 @@
 #include "frame.h"
 #include "inet.h"
 
-#define NAT_SOCKETS  256   /* host sockets the guest may have open at once */
-#define NAT_MTU	     32768 /* the guest's link (see net_nat_backend) */
-#define NAT_TIMERS   4	   /* libslirp has one (IPv6 router advertisements, off here) */
-#define DNS_WAITS    64	   /* queries waiting for the host's resolver */
-#define UDP_PEERS    64 /* senders to published UDP ports a filtering NAT lets the guest answer */
-#define DNS_WAIT_MS  5000
-#define DNS_READS    16 /* replies read per pass */
-#define DNS_BUF	     4096
-#define GUEST_ADDR   "10.0.2.15"
-#define GATEWAY_ADDR "10.0.2.2"
-#define DNS_ADDR     "10.0.2.3"
+#define NAT_SOCKETS   256   /* host sockets the guest may have open at once */
+#define NAT_MTU	      32768 /* the guest's link (see net_nat_backend) */
+#define NAT_TIMERS    4	    /* libslirp has one (IPv6 router advertisements, off here) */
+#define DNS_WAITS     64    /* queries waiting for the host's resolver */
+#define UDP_PEERS     64 /* senders to published UDP ports a filtering NAT lets the guest answer */
+#define DNS_WAIT_MS   5000
+#define DNS_READS     16 /* replies read per pass */
+#define DNS_BUF	      4096
+#define DNS_TCP_FLOWS 32 /* guest ports whose TCP DNS connections are readdressed */
+#define GUEST_ADDR    "10.0.2.15"
+#define GATEWAY_ADDR  "10.0.2.2"
+#define DNS_ADDR      "10.0.2.3"
 
 struct nat_timer {
 	bool used;
@@ -106,6 +113,15 @@ struct nat_backend {
 	uint64_t dns_dropped;
 	uint8_t buf[DNS_BUF];
 	uint8_t out[NET_ETH_HDR + 28 + NET_DNS_MAX_PAYLOAD];
+	/* DNS over TCP (see the top): whether the resolver can take it, and the guest ports. */
+	bool dns_tcp;
+	uint8_t resolver_ip[4];
+	uint16_t resolver_port;
+	struct {
+		uint16_t guest_port; /* 0: free */
+		int64_t used_ms;
+	} tcp_flows[DNS_TCP_FLOWS];
+	uint8_t readdressed[NET_ETH_HDR + NAT_MTU];
 };
 
 /*
@@ -202,12 +218,36 @@ static void note_udp_peer(struct nat_backend *n, const uint8_t *frame, size_t le
 	p->guest_port = f.dst_port;
 }
 
+/* A guest port's TCP DNS connection: found (or, with add, taken: a free or the oldest entry). */
+static bool dns_tcp_flow(struct nat_backend *n, uint16_t guest_port, bool add)
+{
+	unsigned int slot = 0;
+	for (unsigned int i = 0; i < DNS_TCP_FLOWS; i++) {
+		if (n->tcp_flows[i].guest_port == guest_port) {
+			n->tcp_flows[i].used_ms = now_ms();
+			return true;
+		}
+		if (n->tcp_flows[i].used_ms < n->tcp_flows[slot].used_ms)
+			slot = i;
+	}
+	if (add)
+		n->tcp_flows[slot].guest_port = guest_port, n->tcp_flows[slot].used_ms = now_ms();
+	return add;
+}
+
 static ssize_t cb_send_packet(const void *buf, size_t len, void *opaque)
 {
 	struct nat_backend *n = opaque;
 	if (len >= NET_ETH_HDR && len <= net_max_frame(n->b.mtu)) {
 		if (n->filter)
 			note_udp_peer(n, buf, len);
+		/* The resolver's TCP segments to a guest port that asked 10.0.2.3: from there. */
+		uint16_t guest_port;
+		if (n->dns_tcp && len <= sizeof(n->readdressed) &&
+		    (guest_port = net_tcp_redirect(n->readdressed, buf, len, false, n->resolver_ip,
+						   n->resolver_port, n->dns_ip, NET_DNS_PORT)) &&
+		    dns_tcp_flow(n, guest_port, false))
+			buf = n->readdressed;
 		n->b.deliver(n->b.deliver_ctx, buf, len);
 	}
 	return (ssize_t)len;
@@ -526,6 +566,19 @@ static void nat_send(struct net_backend *b, const uint8_t *frame, size_t len)
 		dns_query(n, &q);
 		return;
 	}
+	uint16_t guest_port;
+	if (n->dns_fd >= 0 && len <= sizeof(n->readdressed) &&
+	    (guest_port = net_tcp_redirect(n->readdressed, frame, len, true, n->dns_ip,
+					   NET_DNS_PORT, n->resolver_ip, n->resolver_port))) {
+		if (!n->dns_tcp) { /* a resolver libslirp cannot reach for it */
+			uint8_t rst[NET_TCP_RESET_LEN];
+			if (net_tcp_reset_frame(rst, frame, len))
+				b->deliver(b->deliver_ctx, rst, sizeof(rst));
+			return;
+		}
+		dns_tcp_flow(n, guest_port, true);
+		frame = n->readdressed;
+	}
 	if (!socket_room(n) && net_frame_opens_socket(frame, len)) {
 		n->refused++;
 		b->dropped++;
@@ -603,6 +656,14 @@ static int dns_socket(struct nat_backend *n, const struct sockaddr_in *resolver,
 					    .sin_port = htons(NET_DNS_PORT),
 					    .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 		n->resolver_len = sizeof(*sin);
+	}
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+		memcpy(n->resolver_ip, &sin->sin_addr, 4);
+		n->resolver_port = ntohs(sin->sin_port);
+		/* libslirp takes addresses in its own network (10.0.2.0/24) for its own. */
+		n->dns_tcp = !(n->resolver_ip[0] == 10 && n->resolver_ip[1] == 0 &&
+			       n->resolver_ip[2] == 2);
 	}
 	int fd = socket(ss->ss_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -843,6 +844,10 @@ static int cmd_variants(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+#ifndef EC1_CLI_FRONT
+	/* ec1 executed ec1-full (front.c): the process keeps the name ps, top and pkill know. */
+	prctl(PR_SET_NAME, "ec1");
+#endif
 	/* A closed stdout ends the guest's output stream, not ec1 (the VMM sees EPIPE). */
 	signal(SIGPIPE, SIG_IGN);
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||

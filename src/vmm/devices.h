@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 struct vm;
+struct vm_config;
 
 struct vm_device_type {
 	const char *step; /* its set-up step's name in --timing */
@@ -17,6 +18,12 @@ struct vm_device_type {
 	 * or an EC1_E* code with msg naming the configuration field at fault.
 	 */
 	int (*add)(struct vm *vm, char *msg, size_t msg_size);
+	/*
+	 * Optional: called as set-up begins, to start in the background what add() will need and
+	 * the steps before it need not wait for (a library to load). Never fails: add() does the
+	 * work itself when this did not.
+	 */
+	void (*prepare)(const struct vm_config *cfg);
 };
 
 extern const struct vm_device_type vm_device_types[];

@@ -349,6 +349,9 @@ int vm_run(const struct vm_config *cfg, struct vm_result *result, char *msg, siz
 	serial_init(&vm->serial, cfg->console ? STDERR_FILENO : -1);
 
 	vm_signals_init();
+	for (unsigned int i = 0; i < vm_nr_device_types; i++)
+		if (vm_device_types[i].prepare)
+			vm_device_types[i].prepare(cfg);
 
 	/* Each step's time and name go to timing.setup_ns and setup_names, for --timing. */
 	struct vm_timing *tm = &vm->timing;

@@ -38,6 +38,7 @@
 #include <glib.h>
 #include <libslirp.h>
 #include <resolv.h>
+#include <signal.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -188,6 +189,32 @@ static bool slirp_loaded(void)
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	pthread_once(&once, slirp_load);
 	return lib.handle != NULL;
+}
+
+static void *preload_main(void *arg)
+{
+	(void)arg;
+	slirp_loaded();
+	return NULL;
+}
+
+void net_nat_preload(void)
+{
+	static bool started;
+	if (__atomic_exchange_n(&started, true, __ATOMIC_ACQ_REL))
+		return;
+	/* No signal for it (the process's handlers run on the threads that expect them). */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	pthread_attr_t a;
+	pthread_t t;
+	if (pthread_attr_init(&a) == 0) {
+		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+		(void)pthread_create(&t, &a, preload_main, NULL); /* else net_nat_backend loads */
+		pthread_attr_destroy(&a);
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 static int64_t now_ms(void)

@@ -333,6 +333,12 @@ static const struct virtio_dev_ops net_ops = {
 	.print_stats = net_print_stats,
 };
 
+void virtio_net_prepare(const struct vm_config *cfg)
+{
+	if (cfg->net && cfg->net->kind == VM_NET_NAT)
+		net_nat_preload();
+}
+
 int virtio_net_add(struct vm *vm, char *msg, size_t msg_size)
 {
 	const struct vm_net *cfg = vm->cfg->net;

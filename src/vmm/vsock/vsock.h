@@ -31,7 +31,7 @@
 #define VSOCK_HOST_CID	2
 #define VSOCK_HDR_LEN	44	     /* struct virtio_vsock_hdr */
 #define VSOCK_MAX_CONNS 128	     /* connections at once */
-#define VSOCK_BUF	(128u << 10) /* the credit each connection gives the guest */
+#define VSOCK_BUF	(256u << 10) /* the credit each connection gives the guest */
 #define VSOCK_MAX_PORTS 17	     /* mapped ports: 16 of the caller's, exec's */
 #define VSOCK_MAX_PKT	(64u << 10)  /* the longest payload a packet may carry */
 

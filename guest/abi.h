@@ -26,18 +26,20 @@
 /*
  * The process description: NUL-terminated fields: EC1_ABI_PROCESS_MAGIC, exec path, workdir,
  * argc, argv[0..argc), envc, env[0..envc), mount count, then per mount: file system type, source,
- * guest path ("/": the root), "ro" or "rw". Type EC1_ABI_FS_VIRTIOFS: the source is a virtio-fs
- * tag; any other (empty: each block file system the kernel has, in turn): the source is a disk's
- * block id, the serial of a /sys/block/vd* device. Then the network: the guest's address with
- * its prefix length ("10.0.2.15/24"; empty: no network), the gateway and the DNS server (both
- * may be empty), which init gives the first Ethernet interface. Last, the vsock port of init's
- * exec agent ("0": none; see below). Counts and the port are decimal digits; nothing follows the
- * port. An empty exec path (only with an agent) means no main process: the VM stays up, serving
- * exec requests, until the VMM asks it to stop.
+ * guest path ("/": the root), "ro" or "rw", partition. Type EC1_ABI_FS_VIRTIOFS: the source is a
+ * virtio-fs tag (partition "0"); any other (empty: each block file system the kernel has, in
+ * turn): the source is a disk's block id, the serial of a /sys/block/vd* device, and partition
+ * N (1..EC1_ABI_MAX_PARTITION) its /dev/vdXN, "0" the whole disk. Then the network: the guest's
+ * address with its prefix length ("10.0.2.15/24"; empty: no network), the gateway and the DNS
+ * server (both may be empty), which init gives the first Ethernet interface. Last, the vsock port
+ * of init's exec agent ("0": none; see below). Counts and the port are decimal digits; nothing
+ * follows the port. An empty exec path (only with an agent) means no main process: the VM stays up,
+ * serving exec requests, until the VMM asks it to stop.
  */
-#define EC1_ABI_PROCESS_MAGIC	"EC1P5"
+#define EC1_ABI_PROCESS_MAGIC	"EC1P6"
 #define EC1_ABI_FS_VIRTIOFS	"virtiofs"
-#define EC1_ABI_MAX_DISK_MOUNTS 64 /* disks init mounts, at most */
+#define EC1_ABI_MAX_DISK_MOUNTS 64  /* disks init mounts, at most */
+#define EC1_ABI_MAX_PARTITION	128 /* a disk's partitions init can mount: GPT's usual table */
 
 /*
  * virtio-console ports (multiport), /dev/vport0p<id> in the guest, each named (§5.3.6.2 PORT_NAME)

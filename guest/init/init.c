@@ -384,12 +384,26 @@ static int find_disk(const char *id, char *dev, size_t size)
 	return -1;
 }
 
+/* What a failed disk mount was about, when more than its path: for mount_shares' message. */
+static char mount_why[96];
+
 /* A disk's file system: the type given, else each block file system the kernel has in turn. */
 static int mount_disk(const struct mount_spec *m, const char *at)
 {
 	char dev[32];
 	if (find_disk(m->source, dev, sizeof(dev)) < 0)
 		return -1;
+	if (m->partition) {
+		/* The kernel read the partition table as it added the disk: /dev/vdXN is there. */
+		size_t l = strlen(dev);
+		snprintf(dev + l, sizeof(dev) - l, "%u", m->partition);
+		if (access(dev, F_OK) < 0) {
+			snprintf(mount_why, sizeof(mount_why), "disk \"%s\" (%.8s): partition %u",
+				 m->source, dev + 5, m->partition);
+			errno = ENOENT;
+			return -1;
+		}
+	}
 	unsigned long flags = m->read_only ? MS_RDONLY : 0;
 	if (*m->fstype)
 		return mount(dev, at, m->fstype, flags, NULL);
@@ -445,8 +459,11 @@ static int mount_shares(const struct process *p, const char **what)
 		if (strcmp(m->path, "/") != 0)
 			continue;
 		*what = m->source;
-		if (mount_one(m, NEW_ROOT) < 0)
+		if (mount_one(m, NEW_ROOT) < 0) {
+			if (*mount_why)
+				*what = mount_why;
 			return -1;
+		}
 		base = NEW_ROOT;
 		root_pending = true;
 	}
@@ -457,8 +474,11 @@ static int mount_shares(const struct process *p, const char **what)
 			continue;
 		*what = m->path;
 		snprintf(at, sizeof(at), "%s%s", base, m->path);
-		if (make_dirs(at) < 0 || mount_one(m, at) < 0)
+		if (make_dirs(at) < 0 || mount_one(m, at) < 0) {
+			if (*mount_why)
+				*what = mount_why;
 			return -1;
+		}
 	}
 	if (!*base)
 		return 0;

@@ -63,15 +63,24 @@ static int parse(char *buf, size_t len, struct process *p)
 		return -1;
 	for (long i = 0; i < p->nr_mounts; i++) {
 		struct mount_spec *m = &p->mounts[i];
-		char *mode;
+		char *mode, *part;
 		if (!(m->fstype = next_field(&cur, end)) || !(m->source = next_field(&cur, end)) ||
-		    !(m->path = next_field(&cur, end)) || !(mode = next_field(&cur, end)))
+		    !(m->path = next_field(&cur, end)) || !(mode = next_field(&cur, end)) ||
+		    !(part = next_field(&cur, end)))
 			return -1;
 		if (!*m->source || m->path[0] != '/')
 			return -1;
 		if (strcmp(mode, "ro") != 0 && strcmp(mode, "rw") != 0)
 			return -1;
 		m->read_only = strcmp(mode, "ro") == 0;
+		/* "0" or 1..EC1_ABI_MAX_PARTITION without leading zeros; only a disk has them. */
+		if (!*part || strlen(part) > 3 || strspn(part, "0123456789") != strlen(part) ||
+		    (part[0] == '0' && part[1]))
+			return -1;
+		m->partition = (unsigned int)strtoul(part, NULL, 10);
+		if (m->partition > EC1_ABI_MAX_PARTITION ||
+		    (m->partition && strcmp(m->fstype, EC1_ABI_FS_VIRTIOFS) == 0))
+			return -1;
 	}
 	if (!(p->net_cidr = next_field(&cur, end)) || !(p->net_gateway = next_field(&cur, end)) ||
 	    !(p->net_dns = next_field(&cur, end)))

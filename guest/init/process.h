@@ -18,6 +18,7 @@ struct mount_spec {
 	char *source; /* a virtio-fs tag, or a disk's block id */
 	char *path;
 	bool read_only;
+	unsigned int partition; /* a disk's: 1..EC1_ABI_MAX_PARTITION, 0 the whole disk */
 };
 
 struct process {

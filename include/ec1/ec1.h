@@ -189,6 +189,12 @@ int ec1_ctx_mount_disk(struct ec1_ctx *ctx, const char *block_id, const char *gu
  */
 #define EC1_DISK_ALLOW_BACKING 1u
 int ec1_ctx_set_disk_flags(struct ec1_ctx *ctx, const char *block_id, unsigned int flags);
+/*
+ * Which partition of the disk added as block_id init mounts (ec1_ctx_mount_disk): 1..128, the
+ * kernel's /dev/vdXN (an MBR or GPT partition table; a cloud image's root is usually 1), or 0,
+ * the default: the whole disk. Builtin backend (EC1_CAP_DISK_MOUNTS).
+ */
+int ec1_ctx_set_disk_partition(struct ec1_ctx *ctx, const char *block_id, unsigned int partition);
 /* The format an image's header says: EC1_DISK_QCOW2 when it has qcow2's magic, else raw. */
 int ec1_disk_detect_format(const char *path, enum ec1_disk_format *format);
 

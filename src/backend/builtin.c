@@ -143,7 +143,8 @@ static int collect_disks(struct ec1_ctx *ctx, const struct share_list *shares,
 					    .read_only = d->read_only,
 					    .allow_backing = d->flags & EC1_DISK_ALLOW_BACKING,
 					    .guest_path = d->guest_path,
-					    .fstype = d->fstype};
+					    .fstype = d->fstype,
+					    .partition = d->partition};
 	}
 	/* The console, the network and vsock, then a device for each share and each disk. */
 	unsigned int fixed = 1 + (ctx->net.on ? 1 : 0) + (has_vsock(ctx) ? 1 : 0);

@@ -28,6 +28,7 @@
 	X(ec1_ctx_new_backend)          \
 	X(ec1_ctx_set_console)          \
 	X(ec1_ctx_set_disk_flags)       \
+	X(ec1_ctx_set_disk_partition)   \
 	X(ec1_ctx_set_exec_socket)      \
 	X(ec1_ctx_set_kernel)           \
 	X(ec1_ctx_set_mapped_volumes)   \
@@ -81,6 +82,7 @@ int ec1_cli_full(char **argv);
 #define ec1_ctx_new_backend	     (ec1_api()->ec1_ctx_new_backend)
 #define ec1_ctx_set_console	     (ec1_api()->ec1_ctx_set_console)
 #define ec1_ctx_set_disk_flags	     (ec1_api()->ec1_ctx_set_disk_flags)
+#define ec1_ctx_set_disk_partition   (ec1_api()->ec1_ctx_set_disk_partition)
 #define ec1_ctx_set_exec_socket	     (ec1_api()->ec1_ctx_set_exec_socket)
 #define ec1_ctx_set_kernel	     (ec1_api()->ec1_ctx_set_kernel)
 #define ec1_ctx_set_mapped_volumes   (ec1_api()->ec1_ctx_set_mapped_volumes)

@@ -40,15 +40,18 @@ static const char run_usage[] =
 	"                        owner, chown to others fails, setuid bits are dropped\n"
 	"  -s, --share TAG:DIR   offer DIR as virtio-fs TAG for the guest to mount itself:\n"
 	"                        mount -t virtiofs TAG /mnt (repeatable)\n"
-	"  -d, --disk PATH[,id=ID][,format=raw|qcow2][,ro][,mount=GUEST][,fstype=FS][,backing]\n"
-	"                        give the guest the image PATH as a virtio disk (repeatable);\n"
+	"  -d, --disk PATH[,id=ID][,format=raw|qcow2][,ro][,mount=GUEST][,fstype=FS][,part=N]\n"
+	"             [,backing] give the guest the image PATH as a virtio disk (repeatable);\n"
 	"                        id: its serial in the guest (default disk0, disk1, ...);\n"
 	"                        format: detected from the header when not given (a named one\n"
 	"                        must agree); ro: read-only; mount: init mounts it at GUEST\n"
-	"                        (file system detected, or fstype); backing: a qcow2 image\n"
-	"                        may name a backing file (refused otherwise)\n"
-	"      --root-disk PATH[,format=F][,ro][,fstype=FS][,backing]  the guest's / is the\n"
-	"                        file system on the image PATH (id root); not with --root\n"
+	"                        (file system detected, or fstype), its partition N (1..128)\n"
+	"                        with part; backing: a qcow2 image may name a backing file\n"
+	"                        (refused otherwise)\n"
+	"      --root-disk PATH[,format=F][,ro][,fstype=FS][,part=N][,backing]  the guest's /\n"
+	"                        is the file system on the image PATH (or its partition N:\n"
+	"                        a cloud image's root is usually part=1; id root); not with\n"
+	"                        --root\n"
 	"  -t, --timeout SEC     stop the VM and fail after SEC seconds (default: no limit)\n"
 	"  -b, --backend NAME    builtin, libkrun, libkrun-sev, libkrun-efi or stub\n"
 	"      --tee-config FILE  the TEE configuration of an SEV guest (libkrun-sev needs one)\n"
@@ -271,6 +274,7 @@ struct disk_arg {
 	char id[EC1_MAX_BLOCK_ID_LEN + 1];
 	char *path, *mount, *fstype;
 	bool backing;
+	unsigned int part; /* 0: the whole disk */
 	struct ec1_disk_config config;
 	char buf[4096];
 };
@@ -288,6 +292,7 @@ static int parse_disk(const char *opt, const char *s, unsigned int index, bool r
 	d->mount = root ? "/" : NULL;
 	d->fstype = NULL;
 	d->backing = false;
+	d->part = 0;
 	bool format_given = false;
 	d->config = (struct ec1_disk_config){.path = f};
 	if (!f || !*f) {
@@ -309,15 +314,30 @@ static int parse_disk(const char *opt, const char *s, unsigned int index, bool r
 			d->mount = f + 6;
 		} else if (strncmp(f, "fstype=", 7) == 0) {
 			d->fstype = f + 7;
+		} else if (strncmp(f, "part=", 5) == 0) {
+			char *end;
+			unsigned long n = strtoul(f + 5, &end, 10);
+			if (f[5] < '1' || f[5] > '9' || *end || n > 128) {
+				fprintf(stderr, "ec1: %s: \"%s\": part=N: N is 1..128 (%s)\n", opt,
+					s, f + 5);
+				return -1;
+			}
+			d->part = (unsigned int)n;
 		} else {
 			fprintf(stderr,
 				"ec1: %s: \"%s\": unknown option \"%s\" (expected "
 				"%sformat=raw|qcow2, "
-				"ro%s, fstype=FS)\n",
+				"ro%s, fstype=FS, part=N, backing)\n",
 				opt, s, f, root ? "" : "id=ID (1..20 bytes), ",
 				root ? "" : ", mount=GUEST");
 			return -1;
 		}
+	}
+	if (d->part && !d->mount) {
+		fprintf(stderr,
+			"ec1: %s: \"%s\": part=N says which partition mount= mounts: give mount\n",
+			opt, s);
+		return -1;
 	}
 	d->config.block_id = d->id;
 	enum ec1_disk_format found;
@@ -673,7 +693,8 @@ int vm_command(int argc, char **argv, const char *start_dir)
 		if ((err = ec1_ctx_add_disk(ctx, &d->config)) ||
 		    (d->backing &&
 		     (err = ec1_ctx_set_disk_flags(ctx, d->id, EC1_DISK_ALLOW_BACKING))) ||
-		    (d->mount && (err = ec1_ctx_mount_disk(ctx, d->id, d->mount, d->fstype))))
+		    (d->mount && (err = ec1_ctx_mount_disk(ctx, d->id, d->mount, d->fstype))) ||
+		    (d->part && (err = ec1_ctx_set_disk_partition(ctx, d->id, d->part))))
 			return fail(ctx, err);
 	}
 	for (size_t i = 0; i < nvsocks; i++) {

@@ -708,6 +708,21 @@ int ec1_ctx_mount_disk(struct ec1_ctx *ctx, const char *block_id, const char *gu
 	return EC1_OK;
 }
 
+int ec1_ctx_set_disk_partition(struct ec1_ctx *ctx, const char *block_id, unsigned int partition)
+{
+	ENTER(ctx);
+	struct ec1_disk *d;
+	int err = added_disk(ctx, "disk_partition", block_id, &d);
+	if (err)
+		return err;
+	if (partition > EC1_ABI_MAX_PARTITION)
+		return ec1_fail(ctx, EC1_EINVAL,
+				"disk_partition: %u: expected 1..%d (0: the whole disk)", partition,
+				EC1_ABI_MAX_PARTITION);
+	d->partition = partition;
+	return EC1_OK;
+}
+
 int ec1_ctx_set_disk_flags(struct ec1_ctx *ctx, const char *block_id, unsigned int flags)
 {
 	ENTER(ctx);

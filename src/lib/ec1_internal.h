@@ -167,6 +167,7 @@ struct ec1_disk {
 	enum ec1_disk_format format;
 	bool read_only;
 	unsigned int flags;	   /* EC1_DISK_* */
+	unsigned int partition;	   /* the partition init mounts; 0: the whole disk */
 	char *guest_path, *fstype; /* NULL: not mounted / detected */
 };
 

@@ -25,6 +25,7 @@ static const char *default_env[] = EC1_ABI_DEFAULT_ENV;
 struct mount_rec {
 	const char *fstype, *source, *path;
 	bool read_only;
+	unsigned int partition;
 };
 
 /* The shares and disks init mounts (it takes the root one first, wherever it is); the count. */
@@ -35,20 +36,21 @@ static size_t mount_list(const struct vm_config *cfg, struct mount_rec *m)
 		if (cfg->shares[i].guest_path)
 			m[n++] = (struct mount_rec){EC1_ABI_FS_VIRTIOFS, cfg->shares[i].tag,
 						    cfg->shares[i].guest_path,
-						    cfg->shares[i].read_only};
+						    cfg->shares[i].read_only, 0};
 	for (unsigned int i = 0; i < cfg->nr_disks; i++)
 		if (cfg->disks[i].guest_path)
-			m[n++] =
-				(struct mount_rec){cfg->disks[i].fstype ? cfg->disks[i].fstype : "",
-						   cfg->disks[i].block_id, cfg->disks[i].guest_path,
-						   cfg->disks[i].read_only};
+			m[n++] = (struct mount_rec){
+				cfg->disks[i].fstype ? cfg->disks[i].fstype : "",
+				cfg->disks[i].block_id, cfg->disks[i].guest_path,
+				cfg->disks[i].read_only, cfg->disks[i].partition};
 	return n;
 }
 
 /*
  * The process description init reads (its layout: guest/abi.h): NUL-separated fields: the magic,
- * exec path, workdir, argc, argv..., envc, env..., mount count, then type, source, guest path
- * and "ro" or "rw" for each share or disk init mounts, the network, the exec agent's port.
+ * exec path, workdir, argc, argv..., envc, env..., mount count, then type, source, guest path,
+ * "ro" or "rw" and the partition for each share or disk init mounts, the network, the exec
+ * agent's port.
  */
 int vm_process_blob(const struct vm_config *cfg, char **out, size_t *out_len)
 {
@@ -66,7 +68,8 @@ int vm_process_blob(const struct vm_config *cfg, char **out, size_t *out_len)
 		len += strlen(env[envc++]) + 1;
 	for (size_t i = 0; i < nr_mounts; i++)
 		len += strlen(mounts[i].fstype) + strlen(mounts[i].source) +
-		       strlen(mounts[i].path) + 6;
+		       strlen(mounts[i].path) + 6 + /* 4 NULs, "ro"/"rw"; the partition: */
+		       (size_t)snprintf(NULL, 0, "%u", mounts[i].partition) + 1;
 	snprintf(num[0], sizeof(num[0]), "%zu", argc);
 	snprintf(num[1], sizeof(num[1]), "%zu", envc);
 	snprintf(num[2], sizeof(num[2]), "%zu", nr_mounts);
@@ -103,6 +106,9 @@ int vm_process_blob(const struct vm_config *cfg, char **out, size_t *out_len)
 		PUT(mounts[i].source);
 		PUT(mounts[i].path);
 		PUT(mounts[i].read_only ? "ro" : "rw");
+		char part[11];
+		snprintf(part, sizeof(part), "%u", mounts[i].partition);
+		PUT(part);
 	}
 	for (int i = 0; i < 3; i++)
 		PUT(net[i]);

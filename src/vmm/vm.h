@@ -43,6 +43,7 @@ struct vm_disk {
 	bool allow_backing;	/* a qcow2 image may name a backing file (read-only chain) */
 	const char *guest_path; /* where init mounts it ("/": the root), or NULL: not mounted */
 	const char *fstype;	/* its file system, or NULL: init tries those the kernel has */
+	unsigned int partition; /* which partition init mounts; 0: the whole disk */
 };
 
 /*

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../guest/abi.h"
 #include "../../guest/init/process.h"
 
 static void check(const char *buf, size_t len, const char *f)
@@ -34,6 +35,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			check(buf, size, p.mounts[i].fstype);
 			check(buf, size, p.mounts[i].source);
 			check(buf, size, p.mounts[i].path);
+			if (p.mounts[i].partition > EC1_ABI_MAX_PARTITION ||
+			    (p.mounts[i].partition &&
+			     strcmp(p.mounts[i].fstype, EC1_ABI_FS_VIRTIOFS) == 0))
+				abort();
 		}
 		if (p.mounts[p.nr_mounts].source)
 			abort();

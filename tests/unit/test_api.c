@@ -307,6 +307,13 @@ static void disk_config_checked(void)
 	CHECK(ec1_ctx_mount_disk(ctx, "12345678901234567890", "/data", "ext4;rm") == EC1_EINVAL);
 	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "mount_disk.fstype");
 	CHECK(ec1_ctx_mount_disk(ctx, "12345678901234567890", "/", "ext4") == EC1_OK);
+	/* Partitions: of an added disk, 0..128. */
+	CHECK(ec1_ctx_set_disk_partition(ctx, "nope", 1) == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "disk_partition.block_id");
+	CHECK(ec1_ctx_set_disk_partition(ctx, "12345678901234567890", 129) == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "disk_partition: 129: expected 1..128");
+	CHECK(ec1_ctx_set_disk_partition(ctx, "12345678901234567890", 128) == EC1_OK);
+	CHECK(ec1_ctx_set_disk_partition(ctx, "12345678901234567890", 0) == EC1_OK);
 	for (int i = 1; i < EC1_MAX_DISKS; i++) {
 		char id[8];
 		snprintf(id, sizeof(id), "d%d", i);

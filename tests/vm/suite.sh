@@ -365,6 +365,28 @@ t_blk_root_disk_runs_busybox_tree() {
 	again=$(run --root-disk $T/root.img,ro -- /bin/sh -c 'cat /made-in-guest; touch /x 2>/dev/null || echo ro')
 	check $name "on-disk ext4 proc|new ro" "$(echo $got)|$(echo $again)"
 }
+le32() { n=$1; for i in 0 1 2 3; do printf "\\$(printf %o $((n & 255)))"; n=$((n >> 8)); done; }
+t_blk_partitions_mounted_and_root() {
+	# An image with an MBR partition table, as cloud images have: partition 1 a busybox root,
+	# partition 2 a data file system. part=2 mounts the second, --root-disk ...,part=1 boots
+	# from the first, part=3 (none) exits 125 naming the partition.
+	rm -rf $T/r $T/two && mkdir -p $T/r $T/two && (cd $T/r && cpio -id <"$dir/rootfs.cpio" 2>/dev/null)
+	echo on-part1 >$T/r/marker && echo second >$T/two/two
+	mkext4 $T/p1.img 64 $T/r && mkext4 $T/p2.img 8 $T/two || { fail $name "mke2fs"; return; }
+	rm -f $T/p.img && dd if=/dev/zero of=$T/p.img bs=1M count=0 seek=74 2>/dev/null
+	dd if=$T/p1.img of=$T/p.img bs=1M seek=1 conv=notrunc 2>/dev/null
+	dd if=$T/p2.img of=$T/p.img bs=1M seek=65 conv=notrunc 2>/dev/null
+	{ printf '\000\000\000\000\203\000\000\000'; le32 2048; le32 131072
+	  printf '\000\000\000\000\203\000\000\000'; le32 133120; le32 16384; } |
+		dd of=$T/p.img bs=1 seek=446 conv=notrunc 2>/dev/null
+	printf '\125\252' | dd of=$T/p.img bs=1 seek=510 conv=notrunc 2>/dev/null
+	a=$(run --disk $T/p.img,mount=/mnt/p,part=2 -- cat /mnt/p/two 2>&1)
+	b=$(run --root-disk $T/p.img,part=1 -- cat /marker 2>&1)
+	run --disk $T/p.img,id=cloud,mount=/mnt/p,part=3 -- /bin/true 2>$T/err; rc=$?
+	c="$rc $(grep -o 'disk "cloud" (vda3): partition 3: No such file or directory' $T/err)"
+	rm -f $T/p.img $T/p1.img $T/p2.img
+	check $name 'second|on-part1|125 disk "cloud" (vda3): partition 3: No such file or directory' "$a|$b|$c"
+}
 t_blk_debian_root_disk_runs_bash() {
 	deb=${EC1_TEST_DEBIAN_ROOT:-}
 	[ -n "$deb" ] && [ -x "$deb/bin/bash" ] || { echo "SKIP: $name: no Debian tree (make debian-root)"; return; }

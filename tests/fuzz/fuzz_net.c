@@ -6,7 +6,8 @@
  * mode 1 (chains): the number of device-readable and device-writable buffers (a byte each, at
  * most 8), their lengths (u16 each) and the readable bytes; the chain is taken as a transmit
  * chain, as a receive chain for a frame of the remaining bytes, and as a mergeable receive
- * buffer's first and a later part. A transmit frame is at most NET_MAX_FRAME bytes, a receive
+ * buffer's first and a later part, and as a transmit chain with offloads (TAP: checksum and TSO
+ * headers). A transmit frame is at most NET_MAX_FRAME bytes (NET_FRAME_MAX with TSO), a receive
  * answer fits the writable buffers, a part never runs past them or past the frame.
  * mode 2 (the NAT's readers, inet.c): a frame length (u16) and the frame, then the rest as a
  * resolver's reply; a query found lies inside the frame, and the reply frame built for it is a
@@ -25,7 +26,7 @@
 
 static struct net_stream st;
 static struct virtq_chain chain;
-static uint8_t frame[NET_MAX_FRAME];
+static uint8_t frame[NET_FRAME_MAX];
 static uint8_t bufs[2 * MAX_BUFS][65536];
 static size_t delivered;
 
@@ -90,6 +91,20 @@ static void chains(const uint8_t *p, size_t left)
 	int64_t len = net_tx_frame(&chain, frame, NET_MAX_FRAME, &s);
 	if (len > NET_MAX_FRAME || (len >= 0 && (uint64_t)len + NET_HDR_LEN != chain.out_len))
 		abort();
+	/* The offload path (TAP): a frame of its own length, a header as it came, num_buffers 0. */
+	uint8_t hdr[NET_HDR_LEN];
+	struct net_stats so = {0};
+	len = net_tx_frame_offload(&chain, frame, NET_MAX_FRAME,
+				   NET_GSO_OK_TCPV4 | NET_GSO_OK_TCPV6, hdr, &so);
+	if (len > NET_FRAME_MAX || (len >= 0 && (uint64_t)len + NET_HDR_LEN != chain.out_len) ||
+	    (len > NET_MAX_FRAME && !hdr[1]) || (len >= 0 && (hdr[10] || hdr[11])) ||
+	    so.tx_frames + so.tx_dropped != 1)
+		abort();
+	if (len >= 0 && (hdr[0] & 1)) { /* the checksum's place is inside the frame */
+		size_t start = (size_t)(hdr[6] | hdr[7] << 8), off = (size_t)(hdr[8] | hdr[9] << 8);
+		if (start + off + 2 > (size_t)len)
+			abort();
+	}
 	int64_t w = net_rx_frame(&chain, p, left, &s);
 	if (w > (int64_t)chain.in_len || (w >= 0 && (uint64_t)w != NET_HDR_LEN + left))
 		abort();

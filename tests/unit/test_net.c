@@ -15,7 +15,7 @@
 #include "../../src/vmm/net/frame.h"
 #include "check.h"
 
-static uint8_t mem[3 * 65536], out[NET_MAX_FRAME];
+static uint8_t mem[3 * 65536], out[NET_FRAME_MAX];
 static struct virtq_chain chain;
 
 /* A chain of device-readable parts of the given sizes over mem (header first). */
@@ -79,6 +79,51 @@ static void tx_frames_checked(void)
 	mem[1] = 0;
 	CHECK(net_tx_frame(&chain, out, NET_MAX_FRAME, &s) == 60);
 	CHECK(s.tx_frames == 3 && s.tx_dropped == 6);
+}
+
+/* The offload path (TAP): checksum and TSO headers pass when well-formed, nothing else. */
+static void tx_offload_headers_checked(void)
+{
+	struct net_stats s = {0};
+	uint8_t hdr[NET_HDR_LEN];
+	const unsigned int both = NET_GSO_OK_TCPV4 | NET_GSO_OK_TCPV6;
+	fill(sizeof(mem));
+	size_t ok[] = {NET_HDR_LEN + 60};
+#define HDR(flags, gso, size, start, off)                                                \
+	(tx_chain(ok, 1), mem[0] = (flags), mem[1] = (gso), mem[4] = (size), mem[5] = 0, \
+	 mem[6] = (start), mem[7] = 0, mem[8] = (off), mem[9] = 0)
+	HDR(0, 0, 0, 0, 0);
+	CHECK(net_tx_frame_offload(&chain, out, NET_MAX_FRAME, both, hdr, &s) == 60);
+	HDR(NET_HDR_F_NEEDS_CSUM, 0, 0, 34, 16); /* TCP's checksum, at 34 + 16 */
+	CHECK(net_tx_frame_offload(&chain, out, NET_MAX_FRAME, both, hdr, &s) == 60);
+	CHECK(hdr[0] == 1 && hdr[6] == 34 && hdr[8] == 16 && hdr[10] == 0 && hdr[11] == 0);
+	HDR(NET_HDR_F_NEEDS_CSUM, 0, 0, 34, 25); /* 34 + 25 + 2 > 60: past the frame */
+	CHECK(net_tx_frame_offload(&chain, out, NET_MAX_FRAME, both, hdr, &s) == -1);
+	HDR(NET_HDR_F_NEEDS_CSUM, 0, 0, 10, 2); /* inside the Ethernet header */
+	CHECK(net_tx_frame_offload(&chain, out, NET_MAX_FRAME, both, hdr, &s) == -1);
+	HDR(NET_HDR_F_NEEDS_CSUM | 2, 0, 0, 34, 16); /* DATA_VALID: a receive flag */
+	CHECK(net_tx_frame_offload(&chain, out, NET_MAX_FRAME, both, hdr, &s) == -1);
+	HDR(NET_HDR_F_NEEDS_CSUM, NET_HDR_GSO_TCPV4, 200, 34, 16);
+	CHECK(net_tx_frame_offload(&chain, out, NET_MAX_FRAME, both, hdr, &s) == 60);
+	CHECK(net_tx_frame_offload(&chain, out, NET_MAX_FRAME, NET_GSO_OK_TCPV6, hdr, &s) == -1);
+	HDR(0, NET_HDR_GSO_TCPV4, 200, 34, 16); /* GSO without a checksum to fill */
+	CHECK(net_tx_frame_offload(&chain, out, NET_MAX_FRAME, both, hdr, &s) == -1);
+	HDR(NET_HDR_F_NEEDS_CSUM, NET_HDR_GSO_TCPV4, 0, 34, 16); /* no segment size */
+	CHECK(net_tx_frame_offload(&chain, out, NET_MAX_FRAME, both, hdr, &s) == -1);
+	HDR(NET_HDR_F_NEEDS_CSUM, 3, 200, 34, 16); /* UDP (UFO): not offered */
+	CHECK(net_tx_frame_offload(&chain, out, NET_MAX_FRAME, both, hdr, &s) == -1);
+	HDR(NET_HDR_F_NEEDS_CSUM, NET_HDR_GSO_TCPV4 | 0x80, 200, 34, 16); /* ECN: not offered */
+	CHECK(net_tx_frame_offload(&chain, out, NET_MAX_FRAME, both, hdr, &s) == -1);
+	/* A TSO frame may pass the MTU; a plain one may not. */
+	size_t big[] = {NET_HDR_LEN + 9000};
+	tx_chain(big, 1);
+	mem[0] = NET_HDR_F_NEEDS_CSUM, mem[1] = NET_HDR_GSO_TCPV4, mem[4] = 0xa8, mem[5] = 5;
+	mem[6] = 34, mem[7] = 0, mem[8] = 16, mem[9] = 0;
+	CHECK(net_tx_frame_offload(&chain, out, NET_MAX_FRAME, both, hdr, &s) == 9000);
+	mem[1] = 0;
+	CHECK(net_tx_frame_offload(&chain, out, NET_MAX_FRAME, both, hdr, &s) == -1);
+#undef HDR
+	CHECK(s.tx_frames == 4 && s.tx_gso == 2 && s.tx_csum == 3 && s.tx_dropped == 9);
 }
 
 static void rx_frames_written(void)
@@ -311,6 +356,7 @@ static void stream_backend(void)
 int main(void)
 {
 	TEST(tx_frames_checked);
+	TEST(tx_offload_headers_checked);
 	TEST(rx_frames_written);
 	TEST(rx_frames_merged);
 	TEST(stream_framing);

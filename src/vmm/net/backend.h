@@ -35,6 +35,13 @@ struct net_backend_ops {
 	/* A frame from the guest: sent, queued or dropped; never blocks (answers may be delivered
 	 * at once). */
 	void (*send)(struct net_backend *b, const uint8_t *frame, size_t len);
+	/*
+	 * Optional: a frame with its virtio_net_hdr (12 bytes, checked: net_tx_frame_offload), for
+	 * a backend that takes checksum and segmentation offloads (the device then offers the guest
+	 * VIRTIO_NET_F_CSUM, HOST_TSO4 and HOST_TSO6). Never blocks.
+	 */
+	void (*send_offload)(struct net_backend *b, const uint8_t *hdr, const uint8_t *frame,
+			     size_t len);
 	void (*close)(struct net_backend *b);
 	/* One line of the backend's own counts for --timing, or NULL. */
 	void (*print_stats)(const struct net_backend *b, FILE *f);

@@ -1,6 +1,7 @@
 /* Ethernet frames to and from virtio-net chains and streams (frame.h). */
 #include "frame.h"
 
+#include <endian.h>
 #include <errno.h>
 #include <stddef.h>
 #include <string.h>
@@ -29,6 +30,42 @@ int64_t net_tx_frame(const struct virtq_chain *c, uint8_t *buf, size_t max, stru
 	if (h.flags || h.gso_type)
 		goto drop;
 	size_t len = (size_t)(c->out_len - NET_HDR_LEN);
+	iov_to_buf(c->out, c->n_out, NET_HDR_LEN, buf, len);
+	s->tx_frames++;
+	s->tx_bytes += len;
+	return (int64_t)len;
+drop:
+	s->tx_dropped++;
+	return -1;
+}
+
+int64_t net_tx_frame_offload(const struct virtq_chain *c, uint8_t *buf, size_t max,
+			     unsigned int gso_ok, uint8_t hdr[NET_HDR_LEN], struct net_stats *s)
+{
+	struct net_hdr h;
+	if (c->n_in || c->out_len < NET_HDR_LEN + NET_ETH_HDR ||
+	    c->out_len > NET_HDR_LEN + NET_FRAME_MAX)
+		goto drop;
+	iov_to_buf(c->out, c->n_out, 0, &h, sizeof(h));
+	size_t len = (size_t)(c->out_len - NET_HDR_LEN);
+	uint16_t csum_start = le16toh(h.csum_start), csum_offset = le16toh(h.csum_offset);
+	bool csum = h.flags & NET_HDR_F_NEEDS_CSUM;
+	if (h.flags & ~NET_HDR_F_NEEDS_CSUM)
+		goto drop;
+	if (csum && (csum_start < NET_ETH_HDR || (size_t)csum_start + csum_offset + 2 > len))
+		goto drop;
+	if (h.gso_type == 0) {
+		if (len > max)
+			goto drop;
+	} else if (!((h.gso_type == NET_HDR_GSO_TCPV4 && (gso_ok & NET_GSO_OK_TCPV4)) ||
+		     (h.gso_type == NET_HDR_GSO_TCPV6 && (gso_ok & NET_GSO_OK_TCPV6))) ||
+		   !csum || !le16toh(h.gso_size)) {
+		goto drop;
+	}
+	s->tx_gso += h.gso_type != 0;
+	s->tx_csum += csum;
+	h.num_buffers = 0;
+	memcpy(hdr, &h, NET_HDR_LEN);
 	iov_to_buf(c->out, c->n_out, NET_HDR_LEN, buf, len);
 	s->tx_frames++;
 	s->tx_bytes += len;

@@ -32,7 +32,7 @@ static inline size_t net_max_frame(unsigned int mtu)
 #define NET_STREAM_BUF (4 + NET_STREAM_MAX)
 
 struct net_stats {
-	uint64_t tx_frames, tx_bytes, tx_dropped;
+	uint64_t tx_frames, tx_bytes, tx_dropped, tx_gso, tx_csum; /* the last two: offloaded */
 	uint64_t rx_frames, rx_bytes, rx_dropped;
 };
 
@@ -42,6 +42,23 @@ struct net_stats {
  * longer than max, device-writable parts, or a header with flags or GSO set.
  */
 int64_t net_tx_frame(const struct virtq_chain *c, uint8_t *buf, size_t max, struct net_stats *s);
+
+/*
+ * The same with the transmit offloads a TAP interface takes (VIRTIO_NET_F_CSUM, HOST_TSO4/6,
+ * virtio 1.2 §5.1.6.2): the header may ask for a checksum (NEEDS_CSUM, csum_start and
+ * csum_offset inside the frame) and for TCP segmentation (GSO_TCPV4 or TCPV6, with NEEDS_CSUM and
+ * a segment size; then the frame may reach NET_FRAME_MAX bytes, else max). Anything else in the
+ * header (other flags or GSO types, ECN, a checksum place past the frame) drops the frame. hdr
+ * gets the header as the driver wrote it, num_buffers zeroed: what a TAP's IFF_VNET_HDR takes;
+ * buf must hold NET_FRAME_MAX bytes.
+ */
+#define NET_HDR_F_NEEDS_CSUM 1
+#define NET_HDR_GSO_TCPV4    1
+#define NET_HDR_GSO_TCPV6    4
+#define NET_GSO_OK_TCPV4     1u /* gso_ok: the driver took HOST_TSO4 */
+#define NET_GSO_OK_TCPV6     2u /* and HOST_TSO6 */
+int64_t net_tx_frame_offload(const struct virtq_chain *c, uint8_t *buf, size_t max,
+			     unsigned int gso_ok, uint8_t hdr[NET_HDR_LEN], struct net_stats *s);
 
 /*
  * Writes a zeroed header (num_buffers 1) and frame into a receive chain. Returns the bytes

@@ -33,6 +33,9 @@
 #define PENDING_FRAMES 4	   /* and room for this many of the largest frames */
 #define TX_BATCH       64	   /* transmit chains per pass before input gets a turn */
 
+#define NET_F_CSUM	(1ull << 0)
+#define NET_F_HOST_TSO4 (1ull << 11)
+#define NET_F_HOST_TSO6 (1ull << 12)
 #define NET_F_MTU	(1ull << 3)
 #define NET_F_MAC	(1ull << 5)
 #define NET_F_MRG_RXBUF (1ull << 15)
@@ -179,9 +182,20 @@ static bool tx_serve(struct virtio_net *n)
 	int served = 0, r = 0;
 	virtq_set_no_notify(q, true);
 	while (served < TX_BATCH && (r = virtq_pop(q, n->dev->host->mem, &n->tx_chain)) > 0) {
-		int64_t len = net_tx_frame(&n->tx_chain, n->frame, n->max_frame, &n->stats);
-		if (len >= 0 && !n->be_failed)
-			n->be->ops->send(n->be, n->frame, (size_t)len);
+		if (n->dev->driver_features & NET_F_CSUM) {
+			uint8_t hdr[NET_HDR_LEN];
+			uint64_t f = n->dev->driver_features;
+			unsigned int gso_ok = (f & NET_F_HOST_TSO4 ? NET_GSO_OK_TCPV4 : 0) |
+					      (f & NET_F_HOST_TSO6 ? NET_GSO_OK_TCPV6 : 0);
+			int64_t len = net_tx_frame_offload(&n->tx_chain, n->frame, n->max_frame,
+							   gso_ok, hdr, &n->stats);
+			if (len >= 0 && !n->be_failed)
+				n->be->ops->send_offload(n->be, hdr, n->frame, (size_t)len);
+		} else {
+			int64_t len = net_tx_frame(&n->tx_chain, n->frame, n->max_frame, &n->stats);
+			if (len >= 0 && !n->be_failed)
+				n->be->ops->send(n->be, n->frame, (size_t)len);
+		}
 		virtq_push(q, n->tx_chain.head, 0);
 		served++;
 	}
@@ -314,24 +328,29 @@ static void net_print_stats(const struct virtio_mmio_dev *d)
 		(unsigned long long)s->tx_dropped, (unsigned long long)n->be->dropped,
 		(unsigned long long)s->rx_frames, (unsigned long long)s->rx_bytes,
 		(unsigned long long)s->rx_dropped, (unsigned long long)n->pending_dropped);
+	if (n->dev->driver_features & NET_F_CSUM)
+		fprintf(stderr,
+			"ec1 virtio-net: offloads: %llu frames sent for the host to segment (TSO), "
+			"%llu to checksum\n",
+			(unsigned long long)s->tx_gso, (unsigned long long)s->tx_csum);
 	if (n->be->ops->print_stats)
 		n->be->ops->print_stats(n->be, stderr);
 }
 
-static const struct virtio_dev_ops net_ops = {
-	.name = "net",
-	.device_id = VIRTIO_ID_NET,
-	.features = VIRTIO_F_INDIRECT_DESC | NET_F_MAC | NET_F_STATUS | NET_F_MTU | NET_F_MRG_RXBUF,
-	.num_queues = 2,
-	.queue_max = QUEUE_SIZE,
-	.config_size = CFG_SIZE,
-	.notify = net_notify,
-	.reset = net_reset,
-	.stop = net_stop,
-	.finish = net_finish,
-	.destroy = net_destroy,
-	.print_stats = net_print_stats,
-};
+#define NET_OPS(more_features)                                                                    \
+	{                                                                                         \
+		.name = "net", .device_id = VIRTIO_ID_NET,                                        \
+		.features = VIRTIO_F_INDIRECT_DESC | NET_F_MAC | NET_F_STATUS | NET_F_MTU |       \
+			    NET_F_MRG_RXBUF | (more_features),                                    \
+		.num_queues = 2, .queue_max = QUEUE_SIZE, .config_size = CFG_SIZE,                \
+		.notify = net_notify, .reset = net_reset, .stop = net_stop, .finish = net_finish, \
+		.destroy = net_destroy, .print_stats = net_print_stats,                           \
+	}
+static const struct virtio_dev_ops net_ops = NET_OPS(0);
+/* A backend that takes transmit offloads (TAP): the guest may leave checksums and TCP
+ * segmentation to it. */
+static const struct virtio_dev_ops net_ops_offload =
+	NET_OPS(NET_F_CSUM | NET_F_HOST_TSO4 | NET_F_HOST_TSO6);
 
 void virtio_net_prepare(const struct vm_config *cfg)
 {
@@ -394,7 +413,9 @@ int virtio_net_add(struct vm *vm, char *msg, size_t msg_size)
 	n->fds = calloc(1 + n->be->max_fds, sizeof(*n->fds));
 	n->pending = malloc(n->pending_max);
 	int err = n->fds && n->pending ? worker_init(&n->worker) : -ENOMEM;
-	err = err ?: vm_add_mmio(vm, &net_ops, n, &n->dev);
+	err = err
+		      ?: vm_add_mmio(vm, n->be->ops->send_offload ? &net_ops_offload : &net_ops, n,
+				     &n->dev);
 	if (err) {
 		n->be->ops->close(n->be);
 		worker_free(&n->worker);

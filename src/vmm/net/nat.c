@@ -19,8 +19,8 @@
  *   DNS_TCP_FLOWS of them: net_tcp_redirect); libslirp sees an ordinary connection to an
  *   outside address, bounded like any other (a guest that also talks to the resolver's own
  *   address from such a port gets those answers readdressed too: its loss). A resolver that
- *   libslirp cannot reach so (IPv6, or inside 10.0.2.0/24) gets the guest a reset instead. Restricted: no DNS at all (a
- *   resolver is a way out).
+ *   libslirp cannot reach so (IPv6, or inside 10.0.2.0/24) gets the guest a reset instead.
+ *   Restricted: no DNS at all (a resolver is a way out).
  * Restricted with an allow-list: libslirp's restricted mode would let through no connection of
  * the guest's at all, so libslirp runs unrestricted and the NAT filters the guest's frames
  * itself (net_frame_flow): a TCP SYN, UDP or ICMP datagram passes only to an allowed

@@ -27,8 +27,8 @@
 
 #include "ec1_internal.h"
 
-#define PASST_READY_MS 10000
-#define PASST_MAX_ARGS (16 + 2 * EC1_MAX_LIST)
+#define PASST_READY_MS	 10000
+#define PASST_MAX_ARGS	 (16 + 2 * EC1_MAX_LIST)
 #define PASST_SOCKET_BUF (4 << 20) /* bytes each end may have waiting in the socket pair */
 
 /* passt's own words from its stderr file, the syslog complaints left out. */

@@ -299,6 +299,23 @@ static ssize_t pump_until(struct net_backend *b, int s, char *buf, size_t size)
 	return -1;
 }
 
+/* libslirp's ARP request for the guest in frame g, answered; false when g is none. */
+static bool answer_arp(struct net_backend *b, const uint8_t *g)
+{
+	if (!(g[12] == 0x08 && g[13] == 0x06 && g[21] == 1))
+		return false;
+	uint8_t r[42] = {0};
+	memcpy(r, g + 6, 6);
+	memcpy(r + 6, guest_mac, 6);
+	memcpy(r + 12, g + 12, 8);
+	r[21] = 2;
+	memcpy(r + 22, guest_mac, 6);
+	memcpy(r + 28, g + 38, 4);
+	memcpy(r + 32, g + 22, 10);
+	b->ops->send(b, r, sizeof(r));
+	return true;
+}
+
 /*
  * Restricted with an allow-list: UDP to an allowed destination reaches it, to another does not;
  * a sender to a published UDP port gets the guest's answer, and that port reaches nothing else;
@@ -343,18 +360,9 @@ static void nat_restricted_lets_through_only_what_is_allowed(void)
 		pump(b, 100);
 		for (unsigned int k = 0; k < ngot && k < 16; k++) {
 			uint8_t *g = got[k];
-			if (g[12] == 0x08 && g[13] == 0x06 && g[21] == 1) { /* who has 10.0.2.15? */
-				uint8_t r[42] = {0};
-				memcpy(r, g + 6, 6);
-				memcpy(r + 6, guest_mac, 6);
-				memcpy(r + 12, g + 12, 8);
-				r[21] = 2;
-				memcpy(r + 22, guest_mac, 6);
-				memcpy(r + 28, g + 38, 4);
-				memcpy(r + 32, g + 22, 10);
-				b->ops->send(b, r, sizeof(r)); /* ARP passes the filter */
-			} else if (got_len[k] >= 42 && g[12] == 0x08 && g[23] == 17 && g[36] == 0 &&
-				   g[37] == 7) {
+			/* Who has 10.0.2.15? (ARP passes the filter.) Else the guest's datagram. */
+			if (!answer_arp(b, g) && got_len[k] >= 42 && g[12] == 0x08 && g[23] == 17 &&
+			    g[36] == 0 && g[37] == 7) {
 				memcpy(peer, g + 26, 4);
 				peer_port = (uint16_t)(g[34] << 8 | g[35]);
 			}
@@ -458,23 +466,6 @@ static size_t syn_frame(uint8_t *f, const char *dst, uint16_t sport, uint16_t dp
 	c = tcp_sum(ip);
 	tcp[16] = (uint8_t)(c >> 8), tcp[17] = (uint8_t)c;
 	return n;
-}
-
-/* libslirp's ARP request for the guest in frame g, answered; false when g is none. */
-static bool answer_arp(struct net_backend *b, const uint8_t *g)
-{
-	if (!(g[12] == 0x08 && g[13] == 0x06 && g[21] == 1))
-		return false;
-	uint8_t r[42] = {0};
-	memcpy(r, g + 6, 6);
-	memcpy(r + 6, guest_mac, 6);
-	memcpy(r + 12, g + 12, 8);
-	r[21] = 2;
-	memcpy(r + 22, guest_mac, 6);
-	memcpy(r + 28, g + 38, 4);
-	memcpy(r + 32, g + 22, 10);
-	b->ops->send(b, r, sizeof(r));
-	return true;
 }
 
 /*

@@ -20,6 +20,16 @@ struct net_hdr {
 };
 _Static_assert(sizeof(struct net_hdr) == NET_HDR_LEN, "virtio_net_hdr is 12 bytes");
 
+/* The frame after the header, gathered into buf, and counted. */
+static int64_t tx_take(const struct virtq_chain *c, uint8_t *buf, struct net_stats *s)
+{
+	size_t len = (size_t)(c->out_len - NET_HDR_LEN);
+	iov_to_buf(c->out, c->n_out, NET_HDR_LEN, buf, len);
+	s->tx_frames++;
+	s->tx_bytes += len;
+	return (int64_t)len;
+}
+
 int64_t net_tx_frame(const struct virtq_chain *c, uint8_t *buf, size_t max, struct net_stats *s)
 {
 	struct net_hdr h;
@@ -29,11 +39,7 @@ int64_t net_tx_frame(const struct virtq_chain *c, uint8_t *buf, size_t max, stru
 	/* No checksum or segmentation offload is offered: a header asking for one lies. */
 	if (h.flags || h.gso_type)
 		goto drop;
-	size_t len = (size_t)(c->out_len - NET_HDR_LEN);
-	iov_to_buf(c->out, c->n_out, NET_HDR_LEN, buf, len);
-	s->tx_frames++;
-	s->tx_bytes += len;
-	return (int64_t)len;
+	return tx_take(c, buf, s);
 drop:
 	s->tx_dropped++;
 	return -1;
@@ -66,10 +72,7 @@ int64_t net_tx_frame_offload(const struct virtq_chain *c, uint8_t *buf, size_t m
 	s->tx_csum += csum;
 	h.num_buffers = 0;
 	memcpy(hdr, &h, NET_HDR_LEN);
-	iov_to_buf(c->out, c->n_out, NET_HDR_LEN, buf, len);
-	s->tx_frames++;
-	s->tx_bytes += len;
-	return (int64_t)len;
+	return tx_take(c, buf, s);
 drop:
 	s->tx_dropped++;
 	return -1;

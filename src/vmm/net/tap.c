@@ -29,10 +29,10 @@ struct tap_backend {
 	uint8_t buf[NET_HDR_LEN + NET_STREAM_MAX];
 };
 
-static void tap_send(struct net_backend *b, const uint8_t *frame, size_t len)
+/* A frame behind its virtio_net_hdr; one the kernel cannot take now is dropped and counted. */
+static void tap_write(struct net_backend *b, const uint8_t *hdr, const uint8_t *frame, size_t len)
 {
 	struct tap_backend *t = (struct tap_backend *)b;
-	static const uint8_t hdr[NET_HDR_LEN];
 	struct iovec iov[2] = {{(void *)hdr, NET_HDR_LEN}, {(void *)frame, len}};
 	ssize_t n;
 	do
@@ -42,18 +42,17 @@ static void tap_send(struct net_backend *b, const uint8_t *frame, size_t len)
 		b->dropped++;
 }
 
+static void tap_send(struct net_backend *b, const uint8_t *frame, size_t len)
+{
+	static const uint8_t hdr[NET_HDR_LEN];
+	tap_write(b, hdr, frame, len);
+}
+
 /* Checksum and segmentation left to the host kernel, which checks the header again. */
 static void tap_send_offload(struct net_backend *b, const uint8_t *hdr, const uint8_t *frame,
 			     size_t len)
 {
-	struct tap_backend *t = (struct tap_backend *)b;
-	struct iovec iov[2] = {{(void *)hdr, NET_HDR_LEN}, {(void *)frame, len}};
-	ssize_t n;
-	do
-		n = writev(t->fd, iov, 2);
-	while (n < 0 && errno == EINTR);
-	if (n != (ssize_t)(NET_HDR_LEN + len))
-		b->dropped++;
+	tap_write(b, hdr, frame, len);
 }
 
 static unsigned int tap_poll_fill(struct net_backend *b, struct pollfd *fds, unsigned int max,

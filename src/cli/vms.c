@@ -118,19 +118,6 @@ static void vm_file(char *out, size_t size, const char *dir, const char *file)
 	snprintf(out, size, "%s/%s", dir, file);
 }
 
-/* Whether the VM in dir runs: its lock is held. 1 running, 0 not, -1 no such VM. */
-static int vm_running(const char *dir)
-{
-	char path[160];
-	vm_file(path, sizeof(path), dir, "lock");
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	int held = flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK;
-	close(fd);
-	return held;
-}
-
 static pid_t vm_pid(const char *dir)
 {
 	char path[160], buf[24] = "";
@@ -142,6 +129,50 @@ static pid_t vm_pid(const char *dir)
 		buf[0] = 0;
 	fclose(f);
 	return (pid_t)atoi(buf);
+}
+
+/*
+ * Whether process pid is gone or on its way out (PF_EXITING in /proc/PID/stat's flags, set as
+ * soon as a signal kills it): a VMM killed with SIGKILL holds its lock until the kernel has torn
+ * its VM down, some milliseconds after its sockets already closed.
+ */
+static bool pid_ending(pid_t pid)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = 0;
+	/* After the name's closing parenthesis: state ppid pgrp session tty tpgid flags. */
+	char *p = strrchr(buf, ')');
+	unsigned long flags = 0;
+	if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %lu", &flags) != 1)
+		return false;
+	return flags & 0x4; /* PF_EXITING */
+}
+
+/*
+ * Whether the VM in dir runs: its lock is held, by a VMM not on its way out. 1 running, 0 not, -1
+ * no such VM.
+ */
+static int vm_running(const char *dir)
+{
+	char path[160];
+	vm_file(path, sizeof(path), dir, "lock");
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	int held = flock(fd, LOCK_SH | LOCK_NB) < 0 && errno == EWOULDBLOCK;
+	close(fd);
+	pid_t pid;
+	if (held && (pid = vm_pid(dir)) > 0 && pid_ending(pid))
+		held = 0;
+	return held;
 }
 
 /* What a VM's directory holds, removed (what is already gone is fine). */

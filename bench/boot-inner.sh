@@ -17,10 +17,6 @@ median() { sort -n | awk '{v[NR]=$1} END {if (NR) printf "%.3f", NR%2 ? v[(NR+1)
 [ -f "$dir/qemu-initrd.cpio" ] ||
 	EC1_SETUP_ONLY=1 EC1_DUMP_INITRD=$dir/qemu-initrd.cpio "$EC1" run --net none -- /bin/true ||
 	{ echo "bench: ec1 could not make QEMU's initramfs"; exit 1; }
-say "ec1 run --net none -- /bin/true x $runs"
-"$dir/timeit" "$runs" "$EC1" run --net none -- /bin/true >$T/ec1 || { echo "bench: ec1 run failed"; exit 1; }
-ec1_ms=$(awk '/^median/ {print $2}' $T/ec1)
-
 # The same kernel and initramfs (ec1's base root + init + the /bin/true description), the same
 # command line, and the same virtio-console ports, under QEMU's microvm machine.
 cat >$T/qemu.sh <<QEMU
@@ -35,9 +31,21 @@ exec qemu-system-x86_64 -M microvm,x-option-roms=off,rtc=off,acpi=off -accel kvm
 	-chardev null,id=p3 -device virtserialport,nr=3,chardev=p3,name=ec1.stderr \
 	-chardev file,id=p4,path=$T/qemu-control -device virtserialport,nr=4,chardev=p4,name=ec1.control
 QEMU
-say "qemu -M microvm x $runs"
-"$dir/timeit" "$runs" sh $T/qemu.sh >$T/qemu || { echo "bench: qemu microvm failed:"; TIMEIT_SHOW=1 "$dir/timeit" 1 sh $T/qemu.sh; }
-qemu_ms=$(awk '/^median/ {print $2}' $T/qemu)
+# One run of each in turn, RUNS times: the rig's speed drifts by 20% and more within a run, and
+# a side timed in one block (as this script did until 2026-12-06) took whatever the rig had then
+# (three runs that day gave ratios 1.89, 1.42 and 0.83).
+say "ec1 run --net none -- /bin/true and qemu -M microvm, one of each in turn, x $runs"
+: >$T/ec1.ms
+: >$T/qemu.ms
+for i in $(seq "$runs"); do
+	"$dir/timeit" 1 "$EC1" run --net none -- /bin/true >$T/one || { echo "bench: ec1 run failed"; exit 1; }
+	awk '/^median/ {print $2}' $T/one >>$T/ec1.ms
+	"$dir/timeit" 1 sh $T/qemu.sh >$T/one ||
+		{ echo "bench: qemu microvm failed:"; TIMEIT_SHOW=1 "$dir/timeit" 1 sh $T/qemu.sh; break; }
+	awk '/^median/ {print $2}' $T/one >>$T/qemu.ms
+done
+ec1_ms=$(median <$T/ec1.ms)
+qemu_ms=$(median <$T/qemu.ms)
 grep -q 'exit 0' $T/qemu-control 2>/dev/null || echo "bench: WARNING: QEMU's guest did not report 'exit 0' (got: $(cat $T/qemu-control 2>/dev/null))"
 
 say "ec1 run --timing x $runs"

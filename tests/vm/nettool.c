@@ -60,6 +60,26 @@ static double now(void)
 	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
 }
 
+/* NAME in DNS wire form into out (256 bytes): its length; exits 2 on a name DNS cannot carry. */
+static size_t wire_name(const char *name, uint8_t *out)
+{
+	size_t n = 0;
+	for (const char *p = name; *p;) {
+		const char *dot = strchr(p, '.');
+		size_t l = dot ? (size_t)(dot - p) : strlen(p);
+		if (l == 0 || l > 63 || n + 1 + l > 254) {
+			fprintf(stderr, "nettool: %s: not a DNS name\n", name);
+			exit(2);
+		}
+		out[n++] = (uint8_t)l;
+		memcpy(out + n, p, l);
+		n += l;
+		p += l + (dot ? 1 : 0);
+	}
+	out[n++] = 0;
+	return n;
+}
+
 #define TXT_STRINGS 8 /* NAME's TXT record: 8 strings of 250 bytes, too long for UDP */
 
 /* The answer to query q (n bytes) in r (4096 bytes): NAME's A record is ip, its TXT record long;
@@ -132,18 +152,8 @@ static int dns(const char *a, const char *name, const char *ip)
 		perror("nettool: --dns");
 		return 1;
 	}
-	/* NAME in wire form, to compare with the question. */
 	uint8_t want[256];
-	size_t wl = 0;
-	for (const char *p = name; *p && wl < 200;) {
-		const char *dot = strchr(p, '.');
-		size_t l = dot ? (size_t)(dot - p) : strlen(p);
-		want[wl++] = (uint8_t)l;
-		memcpy(want + wl, p, l);
-		wl += l;
-		p += l + (dot ? 1 : 0);
-	}
-	want[wl++] = 0;
+	size_t wl = wire_name(name, want); /* to compare with the question */
 	for (;;) {
 		uint8_t q[512], r[4096];
 		struct pollfd p[2] = {{fd, POLLIN, 0}, {lst, POLLIN, 0}};
@@ -183,16 +193,7 @@ static int dns_tcp(const char *a, const char *name, const char *type)
 {
 	struct sockaddr_in s = addr(a, "53");
 	uint8_t q[300] = {0x12, 0x34, 0x01, 0x00, 0, 1}, r[4096];
-	size_t n = 12;
-	for (const char *p = name; *p && n < 250;) {
-		const char *dot = strchr(p, '.');
-		size_t l = dot ? (size_t)(dot - p) : strlen(p);
-		q[n++] = (uint8_t)l;
-		memcpy(q + n, p, l);
-		n += l;
-		p += l + (dot ? 1 : 0);
-	}
-	q[n++] = 0;
+	size_t n = 12 + wire_name(name, q + 12);
 	bool txt = strcmp(type, "TXT") == 0;
 	q[n++] = 0, q[n++] = txt ? 16 : 1, q[n++] = 0, q[n++] = 1;
 	int fd = socket(AF_INET, SOCK_STREAM, 0);

@@ -2,7 +2,8 @@
 # bench/net-inner.sh DIR MIB TRIPS ROUNDS: the part of bench/net that needs a KVM that can boot a
 # guest. DIR holds ec1, netbench, passt, vmlinux, rootfs.cpio. Each leg runs netbench --client in
 # a guest (the host's own figure: on the host) against netbench --serve on the loopback of the
-# network namespace it runs in, reached through the network's gateway address.
+# network namespace it runs in, reached through the network's gateway address. LEGS: which
+# (default all: ec1_nat qemu_user ec1_passt ec1_tap qemu_tap).
 dir=$1 mib=$2 trips=$3 rounds=${4:-2}
 export LD_LIBRARY_PATH=$dir EC1_KERNEL=$dir/vmlinux
 T=$(mktemp -d)
@@ -40,35 +41,69 @@ exit \$rc
 EOS
 	unshare -n sh $T/passt.sh
 }
-qemu_user() {
-	# QEMU's guest: the same kernel and root, a shell /init that sets eth0 up as slirp's
-	# 10.0.2.15 and runs the client on the serial console; the network device is its only
-	# virtio device (see bench/blk-inner.sh: microvm's second virtio-mmio device gets no
-	# interrupts in our guest).
-	mkdir -p $T/qinit
-	printf '%s\n' '#!/bin/sh' 'mount -t proc proc /proc; mount -t sysfs sys /sys' \
-		'ip link set lo up; ip addr add 10.0.2.15/24 dev eth0; ip link set eth0 up' \
-		'ip route add default via 10.0.2.2' "$(echo "$client" | sed s/GW/10.0.2.2/)" \
-		'echo qemu-bench-done' 'reboot -f' >$T/qinit/init
-	chmod +x $T/qinit/init
-	(cd $T/qinit && echo init | cpio -o -H newc 2>/dev/null) >$T/qinit.cpio
-	cat $T/root.cpio $T/qinit.cpio >$T/qemu-initrd.cpio
+# QEMU's guest: the same kernel and root, a shell /init that sets eth0 up as 10.0.2.15 and runs
+# the client on the serial console; the network device is its only virtio device (see
+# bench/blk-inner.sh: microvm's second virtio-mmio device gets no interrupts in our guest).
+# qemu_script NETDEV: $T/qemu.sh runs it with -netdev NETDEV.
+qemu_script() {
+	if [ ! -f $T/qemu-initrd.cpio ]; then
+		mkdir -p $T/qinit
+		printf '%s\n' '#!/bin/sh' 'mount -t proc proc /proc; mount -t sysfs sys /sys' \
+			'ip link set lo up; ip addr add 10.0.2.15/24 dev eth0; ip link set eth0 up' \
+			'ip route add default via 10.0.2.2' "$(echo "$client" | sed s/GW/10.0.2.2/)" \
+			'echo qemu-bench-done' 'reboot -f' >$T/qinit/init
+		chmod +x $T/qinit/init
+		(cd $T/qinit && echo init | cpio -o -H newc 2>/dev/null) >$T/qinit.cpio
+		cat $T/root.cpio $T/qinit.cpio >$T/qemu-initrd.cpio
+	fi
+	cat >$T/qemu.sh <<EOS
+exec timeout -s KILL 900 qemu-system-x86_64 -M microvm,x-option-roms=off,rtc=off,acpi=off \
+	-accel kvm -cpu host,-arch-capabilities -m 512 -smp 1 -nodefaults -no-user-config \
+	-display none -no-reboot -L /usr/share/qemu -serial file:$T/qemu-console \
+	-kernel "$dir/vmlinux" -initrd $T/qemu-initrd.cpio \
+	-append "console=ttyS0 quiet reboot=t panic=-1 rdinit=/init tsc=reliable no_timer_check" \
+	-netdev $1 -device virtio-net-device,netdev=n0
+EOS
 	rm -f $T/qemu-console
-	serve timeout -s KILL 900 qemu-system-x86_64 -M microvm,x-option-roms=off,rtc=off,acpi=off \
-		-accel kvm -cpu host,-arch-capabilities -m 512 -smp 1 -nodefaults -no-user-config \
-		-display none -no-reboot -L /usr/share/qemu -serial file:$T/qemu-console \
-		-kernel "$dir/vmlinux" -initrd $T/qemu-initrd.cpio \
-		-append "console=ttyS0 quiet reboot=t panic=-1 rdinit=/init tsc=reliable no_timer_check" \
-		-netdev user,id=n0 -device virtio-net-device,netdev=n0 >$T/qemu-err 2>&1 ||
-		say "qemu failed: $(head -c 600 $T/qemu-err)"
+}
+# What QEMU's guest printed, or why there is nothing.
+qemu_figures() {
 	grep -q qemu-bench-done $T/qemu-console 2>/dev/null ||
 		say "qemu gave no figures: $(head -c 300 $T/qemu-err) $(tail -c 1200 $T/qemu-console 2>/dev/null)"
 	tr -d '\r' <$T/qemu-console 2>/dev/null
 }
+qemu_user() {
+	qemu_script user,id=n0
+	serve sh $T/qemu.sh >$T/qemu-err 2>&1 || say "qemu failed: $(head -c 600 $T/qemu-err)"
+	qemu_figures
+}
+# A TAP in a network namespace of its own (10.0.2.2/24 on the host's side, where the server
+# listens), for ec1 (--net tap:, its checksum and segmentation offloads both ways) and QEMU
+# (-netdev tap, vhost off: there is no /dev/vhost-net here).
+tap() { # CMD...: CMD in a namespace with ec1tap0 up and a server on 10.0.2.2:5201
+	cat >$T/tap.sh <<EOS
+ip link set lo up && tunctl -t ec1tap0 >/dev/null && ip addr add 10.0.2.2/24 dev ec1tap0 &&
+ip link set ec1tap0 up || { echo "bench: no TAP" >&2; exit 1; }
+"$dir/netbench" --serve 10.0.2.2 5201 & sp=\$!
+$*; rc=\$?
+kill \$sp
+exit \$rc
+EOS
+	unshare -n sh $T/tap.sh
+}
+ec1_tap() {
+	tap timeout -s KILL 900 "$dir/ec1" run --timeout 800 --mem 512 -i $T/root.cpio \
+		--net tap:ec1tap0 --ip 10.0.2.15/24 -- $(echo "$client" | sed s/GW/10.0.2.2/)
+}
+qemu_tap() {
+	qemu_script tap,id=n0,ifname=ec1tap0,script=no,downscript=no,vhost=off
+	tap sh $T/qemu.sh >$T/qemu-err 2>&1 || say "qemu failed: $(head -c 600 $T/qemu-err)"
+	qemu_figures
+}
 host() { serve "$dir/netbench" --client 127.0.0.1 5201 "$mib" "$trips"; }
 
 get() { awk -v k="$1" '$1 == k {print $2}' "$2"; }
-legs="ec1_nat qemu_user ec1_passt"
+legs=${LEGS:-ec1_nat qemu_user ec1_passt ec1_tap qemu_tap}
 for r in $(seq 1 "$rounds"); do
 	# The order turns about each round, so that no leg always runs first on a cold rig.
 	if [ $((r % 2)) = 1 ]; then order=$legs; else order=$(echo $legs | awk '{for (i = NF; i; i--) printf "%s ", $i}'); fi
@@ -84,11 +119,11 @@ best() { # KEY NAME [min]: the best figure of the rounds (largest; smallest with
 }
 echo "TCP, guest = client, server on the host's loopback through the gateway; $mib MiB each way, $trips round trips, best of $rounds rounds:"
 printf "  %-12s %16s %16s %16s\n" "" "guest->host MB/s" "host->guest MB/s" "round trip us"
-for f in ec1_nat qemu_user ec1_passt host; do
+for f in $legs host; do
 	printf "  %-12s %16s %16s %16s\n" "$f" "$(best tx $f)" "$(best rx $f)" "$(best rr_us $f min)"
 done
 echo "  every round (tx rx rr_us):"
-for f in ec1_nat qemu_user ec1_passt host; do
+for f in $legs host; do
 	printf "  %-12s" "$f"
 	for r in $(seq 1 "$rounds"); do printf "  %s/%s/%s" "$(get tx $T/$f.$r)" "$(get rx $T/$f.$r)" "$(get rr_us $T/$f.$r)"; done
 	echo

@@ -138,7 +138,7 @@ static void rx_frames_written(void)
 	chain.in[1] = (struct iovec){mem + 100, 200};
 	chain.n_in = 2;
 	chain.in_len = 207;
-	CHECK(net_rx_frame(&chain, frame, sizeof(frame), &s) == NET_HDR_LEN + 100);
+	CHECK(net_rx_frame(&chain, NULL, frame, sizeof(frame), &s) == NET_HDR_LEN + 100);
 	uint8_t hdr[NET_HDR_LEN];
 	memcpy(hdr, mem, 7);
 	memcpy(hdr + 7, mem + 100, 5);
@@ -150,10 +150,10 @@ static void rx_frames_written(void)
 	chain.in_len = NET_HDR_LEN + 99;
 	chain.in[1].iov_len = NET_HDR_LEN + 99 - 7;
 	memset(mem, 0xee, sizeof(mem));
-	CHECK(net_rx_frame(&chain, frame, sizeof(frame), &s) == -1);
+	CHECK(net_rx_frame(&chain, NULL, frame, sizeof(frame), &s) == -1);
 	CHECK(mem[0] == 0xee);
-	CHECK(net_rx_frame(&chain, frame, NET_ETH_HDR - 1, &s) == -1);
-	CHECK(net_rx_frame(&chain, mem, NET_FRAME_MAX + 1, &s) == -1);
+	CHECK(net_rx_frame(&chain, NULL, frame, NET_ETH_HDR - 1, &s) == -1);
+	CHECK(net_rx_frame(&chain, NULL, mem, NET_FRAME_MAX + 1, &s) == -1);
 	CHECK(s.rx_frames == 1 && s.rx_bytes == 100 && s.rx_dropped == 3);
 }
 
@@ -173,7 +173,7 @@ static void rx_frames_merged(void)
 	first.in[1] = (struct iovec){mem + 5, 4091};
 	first.n_in = 2;
 	first.in_len = 4096;
-	size_t pos = net_rx_part(&first, frame, sizeof(frame), 0), chains = 1;
+	size_t pos = net_rx_part(&first, NULL, frame, sizeof(frame), 0), chains = 1;
 	CHECK(pos == 4096);
 	memcpy(back, mem, 4096);
 	while (pos < NET_HDR_LEN + sizeof(frame)) {
@@ -181,7 +181,7 @@ static void rx_frames_merged(void)
 		chain.in[0] = (struct iovec){mem + 8192 * chains, 4096};
 		chain.n_in = 1;
 		chain.in_len = 4096;
-		size_t k = net_rx_part(&chain, frame, sizeof(frame), pos);
+		size_t k = net_rx_part(&chain, NULL, frame, sizeof(frame), pos);
 		CHECK(k > 0 && k <= 4096);
 		if (!k)
 			return;
@@ -198,13 +198,76 @@ static void rx_frames_merged(void)
 	CHECK(memcmp(back, want, NET_HDR_LEN) == 0);
 	CHECK(memcmp(back + NET_HDR_LEN, frame, sizeof(frame)) == 0);
 	/* The run's end: nothing more to write. */
-	CHECK(net_rx_part(&chain, frame, sizeof(frame), NET_HDR_LEN + sizeof(frame)) == 0);
+	CHECK(net_rx_part(&chain, NULL, frame, sizeof(frame), NET_HDR_LEN + sizeof(frame)) == 0);
 	first.in_len = NET_HDR_LEN - 1;
 	first.in[1].iov_len = NET_HDR_LEN - 1 - 5;
-	CHECK(net_rx_part(&first, frame, sizeof(frame), 0) == 0);
+	CHECK(net_rx_part(&first, NULL, frame, sizeof(frame), 0) == 0);
 	chain.out[0] = (struct iovec){mem, 10};
 	chain.n_out = 1;
-	CHECK(net_rx_part(&chain, frame, sizeof(frame), 100) == 0);
+	CHECK(net_rx_part(&chain, NULL, frame, sizeof(frame), 100) == 0);
+}
+
+/*
+ * Receive offloads (a TAP's headers): each flag and GSO type only as the driver took it; a
+ * checksum place inside the frame; both checksum flags together, ECN, UDP, a GSO frame without a
+ * segment size, a whole frame past max: dropped. A header that passes reaches the guest as it
+ * was, num_buffers set by the device.
+ */
+static void rx_offload_headers_checked(void)
+{
+	struct net_stats s = {0};
+	const unsigned int all = NET_RX_OK_CSUM | NET_RX_OK_TSO4 | NET_RX_OK_TSO6;
+	uint8_t h[NET_HDR_LEN];
+#define HDR(fl, gso, gsz, cs, co)                                                   \
+	(memset(h, 0, sizeof(h)), h[0] = (fl), h[1] = (gso), h[4] = (uint8_t)(gsz), \
+	 h[5] = (uint8_t)((gsz) >> 8), h[6] = (cs), h[8] = (co), h[10] = 7, h)
+	CHECK(net_rx_hdr_check(HDR(0, 0, 0, 0, 0), 1514, 1518, 0, &s) == 0);
+	CHECK(h[10] == 0);
+	CHECK(net_rx_hdr_check(HDR(0, 0, 0, 0, 0), 1519, 1518, all, &s) == -1);
+	CHECK(net_rx_hdr_check(HDR(NET_HDR_F_NEEDS_CSUM, 0, 0, 34, 16), 100, 1518, all, &s) == 0);
+	CHECK(net_rx_hdr_check(HDR(NET_HDR_F_NEEDS_CSUM, 0, 0, 34, 16), 100, 1518, 0, &s) == -1);
+	CHECK(net_rx_hdr_check(HDR(NET_HDR_F_NEEDS_CSUM, 0, 0, 34, 16), 51, 1518, all, &s) == -1);
+	CHECK(net_rx_hdr_check(HDR(NET_HDR_F_NEEDS_CSUM, 0, 0, 10, 16), 100, 1518, all, &s) == -1);
+	CHECK(net_rx_hdr_check(HDR(NET_HDR_F_DATA_VALID, 0, 0, 0, 0), 100, 1518, all, &s) == 0);
+	CHECK(net_rx_hdr_check(HDR(NET_HDR_F_DATA_VALID, 0, 0, 0, 0), 100, 1518, 0, &s) == -1);
+	CHECK(net_rx_hdr_check(HDR(3, 0, 0, 34, 16), 100, 1518, all, &s) == -1);
+	CHECK(net_rx_hdr_check(HDR(4, 0, 0, 0, 0), 100, 1518, all, &s) == -1);
+	/* 64 KiB TCP segments, as taken. */
+	CHECK(net_rx_hdr_check(HDR(NET_HDR_F_NEEDS_CSUM, NET_HDR_GSO_TCPV4, 1448, 34, 16), 65000,
+			       1518, all, &s) == 0);
+	CHECK(net_rx_hdr_check(HDR(NET_HDR_F_DATA_VALID, NET_HDR_GSO_TCPV6, 1428, 0, 0), 65000,
+			       1518, all, &s) == 0);
+	CHECK(net_rx_hdr_check(HDR(NET_HDR_F_NEEDS_CSUM, NET_HDR_GSO_TCPV4, 1448, 34, 16), 65000,
+			       1518, NET_RX_OK_CSUM | NET_RX_OK_TSO6, &s) == -1);
+	CHECK(net_rx_hdr_check(HDR(NET_HDR_F_NEEDS_CSUM, NET_HDR_GSO_TCPV6, 1428, 54, 16), 65000,
+			       1518, NET_RX_OK_CSUM | NET_RX_OK_TSO4, &s) == -1);
+	CHECK(net_rx_hdr_check(HDR(NET_HDR_F_NEEDS_CSUM, NET_HDR_GSO_TCPV4, 0, 34, 16), 65000, 1518,
+			       all, &s) == -1);
+	CHECK(net_rx_hdr_check(HDR(NET_HDR_F_NEEDS_CSUM, NET_HDR_GSO_TCPV4 | 0x80, 1448, 34, 16),
+			       65000, 1518, all, &s) == -1);
+	CHECK(net_rx_hdr_check(HDR(NET_HDR_F_NEEDS_CSUM, 3 /* UDP */, 1448, 34, 6), 65000, 1518,
+			       all, &s) == -1);
+	CHECK(net_rx_hdr_check(HDR(0, 0, 0, 0, 0), NET_FRAME_MAX + 1, NET_FRAME_MAX, all, &s) ==
+	      -1);
+	CHECK(s.rx_gso == 2 && s.rx_csum == 2 && s.rx_dropped == 13);
+	/* Through a mergeable buffer: the header as it was, num_buffers from net_rx_buffers. */
+	uint8_t frame[64] = {1, 2, 3};
+	HDR(NET_HDR_F_NEEDS_CSUM, NET_HDR_GSO_TCPV4, 1448, 34, 16);
+	memset(mem, 0xee, sizeof(mem));
+	memset(&chain, 0, sizeof(chain));
+	chain.in[0] = (struct iovec){mem, 4096};
+	chain.n_in = 1;
+	chain.in_len = 4096;
+	CHECK(net_rx_part(&chain, h, frame, sizeof(frame), 0) == NET_HDR_LEN + sizeof(frame));
+	net_rx_buffers(&chain, 1);
+	h[10] = 1;
+	CHECK(memcmp(mem, h, NET_HDR_LEN) == 0 && mem[NET_HDR_LEN] == 1);
+	/* And whole into one chain. */
+	h[10] = 9;
+	CHECK(net_rx_frame(&chain, h, frame, sizeof(frame), &s) == NET_HDR_LEN + sizeof(frame));
+	h[10] = 1;
+	CHECK(memcmp(mem, h, NET_HDR_LEN) == 0);
+#undef HDR
 }
 
 static size_t got_n, got_len[64];
@@ -359,6 +422,7 @@ int main(void)
 	TEST(tx_offload_headers_checked);
 	TEST(rx_frames_written);
 	TEST(rx_frames_merged);
+	TEST(rx_offload_headers_checked);
 	TEST(stream_framing);
 	TEST(stream_backend);
 	return tests_failed ? 1 : 0;

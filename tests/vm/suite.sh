@@ -500,21 +500,27 @@ t_net_tap_in_own_netns_serves_http() {
 	rm -rf $T/www
 }
 t_net_tap_offloads_bulk_sha256() {
-	# Over a TAP in a namespace of its own, 64 MiB from the guest to a host-side receiver: equal
-	# sha256, and the guest left TCP segmentation to the host (the TSO frames --timing counts).
+	# Over a TAP in a namespace of its own, 64 MiB each way in one VM: from the guest to a
+	# host-side receiver, then from a host-side sender to the guest; equal sha256 both ways, the
+	# guest left TCP segmentation to the host (the TSO frames --timing counts) and took whole
+	# TCP segments from it (the GSO frames received).
 	nat_tools
 	n=67108864
 	unshare -n sh -c "ip link set lo up && tunctl -t ec1tap1 >/dev/null &&
 		ip addr add 10.0.2.2/24 dev ec1tap1 && ip link set ec1tap1 up &&
 		{ $dir/nettool --recv 10.0.2.2 9000 | sha256sum >$T/got & } &&
+		{ $dir/nettool --send 10.0.2.15 9001 $n >$T/send.out 2>&1 & } &&
 		timeout -s KILL 300 $EC1 run --timeout 240 --timing --net tap:ec1tap1 --ip 10.0.2.15/24 \
-			-V $T/nt:/mnt/nt:ro -- /mnt/nt/nettool --send 10.0.2.2 9000 $n 2>$T/timing; rc=\$?;
+			-V $T/nt:/mnt/nt:ro -- /bin/sh -c '/mnt/nt/nettool --send 10.0.2.2 9000 $n &&
+			/mnt/nt/nettool --recv 10.0.2.15 9001 | sha256sum' >$T/back 2>$T/timing; rc=\$?;
 		wait; exit \$rc" >$T/out 2>$T/err
 	rc=$?
 	want=$("$dir/nettool" --gen $n | sha256sum)
 	tso=$(grep -o 'offloads: [1-9][0-9]* frames sent for the host to segment' $T/timing | cut -d' ' -f1)
-	[ $rc = 0 ] || { head -c 2000 $T/err; grep -v '^ec1 timing' $T/timing | head -c 1000; }
-	check $name "0|$want|offloads:" "$rc|$(cat $T/got)|$tso"
+	gso=$(grep -o 'offloads: [1-9][0-9]* frames received whole' $T/timing | cut -d' ' -f1)
+	echo "      ($(grep -h 'offloads:' $T/timing | sed 's/^ec1 virtio-net: offloads: //' | tr '\n' ';'))"
+	[ $rc = 0 ] || { head -c 2000 $T/err; grep -v '^ec1 timing' $T/timing | head -c 1000; cat $T/send.out; }
+	check $name "0|$want|$want|offloads:|offloads:" "$rc|$(cat $T/got)|$(cat $T/back)|$tso|$gso"
 }
 t_net_flooding_guest_leaves_vmm_bounded() {
 	# 50,000 frames of 1,514 bytes (75 MB) from the guest, UDP to a static ARP entry, to a peer

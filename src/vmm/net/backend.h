@@ -17,6 +17,8 @@
 struct net_backend;
 
 typedef void (*net_deliver_fn)(void *ctx, const uint8_t *frame, size_t len);
+/* A frame with the virtio_net_hdr the backend's host side put before it (12 bytes, unchecked). */
+typedef void (*net_deliver_hdr_fn)(void *ctx, const uint8_t *hdr, const uint8_t *frame, size_t len);
 
 struct net_backend_ops {
 	const char *name;
@@ -42,6 +44,14 @@ struct net_backend_ops {
 	 */
 	void (*send_offload)(struct net_backend *b, const uint8_t *hdr, const uint8_t *frame,
 			     size_t len);
+	/*
+	 * Optional, with send_offload: the receive offloads the driver took (NET_RX_OK_* of
+	 * frame.h; 0 after a reset), set where frames come from. The backend then hands frames on
+	 * with their header (deliver_hdr), and the device offers the guest GUEST_CSUM, GUEST_TSO4
+	 * and GUEST_TSO6. Called from the vCPU thread that wrote DRIVER_OK or the reset. Returns 0
+	 * or -errno.
+	 */
+	int (*set_rx_offload)(struct net_backend *b, unsigned int ok);
 	void (*close)(struct net_backend *b);
 	/* One line of the backend's own counts for --timing, or NULL. */
 	void (*print_stats)(const struct net_backend *b, FILE *f);
@@ -54,7 +64,11 @@ struct net_backend {
 	/* Where frames for the guest go, set by the device before the first call; called only
 	 * from the device's thread, inside poll_done and send. */
 	net_deliver_fn deliver;
+	net_deliver_hdr_fn deliver_hdr; /* for a backend with set_rx_offload */
 	void *deliver_ctx;
+	/* Set by the device: frames wait for the guest's receive buffers; a backend reading a few
+	 * frames a pass stops there (they would only be dropped). */
+	bool rx_waiting;
 	uint64_t dropped; /* frames from the guest the backend could not take */
 	char why[128];	  /* what went wrong, once poll_done failed */
 };

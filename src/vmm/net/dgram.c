@@ -59,7 +59,7 @@ static int dgram_poll_done(struct net_backend *b, const struct pollfd *fds, unsi
 	}
 	if (!(fds[0].revents & (POLLIN | POLLHUP)))
 		return 0;
-	for (int i = 0; i < READS_PER_PASS; i++) {
+	for (int i = 0; i < READS_PER_PASS && !b->rx_waiting; i++) {
 		ssize_t r = read(d->fd, d->buf, sizeof(d->buf));
 		if (r < 0) {
 			if (errno == EAGAIN || errno == EINTR)

@@ -78,14 +78,48 @@ drop:
 	return -1;
 }
 
-int64_t net_rx_frame(const struct virtq_chain *c, const uint8_t *frame, size_t len,
+int net_rx_hdr_check(uint8_t hdr[NET_HDR_LEN], size_t len, size_t max, unsigned int ok,
 		     struct net_stats *s)
+{
+	struct net_hdr h;
+	memcpy(&h, hdr, sizeof(h));
+	bool csum = h.flags & NET_HDR_F_NEEDS_CSUM, valid = h.flags & NET_HDR_F_DATA_VALID;
+	if (len < NET_ETH_HDR || len > NET_FRAME_MAX)
+		goto drop;
+	if (h.flags & ~(NET_HDR_F_NEEDS_CSUM | NET_HDR_F_DATA_VALID) || (csum && valid) ||
+	    ((csum || valid) && !(ok & NET_RX_OK_CSUM)))
+		goto drop;
+	if (csum && (le16toh(h.csum_start) < NET_ETH_HDR ||
+		     (size_t)le16toh(h.csum_start) + le16toh(h.csum_offset) + 2 > len))
+		goto drop;
+	if (h.gso_type == 0) {
+		if (len > max)
+			goto drop;
+	} else if (!((h.gso_type == NET_HDR_GSO_TCPV4 && (ok & NET_RX_OK_TSO4)) ||
+		     (h.gso_type == NET_HDR_GSO_TCPV6 && (ok & NET_RX_OK_TSO6))) ||
+		   !le16toh(h.gso_size)) {
+		goto drop;
+	}
+	s->rx_gso += h.gso_type != 0;
+	s->rx_csum += csum;
+	hdr[10] = hdr[11] = 0; /* num_buffers */
+	return 0;
+drop:
+	s->rx_dropped++;
+	return -1;
+}
+
+int64_t net_rx_frame(const struct virtq_chain *c, const uint8_t *hdr, const uint8_t *frame,
+		     size_t len, struct net_stats *s)
 {
 	if (len < NET_ETH_HDR || len > NET_FRAME_MAX || c->in_len < NET_HDR_LEN + len) {
 		s->rx_dropped++;
 		return -1;
 	}
-	struct net_hdr h = {.num_buffers = 1};
+	struct net_hdr h = {0};
+	if (hdr)
+		memcpy(&h, hdr, sizeof(h));
+	h.num_buffers = htole16(1);
 	iov_from_buf(c->in, c->n_in, 0, &h, sizeof(h));
 	iov_from_buf(c->in, c->n_in, NET_HDR_LEN, frame, len);
 	s->rx_frames++;
@@ -93,7 +127,8 @@ int64_t net_rx_frame(const struct virtq_chain *c, const uint8_t *frame, size_t l
 	return (int64_t)(NET_HDR_LEN + len);
 }
 
-size_t net_rx_part(const struct virtq_chain *c, const uint8_t *frame, size_t len, size_t pos)
+size_t net_rx_part(const struct virtq_chain *c, const uint8_t *hdr, const uint8_t *frame,
+		   size_t len, size_t pos)
 {
 	size_t total = NET_HDR_LEN + len;
 	/* The header goes whole into the first chain: no part starts inside it. */
@@ -103,6 +138,9 @@ size_t net_rx_part(const struct virtq_chain *c, const uint8_t *frame, size_t len
 	size_t room = c->in_len < total - pos ? (size_t)c->in_len : total - pos, at = 0;
 	if (pos == 0) {
 		struct net_hdr h = {0};
+		if (hdr)
+			memcpy(&h, hdr, sizeof(h));
+		h.num_buffers = 0; /* net_rx_buffers says how many */
 		iov_from_buf(c->in, c->n_in, 0, &h, sizeof(h));
 		at = NET_HDR_LEN;
 	}

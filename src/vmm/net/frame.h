@@ -33,7 +33,7 @@ static inline size_t net_max_frame(unsigned int mtu)
 
 struct net_stats {
 	uint64_t tx_frames, tx_bytes, tx_dropped, tx_gso, tx_csum; /* the last two: offloaded */
-	uint64_t rx_frames, rx_bytes, rx_dropped;
+	uint64_t rx_frames, rx_bytes, rx_dropped, rx_gso, rx_csum; /* the last two: offloaded */
 };
 
 /*
@@ -61,21 +61,39 @@ int64_t net_tx_frame_offload(const struct virtq_chain *c, uint8_t *buf, size_t m
 			     unsigned int gso_ok, uint8_t hdr[NET_HDR_LEN], struct net_stats *s);
 
 /*
- * Writes a zeroed header (num_buffers 1) and frame into a receive chain. Returns the bytes
- * written (the used length), or -1 when the frame does not fit or is not a frame (dropped,
- * counted in s->rx_dropped; the chain may be returned with length 0).
+ * The receive offloads a TAP interface gives (VIRTIO_NET_F_GUEST_CSUM, GUEST_TSO4/6, virtio 1.2
+ * §5.1.6.4.1): frames behind a header that says their checksum is still to be completed
+ * (NEEDS_CSUM) or was checked already (DATA_VALID), and TCP segments of up to 64 KiB the guest
+ * takes whole (GSO). check looks at the header hdr of a frame of len bytes for the offloads the
+ * driver took (ok): flags NEEDS_CSUM (its place inside the frame) or DATA_VALID, not both, only
+ * with GUEST_CSUM; GSO only TCPv4 or TCPv6 as taken, with a segment size, and then the frame may
+ * reach NET_FRAME_MAX bytes, else max. num_buffers is zeroed. Returns 0, or -1: not for this
+ * guest (dropped, counted in s->rx_dropped).
  */
-int64_t net_rx_frame(const struct virtq_chain *c, const uint8_t *frame, size_t len,
+#define NET_HDR_F_DATA_VALID 2
+#define NET_RX_OK_CSUM	     1u /* the driver took GUEST_CSUM */
+#define NET_RX_OK_TSO4	     2u /* GUEST_TSO4 */
+#define NET_RX_OK_TSO6	     4u /* GUEST_TSO6 */
+int net_rx_hdr_check(uint8_t hdr[NET_HDR_LEN], size_t len, size_t max, unsigned int ok,
 		     struct net_stats *s);
 
 /*
- * Mergeable receive buffers (VIRTIO_NET_F_MRG_RXBUF, §5.1.6.4): a frame spread over as many
- * receive chains as it needs. Seen as one run of bytes, a zeroed header then the frame, part
- * writes what it can of that run from offset pos into chain c and returns how much (0 when c has
- * no room or readable parts: not a receive buffer); the first chain must take the whole header.
- * buffers then puts the number of chains used into the first chain's header.
+ * Writes a header (hdr, or zeroes when NULL; num_buffers 1) and frame into a receive chain.
+ * Returns the bytes written (the used length), or -1 when the frame does not fit or is not a
+ * frame (dropped, counted in s->rx_dropped; the chain may be returned with length 0).
  */
-size_t net_rx_part(const struct virtq_chain *c, const uint8_t *frame, size_t len, size_t pos);
+int64_t net_rx_frame(const struct virtq_chain *c, const uint8_t *hdr, const uint8_t *frame,
+		     size_t len, struct net_stats *s);
+
+/*
+ * Mergeable receive buffers (VIRTIO_NET_F_MRG_RXBUF, §5.1.6.4): a frame spread over as many
+ * receive chains as it needs. Seen as one run of bytes, a header (hdr, or zeroes when NULL) then
+ * the frame, part writes what it can of that run from offset pos into chain c and returns how
+ * much (0 when c has no room or readable parts: not a receive buffer); the first chain must take
+ * the whole header. buffers then puts the number of chains used into the first chain's header.
+ */
+size_t net_rx_part(const struct virtq_chain *c, const uint8_t *hdr, const uint8_t *frame,
+		   size_t len, size_t pos);
 void net_rx_buffers(const struct virtq_chain *first, uint16_t n);
 
 /* Stream framing: bytes read go into buf + have (room: NET_STREAM_BUF - have). */

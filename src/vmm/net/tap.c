@@ -2,10 +2,12 @@
  * The TAP backend (backend.h): a host TAP interface (/dev/net/tun, IFF_TAP | IFF_NO_PI |
  * IFF_VNET_HDR), one frame per read and write behind a 12-byte virtio_net_hdr. The guest's
  * transmit offloads pass through (send_offload: a checksum to fill in, a TCP segment of up to
- * 64 KiB to cut, which the host kernel does and checks again); no offload is set for reading,
- * so the kernel never hands us a segmentation header; a frame it cannot take now (its queue
- * full) is dropped, as a NIC would. Input is read only while the guest has room, a few frames a
- * pass.
+ * 64 KiB to cut, which the host kernel does and checks again); so do its receive offloads: the
+ * ones the driver took are set on the interface (TUNSETOFFLOAD), and the host's kernel then
+ * hands over unfinished checksums and whole TCP segments of up to 64 KiB, which go to the guest
+ * with their header (the device checks it against what the driver took). A frame the kernel
+ * cannot take now (its queue full) is dropped, as a NIC would. Input is read only while the
+ * guest has room, a few frames a pass.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -26,7 +28,7 @@
 struct tap_backend {
 	struct net_backend b;
 	int fd;
-	uint8_t buf[NET_HDR_LEN + NET_STREAM_MAX];
+	uint8_t buf[NET_HDR_LEN + NET_FRAME_MAX + 1]; /* a read that fills it was cut short */
 };
 
 /* A frame behind its virtio_net_hdr; one the kernel cannot take now is dropped and counted. */
@@ -55,6 +57,16 @@ static void tap_send_offload(struct net_backend *b, const uint8_t *hdr, const ui
 	tap_write(b, hdr, frame, len);
 }
 
+static int tap_set_rx_offload(struct net_backend *b, unsigned int ok)
+{
+	struct tap_backend *t = (struct tap_backend *)b;
+	unsigned long f = 0;
+	if (ok & NET_RX_OK_CSUM) /* segmentation only with checksums (as the kernel has it) */
+		f = TUN_F_CSUM | (ok & NET_RX_OK_TSO4 ? TUN_F_TSO4 : 0) |
+		    (ok & NET_RX_OK_TSO6 ? TUN_F_TSO6 : 0);
+	return ioctl(t->fd, TUNSETOFFLOAD, f) < 0 ? -errno : 0;
+}
+
 static unsigned int tap_poll_fill(struct net_backend *b, struct pollfd *fds, unsigned int max,
 				  bool want_rx, int *timeout_ms)
 {
@@ -77,7 +89,7 @@ static int tap_poll_done(struct net_backend *b, const struct pollfd *fds, unsign
 	}
 	if (!(fds[0].revents & POLLIN))
 		return 0;
-	for (int i = 0; i < READS_PER_PASS; i++) {
+	for (int i = 0; i < READS_PER_PASS && !b->rx_waiting; i++) {
 		ssize_t r = read(t->fd, t->buf, sizeof(t->buf));
 		if (r < 0) {
 			if (errno == EAGAIN || errno == EINTR)
@@ -86,10 +98,13 @@ static int tap_poll_done(struct net_backend *b, const struct pollfd *fds, unsign
 				 strerror(errno));
 			return -errno;
 		}
-		/* Without offloads set the header is all zeroes; a frame with one is not ours. */
-		if (r < NET_HDR_LEN || t->buf[0] || t->buf[1])
+		if (r < NET_HDR_LEN || (size_t)r == sizeof(t->buf))
 			continue;
-		b->deliver(b->deliver_ctx, t->buf + NET_HDR_LEN, (size_t)r - NET_HDR_LEN);
+		size_t len = (size_t)r - NET_HDR_LEN;
+		if (b->deliver_hdr)
+			b->deliver_hdr(b->deliver_ctx, t->buf, t->buf + NET_HDR_LEN, len);
+		else if (!t->buf[0] && !t->buf[1]) /* no offloads set: a header is not ours */
+			b->deliver(b->deliver_ctx, t->buf + NET_HDR_LEN, len);
 	}
 	return 0;
 }
@@ -107,6 +122,7 @@ static const struct net_backend_ops tap_ops = {
 	.poll_done = tap_poll_done,
 	.send = tap_send,
 	.send_offload = tap_send_offload,
+	.set_rx_offload = tap_set_rx_offload,
 	.close = tap_close,
 };
 

@@ -1,8 +1,9 @@
 /*
  * virtio-net (virtio 1.2 §5.1): one receive and one transmit queue, MAC, STATUS (link up), MTU
  * (the backend's: 32,768 for the NAT, 65,520 for passt started by ec1, else 1,500) and
- * mergeable receive buffers (a large frame spread over the driver's page-sized buffers), no
- * offloads, served by the device's own thread, which polls its kick eventfd and the backend's
+ * mergeable receive buffers (a large frame spread over the driver's page-sized buffers);
+ * checksum and TCP segmentation offloads both ways where the backend takes them (a TAP),
+ * served by the device's own thread, which polls its kick eventfd and the backend's
  * descriptors together (net/backend.h). Frames are checked by net/frame.c; what the guest has
  * no receive buffer for waits in a small bounded buffer, beyond it is dropped and counted (TCP
  * sends it again), so neither a flooding guest nor a flooding peer grows the VMM.
@@ -29,18 +30,22 @@
 #define QUEUE_SIZE     256
 #define RXQ	       0
 #define TXQ	       1
-#define PENDING_MIN    (64u << 10) /* bytes of frames waiting for receive buffers, at least */
-#define PENDING_FRAMES 4	   /* and room for this many of the largest frames */
-#define TX_BATCH       64	   /* transmit chains per pass before input gets a turn */
+#define PENDING_MIN    (64u << 10)	 /* bytes of frames waiting for receive buffers, at least */
+#define PENDING_FRAMES 4		 /* and room for this many of the largest frames */
+#define PENDING_REC    (2 + NET_HDR_LEN) /* a waiting frame's length (host order) and header */
+#define TX_BATCH       64		 /* transmit chains per pass before input gets a turn */
 
-#define NET_F_CSUM	(1ull << 0)
-#define NET_F_HOST_TSO4 (1ull << 11)
-#define NET_F_HOST_TSO6 (1ull << 12)
-#define NET_F_MTU	(1ull << 3)
-#define NET_F_MAC	(1ull << 5)
-#define NET_F_MRG_RXBUF (1ull << 15)
-#define NET_F_STATUS	(1ull << 16)
-#define NET_S_LINK_UP	1
+#define NET_F_CSUM	 (1ull << 0)
+#define NET_F_GUEST_CSUM (1ull << 1)
+#define NET_F_GUEST_TSO4 (1ull << 7)
+#define NET_F_GUEST_TSO6 (1ull << 8)
+#define NET_F_HOST_TSO4	 (1ull << 11)
+#define NET_F_HOST_TSO6	 (1ull << 12)
+#define NET_F_MTU	 (1ull << 3)
+#define NET_F_MAC	 (1ull << 5)
+#define NET_F_MRG_RXBUF	 (1ull << 15)
+#define NET_F_STATUS	 (1ull << 16)
+#define NET_S_LINK_UP	 1
 
 /* Configuration layout (§5.1.4). */
 #define CFG_MAC	   0
@@ -69,7 +74,7 @@ struct virtio_net {
 	uint64_t pending_dropped;
 	size_t pending_len, pending_max;
 	uint8_t frame[NET_FRAME_MAX];
-	uint8_t *pending; /* records: length (2 bytes, host order), frame */
+	uint8_t *pending; /* records: length (2 bytes, host order), header, frame */
 };
 
 static void net_notify(struct virtio_mmio_dev *d, unsigned int q)
@@ -83,7 +88,8 @@ static void net_notify(struct virtio_mmio_dev *d, unsigned int q)
  * With mergeable receive buffers: the frame over as many chains as it takes, returned together.
  * 1: done (or dropped as unfit), 0: not chains enough yet (none is taken).
  */
-static int rx_put_merged(struct virtio_net *n, struct virtq *q, const uint8_t *frame, size_t len)
+static int rx_put_merged(struct virtio_net *n, struct virtq *q, const uint8_t *hdr,
+			 const uint8_t *frame, size_t len)
 {
 	size_t total = NET_HDR_LEN + len, done = 0;
 	unsigned int k = 0;
@@ -95,7 +101,7 @@ static int rx_put_merged(struct virtio_net *n, struct virtq *q, const uint8_t *f
 			n->be_failed = true;
 			return 1;
 		}
-		size_t part = r ? net_rx_part(c, frame, len, done) : 0;
+		size_t part = r ? net_rx_part(c, hdr, frame, len, done) : 0;
 		if (!part) {
 			/* Out of chains (or the ring is too small for the frame), or one that is no
 			 * receive buffer: every chain stays the guest's. */
@@ -117,14 +123,17 @@ static int rx_put_merged(struct virtio_net *n, struct virtq *q, const uint8_t *f
 	return 1;
 }
 
-/* Puts a frame in the next receive chain. 1: done (or dropped as unfit), 0: no chain. */
-static int rx_put(struct virtio_net *n, const uint8_t *frame, size_t len)
+/*
+ * Puts a frame (behind hdr, or a zeroed header when NULL) in the next receive chain. 1: done
+ * (or dropped as unfit), 0: no chain.
+ */
+static int rx_put(struct virtio_net *n, const uint8_t *hdr, const uint8_t *frame, size_t len)
 {
 	struct virtq *q = &n->dev->queues[RXQ];
 	if (!q->ready)
 		return 0;
 	if (n->dev->driver_features & NET_F_MRG_RXBUF)
-		return rx_put_merged(n, q, frame, len);
+		return rx_put_merged(n, q, hdr, frame, len);
 	int r = virtq_pop(q, n->dev->host->mem, &n->rx_chain);
 	if (r < 0) {
 		virtio_mmio_fail(n->dev, "malformed descriptor chain");
@@ -133,7 +142,7 @@ static int rx_put(struct virtio_net *n, const uint8_t *frame, size_t len)
 	}
 	if (r == 0)
 		return 0;
-	int64_t used = net_rx_frame(&n->rx_chain, frame, len, &n->stats);
+	int64_t used = net_rx_frame(&n->rx_chain, hdr, frame, len, &n->stats);
 	if (used < 0) {
 		virtq_unpop(q); /* the buffer stays the guest's; the frame is gone */
 		return 1;
@@ -150,27 +159,61 @@ static void rx_flush(struct virtio_net *n)
 	while (pos < n->pending_len) {
 		uint16_t len;
 		memcpy(&len, n->pending + pos, 2);
-		if (!rx_put(n, n->pending + pos + 2, len))
+		if (!rx_put(n, n->pending + pos + 2, n->pending + pos + PENDING_REC, len))
 			break; /* no buffer */
-		pos += 2 + (size_t)len;
+		pos += PENDING_REC + (size_t)len;
 	}
 	memmove(n->pending, n->pending + pos, n->pending_len - pos);
 	n->pending_len -= pos;
+	n->be->rx_waiting = n->pending_len != 0;
 }
 
-static void deliver(void *ctx, const uint8_t *frame, size_t len)
+/* A frame for the guest (behind hdr, checked, or a zeroed header): in, or waiting, or dropped. */
+static void rx_frame(struct virtio_net *n, const uint8_t *hdr, const uint8_t *frame, size_t len)
 {
-	struct virtio_net *n = ctx;
-	if (!n->pending_len && rx_put(n, frame, len))
+	static const uint8_t zero[NET_HDR_LEN];
+	if (!n->pending_len && rx_put(n, hdr, frame, len))
 		return;
-	if (len > n->max_frame || n->pending_len + 2 + len > n->pending_max) {
+	if (len > NET_FRAME_MAX || n->pending_len + PENDING_REC + len > n->pending_max) {
 		n->pending_dropped++;
 		return;
 	}
 	uint16_t l = (uint16_t)len;
 	memcpy(n->pending + n->pending_len, &l, 2);
-	memcpy(n->pending + n->pending_len + 2, frame, len);
-	n->pending_len += 2 + len;
+	memcpy(n->pending + n->pending_len + 2, hdr ? hdr : zero, NET_HDR_LEN);
+	memcpy(n->pending + n->pending_len + PENDING_REC, frame, len);
+	n->pending_len += PENDING_REC + len;
+	n->be->rx_waiting = true;
+}
+
+static void deliver(void *ctx, const uint8_t *frame, size_t len)
+{
+	struct virtio_net *n = ctx;
+	if (len > n->max_frame) {
+		n->pending_dropped++;
+		return;
+	}
+	rx_frame(n, NULL, frame, len);
+}
+
+/* The receive offloads the driver took (NET_RX_OK_*). */
+static unsigned int rx_offloads(const struct virtio_net *n)
+{
+	uint64_t f = n->dev->driver_features;
+	return (f & NET_F_GUEST_CSUM ? NET_RX_OK_CSUM : 0) |
+	       (f & NET_F_GUEST_TSO4 ? NET_RX_OK_TSO4 : 0) |
+	       (f & NET_F_GUEST_TSO6 ? NET_RX_OK_TSO6 : 0);
+}
+
+/* A frame behind the header the host put before it (a TAP's): checked against what the driver
+ * took (a frame read before the offloads changed may not fit them: dropped, counted). */
+static void deliver_hdr(void *ctx, const uint8_t *hdr, const uint8_t *frame, size_t len)
+{
+	struct virtio_net *n = ctx;
+	uint8_t h[NET_HDR_LEN];
+	memcpy(h, hdr, NET_HDR_LEN);
+	if (net_rx_hdr_check(h, len, n->max_frame, rx_offloads(n), &n->stats) == 0)
+		rx_frame(n, h, frame, len);
 }
 
 /* Transmit chains to the backend. Returns whether more may be waiting. */
@@ -287,10 +330,25 @@ static void net_main(struct worker *w, void *arg)
 	}
 }
 
+/* The receive offloads the driver took, set where the frames come from. */
+static void net_driver_ok(struct virtio_mmio_dev *d)
+{
+	struct virtio_net *n = d->priv;
+	unsigned int ok = rx_offloads(n);
+	int err = n->be->ops->set_rx_offload(n->be, ok);
+	if (err)
+		vm_log(EC1_LOG_WARN,
+		       "virtio-net: %s backend: receive offloads: %s; frames come whole",
+		       n->be->ops->name, strerror(-err));
+}
+
 static void net_reset(struct virtio_mmio_dev *d)
 {
 	struct virtio_net *n = d->priv;
 	n->pending_len = 0; /* under the queue lock, held for writing: the thread is out of it */
+	n->be->rx_waiting = false;
+	if (n->be->ops->set_rx_offload)
+		(void)n->be->ops->set_rx_offload(n->be, 0);
 }
 
 static void net_stop(struct virtio_mmio_dev *d)
@@ -333,24 +391,32 @@ static void net_print_stats(const struct virtio_mmio_dev *d)
 			"ec1 virtio-net: offloads: %llu frames sent for the host to segment (TSO), "
 			"%llu to checksum\n",
 			(unsigned long long)s->tx_gso, (unsigned long long)s->tx_csum);
+	if (n->dev->driver_features & NET_F_GUEST_CSUM)
+		fprintf(stderr,
+			"ec1 virtio-net: offloads: %llu frames received whole for the guest to "
+			"segment (GSO), %llu to checksum\n",
+			(unsigned long long)s->rx_gso, (unsigned long long)s->rx_csum);
 	if (n->be->ops->print_stats)
 		n->be->ops->print_stats(n->be, stderr);
 }
 
-#define NET_OPS(more_features)                                                                    \
-	{                                                                                         \
-		.name = "net", .device_id = VIRTIO_ID_NET,                                        \
-		.features = VIRTIO_F_INDIRECT_DESC | NET_F_MAC | NET_F_STATUS | NET_F_MTU |       \
-			    NET_F_MRG_RXBUF | (more_features),                                    \
-		.num_queues = 2, .queue_max = QUEUE_SIZE, .config_size = CFG_SIZE,                \
-		.notify = net_notify, .reset = net_reset, .stop = net_stop, .finish = net_finish, \
-		.destroy = net_destroy, .print_stats = net_print_stats,                           \
+#define NET_OPS(more_features, on_driver_ok)                                                \
+	{                                                                                   \
+		.name = "net", .device_id = VIRTIO_ID_NET,                                  \
+		.features = VIRTIO_F_INDIRECT_DESC | NET_F_MAC | NET_F_STATUS | NET_F_MTU | \
+			    NET_F_MRG_RXBUF | (more_features),                              \
+		.num_queues = 2, .queue_max = QUEUE_SIZE, .config_size = CFG_SIZE,          \
+		.notify = net_notify, .driver_ok = (on_driver_ok), .reset = net_reset,      \
+		.stop = net_stop, .finish = net_finish, .destroy = net_destroy,             \
+		.print_stats = net_print_stats,                                             \
 	}
-static const struct virtio_dev_ops net_ops = NET_OPS(0);
-/* A backend that takes transmit offloads (TAP): the guest may leave checksums and TCP
- * segmentation to it. */
+static const struct virtio_dev_ops net_ops = NET_OPS(0, NULL);
+/* A backend that takes offloads both ways (TAP): the guest may leave checksums and TCP
+ * segmentation to it, and takes checksums to complete and whole TCP segments from it. */
 static const struct virtio_dev_ops net_ops_offload =
-	NET_OPS(NET_F_CSUM | NET_F_HOST_TSO4 | NET_F_HOST_TSO6);
+	NET_OPS(NET_F_CSUM | NET_F_HOST_TSO4 | NET_F_HOST_TSO6 | NET_F_GUEST_CSUM |
+			NET_F_GUEST_TSO4 | NET_F_GUEST_TSO6,
+		net_driver_ok);
 
 void virtio_net_prepare(const struct vm_config *cfg)
 {
@@ -401,21 +467,22 @@ int virtio_net_add(struct vm *vm, char *msg, size_t msg_size)
 		VM_FAIL(cfg->kind == VM_NET_STREAM ? EC1_ENOMEM : EC1_EINVAL, "network: %s: %s",
 			kinds[cfg->kind], why);
 	}
+	/* Offloads both ways, or none. */
+	bool offload = n->be->ops->send_offload && n->be->ops->set_rx_offload;
 	n->be->deliver = deliver;
+	n->be->deliver_hdr = offload ? deliver_hdr : NULL;
 	n->be->deliver_ctx = n;
 	unsigned int mtu = n->be->mtu ? n->be->mtu : NET_MTU;
 	if (mtu > NET_MTU_MAX)
 		mtu = NET_MTU_MAX;
 	n->max_frame = net_max_frame(mtu);
-	n->pending_max = PENDING_FRAMES * (2 + n->max_frame);
+	n->pending_max = PENDING_FRAMES * (PENDING_REC + (offload ? NET_FRAME_MAX : n->max_frame));
 	if (n->pending_max < PENDING_MIN)
 		n->pending_max = PENDING_MIN;
 	n->fds = calloc(1 + n->be->max_fds, sizeof(*n->fds));
 	n->pending = malloc(n->pending_max);
 	int err = n->fds && n->pending ? worker_init(&n->worker) : -ENOMEM;
-	err = err
-		      ?: vm_add_mmio(vm, n->be->ops->send_offload ? &net_ops_offload : &net_ops, n,
-				     &n->dev);
+	err = err ?: vm_add_mmio(vm, offload ? &net_ops_offload : &net_ops, n, &n->dev);
 	if (err) {
 		n->be->ops->close(n->be);
 		worker_free(&n->worker);

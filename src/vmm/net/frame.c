@@ -45,6 +45,24 @@ drop:
 	return -1;
 }
 
+/*
+ * What an offload header says of a frame of len bytes, both ways: a checksum place (NEEDS_CSUM)
+ * inside the frame past the Ethernet header; no segmentation and at most max bytes, or TCPv4 or
+ * TCPv6 segmentation as allowed, with a segment size.
+ */
+static bool offload_fits(const struct net_hdr *h, size_t len, size_t max, bool tso4, bool tso6)
+{
+	if ((h->flags & NET_HDR_F_NEEDS_CSUM) &&
+	    (le16toh(h->csum_start) < NET_ETH_HDR ||
+	     (size_t)le16toh(h->csum_start) + le16toh(h->csum_offset) + 2 > len))
+		return false;
+	if (h->gso_type == 0)
+		return len <= max;
+	return ((h->gso_type == NET_HDR_GSO_TCPV4 && tso4) ||
+		(h->gso_type == NET_HDR_GSO_TCPV6 && tso6)) &&
+	       le16toh(h->gso_size);
+}
+
 int64_t net_tx_frame_offload(const struct virtq_chain *c, uint8_t *buf, size_t max,
 			     unsigned int gso_ok, uint8_t hdr[NET_HDR_LEN], struct net_stats *s)
 {
@@ -54,20 +72,11 @@ int64_t net_tx_frame_offload(const struct virtq_chain *c, uint8_t *buf, size_t m
 		goto drop;
 	iov_to_buf(c->out, c->n_out, 0, &h, sizeof(h));
 	size_t len = (size_t)(c->out_len - NET_HDR_LEN);
-	uint16_t csum_start = le16toh(h.csum_start), csum_offset = le16toh(h.csum_offset);
 	bool csum = h.flags & NET_HDR_F_NEEDS_CSUM;
-	if (h.flags & ~NET_HDR_F_NEEDS_CSUM)
+	/* Segmentation only with a checksum to fill in (the host kernel wants one). */
+	if (h.flags & ~NET_HDR_F_NEEDS_CSUM || (h.gso_type && !csum) ||
+	    !offload_fits(&h, len, max, gso_ok & NET_GSO_OK_TCPV4, gso_ok & NET_GSO_OK_TCPV6))
 		goto drop;
-	if (csum && (csum_start < NET_ETH_HDR || (size_t)csum_start + csum_offset + 2 > len))
-		goto drop;
-	if (h.gso_type == 0) {
-		if (len > max)
-			goto drop;
-	} else if (!((h.gso_type == NET_HDR_GSO_TCPV4 && (gso_ok & NET_GSO_OK_TCPV4)) ||
-		     (h.gso_type == NET_HDR_GSO_TCPV6 && (gso_ok & NET_GSO_OK_TCPV6))) ||
-		   !csum || !le16toh(h.gso_size)) {
-		goto drop;
-	}
 	s->tx_gso += h.gso_type != 0;
 	s->tx_csum += csum;
 	h.num_buffers = 0;
@@ -84,29 +93,17 @@ int net_rx_hdr_check(uint8_t hdr[NET_HDR_LEN], size_t len, size_t max, unsigned 
 	struct net_hdr h;
 	memcpy(&h, hdr, sizeof(h));
 	bool csum = h.flags & NET_HDR_F_NEEDS_CSUM, valid = h.flags & NET_HDR_F_DATA_VALID;
-	if (len < NET_ETH_HDR || len > NET_FRAME_MAX)
-		goto drop;
-	if (h.flags & ~(NET_HDR_F_NEEDS_CSUM | NET_HDR_F_DATA_VALID) || (csum && valid) ||
-	    ((csum || valid) && !(ok & NET_RX_OK_CSUM)))
-		goto drop;
-	if (csum && (le16toh(h.csum_start) < NET_ETH_HDR ||
-		     (size_t)le16toh(h.csum_start) + le16toh(h.csum_offset) + 2 > len))
-		goto drop;
-	if (h.gso_type == 0) {
-		if (len > max)
-			goto drop;
-	} else if (!((h.gso_type == NET_HDR_GSO_TCPV4 && (ok & NET_RX_OK_TSO4)) ||
-		     (h.gso_type == NET_HDR_GSO_TCPV6 && (ok & NET_RX_OK_TSO6))) ||
-		   !le16toh(h.gso_size)) {
-		goto drop;
+	if (len < NET_ETH_HDR || len > NET_FRAME_MAX ||
+	    h.flags & ~(NET_HDR_F_NEEDS_CSUM | NET_HDR_F_DATA_VALID) || (csum && valid) ||
+	    ((csum || valid) && !(ok & NET_RX_OK_CSUM)) ||
+	    !offload_fits(&h, len, max, ok & NET_RX_OK_TSO4, ok & NET_RX_OK_TSO6)) {
+		s->rx_dropped++;
+		return -1;
 	}
 	s->rx_gso += h.gso_type != 0;
 	s->rx_csum += csum;
 	hdr[10] = hdr[11] = 0; /* num_buffers */
 	return 0;
-drop:
-	s->rx_dropped++;
-	return -1;
 }
 
 int64_t net_rx_frame(const struct virtq_chain *c, const uint8_t *hdr, const uint8_t *frame,

@@ -23,6 +23,16 @@ static int host_ioeventfd(void *ctx, uint64_t addr, uint32_t len, int fd)
 	return ioctl(vm->vm_fd, KVM_IOEVENTFD, &io) < 0 ? -errno : 0;
 }
 
+/* A zone whose writes wait in the coalesced ring (only where the VM has one). */
+static int host_coalesce(void *ctx, uint64_t addr, uint32_t len)
+{
+	struct vm *vm = ctx;
+	if (!vm->coalesced_page)
+		return -ENOTSUP;
+	struct kvm_coalesced_mmio_zone z = {.addr = addr, .size = len};
+	return ioctl(vm->vm_fd, KVM_REGISTER_COALESCED_MMIO, &z) < 0 ? -errno : 0;
+}
+
 static void host_fail(void *ctx, const char *device, const char *what)
 {
 	vm_stop(ctx, EC1_EGUEST, "guest driver error on virtio-%s: %s", device, what);
@@ -40,6 +50,7 @@ int vm_add_mmio(struct vm *vm, const struct virtio_dev_ops *ops, void *priv,
 			.ctx = vm,
 			.irq = host_irq,
 			.ioeventfd = host_ioeventfd,
+			.coalesce = host_coalesce,
 			.fail = host_fail,
 		};
 	struct virtio_mmio_dev *d =
@@ -63,6 +74,28 @@ bool vm_bus_mmio(struct vm *vm, uint64_t addr, uint8_t *data, uint32_t len, bool
 	virtio_mmio_access(vm->devs[i], (addr - ARCH_MMIO_BASE) % ARCH_MMIO_STRIDE, data, len,
 			   is_write);
 	return true;
+}
+
+void vm_bus_flush_coalesced(struct vm *vm)
+{
+	struct kvm_coalesced_mmio_ring *ring = vm->coalesced;
+	if (!ring || __atomic_load_n(&ring->first, __ATOMIC_ACQUIRE) ==
+			     __atomic_load_n(&ring->last, __ATOMIC_ACQUIRE))
+		return;
+	const uint32_t max = vm->coalesced_max;
+	pthread_mutex_lock(&vm->coalesced_lock);
+	uint32_t first = ring->first;
+	while (first < max && first != __atomic_load_n(&ring->last, __ATOMIC_ACQUIRE)) {
+		struct kvm_coalesced_mmio e = ring->coalesced_mmio[first];
+		uint64_t i = (e.phys_addr - ARCH_MMIO_BASE) / ARCH_MMIO_STRIDE;
+		if (e.phys_addr >= ARCH_MMIO_BASE && e.len <= sizeof(e.data) && i < vm->nr_devs)
+			virtio_mmio_write_coalesced(
+				vm->devs[i], (e.phys_addr - ARCH_MMIO_BASE) % ARCH_MMIO_STRIDE,
+				e.data, e.len);
+		first = (first + 1) % max;
+		__atomic_store_n(&ring->first, first, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&vm->coalesced_lock);
 }
 
 size_t vm_bus_cmdline(const struct vm *vm, char *buf, size_t size)

@@ -23,6 +23,11 @@ int vm_add_mmio(struct vm *vm, const struct virtio_dev_ops *ops, void *priv,
 		struct virtio_mmio_dev **out) __attribute__((warn_unused_result));
 /* A guest MMIO access: true when a device's window holds addr (the access is then done). */
 bool vm_bus_mmio(struct vm *vm, uint64_t addr, uint8_t *data, uint32_t len, bool is_write);
+/*
+ * Drains KVM's coalesced-MMIO ring (writes the guest made without an exit: the devices'
+ * InterruptACK), in order, into the devices; any vCPU thread, at each exit.
+ */
+void vm_bus_flush_coalesced(struct vm *vm);
 /* Writes every device's command-line fragment into buf; returns the length it needed. */
 size_t vm_bus_cmdline(const struct vm *vm, char *buf, size_t size);
 /* Teardown, once the VM stopped: each device's ops->finish (before the vCPUs are joined). */

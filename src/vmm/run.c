@@ -53,7 +53,11 @@ static void *vcpu_main(void *arg)
 	for (;;) {
 		if (__atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE))
 			break;
-		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+		int ran = ioctl(v->fd, KVM_RUN, 0);
+		/* Writes that waited in the ring come first, in their order, before this exit's
+		 * access (a read of a register they changed among them). */
+		vm_bus_flush_coalesced(vm);
+		if (ran < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				__atomic_store_n(&run->immediate_exit, 0, __ATOMIC_SEQ_CST);
 				continue;
@@ -140,6 +144,11 @@ static int open_kvm(struct vm *vm, char *msg, size_t msg_size)
 	if (size <= 0)
 		VM_FAIL(EC1_EKVM, "KVM_GET_VCPU_MMAP_SIZE: %s", strerror(errno));
 	vm->run_size = (size_t)size;
+	/* The coalesced-MMIO ring's page inside each vCPU's mapping (bus.c uses it). */
+	int page = ioctl(vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_COALESCED_MMIO);
+	long psz = sysconf(_SC_PAGESIZE);
+	if (page > 0 && psz > 0 && ((size_t)page + 1) * (size_t)psz <= vm->run_size)
+		vm->coalesced_page = page;
 	return 0;
 }
 
@@ -179,6 +188,15 @@ static int setup_vcpus(struct vm *vm, char *msg, size_t msg_size)
 		int err = arch_vcpu_init(vm, v);
 		if (err)
 			VM_FAIL(EC1_EKVM, "vCPU %u set-up: %s", i, strerror(-err));
+		if (i == 0 && vm->coalesced_page) {
+			/* The ring fills its page after its two indices (KVM_COALESCED_MMIO_MAX).
+			 */
+			size_t psz = (size_t)sysconf(_SC_PAGESIZE);
+			vm->coalesced = (uint8_t *)v->run + (size_t)vm->coalesced_page * psz;
+			vm->coalesced_max =
+				(unsigned int)((psz - sizeof(struct kvm_coalesced_mmio_ring)) /
+					       sizeof(struct kvm_coalesced_mmio));
+		}
 	}
 	return 0;
 }
@@ -264,6 +282,7 @@ static void teardown(struct vm *vm)
 	arch_vm_free(vm);
 	guest_mem_free(&vm->mem);
 	pthread_mutex_destroy(&vm->lock);
+	pthread_mutex_destroy(&vm->coalesced_lock);
 	close(vm->stop_fd);
 	serial_free(&vm->serial);
 }
@@ -341,6 +360,7 @@ int vm_run(const struct vm_config *cfg, struct vm_result *result, char *msg, siz
 	vm->cfg = cfg;
 	vm->nr_vcpus = cfg->cpus;
 	pthread_mutex_init(&vm->lock, NULL);
+	pthread_mutex_init(&vm->coalesced_lock, NULL);
 	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (vm->stop_fd < 0) {
 		free(vm);

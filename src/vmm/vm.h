@@ -151,6 +151,15 @@ struct vm {
 	struct virtio_mmio_dev *devs[VM_MAX_DEVICES]; /* every device (bus.c owns them) */
 	unsigned int nr_devs;
 	struct virtio_mmio_host mmio_host; /* what the transport may ask of the VM (bus.c) */
+	/*
+	 * KVM's coalesced-MMIO ring (the page KVM_CAP_COALESCED_MMIO names in each vCPU's
+	 * mapping; one ring per VM): writes to the registered zones wait there instead of exiting,
+	 * and every exit drains it first (bus.c). NULL: none, every write exits.
+	 */
+	int coalesced_page; /* the page's index in the vCPU mapping; 0: no ring */
+	void *coalesced;
+	unsigned int coalesced_max; /* entries the ring holds */
+	pthread_mutex_t coalesced_lock;
 	struct vm_control control;
 	uint64_t entry;	     /* guest entry point */
 	uint64_t boot_info;  /* guest address of the boot information (start_info or boot_params) */

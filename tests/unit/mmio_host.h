@@ -33,6 +33,17 @@ static int fake_ioeventfd(void *ctx, uint64_t addr, uint32_t len, int fd)
 	return -ENOSYS;
 }
 
+static uint64_t fake_coalesced_addr; /* the last zone a device asked to coalesce */
+static uint32_t fake_coalesced_len;
+
+static int fake_coalesce(void *ctx, uint64_t addr, uint32_t len)
+{
+	(void)ctx;
+	fake_coalesced_addr = addr;
+	fake_coalesced_len = len;
+	return 0;
+}
+
 static void fake_fail(void *ctx, const char *device, const char *what)
 {
 	(void)ctx;
@@ -47,6 +58,7 @@ static const struct virtio_mmio_host fake_host = {
 	.mem = &fake_mem,
 	.irq = fake_irq,
 	.ioeventfd = fake_ioeventfd,
+	.coalesce = fake_coalesce,
 	.fail = fake_fail,
 };
 

@@ -22,6 +22,8 @@ enum {
 	QUEUE_NUM = 0x038,
 	QUEUE_READY = 0x044,
 	QUEUE_NOTIFY = 0x050,
+	INTERRUPT_STATUS = 0x060,
+	INTERRUPT_ACK = 0x064,
 	STATUS = 0x070,
 	QUEUE_DESC_LOW = 0x080,
 	QUEUE_DRIVER_LOW = 0x090,
@@ -295,6 +297,30 @@ static int64_t reset_meanwhile(void *ctx, struct virtq_chain *c)
 }
 
 /* A chain popped before a reset is never returned into the queue that followed it. */
+/*
+ * InterruptACK waits in KVM's coalesced ring (the zone the device asks for) and may come late:
+ * an acknowledgement clears InterruptStatus only when no interrupt came after the read it
+ * answers, so a late one never hides an interrupt the driver has not seen.
+ */
+static void mmio_late_acknowledgement_keeps_a_newer_interrupt(void)
+{
+	running();
+	CHECK(fake_coalesced_addr == 0xd0000000 + INTERRUPT_ACK && fake_coalesced_len == 4);
+	virtio_mmio_signal(dev, 0);
+	CHECK(fake_irqs == 1 && mmio_read(dev, INTERRUPT_STATUS) == 1);
+	mmio_write(dev, INTERRUPT_ACK, 1); /* in time: cleared */
+	CHECK(mmio_read(dev, INTERRUPT_STATUS) == 0);
+	virtio_mmio_signal(dev, 0);
+	CHECK(mmio_read(dev, INTERRUPT_STATUS) == 1);
+	virtio_mmio_signal(dev, 0); /* after the read: the driver has not seen this one */
+	uint32_t one = 1;
+	virtio_mmio_write_coalesced(dev, INTERRUPT_ACK, (uint8_t *)&one, 4);
+	CHECK(fake_irqs == 3 && mmio_read(dev, INTERRUPT_STATUS) == 1);
+	virtio_mmio_write_coalesced(dev, INTERRUPT_ACK, (uint8_t *)&one, 4);
+	CHECK(mmio_read(dev, INTERRUPT_STATUS) == 0);
+	CHECK(dev->nr_coalesced == 2);
+}
+
 static void mmio_chain_from_before_a_reset_is_dropped(void)
 {
 	running();
@@ -326,6 +352,7 @@ int main(void)
 	TEST(mmio_reset_waits_for_the_device_thread);
 	TEST(mmio_serve_does_not_spin_on_an_index_moving_back);
 	TEST(mmio_chain_from_before_a_reset_is_dropped);
+	TEST(mmio_late_acknowledgement_keeps_a_newer_interrupt);
 	virtio_mmio_free(dev);
 	guest_mem_free(&fake_mem);
 	return tests_failed != 0;

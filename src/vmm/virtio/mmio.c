@@ -31,6 +31,10 @@ struct virtio_mmio_dev *virtio_mmio_new(const struct virtio_mmio_host *host,
 	d->gsi = gsi;
 	pthread_mutex_init(&d->lock, NULL);
 	pthread_rwlock_init(&d->qlock, NULL);
+	/* InterruptACK needs no exit of its own: it is applied at the vCPU's next exit, which
+	 * comes before the driver's next InterruptStatus read (isr_signals keeps that safe). */
+	if (host->coalesce)
+		(void)host->coalesce(host->ctx, base + REG_INTERRUPT_ACK, 4);
 	return d;
 }
 
@@ -68,6 +72,7 @@ void virtio_mmio_signal(struct virtio_mmio_dev *d, unsigned int queue)
 {
 	if (!virtq_should_interrupt(&d->queues[queue]))
 		return;
+	__atomic_fetch_add(&d->isr_signals, 1, __ATOMIC_SEQ_CST);
 	__atomic_fetch_or(&d->isr, 1, __ATOMIC_SEQ_CST);
 	__atomic_fetch_add(&d->nr_irqs, 1, __ATOMIC_RELAXED);
 	d->host->irq(d->host->ctx, d->gsi);
@@ -149,6 +154,7 @@ static uint32_t read_reg(struct virtio_mmio_dev *d, uint64_t off)
 	case REG_QUEUE_READY:
 		return q ? q->ready : 0;
 	case REG_INTERRUPT_STATUS:
+		d->isr_seen = __atomic_load_n(&d->isr_signals, __ATOMIC_SEQ_CST);
 		return __atomic_load_n(&d->isr, __ATOMIC_SEQ_CST);
 	case REG_STATUS:
 		return d->status;
@@ -234,7 +240,11 @@ static void write_reg(struct virtio_mmio_dev *d, uint64_t off, uint32_t v)
 			virtq_reset(q);
 		break;
 	case REG_INTERRUPT_ACK:
-		__atomic_fetch_and(&d->isr, ~v, __ATOMIC_SEQ_CST);
+		/* An interrupt signalled since the driver's last read keeps its bit: the driver
+		 * has not seen it (the bit stays set at worst once too often, which costs it a
+		 * look at its rings). */
+		if (d->isr_seen == __atomic_load_n(&d->isr_signals, __ATOMIC_SEQ_CST))
+			__atomic_fetch_and(&d->isr, ~v, __ATOMIC_SEQ_CST);
 		break;
 	case REG_STATUS:
 		if (v == 0) {
@@ -269,16 +279,17 @@ static void write_reg(struct virtio_mmio_dev *d, uint64_t off, uint32_t v)
 void virtio_mmio_print_stats(const struct virtio_mmio_dev *d)
 {
 	fprintf(stderr,
-		"ec1 virtio-%s: %llu register exits (%llu notifications), %llu interrupts\n",
+		"ec1 virtio-%s: %llu register exits (%llu notifications), %llu interrupts, %llu "
+		"acknowledged without an exit\n",
 		d->ops->name, (unsigned long long)__atomic_load_n(&d->nr_exits, __ATOMIC_RELAXED),
 		(unsigned long long)__atomic_load_n(&d->nr_kicks, __ATOMIC_RELAXED),
-		(unsigned long long)__atomic_load_n(&d->nr_irqs, __ATOMIC_RELAXED));
+		(unsigned long long)__atomic_load_n(&d->nr_irqs, __ATOMIC_RELAXED),
+		(unsigned long long)__atomic_load_n(&d->nr_coalesced, __ATOMIC_RELAXED));
 }
 
-void virtio_mmio_access(struct virtio_mmio_dev *d, uint64_t offset, uint8_t *data, uint32_t len,
-			bool is_write)
+static void reg_access(struct virtio_mmio_dev *d, uint64_t offset, uint8_t *data, uint32_t len,
+		       bool is_write)
 {
-	__atomic_fetch_add(&d->nr_exits, 1, __ATOMIC_RELAXED);
 	if (offset >= REG_CONFIG) {
 		uint64_t off = offset - REG_CONFIG;
 		pthread_mutex_lock(&d->lock);
@@ -329,4 +340,18 @@ void virtio_mmio_access(struct virtio_mmio_dev *d, uint64_t offset, uint8_t *dat
 	if (rings)
 		pthread_rwlock_unlock(&d->qlock);
 	pthread_mutex_unlock(&d->lock);
+}
+
+void virtio_mmio_access(struct virtio_mmio_dev *d, uint64_t offset, uint8_t *data, uint32_t len,
+			bool is_write)
+{
+	__atomic_fetch_add(&d->nr_exits, 1, __ATOMIC_RELAXED);
+	reg_access(d, offset, data, len, is_write);
+}
+
+void virtio_mmio_write_coalesced(struct virtio_mmio_dev *d, uint64_t offset, uint8_t *data,
+				 uint32_t len)
+{
+	__atomic_fetch_add(&d->nr_coalesced, 1, __ATOMIC_RELAXED);
+	reg_access(d, offset, data, len, true);
 }

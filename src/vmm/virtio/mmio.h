@@ -28,6 +28,10 @@ struct virtio_mmio_host {
 	void *ctx;
 	void (*irq)(void *ctx, unsigned int gsi);
 	int (*ioeventfd)(void *ctx, uint64_t addr, uint32_t len, int fd); /* 0 or -errno */
+	/* Writes to [addr, addr + len) need not exit: they come later, in order, through
+	 * virtio_mmio_write_coalesced (before any later access of the same vCPU). 0 or -errno;
+	 * optional. */
+	int (*coalesce)(void *ctx, uint64_t addr, uint32_t len);
 	void (*fail)(void *ctx, const char *device, const char *what);
 };
 
@@ -96,8 +100,15 @@ struct virtio_mmio_dev {
 	uint32_t status, dev_features_sel, drv_features_sel, queue_sel, config_generation;
 	uint64_t driver_features;
 	uint32_t isr; /* InterruptStatus, updated atomically */
-	/* For --timing: register accesses (VM exits), notifications among them, interrupts sent. */
-	uint64_t nr_exits, nr_kicks, nr_irqs;
+	/*
+	 * Interrupts signalled, and their count when the driver last read InterruptStatus: an
+	 * InterruptACK clears bits only when no interrupt came since that read, so an
+	 * acknowledgement that arrives late (coalesced, below) never hides a newer one.
+	 */
+	uint32_t isr_signals, isr_seen;
+	/* For --timing: register accesses (VM exits), notifications among them, interrupts sent,
+	 * acknowledgements that came without an exit. */
+	uint64_t nr_exits, nr_kicks, nr_irqs, nr_coalesced;
 	uint8_t config[VIRTIO_MMIO_CONFIG_MAX];
 	struct virtq queues[VIRTIO_MMIO_MAX_QUEUES];
 };
@@ -115,6 +126,12 @@ void virtio_mmio_print_stats(const struct virtio_mmio_dev *d);
 /* A guest access inside the device's window. */
 void virtio_mmio_access(struct virtio_mmio_dev *d, uint64_t offset, uint8_t *data, uint32_t len,
 			bool is_write);
+/*
+ * A guest write that waited in KVM's coalesced ring (the host's coalesce(): InterruptACK, which
+ * the driver writes after every interrupt it takes; one VM exit less each).
+ */
+void virtio_mmio_write_coalesced(struct virtio_mmio_dev *d, uint64_t offset, uint8_t *data,
+				 uint32_t len);
 /* Brackets device-side use of the queues from a thread other than a notify handler. */
 void virtio_mmio_queues_begin(struct virtio_mmio_dev *d);
 void virtio_mmio_queues_end(struct virtio_mmio_dev *d);

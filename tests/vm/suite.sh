@@ -1072,6 +1072,14 @@ t_hostile_driver_abuse_leaves_vmm_serving() {
 	then pass $name; else fail $name "$summary; $(tr '\n' ' ' <$T/hout) $(head -c 300 $T/herr)"; fi
 }
 
+# A heartbeat on the output while the suite runs, so that the rig's stall detector (run-in-rig
+# -s: a silent console) tells a rig that stopped (its timers stop, and this line with them) from
+# a test that is slow and quiet (the 1 GiB transfers take minutes). Not a child of this shell,
+# whose tests wait for their own children; it ends with the suite.
+suite_pid=$$
+(while sleep 60 && kill -0 $suite_pid 2>/dev/null; do echo "      (heartbeat $(date +%T))"; done &
+	echo $! >"$T/heartbeat")
+heartbeat=$(cat "$T/heartbeat")
 # Every t_* function, in the order they are written.
 for t in $(grep -o '^t_[a-z0-9_]*' "$0"); do
 	selected $t || continue
@@ -1080,4 +1088,5 @@ for t in $(grep -o '^t_[a-z0-9_]*' "$0"); do
 	$t
 	echo "      ($(( $(date +%s) - start ))s)"
 done
+kill "$heartbeat" 2>/dev/null
 rm -rf "$T"

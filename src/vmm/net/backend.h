@@ -64,7 +64,7 @@ struct net_backend {
 	/* Where frames for the guest go, set by the device before the first call; called only
 	 * from the device's thread, inside poll_done and send. */
 	net_deliver_fn deliver;
-	net_deliver_hdr_fn deliver_hdr; /* for a backend with set_rx_offload */
+	net_deliver_hdr_fn deliver_hdr; /* set for (and used by) a backend with set_rx_offload */
 	void *deliver_ctx;
 	/* Set by the device: frames wait for the guest's receive buffers; a backend reading a few
 	 * frames a pass stops there (they would only be dropped). */

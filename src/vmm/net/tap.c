@@ -100,11 +100,9 @@ static int tap_poll_done(struct net_backend *b, const struct pollfd *fds, unsign
 		}
 		if (r < NET_HDR_LEN || (size_t)r == sizeof(t->buf))
 			continue;
-		size_t len = (size_t)r - NET_HDR_LEN;
-		if (b->deliver_hdr)
-			b->deliver_hdr(b->deliver_ctx, t->buf, t->buf + NET_HDR_LEN, len);
-		else if (!t->buf[0] && !t->buf[1]) /* no offloads set: a header is not ours */
-			b->deliver(b->deliver_ctx, t->buf + NET_HDR_LEN, len);
+		/* With its header: the device checks it against the offloads the driver took. */
+		b->deliver_hdr(b->deliver_ctx, t->buf, t->buf + NET_HDR_LEN,
+			       (size_t)r - NET_HDR_LEN);
 	}
 	return 0;
 }

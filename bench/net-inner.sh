@@ -128,4 +128,10 @@ for f in $legs host; do
 	for r in $(seq 1 "$rounds"); do printf "  %s/%s/%s" "$(get tx $T/$f.$r)" "$(get rx $T/$f.$r)" "$(get rr_us $T/$f.$r)"; done
 	echo
 done
+echo "  round trips' spread (us):"
+for f in $legs host; do
+	for r in $(seq 1 "$rounds"); do
+		sed -n "s/^rr_spread /  $f round $r: /p" "$T/$f.$r"
+	done
+done
 rm -rf "$T"

@@ -212,8 +212,17 @@ static int client(const char *a, const char *port, uint64_t mib, long trips)
 			return perror("netbench: rr"), 1;
 		us[i] = (now() - t0) * 1e6;
 	}
+	/* The spread too, for a look at where a median comes from (bench/net shows the median). */
+	double first = 0, second = 0;
+	for (long i = 0; i < trips; i++)
+		*(i < trips / 2 ? &first : &second) += us[i];
 	qsort(us, (size_t)trips, sizeof(*us), cmp_double);
 	printf("rr_us %.0f\n", us[trips / 2]);
+	long half = trips / 2 ? trips / 2 : 1;
+	printf("rr_spread p10 %.0f p25 %.0f p75 %.0f p90 %.0f max %.0f; ", us[trips / 10],
+	       us[trips / 4], us[trips * 3 / 4], us[trips * 9 / 10], us[trips - 1]);
+	printf("mean of the first half %.0f, of the second %.0f\n", first / (double)half,
+	       second / (double)(trips - trips / 2));
 	close(fd);
 	free(us);
 	return 0;

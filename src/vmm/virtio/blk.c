@@ -105,11 +105,11 @@ static void blk_print_stats(const struct virtio_mmio_dev *d)
 	const struct blk_stats *s = &b->target.stats;
 	fprintf(stderr,
 		"ec1 virtio-blk %s: %llu reads (%.1f MiB), %llu writes (%.1f MiB), %llu flushes, "
-		"%llu discards, %llu failed\n",
+		"%llu discards, %llu failed; %.1f ms in the image's reads, %.1f in its writes\n",
 		b->path, (unsigned long long)s->reads, s->read_bytes / 1048576.0,
 		(unsigned long long)s->writes, s->written_bytes / 1048576.0,
 		(unsigned long long)s->flushes, (unsigned long long)s->discards,
-		(unsigned long long)s->errors);
+		(unsigned long long)s->errors, s->read_ns / 1e6, s->write_ns / 1e6);
 }
 
 #define BLK_OPS(ro_features)                                                          \

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "../clock.h"
 #include "../disk/disk.h"
 #include "../iov.h"
 
@@ -78,7 +79,10 @@ int64_t blk_handle(struct blk_target *t, const struct virtq_chain *c)
 		if (in_data % BLK_SECTOR || !inside(d, h.sector, in_data))
 			break;
 		unsigned int n = iov_slice(c->in, c->n_in, 0, in_data, t->data);
-		if (d->ops->read(d, t->data, n, h.sector * BLK_SECTOR) == 0) {
+		uint64_t t0 = clock_ns();
+		int err = d->ops->read(d, t->data, n, h.sector * BLK_SECTOR);
+		t->stats.read_ns += clock_ns() - t0;
+		if (err == 0) {
 			status = BLK_S_OK;
 			written = in_data;
 			t->stats.reads++;
@@ -90,7 +94,10 @@ int64_t blk_handle(struct blk_target *t, const struct virtq_chain *c)
 		if (out_data % BLK_SECTOR || !inside(d, h.sector, out_data) || d->read_only)
 			break;
 		unsigned int n = iov_slice(c->out, c->n_out, sizeof(h), out_data, t->data);
-		if (d->ops->write(d, t->data, n, h.sector * BLK_SECTOR) == 0) {
+		uint64_t t0 = clock_ns();
+		int err = d->ops->write(d, t->data, n, h.sector * BLK_SECTOR);
+		t->stats.write_ns += clock_ns() - t0;
+		if (err == 0) {
 			status = BLK_S_OK;
 			t->stats.writes++;
 			t->stats.written_bytes += out_data;

@@ -33,6 +33,7 @@ struct disk;
 struct blk_stats {
 	uint64_t reads, writes, flushes, discards, other, errors;
 	uint64_t read_bytes, written_bytes;
+	uint64_t read_ns, write_ns; /* time in the image's reads and writes (--timing) */
 };
 
 struct blk_target {

@@ -19,6 +19,7 @@ enum {
 	DRIVER_FEATURES = 0x020,
 	DRIVER_FEATURES_SEL = 0x024,
 	QUEUE_SEL = 0x030,
+	QUEUE_NUM_MAX = 0x034,
 	QUEUE_NUM = 0x038,
 	QUEUE_READY = 0x044,
 	QUEUE_NOTIFY = 0x050,
@@ -164,6 +165,39 @@ static void mmio_refuses_queue_sizes_not_a_power_of_two(void)
 		queue(0, bad[i], 1);
 		CHECK(!dev->queues[0].ready && fake_failed);
 	}
+}
+
+/* A device that takes fewer buffers on queue 1 (as the console's quiet receive queues). */
+static uint16_t small_second_queue(const struct virtio_mmio_dev *d, unsigned int q)
+{
+	(void)d;
+	return q == 1 ? 4 : 0;
+}
+
+static void mmio_queue_size_per_queue(void)
+{
+	struct virtio_dev_ops ops = test_ops;
+	ops.queue_size = small_second_queue;
+	virtio_mmio_free(dev);
+	fake_reset();
+	CHECK((dev = virtio_mmio_new(&fake_host, &ops, NULL, 0xd0000000, 5)) != NULL);
+	mmio_write(dev, QUEUE_SEL, 0);
+	CHECK(mmio_read(dev, QUEUE_NUM_MAX) == 256);
+	mmio_write(dev, QUEUE_SEL, 1);
+	CHECK(mmio_read(dev, QUEUE_NUM_MAX) == 4);
+	mmio_write(dev, QUEUE_SEL, 2); /* no such queue */
+	CHECK(mmio_read(dev, QUEUE_NUM_MAX) == 0);
+	mmio_write(dev, STATUS, ACK | DRIVER);
+	features(VIRTIO_F_VERSION_1);
+	mmio_write(dev, STATUS, ACK | DRIVER | FEATURES_OK);
+	queue(1, 8, 1); /* more than it takes: refused */
+	CHECK(!dev->queues[1].ready && fake_failed);
+	fake_reset();
+	queue(1, 4, 1);
+	queue(0, 256, 1);
+	CHECK(dev->queues[1].ready && dev->queues[0].ready && !fake_failed);
+	virtio_mmio_free(dev);
+	dev = NULL;
 }
 
 /* §2.1: status bits are cleared only by a reset; features are fixed once accepted. */
@@ -347,6 +381,7 @@ int main(void)
 	TEST(mmio_driver_ok_needs_features_ok);
 	TEST(mmio_queue_needs_features_ok);
 	TEST(mmio_refuses_queue_sizes_not_a_power_of_two);
+	TEST(mmio_queue_size_per_queue);
 	TEST(mmio_status_bits_stay_until_reset);
 	TEST(mmio_config_space_and_generation);
 	TEST(mmio_reset_waits_for_the_device_thread);

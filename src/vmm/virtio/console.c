@@ -566,6 +566,29 @@ static void console_destroy(struct virtio_mmio_dev *d)
 	free(c);
 }
 
+/*
+ * Receive queues take as many buffers as the host has to say on them: the driver fills each one
+ * to its size when the port is added (a page a buffer), and five full queues were 1,280 pages and
+ * most of the device's probe. Input takes QUEUE_SIZE (up to 1 MiB in flight), control messages
+ * few (what does not fit waits in pending[]), a port the host only reads from one.
+ */
+#define CTL_RX_SIZE  16
+#define PORT_RX_SIZE 8 /* a port with a data callback: the host may send it lines */
+static uint16_t console_queue_size(const struct virtio_mmio_dev *d, unsigned int q)
+{
+	const struct console *c = d->priv;
+	if (q % 2)
+		return 0; /* transmit queues: the driver's, as many as it likes */
+	if (q == 2)
+		return CTL_RX_SIZE;
+	int port = queue_port(q);
+	if (port > 0 && (unsigned int)port == c->in_port)
+		return 0;
+	if (port > 0 && (unsigned int)port < c->nr_ports && c->ports[port].on_data)
+		return PORT_RX_SIZE;
+	return 1;
+}
+
 static const struct virtio_dev_ops console_ops = {
 	.name = "console",
 	.device_id = VIRTIO_ID_CONSOLE,
@@ -573,6 +596,7 @@ static const struct virtio_dev_ops console_ops = {
 	.features = VIRTIO_CONSOLE_F_MULTIPORT | VIRTIO_F_INDIRECT_DESC,
 	.num_queues = 2 * CONSOLE_MAX_PORTS + 2, /* port 0, control, ports 1.. */
 	.queue_max = QUEUE_SIZE,
+	.queue_size = console_queue_size,
 	.config_size = 12,
 	.notify = console_notify,
 	.quiesce = console_quiesce,

@@ -131,6 +131,13 @@ static void reset_locked(struct virtio_mmio_dev *d)
 	d->isr = 0;
 }
 
+/* The most buffers queue q takes (a device may ask for fewer than queue_max on some). */
+static uint16_t queue_max(const struct virtio_mmio_dev *d, unsigned int q)
+{
+	uint16_t n = d->ops->queue_size ? d->ops->queue_size(d, q) : 0;
+	return n && n < d->ops->queue_max ? n : d->ops->queue_max;
+}
+
 static uint32_t read_reg(struct virtio_mmio_dev *d, uint64_t off)
 {
 	uint64_t features = d->ops->features | VIRTIO_F_VERSION_1 | VIRTIO_F_EVENT_IDX;
@@ -150,7 +157,7 @@ static uint32_t read_reg(struct virtio_mmio_dev *d, uint64_t off)
 		       : d->dev_features_sel == 1 ? (uint32_t)(features >> 32)
 						  : 0;
 	case REG_QUEUE_NUM_MAX:
-		return q ? d->ops->queue_max : 0;
+		return q ? queue_max(d, d->queue_sel) : 0;
 	case REG_QUEUE_READY:
 		return q ? q->ready : 0;
 	case REG_INTERRUPT_STATUS:
@@ -200,7 +207,7 @@ static void write_reg(struct virtio_mmio_dev *d, uint64_t off, uint32_t v)
 		break;
 	case REG_QUEUE_NUM:
 		if (setup)
-			setup->num = v <= d->ops->queue_max ? (uint16_t)v : 0;
+			setup->num = v <= queue_max(d, d->queue_sel) ? (uint16_t)v : 0;
 		break;
 	case REG_QUEUE_READY:
 		if (!q)

@@ -47,6 +47,12 @@ struct virtio_dev_ops {
 	uint64_t features;  /* device feature bits (VERSION_1, EVENT_IDX added by the transport) */
 	unsigned int num_queues;
 	uint16_t queue_max;
+	/*
+	 * The most buffers queue q takes, where it is less than queue_max (a power of 2; 0:
+	 * queue_max). A driver fills a receive queue to its size at once: one the device writes
+	 * little into needs few. Optional.
+	 */
+	uint16_t (*queue_size)(const struct virtio_mmio_dev *d, unsigned int q);
 	uint32_t config_size; /* bytes of d->config the driver may read */
 	/* A queue was kicked (vCPU thread). */
 	void (*notify)(struct virtio_mmio_dev *d, unsigned int queue);

@@ -34,11 +34,7 @@ void *guest_mem_ptr(const struct guest_mem *mem, uint64_t gpa, uint64_t len);
 /* Bytes of guest RAM resident in the host (touched by the guest or by loading). */
 uint64_t guest_mem_resident(const struct guest_mem *mem);
 
-/*
- * Fills [gpa, gpa + len) with the file's bytes from offset off: whole pages are mapped
- * copy-on-write from the page cache (no copy, shared between VMs), the rest is read. Returns 0 or
- * -errno.
- */
+/* Fills [gpa, gpa + len) with the file's bytes from offset off (read). Returns 0 or -errno. */
 int guest_mem_load_file(struct guest_mem *mem, uint64_t gpa, int fd, uint64_t off, uint64_t len)
 	__attribute__((warn_unused_result));
 

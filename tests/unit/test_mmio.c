@@ -293,8 +293,9 @@ static void mmio_serve_does_not_spin_on_an_index_moving_back(void)
 	mmio_write(dev, STATUS, ACK | DRIVER | FEATURES_OK);
 	queue(0, 16, 1);
 	CHECK(dev->queues[0].ready);
-	/* The layout enable refuses, made behind its back: used flags on the available index. */
-	dev->queues[0].used = (uint8_t *)&dev->queues[0].avail[1];
+	/* The layout enable refuses, made behind its back: used flags on the available index (the
+	 * available ring moved 2 bytes before the used one, which stays aligned). */
+	dev->queues[0].avail = (volatile uint16_t *)(dev->queues[0].used - 2);
 	signal(SIGALRM, spun);
 	alarm(5); /* a spin fails the test instead of hanging it */
 	virtio_mmio_queues_begin(dev);

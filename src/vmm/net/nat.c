@@ -50,6 +50,7 @@
 #include <unistd.h>
 
 #include "../fd_budget.h"
+#include "../worker.h"
 #include "backend.h"
 #include "frame.h"
 #include "inet.h"
@@ -210,7 +211,7 @@ void net_nat_preload(void)
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	pthread_attr_t a;
 	pthread_t t;
-	if (pthread_attr_init(&a) == 0) {
+	if (vmm_thread_attr(&a) == 0) {
 		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
 		(void)pthread_create(&t, &a, preload_main, NULL); /* else net_nat_backend loads */
 		pthread_attr_destroy(&a);

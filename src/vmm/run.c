@@ -391,13 +391,8 @@ int vm_run(const struct vm_config *cfg, struct vm_result *result, char *msg, siz
 #undef STEP
 	if (!err && !cfg->setup_only) {
 		for (unsigned int i = 0; i < vm->nr_vcpus && !err; i++) {
-			pthread_attr_t a;
-			int e = vmm_thread_attr(&a);
-			if (!e) {
-				e = pthread_create(&vm->vcpus[i].thread, &a, vcpu_main,
-						   &vm->vcpus[i]);
-				pthread_attr_destroy(&a);
-			}
+			int e = vmm_thread_create(&vm->vcpus[i].thread, vcpu_main, &vm->vcpus[i],
+						  false);
 			if (e) {
 				snprintf(msg, msg_size, "vCPU thread: %s", strerror(e));
 				err = EC1_ENOMEM;

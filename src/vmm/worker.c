@@ -35,12 +35,7 @@ int worker_start(struct worker *w, struct vm *vm, int sandbox, const char *name,
 	w->setup = setup;
 	w->main = main;
 	w->arg = arg;
-	pthread_attr_t a;
-	int err = vmm_thread_attr(&a);
-	if (err)
-		return -err;
-	err = pthread_create(&w->thread, &a, trampoline, w);
-	pthread_attr_destroy(&a);
+	int err = vmm_thread_create(&w->thread, trampoline, w, false);
 	if (err)
 		return -err;
 	__atomic_store_n(&w->started, true, __ATOMIC_RELEASE);

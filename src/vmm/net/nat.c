@@ -209,13 +209,8 @@ void net_nat_preload(void)
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
-	pthread_attr_t a;
 	pthread_t t;
-	if (vmm_thread_attr(&a) == 0) {
-		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-		(void)pthread_create(&t, &a, preload_main, NULL); /* else net_nat_backend loads */
-		pthread_attr_destroy(&a);
-	}
+	(void)vmm_thread_create(&t, preload_main, NULL, true); /* else net_nat_backend loads */
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 

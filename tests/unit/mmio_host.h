@@ -33,14 +33,34 @@ static int fake_ioeventfd(void *ctx, uint64_t addr, uint32_t len, int fd)
 	return -ENOSYS;
 }
 
-static uint64_t fake_coalesced_addr; /* the last zone a device asked to coalesce */
-static uint32_t fake_coalesced_len;
+/* The zones devices asked to coalesce (their writes wait in KVM's ring, applied at the next exit).
+ */
+static struct {
+	uint64_t addr;
+	uint32_t len;
+} fake_zones[16];
+static unsigned int fake_nr_zones;
 
 static int fake_coalesce(void *ctx, uint64_t addr, uint32_t len)
 {
 	(void)ctx;
-	fake_coalesced_addr = addr;
-	fake_coalesced_len = len;
+	for (unsigned int i = 0; i < fake_nr_zones; i++)
+		if (fake_zones[i].addr == addr && fake_zones[i].len == len)
+			return 0; /* the same device again */
+	if (fake_nr_zones == sizeof(fake_zones) / sizeof(fake_zones[0]))
+		return -ENOSPC;
+	fake_zones[fake_nr_zones].addr = addr;
+	fake_zones[fake_nr_zones++].len = len;
+	return 0;
+}
+
+/* Whether a write of len bytes at addr would wait in the ring. */
+static inline int fake_coalesced(uint64_t addr, uint32_t len)
+{
+	for (unsigned int i = 0; i < fake_nr_zones; i++)
+		if (addr >= fake_zones[i].addr &&
+		    addr + len <= fake_zones[i].addr + fake_zones[i].len)
+			return 1;
 	return 0;
 }
 
@@ -76,9 +96,14 @@ static inline uint32_t mmio_read(struct virtio_mmio_dev *d, uint64_t off)
 	return v;
 }
 
+/* A register write, through the coalesced ring where the device asked for one (as KVM does:
+ * applied before the next access that exits). */
 static inline void mmio_write(struct virtio_mmio_dev *d, uint64_t off, uint32_t v)
 {
-	virtio_mmio_access(d, off, (uint8_t *)&v, 4, true);
+	if (fake_coalesced(d->base + off, 4))
+		virtio_mmio_write_coalesced(d, off, (uint8_t *)&v, 4);
+	else
+		virtio_mmio_access(d, off, (uint8_t *)&v, 4, true);
 }
 
 #endif

@@ -31,10 +31,26 @@ struct virtio_mmio_dev *virtio_mmio_new(const struct virtio_mmio_host *host,
 	d->gsi = gsi;
 	pthread_mutex_init(&d->lock, NULL);
 	pthread_rwlock_init(&d->qlock, NULL);
-	/* InterruptACK needs no exit of its own: it is applied at the vCPU's next exit, which
-	 * comes before the driver's next InterruptStatus read (isr_signals keeps that safe). */
-	if (host->coalesce)
-		(void)host->coalesce(host->ctx, base + REG_INTERRUPT_ACK, 4);
+	/*
+	 * Writes that need no exit of their own wait in KVM's coalesced ring and are applied, in
+	 * order, at the vCPU's next exit, which comes before any access that could show their
+	 * effect: InterruptACK before the driver's next InterruptStatus read (isr_signals keeps
+	 * that safe); the selectors, the driver's features, a queue's size and ring addresses
+	 * before the DeviceFeatures/QueueNumMax read, the FEATURES_OK or the QueueReady write
+	 * that uses them. A driver sets up a queue with 3 exits instead of 11.
+	 */
+	static const struct {
+		uint16_t offset, len;
+	} zones[] = {
+		{REG_INTERRUPT_ACK, 4},
+		{REG_DEVICE_FEATURES_SEL, 4},
+		{REG_DRIVER_FEATURES, 8}, /* and REG_DRIVER_FEATURES_SEL */
+		{REG_QUEUE_SEL, 4},
+		{REG_QUEUE_NUM, 4},
+		{REG_QUEUE_DESC_LOW, REG_QUEUE_DEVICE_HIGH + 4 - REG_QUEUE_DESC_LOW},
+	};
+	for (size_t i = 0; host->coalesce && i < sizeof(zones) / sizeof(zones[0]); i++)
+		(void)host->coalesce(host->ctx, base + zones[i].offset, zones[i].len);
 	return d;
 }
 
@@ -287,7 +303,7 @@ void virtio_mmio_print_stats(const struct virtio_mmio_dev *d)
 {
 	fprintf(stderr,
 		"ec1 virtio-%s: %llu register exits (%llu notifications), %llu interrupts, %llu "
-		"acknowledged without an exit\n",
+		"written without an exit\n",
 		d->ops->name, (unsigned long long)__atomic_load_n(&d->nr_exits, __ATOMIC_RELAXED),
 		(unsigned long long)__atomic_load_n(&d->nr_kicks, __ATOMIC_RELAXED),
 		(unsigned long long)__atomic_load_n(&d->nr_irqs, __ATOMIC_RELAXED),

@@ -113,7 +113,7 @@ struct virtio_mmio_dev {
 	 */
 	uint32_t isr_signals, isr_seen;
 	/* For --timing: register accesses (VM exits), notifications among them, interrupts sent,
-	 * acknowledgements that came without an exit. */
+	 * register writes that came without an exit (coalesced). */
 	uint64_t nr_exits, nr_kicks, nr_irqs, nr_coalesced;
 	uint8_t config[VIRTIO_MMIO_CONFIG_MAX];
 	struct virtq queues[VIRTIO_MMIO_MAX_QUEUES];
@@ -133,8 +133,9 @@ void virtio_mmio_print_stats(const struct virtio_mmio_dev *d);
 void virtio_mmio_access(struct virtio_mmio_dev *d, uint64_t offset, uint8_t *data, uint32_t len,
 			bool is_write);
 /*
- * A guest write that waited in KVM's coalesced ring (the host's coalesce(): InterruptACK, which
- * the driver writes after every interrupt it takes; one VM exit less each).
+ * A guest write that waited in KVM's coalesced ring (the zones virtio_mmio_new asks the host to
+ * coalesce: InterruptACK, which the driver writes after every interrupt it takes, and the set-up
+ * writes of features and queues; one VM exit less each).
  */
 void virtio_mmio_write_coalesced(struct virtio_mmio_dev *d, uint64_t offset, uint8_t *data,
 				 uint32_t len);

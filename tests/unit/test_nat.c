@@ -8,6 +8,7 @@
  */
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <poll.h>
 #include <stdint.h>
@@ -108,14 +109,10 @@ static int open_fds(void)
 	return n;
 }
 
-static void nat_answers_arp_for_the_gateway(void)
+/* The guest's ARP request for the gateway, 10.0.2.2. */
+static void arp_request(uint8_t f[42])
 {
-	struct net_nat_config cfg = {.restricted = true};
-	struct net_backend *b = nat(&cfg);
-	CHECK(b != NULL);
-	if (!b)
-		return;
-	uint8_t f[42] = {0};
+	memset(f, 0, 42);
 	memset(f, 0xff, 6);
 	memcpy(f + 6, guest_mac, 6);
 	f[12] = 0x08, f[13] = 0x06;				  /* ARP */
@@ -123,12 +120,55 @@ static void nat_answers_arp_for_the_gateway(void)
 	memcpy(f + 22, guest_mac, 6);
 	inet_pton(AF_INET, "10.0.2.15", f + 28);
 	inet_pton(AF_INET, "10.0.2.2", f + 38);
+}
+
+static void nat_answers_arp_for_the_gateway(void)
+{
+	struct net_nat_config cfg = {.restricted = true};
+	struct net_backend *b = nat(&cfg);
+	CHECK(b != NULL);
+	if (!b)
+		return;
+	uint8_t f[42];
+	arp_request(f);
 	ngot = 0;
 	b->ops->send(b, f, sizeof(f));
 	pump(b, 0);
 	CHECK(ngot == 1);
 	CHECK(ngot && got_len[0] >= 42 && got[0][12] == 0x08 && got[0][13] == 0x06 &&
 	      got[0][21] == 2 && memcmp(got[0], guest_mac, 6) == 0);
+	b->ops->close(b);
+}
+
+/*
+ * Where the library is loaded at the guest's first frame (a host with one CPU, or
+ * EC1_NAT_LOAD=first-frame): a NAT without published ports is made without it, the first frame
+ * has it loaded (by the loader thread) and is answered, not lost. Runs first: nothing has loaded
+ * libslirp into this process before.
+ */
+static void nat_loads_libslirp_at_the_first_frame(void)
+{
+	CHECK(dlopen("libslirp.so.0", RTLD_LAZY | RTLD_NOLOAD) == NULL);
+	setenv("EC1_NAT_LOAD", "first-frame", 1);
+	net_nat_preload();
+	struct net_nat_config cfg = {.restricted = true};
+	struct net_backend *b = nat(&cfg);
+	CHECK(b != NULL);
+	if (!b)
+		return;
+	pump(b, 0);
+	usleep(20000); /* a loader that did not wait would have loaded it by now */
+	CHECK(dlopen("libslirp.so.0", RTLD_LAZY | RTLD_NOLOAD) == NULL);
+	uint8_t f[42];
+	arp_request(f);
+	ngot = 0;
+	b->ops->send(b, f, sizeof(f));
+	pump(b, 0);
+	CHECK(ngot == 1 && got_len[0] >= 42 && got[0][21] == 2);
+	void *h = dlopen("libslirp.so.0", RTLD_LAZY | RTLD_NOLOAD);
+	CHECK(h != NULL);
+	if (h)
+		dlclose(h);
 	b->ops->close(b);
 }
 
@@ -531,6 +571,7 @@ static void nat_dns_over_tcp_reaches_the_resolver(void)
 
 int main(void)
 {
+	TEST(nat_loads_libslirp_at_the_first_frame);
 	TEST(nat_answers_arp_for_the_gateway);
 	TEST(nat_relays_dns_under_its_own_id);
 	TEST(nat_dns_over_tcp_reaches_the_resolver);

@@ -70,7 +70,7 @@ struct net_backend {
 	 * frames a pass stops there (they would only be dropped). */
 	bool rx_waiting;
 	uint64_t dropped; /* frames from the guest the backend could not take */
-	char why[128];	  /* what went wrong, once poll_done failed */
+	char why[256];	  /* what went wrong, once poll_done failed */
 };
 
 /*
@@ -120,13 +120,17 @@ struct net_nat_config {
 /*
  * User-mode NAT on libslirp (nat.c): 10.0.2.15/24 for the guest, 10.0.2.2 the host's loopback,
  * 10.0.2.3 the host's resolver. Listens on the published ports and opens the resolver's socket
- * now (before the thread's sandbox). NULL with msg set when a port cannot be had.
+ * now (before the thread's sandbox). NULL with msg set when a port cannot be had. Where the
+ * loader starts NATs on demand (net_nat_preload), one without published ports starts (libslirp
+ * loaded, its instance made) at the guest's first frame.
  */
 struct net_backend *net_nat_backend(const struct net_nat_config *cfg, char *msg, size_t msg_size);
 /*
- * Starts loading libslirp and glib on a thread of their own (the first NAT of a process waits
- * for it then, instead of loading them itself): 1.6 ms natively, some 60 ms in the test rig,
- * which set-up's other steps can overlap where there is a second CPU.
+ * Starts the NAT's loader thread, once per process: where the process may run on two CPUs or
+ * more, it loads libslirp and glib at once (1.3-2 ms natively, which set-up's other steps
+ * overlap; the first NAT waits for it then instead of loading them itself); where it has one
+ * CPU, it loads them, and starts NATs without published ports, when a guest sends its first
+ * frame. EC1_NAT_LOAD=set-up or first-frame chooses instead.
  */
 void net_nat_preload(void);
 

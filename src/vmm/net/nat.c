@@ -41,11 +41,13 @@
 #include <resolv.h>
 #include <signal.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <limits.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -100,7 +102,13 @@ struct nat_backend {
 	struct udp_peer peers[UDP_PEERS];
 	unsigned int next_peer;
 	uint64_t blocked;
-	Slirp *slirp;
+	Slirp *slirp; /* NULL until started (at set-up, or at the guest's first frame) */
+	SlirpConfig sc;
+	bool on_demand;	     /* started at the guest's first frame (see net_nat_backend) */
+	bool start_failed;   /* so: the reason in b.why */
+	int64_t start_ms;    /* how long the guest's first frame waited for the start */
+	bool start_answered; /* by the loader (under loader.lock) */
+	struct nat_backend *next_asking; /* on loader.asking */
 	struct pollfd *fds; /* while slirp fills them, and while it reads their events */
 	unsigned int nfds, max;
 	bool want_rx;
@@ -161,6 +169,27 @@ static struct {
 	char error[256];
 } lib;
 
+/*
+ * When the load happens (net_nat_preload): from the start of set-up, on a thread of its own,
+ * where the process may use a second CPU (the load then costs the run nothing: 1.3-2 ms
+ * natively, beside the kernel's copy); where it has one CPU, a load beside the set-up only
+ * takes the CPU from it (27 ms of set-up in the rig, and more of the boot), so a NAT without
+ * published ports starts when its guest sends the first frame, and a run whose guest never uses
+ * the network never loads the library. The loader thread then stays, to start such NATs: the
+ * library's load and slirp_new (which reads /dev/urandom) need calls the device's sandbox
+ * refuses.
+ */
+static int nat_start(struct nat_backend *n, const struct net_nat_config *cfg, char *msg,
+		     size_t msg_size);
+
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool started;		    /* the loader thread runs */
+	bool on_demand;		    /* it stays, starting the NATs that ask */
+	struct nat_backend *asking; /* NATs whose first frame waits for their start */
+} loader = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+
 static void slirp_load(void)
 {
 	void *h = dlopen("libslirp.so.0", RTLD_NOW | RTLD_LOCAL);
@@ -185,7 +214,8 @@ static void slirp_load(void)
 	lib.handle = h;
 }
 
-/* libslirp loaded (once per process); false with why in lib.error. */
+/* libslirp loaded (once per process, by the calling thread or the loader); false with why in
+ * lib.error. Not for the device's thread (see nat_started). */
 static bool slirp_loaded(void)
 {
 	static pthread_once_t once = PTHREAD_ONCE_INIT;
@@ -193,25 +223,110 @@ static bool slirp_loaded(void)
 	return lib.handle != NULL;
 }
 
-static void *preload_main(void *arg)
+static void *loader_main(void *arg)
 {
 	(void)arg;
-	slirp_loaded();
+	pthread_mutex_lock(&loader.lock);
+	for (;;) {
+		while (loader.on_demand && !loader.asking)
+			pthread_cond_wait(&loader.cond, &loader.lock);
+		struct nat_backend *asking = loader.asking;
+		loader.asking = NULL;
+		pthread_mutex_unlock(&loader.lock);
+		bool loaded = slirp_loaded();
+		for (struct nat_backend *n = asking; n; n = n->next_asking) {
+			if (!loaded)
+				snprintf(n->b.why, sizeof(n->b.why), "%s", lib.error);
+			else
+				(void)nat_start(n, NULL, n->b.why, sizeof(n->b.why));
+		}
+		pthread_mutex_lock(&loader.lock);
+		/* After this, an asking thread may go on, and its NAT be closed. */
+		while (asking) {
+			struct nat_backend *next = asking->next_asking;
+			asking->start_answered = true;
+			asking = next;
+		}
+		pthread_cond_broadcast(&loader.cond);
+		if (!loader.on_demand)
+			break;
+	}
+	pthread_mutex_unlock(&loader.lock);
 	return NULL;
 }
 
 void net_nat_preload(void)
 {
-	static bool started;
-	if (__atomic_exchange_n(&started, true, __ATOMIC_ACQ_REL))
+	pthread_mutex_lock(&loader.lock);
+	if (loader.started) {
+		pthread_mutex_unlock(&loader.lock);
 		return;
+	}
+	const char *when = getenv("EC1_NAT_LOAD");
+	cpu_set_t cpus;
+	if (when && strcmp(when, "first-frame") == 0)
+		loader.on_demand = true;
+	else if (when && strcmp(when, "set-up") == 0)
+		loader.on_demand = false;
+	else
+		loader.on_demand =
+			sched_getaffinity(0, sizeof(cpus), &cpus) == 0 && CPU_COUNT(&cpus) < 2;
 	/* No signal for it (the process's handlers run on the threads that expect them). */
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	pthread_t t;
-	(void)vmm_thread_create(&t, preload_main, NULL, true); /* else net_nat_backend loads */
+	/* Without it, net_nat_backend loads the library itself, and starts every NAT at once. */
+	loader.started = vmm_thread_create(&t, loader_main, NULL, true) == 0;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_mutex_unlock(&loader.lock);
+}
+
+/* Whether NATs without published ports start at their guest's first frame. */
+static bool loader_on_demand(void)
+{
+	pthread_mutex_lock(&loader.lock);
+	bool on_demand = loader.started && loader.on_demand;
+	pthread_mutex_unlock(&loader.lock);
+	return on_demand;
+}
+
+/*
+ * Whether libslirp.so.0 is where the dynamic loader would look first (LD_LIBRARY_PATH, the
+ * usual library directories): a NAT that loads it only at the guest's first frame is made only
+ * then, so that a library that is not installed is still an error at set-up (a library found
+ * elsewhere is simply loaded at set-up).
+ */
+static bool slirp_findable(void)
+{
+#if defined(__x86_64__)
+#define TRIPLET "x86_64-linux-gnu"
+#elif defined(__aarch64__)
+#define TRIPLET "aarch64-linux-gnu"
+#else
+#define TRIPLET ""
+#endif
+	static const char *const dirs[] = {"/usr/local/lib", "/lib/" TRIPLET, "/usr/lib/" TRIPLET,
+					   "/lib64",	     "/usr/lib64",    "/lib",
+					   "/usr/lib"};
+#undef TRIPLET
+	char path[PATH_MAX];
+	const char *env = getenv("LD_LIBRARY_PATH");
+	for (const char *p = env; p && *p;) {
+		size_t len = strcspn(p, ":;");
+		if (len && len < sizeof(path) - 16) {
+			snprintf(path, sizeof(path), "%.*s/libslirp.so.0", (int)len, p);
+			if (access(path, R_OK) == 0)
+				return true;
+		}
+		p += len + (p[len] != 0);
+	}
+	for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+		snprintf(path, sizeof(path), "%s/libslirp.so.0", dirs[i]);
+		if (access(path, R_OK) == 0)
+			return true;
+	}
+	return false;
 }
 
 static int64_t now_ms(void)
@@ -429,7 +544,8 @@ static unsigned int nat_poll_fill(struct net_backend *b, struct pollfd *fds, uns
 	if (n->dns_fd >= 0 && max)
 		fds[n->nfds++] = (struct pollfd){n->dns_fd, (short)(want_rx ? POLLIN : 0), 0};
 	uint32_t t = UINT32_MAX;
-	lib.pollfds_fill(n->slirp, &t, add_poll, n);
+	if (n->slirp)
+		lib.pollfds_fill(n->slirp, &t, add_poll, n);
 	int64_t wait = t == UINT32_MAX ? -1 : (int64_t)t, now = now_ms();
 	for (int i = 0; i < NAT_TIMERS; i++) {
 		const struct nat_timer *tm = &n->timers[i];
@@ -490,11 +606,14 @@ static void dns_expire(struct nat_backend *n, int64_t now)
 static int nat_poll_done(struct net_backend *b, const struct pollfd *fds, unsigned int nfds)
 {
 	struct nat_backend *n = (struct nat_backend *)b;
+	if (n->start_failed)
+		return -EIO; /* the reason in b->why */
 	n->fds = (struct pollfd *)fds;
 	n->nfds = nfds;
 	if (n->dns_fd >= 0 && nfds && fds[0].revents)
 		dns_replies(n);
-	lib.pollfds_poll(n->slirp, 0, get_revents, n);
+	if (n->slirp)
+		lib.pollfds_poll(n->slirp, 0, get_revents, n);
 	n->nfds = 0;
 	int64_t now = now_ms();
 	for (int i = 0; i < NAT_TIMERS; i++) {
@@ -574,9 +693,65 @@ static bool allowed(const struct nat_backend *n, const uint8_t *frame, size_t le
 	return false;
 }
 
+/* libslirp for this NAT, with its published ports listening. 0, or -1 with msg set. */
+static int nat_start(struct nat_backend *n, const struct net_nat_config *cfg, char *msg,
+		     size_t msg_size)
+{
+	n->slirp = lib.new_(&n->sc, &nat_callbacks, n);
+	if (!n->slirp) {
+		snprintf(msg, msg_size, "libslirp would not start");
+		return -1;
+	}
+	struct in_addr guest;
+	inet_pton(AF_INET, GUEST_ADDR, &guest);
+	for (unsigned int i = 0; cfg && i < cfg->nr_ports; i++) {
+		const struct net_port *p = &cfg->ports[i];
+		struct in_addr host = {.s_addr = p->host_addr};
+		errno = 0;
+		if (lib.add_hostfwd(n->slirp, p->udp, host, p->host_port, guest, p->guest_port) <
+		    0) {
+			char a[INET_ADDRSTRLEN];
+			inet_ntop(AF_INET, &host, a, sizeof(a));
+			snprintf(msg, msg_size, "publish %s:%u:%u%s: cannot listen there: %s", a,
+				 p->host_port, p->guest_port, p->udp ? "/udp" : "",
+				 errno ? strerror(errno) : "taken or not an address of this host");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * A NAT made on demand, started at the guest's first frame by the loader (the device's thread
+ * may not): false when it cannot start (the reason in b.why; said once, by poll_done).
+ */
+static bool nat_started(struct nat_backend *n)
+{
+	if (n->slirp)
+		return true;
+	if (n->start_failed)
+		return false;
+	int64_t t0 = now_ms();
+	pthread_mutex_lock(&loader.lock);
+	n->start_answered = false;
+	n->next_asking = loader.asking;
+	loader.asking = n;
+	pthread_cond_broadcast(&loader.cond);
+	while (!n->start_answered)
+		pthread_cond_wait(&loader.cond, &loader.lock);
+	pthread_mutex_unlock(&loader.lock);
+	n->start_ms = now_ms() - t0;
+	n->start_failed = !n->slirp;
+	return n->slirp != NULL;
+}
+
 static void nat_send(struct net_backend *b, const uint8_t *frame, size_t len)
 {
 	struct nat_backend *n = (struct nat_backend *)b;
+	if (!nat_started(n)) {
+		b->dropped++;
+		return;
+	}
 	if (n->filter && !allowed(n, frame, len)) {
 		n->blocked++;
 		b->dropped++;
@@ -635,6 +810,13 @@ static void nat_print_stats(const struct net_backend *b, FILE *f)
 	if (n->filter)
 		fprintf(f, "ec1 virtio-net: nat: %llu frames blocked (not allowed)\n",
 			(unsigned long long)n->blocked);
+	if (n->on_demand && n->slirp)
+		fprintf(f,
+			"ec1 virtio-net: nat: started at the guest's first frame, which waited "
+			"%lld ms for it\n",
+			(long long)n->start_ms);
+	else if (n->on_demand && !n->start_failed)
+		fprintf(f, "ec1 virtio-net: nat: never started (the guest sent no frame)\n");
 }
 
 static const struct net_backend_ops nat_ops = {
@@ -697,7 +879,9 @@ static int dns_socket(struct nat_backend *n, const struct sockaddr_in *resolver,
 
 struct net_backend *net_nat_backend(const struct net_nat_config *cfg, char *msg, size_t msg_size)
 {
-	if (!slirp_loaded()) {
+	/* Published ports listen from set-up on, so such a NAT starts now. */
+	bool on_demand = !cfg->nr_ports && loader_on_demand() && slirp_findable();
+	if (!on_demand && !slirp_loaded()) {
 		snprintf(msg, msg_size, "%s", lib.error);
 		return NULL;
 	}
@@ -718,6 +902,7 @@ struct net_backend *net_nat_backend(const struct net_nat_config *cfg, char *msg,
 	 */
 	n->b.mtu = NAT_MTU;
 	n->dns_fd = -1;
+	n->on_demand = on_demand;
 	inet_pton(AF_INET, DNS_ADDR, n->dns_ip);
 	n->filter = cfg->restricted && cfg->nr_allow;
 	if (n->filter) {
@@ -738,7 +923,7 @@ struct net_backend *net_nat_backend(const struct net_nat_config *cfg, char *msg,
 		nat_close(&n->b);
 		return NULL;
 	}
-	SlirpConfig sc = {
+	n->sc = (SlirpConfig){
 		.version = 4,
 		.restricted = cfg->restricted && !n->filter,
 		.in_enabled = true,
@@ -746,33 +931,14 @@ struct net_backend *net_nat_backend(const struct net_nat_config *cfg, char *msg,
 		.if_mru = NAT_MTU,
 		.disable_dns = true, /* relayed above */
 	};
-	inet_pton(AF_INET, "10.0.2.0", &sc.vnetwork);
-	inet_pton(AF_INET, "255.255.255.0", &sc.vnetmask);
-	inet_pton(AF_INET, GATEWAY_ADDR, &sc.vhost);
-	inet_pton(AF_INET, GUEST_ADDR, &sc.vdhcp_start);
-	inet_pton(AF_INET, DNS_ADDR, &sc.vnameserver);
-	n->slirp = lib.new_(&sc, &nat_callbacks, n);
-	if (!n->slirp) {
-		snprintf(msg, msg_size, "libslirp would not start");
+	inet_pton(AF_INET, "10.0.2.0", &n->sc.vnetwork);
+	inet_pton(AF_INET, "255.255.255.0", &n->sc.vnetmask);
+	inet_pton(AF_INET, GATEWAY_ADDR, &n->sc.vhost);
+	inet_pton(AF_INET, GUEST_ADDR, &n->sc.vdhcp_start);
+	inet_pton(AF_INET, DNS_ADDR, &n->sc.vnameserver);
+	if (!on_demand && nat_start(n, cfg, msg, msg_size) < 0) {
 		nat_close(&n->b);
 		return NULL;
-	}
-	struct in_addr guest;
-	inet_pton(AF_INET, GUEST_ADDR, &guest);
-	for (unsigned int i = 0; i < cfg->nr_ports; i++) {
-		const struct net_port *p = &cfg->ports[i];
-		struct in_addr host = {.s_addr = p->host_addr};
-		errno = 0;
-		if (lib.add_hostfwd(n->slirp, p->udp, host, p->host_port, guest, p->guest_port) <
-		    0) {
-			char a[INET_ADDRSTRLEN];
-			inet_ntop(AF_INET, &host, a, sizeof(a));
-			snprintf(msg, msg_size, "publish %s:%u:%u%s: cannot listen there: %s", a,
-				 p->host_port, p->guest_port, p->udp ? "/udp" : "",
-				 errno ? strerror(errno) : "taken or not an address of this host");
-			nat_close(&n->b);
-			return NULL;
-		}
 	}
 	return &n->b;
 }

@@ -315,7 +315,7 @@ static void net_main(struct worker *w, void *arg)
 			worker_clear(w);
 		virtio_mmio_queues_begin(n->dev);
 		more_tx = tx_serve(n);
-		if (nb && !n->be_failed) {
+		if (!n->be_failed) { /* also with nothing polled: a backend may have failed */
 			int err = n->be->ops->poll_done(n->be, fds + 1, nb);
 			if (err) {
 				n->be_failed = true;

@@ -284,7 +284,9 @@ static void teardown(struct vm *vm)
 	guest_mem_free(&vm->mem);
 	pthread_mutex_destroy(&vm->lock);
 	pthread_mutex_destroy(&vm->coalesced_lock);
+	pthread_cond_destroy(&vm->call_done);
 	close(vm->stop_fd);
+	close(vm->call_fd);
 	serial_free(&vm->serial);
 }
 
@@ -301,7 +303,8 @@ static void wait_for_stop(struct vm *vm)
 	uint64_t requests = 0, delivered = 0;
 
 	for (;;) {
-		struct pollfd p[2] = {{.fd = vm->stop_fd, .events = POLLIN},
+		struct pollfd p[3] = {{.fd = vm->stop_fd, .events = POLLIN},
+				      {.fd = vm->call_fd, .events = POLLIN},
 				      {.fd = vm->cfg->shutdown_fd, .events = POLLIN}};
 		int wait_ms = -1;
 		if (deadline) {
@@ -316,12 +319,14 @@ static void wait_for_stop(struct vm *vm)
 		}
 		if (delivered < requests && delivered < 2 && (wait_ms < 0 || wait_ms > 50))
 			wait_ms = 50; /* init not listening yet: try again shortly */
-		int n = poll(p, vm->cfg->shutdown_fd >= 0 ? 2 : 1, wait_ms);
+		int n = poll(p, vm->cfg->shutdown_fd >= 0 ? 3 : 2, wait_ms);
 		if (n < 0 && errno != EINTR)
 			return;
 		if (__atomic_load_n(&vm->stopping, __ATOMIC_ACQUIRE))
 			return;
-		if (n > 0 && (p[1].revents & POLLIN)) {
+		if (n > 0 && (p[1].revents & POLLIN))
+			vm_run_calls(vm);
+		if (n > 0 && (p[2].revents & POLLIN)) {
 			uint64_t v;
 			/* An eventfd adds up writes: two quick requests read as one value 2. */
 			if (read(vm->cfg->shutdown_fd, &v, sizeof(v)) == sizeof(v))
@@ -362,10 +367,15 @@ int vm_run(const struct vm_config *cfg, struct vm_result *result, char *msg, siz
 	vm->nr_vcpus = cfg->cpus;
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_mutex_init(&vm->coalesced_lock, NULL);
+	pthread_cond_init(&vm->call_done, NULL);
 	vm->stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (vm->stop_fd < 0) {
+	vm->call_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (vm->stop_fd < 0 || vm->call_fd < 0) {
+		int e = errno;
+		if (vm->stop_fd >= 0)
+			close(vm->stop_fd);
 		free(vm);
-		VM_FAIL(EC1_ENOMEM, "eventfd: %s", strerror(errno));
+		VM_FAIL(EC1_ENOMEM, "eventfd: %s", strerror(e));
 	}
 	serial_init(&vm->serial, cfg->console ? STDERR_FILENO : -1);
 

@@ -111,6 +111,7 @@ void vm_stop(struct vm *vm, int code, const char *fmt, ...)
 		if (write(vm->stop_fd, &one, sizeof(one)) < 0)
 			vm_log(EC1_LOG_ERROR, "ec1: waking the VM's main thread: %s\n",
 			       strerror(errno));
+		pthread_cond_broadcast(&vm->call_done); /* jobs not taken will not run */
 	}
 	bool first = !vm->stop_sent;
 	vm->stop_sent = true;
@@ -134,4 +135,51 @@ void vm_report_status(struct vm *vm, int status)
 	}
 	pthread_mutex_unlock(&vm->lock);
 	vm_stop(vm, 0, "exit");
+}
+
+bool vm_run_on_caller(struct vm *vm, void (*fn)(void *arg), void *arg)
+{
+	struct vm_call c = {.fn = fn, .arg = arg};
+	pthread_mutex_lock(&vm->lock);
+	if (!vm->stopping) {
+		c.next = vm->calls;
+		vm->calls = &c;
+		uint64_t one = 1;
+		if (write(vm->call_fd, &one, sizeof(one)) < 0)
+			vm_log(EC1_LOG_ERROR, "ec1: waking the VM's main thread: %s\n",
+			       strerror(errno));
+		/* A job taken is always finished, even once the VM stops. */
+		while (!c.done && (c.taken || !vm->stopping))
+			pthread_cond_wait(&vm->call_done, &vm->lock);
+		if (!c.taken) /* the VM stopped first */
+			for (struct vm_call **p = &vm->calls; *p; p = &(*p)->next)
+				if (*p == &c) {
+					*p = c.next;
+					break;
+				}
+	}
+	pthread_mutex_unlock(&vm->lock);
+	return c.done;
+}
+
+void vm_run_calls(struct vm *vm)
+{
+	uint64_t v;
+	if (read(vm->call_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		return;
+	pthread_mutex_lock(&vm->lock);
+	struct vm_call *c = vm->calls;
+	vm->calls = NULL;
+	for (struct vm_call *t = c; t; t = t->next)
+		t->taken = true;
+	pthread_mutex_unlock(&vm->lock);
+	while (c) {
+		struct vm_call *next = c->next; /* c is gone once done is seen */
+		c->fn(c->arg);
+		pthread_mutex_lock(&vm->lock);
+		c->done = true;
+		pthread_cond_broadcast(&vm->call_done);
+		pthread_mutex_unlock(&vm->lock);
+		c = next;
+	}
 }

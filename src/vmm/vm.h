@@ -169,8 +169,11 @@ struct vm {
 	char cmdline[4096];
 	struct arch_vm *arch; /* interrupt controller state (arch_vm_init) */
 
-	int stop_fd;	      /* eventfd: written once when the VM stops */
-	pthread_mutex_t lock; /* guards what follows */
+	int stop_fd; /* eventfd: written once when the VM stops */
+	int call_fd; /* eventfd: a job waits for the thread in vm_run (vm_run_on_caller) */
+	pthread_cond_t call_done;
+	struct vm_call *calls; /* waiting, under lock */
+	pthread_mutex_t lock;  /* guards what follows, and calls */
 	bool stopping;
 	bool stop_sent; /* the devices were told to stop (their ops->stop) */
 	bool status_reported;
@@ -190,6 +193,21 @@ int vm_run(const struct vm_config *cfg, struct vm_result *result, char *msg, siz
 
 /* Ends the run: the first call's code and message win. code 0 means a normal stop. */
 void vm_stop(struct vm *vm, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/*
+ * Runs fn(arg) on the thread in vm_run (the caller's, which no sandbox restricts) and waits for
+ * it: for a device thread that needs, once, calls its sandbox refuses (the NAT's start at the
+ * guest's first frame). Returns false, fn not run, when the VM stops first.
+ */
+struct vm_call {
+	void (*fn)(void *arg);
+	void *arg;
+	bool taken, done;
+	struct vm_call *next;
+};
+bool vm_run_on_caller(struct vm *vm, void (*fn)(void *arg), void *arg);
+/* The thread in vm_run: runs the jobs waiting (when call_fd is readable). */
+void vm_run_calls(struct vm *vm);
 /* The guest's init reported the process's exit status. */
 void vm_report_status(struct vm *vm, int status);
 /* Guest memory pointer or NULL; see guest_mem_ptr. */

@@ -140,31 +140,44 @@ static void nat_answers_arp_for_the_gateway(void)
 	b->ops->close(b);
 }
 
+/* The VM's unsandboxed thread, here the test's own: runs the job at once, and counts it. */
+static unsigned int unsandboxed_runs;
+static bool run_here(void *ctx, void (*fn)(void *arg), void *arg)
+{
+	(void)ctx;
+	unsandboxed_runs++;
+	fn(arg);
+	return true;
+}
+
 /*
  * Where the library is loaded at the guest's first frame (a host with one CPU, or
- * EC1_NAT_LOAD=first-frame): a NAT without published ports is made without it, the first frame
- * has it loaded (by the loader thread) and is answered, not lost. Runs first: nothing has loaded
- * libslirp into this process before.
+ * EC1_NAT_LOAD=first-frame): a NAT without published ports is made without it; the first frame
+ * has it loaded, on the thread the device's sandbox does not restrict, and is answered, not
+ * lost; later frames need nothing more. Runs first: nothing has loaded libslirp into this
+ * process before.
  */
 static void nat_loads_libslirp_at_the_first_frame(void)
 {
 	CHECK(dlopen("libslirp.so.0", RTLD_LAZY | RTLD_NOLOAD) == NULL);
 	setenv("EC1_NAT_LOAD", "first-frame", 1);
 	net_nat_preload();
-	struct net_nat_config cfg = {.restricted = true};
+	struct net_nat_config cfg = {.restricted = true, .unsandboxed = run_here};
 	struct net_backend *b = nat(&cfg);
 	CHECK(b != NULL);
 	if (!b)
 		return;
 	pump(b, 0);
-	usleep(20000); /* a loader that did not wait would have loaded it by now */
-	CHECK(dlopen("libslirp.so.0", RTLD_LAZY | RTLD_NOLOAD) == NULL);
+	CHECK(dlopen("libslirp.so.0", RTLD_LAZY | RTLD_NOLOAD) == NULL && unsandboxed_runs == 0);
 	uint8_t f[42];
 	arp_request(f);
-	ngot = 0;
-	b->ops->send(b, f, sizeof(f));
-	pump(b, 0);
-	CHECK(ngot == 1 && got_len[0] >= 42 && got[0][21] == 2);
+	for (int i = 0; i < 2; i++) {
+		ngot = 0;
+		b->ops->send(b, f, sizeof(f));
+		pump(b, 0);
+		CHECK(ngot == 1 && got_len[0] >= 42 && got[0][21] == 2);
+	}
+	CHECK(unsandboxed_runs == 1);
 	void *h = dlopen("libslirp.so.0", RTLD_LAZY | RTLD_NOLOAD);
 	CHECK(h != NULL);
 	if (h)

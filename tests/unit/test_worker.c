@@ -3,8 +3,11 @@
  * they block in, under their seccomp filter, as the teardown of a VM needs.
  */
 #include <errno.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "../../src/vmm/sandbox.h"
@@ -64,10 +67,64 @@ static void worker_stop_interrupts_a_blocking_call(void)
 	close(p[1]);
 }
 
+/* A device thread under its sandbox asking the VM's main thread to run a job. */
+static int job_runs;
+static void job(void *arg)
+{
+	job_runs++;
+	*(pthread_t *)arg = pthread_self();
+}
+
+struct asker {
+	struct vm *vm;
+	pthread_t ran_on;
+	bool ran;
+};
+
+static void *ask(void *arg)
+{
+	struct asker *a = arg;
+	if (sandbox_enter(SANDBOX_NAT) == 0)
+		a->ran = vm_run_on_caller(a->vm, job, &a->ran_on);
+	return NULL;
+}
+
+/*
+ * vm_run_on_caller: the job runs on the thread that serves the VM's calls (vm_run's), not the
+ * asking one, which waits for it; a VM that stops first releases the asker, the job not run.
+ */
+static void vm_call_runs_on_the_callers_thread(void)
+{
+	static struct vm vm;
+	pthread_mutex_init(&vm.lock, NULL);
+	pthread_cond_init(&vm.call_done, NULL);
+	vm.stop_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	vm.call_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	struct asker a = {.vm = &vm};
+	pthread_t t;
+	CHECK(pthread_create(&t, NULL, ask, &a) == 0);
+	struct pollfd p = {vm.call_fd, POLLIN, 0};
+	CHECK(poll(&p, 1, 5000) == 1);
+	vm_run_calls(&vm);
+	pthread_join(t, NULL);
+	CHECK(a.ran && job_runs == 1 && pthread_equal(a.ran_on, pthread_self()));
+	struct asker b = {.vm = &vm};
+	CHECK(pthread_create(&t, NULL, ask, &b) == 0);
+	CHECK(poll(&p, 1, 5000) == 1);
+	vm_stop(&vm, EC1_EGUEST, "stopped in the test");
+	pthread_join(t, NULL);
+	CHECK(!b.ran && job_runs == 1 && vm.calls == NULL);
+	vm_run_calls(&vm); /* nothing left to run */
+	CHECK(job_runs == 1);
+	close(vm.stop_fd);
+	close(vm.call_fd);
+}
+
 int main(void)
 {
 	vm_signals_init();
 	TEST(worker_wakes_on_kicks_and_stops);
 	TEST(worker_stop_interrupts_a_blocking_call);
+	TEST(vm_call_runs_on_the_callers_thread);
 	return tests_failed != 0;
 }

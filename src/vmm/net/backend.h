@@ -115,6 +115,13 @@ struct net_nat_config {
 	const struct net_allow *allow; /* restricted: and these destinations */
 	unsigned int nr_allow;
 	const struct sockaddr_in *resolver; /* where 10.0.2.3's queries go; NULL: the host's */
+	/*
+	 * Runs fn(arg) on a thread the device's sandbox does not restrict and waits for it (false:
+	 * not run, the VM is stopping): what starts a NAT at its guest's first frame (see
+	 * net_nat_preload). NULL: the NAT starts at set-up.
+	 */
+	bool (*unsandboxed)(void *ctx, void (*fn)(void *arg), void *arg);
+	void *unsandboxed_ctx;
 };
 
 /*
@@ -126,11 +133,11 @@ struct net_nat_config {
  */
 struct net_backend *net_nat_backend(const struct net_nat_config *cfg, char *msg, size_t msg_size);
 /*
- * Starts the NAT's loader thread, once per process: where the process may run on two CPUs or
- * more, it loads libslirp and glib at once (1.3-2 ms natively, which set-up's other steps
- * overlap; the first NAT waits for it then instead of loading them itself); where it has one
- * CPU, it loads them, and starts NATs without published ports, when a guest sends its first
- * frame. EC1_NAT_LOAD=set-up or first-frame chooses instead.
+ * Once per process: where the process may run on two CPUs or more, loads libslirp and glib on
+ * a thread of their own (1.3-2 ms natively, which set-up's other steps overlap; the first NAT
+ * waits for it then instead of loading them itself); where it has one CPU, nothing: a NAT
+ * without published ports (and with cfg->unsandboxed) is started, the library loaded, when its
+ * guest sends the first frame. EC1_NAT_LOAD=set-up or first-frame chooses instead.
  */
 void net_nat_preload(void);
 

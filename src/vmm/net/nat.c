@@ -104,11 +104,11 @@ struct nat_backend {
 	uint64_t blocked;
 	Slirp *slirp; /* NULL until started (at set-up, or at the guest's first frame) */
 	SlirpConfig sc;
-	bool on_demand;	     /* started at the guest's first frame (see net_nat_backend) */
-	bool start_failed;   /* so: the reason in b.why */
-	int64_t start_ms;    /* how long the guest's first frame waited for the start */
-	bool start_answered; /* by the loader (under loader.lock) */
-	struct nat_backend *next_asking; /* on loader.asking */
+	bool on_demand;	   /* started at the guest's first frame (see net_nat_backend) */
+	bool start_failed; /* so: the reason in b.why */
+	int64_t start_ms;  /* how long the guest's first frame waited for the start */
+	bool (*unsandboxed)(void *ctx, void (*fn)(void *arg), void *arg); /* see backend.h */
+	void *unsandboxed_ctx;
 	struct pollfd *fds; /* while slirp fills them, and while it reads their events */
 	unsigned int nfds, max;
 	bool want_rx;
@@ -173,22 +173,17 @@ static struct {
  * When the load happens (net_nat_preload): from the start of set-up, on a thread of its own,
  * where the process may use a second CPU (the load then costs the run nothing: 1.3-2 ms
  * natively, beside the kernel's copy); where it has one CPU, a load beside the set-up only
- * takes the CPU from it (27 ms of set-up in the rig, and more of the boot), so a NAT without
- * published ports starts when its guest sends the first frame, and a run whose guest never uses
- * the network never loads the library. The loader thread then stays, to start such NATs: the
- * library's load and slirp_new (which reads /dev/urandom) need calls the device's sandbox
- * refuses.
+ * takes the CPU from it (the rig: 17 ms of set-up, and more of the boot), so a NAT without
+ * published ports starts when its guest sends the first frame, and a run whose guest never
+ * uses the network never loads the library. That start (the library's load, and slirp_new,
+ * which reads /dev/urandom) needs calls the device's sandbox refuses: it runs on the thread in
+ * vm_run, the caller's (cfg->unsandboxed), while the device's thread waits.
  */
-static int nat_start(struct nat_backend *n, const struct net_nat_config *cfg, char *msg,
-		     size_t msg_size);
-
 static struct {
 	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	bool started;		    /* the loader thread runs */
-	bool on_demand;		    /* it stays, starting the NATs that ask */
-	struct nat_backend *asking; /* NATs whose first frame waits for their start */
-} loader = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+	bool decided;
+	bool on_demand; /* NATs without published ports start at their guest's first frame */
+} loader = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 static void slirp_load(void)
 {
@@ -226,42 +221,18 @@ static bool slirp_loaded(void)
 static void *loader_main(void *arg)
 {
 	(void)arg;
-	pthread_mutex_lock(&loader.lock);
-	for (;;) {
-		while (loader.on_demand && !loader.asking)
-			pthread_cond_wait(&loader.cond, &loader.lock);
-		struct nat_backend *asking = loader.asking;
-		loader.asking = NULL;
-		pthread_mutex_unlock(&loader.lock);
-		bool loaded = slirp_loaded();
-		for (struct nat_backend *n = asking; n; n = n->next_asking) {
-			if (!loaded)
-				snprintf(n->b.why, sizeof(n->b.why), "%s", lib.error);
-			else
-				(void)nat_start(n, NULL, n->b.why, sizeof(n->b.why));
-		}
-		pthread_mutex_lock(&loader.lock);
-		/* After this, an asking thread may go on, and its NAT be closed. */
-		while (asking) {
-			struct nat_backend *next = asking->next_asking;
-			asking->start_answered = true;
-			asking = next;
-		}
-		pthread_cond_broadcast(&loader.cond);
-		if (!loader.on_demand)
-			break;
-	}
-	pthread_mutex_unlock(&loader.lock);
+	slirp_loaded();
 	return NULL;
 }
 
 void net_nat_preload(void)
 {
 	pthread_mutex_lock(&loader.lock);
-	if (loader.started) {
+	if (loader.decided) {
 		pthread_mutex_unlock(&loader.lock);
 		return;
 	}
+	loader.decided = true;
 	const char *when = getenv("EC1_NAT_LOAD");
 	cpu_set_t cpus;
 	if (when && strcmp(when, "first-frame") == 0)
@@ -271,22 +242,23 @@ void net_nat_preload(void)
 	else
 		loader.on_demand =
 			sched_getaffinity(0, sizeof(cpus), &cpus) == 0 && CPU_COUNT(&cpus) < 2;
+	pthread_mutex_unlock(&loader.lock);
+	if (loader.on_demand)
+		return;
 	/* No signal for it (the process's handlers run on the threads that expect them). */
 	sigset_t all, old;
 	sigfillset(&all);
 	pthread_sigmask(SIG_BLOCK, &all, &old);
 	pthread_t t;
-	/* Without it, net_nat_backend loads the library itself, and starts every NAT at once. */
-	loader.started = vmm_thread_create(&t, loader_main, NULL, true) == 0;
+	(void)vmm_thread_create(&t, loader_main, NULL, true); /* else net_nat_backend loads */
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	pthread_mutex_unlock(&loader.lock);
 }
 
 /* Whether NATs without published ports start at their guest's first frame. */
 static bool loader_on_demand(void)
 {
 	pthread_mutex_lock(&loader.lock);
-	bool on_demand = loader.started && loader.on_demand;
+	bool on_demand = loader.decided && loader.on_demand;
 	pthread_mutex_unlock(&loader.lock);
 	return on_demand;
 }
@@ -721,9 +693,19 @@ static int nat_start(struct nat_backend *n, const struct net_nat_config *cfg, ch
 	return 0;
 }
 
+/* On the unsandboxed thread: the library, and the NAT's libslirp instance. */
+static void nat_start_job(void *arg)
+{
+	struct nat_backend *n = arg;
+	if (!slirp_loaded())
+		snprintf(n->b.why, sizeof(n->b.why), "%s", lib.error);
+	else
+		(void)nat_start(n, NULL, n->b.why, sizeof(n->b.why));
+}
+
 /*
- * A NAT made on demand, started at the guest's first frame by the loader (the device's thread
- * may not): false when it cannot start (the reason in b.why; said once, by poll_done).
+ * A NAT made on demand, started at the guest's first frame (on the unsandboxed thread; this
+ * one waits): false when it cannot start (the reason in b.why; said once, by poll_done).
  */
 static bool nat_started(struct nat_backend *n)
 {
@@ -732,14 +714,8 @@ static bool nat_started(struct nat_backend *n)
 	if (n->start_failed)
 		return false;
 	int64_t t0 = now_ms();
-	pthread_mutex_lock(&loader.lock);
-	n->start_answered = false;
-	n->next_asking = loader.asking;
-	loader.asking = n;
-	pthread_cond_broadcast(&loader.cond);
-	while (!n->start_answered)
-		pthread_cond_wait(&loader.cond, &loader.lock);
-	pthread_mutex_unlock(&loader.lock);
+	if (!n->unsandboxed(n->unsandboxed_ctx, nat_start_job, n))
+		snprintf(n->b.why, sizeof(n->b.why), "the VM is stopping");
 	n->start_ms = now_ms() - t0;
 	n->start_failed = !n->slirp;
 	return n->slirp != NULL;
@@ -880,7 +856,8 @@ static int dns_socket(struct nat_backend *n, const struct sockaddr_in *resolver,
 struct net_backend *net_nat_backend(const struct net_nat_config *cfg, char *msg, size_t msg_size)
 {
 	/* Published ports listen from set-up on, so such a NAT starts now. */
-	bool on_demand = !cfg->nr_ports && loader_on_demand() && slirp_findable();
+	bool on_demand =
+		!cfg->nr_ports && cfg->unsandboxed && loader_on_demand() && slirp_findable();
 	if (!on_demand && !slirp_loaded()) {
 		snprintf(msg, msg_size, "%s", lib.error);
 		return NULL;
@@ -903,6 +880,8 @@ struct net_backend *net_nat_backend(const struct net_nat_config *cfg, char *msg,
 	n->b.mtu = NAT_MTU;
 	n->dns_fd = -1;
 	n->on_demand = on_demand;
+	n->unsandboxed = cfg->unsandboxed;
+	n->unsandboxed_ctx = cfg->unsandboxed_ctx;
 	inet_pton(AF_INET, DNS_ADDR, n->dns_ip);
 	n->filter = cfg->restricted && cfg->nr_allow;
 	if (n->filter) {

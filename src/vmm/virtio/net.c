@@ -424,6 +424,12 @@ void virtio_net_prepare(const struct vm_config *cfg)
 		net_nat_preload();
 }
 
+/* The NAT's start at the guest's first frame, on the thread in vm_run (net_nat_config). */
+static bool on_caller(void *ctx, void (*fn)(void *arg), void *arg)
+{
+	return vm_run_on_caller(ctx, fn, arg);
+}
+
 int virtio_net_add(struct vm *vm, char *msg, size_t msg_size)
 {
 	const struct vm_net *cfg = vm->cfg->net;
@@ -443,7 +449,9 @@ int virtio_net_add(struct vm *vm, char *msg, size_t msg_size)
 					    .ports = cfg->ports,
 					    .nr_ports = cfg->nr_ports,
 					    .allow = cfg->allow,
-					    .nr_allow = cfg->nr_allow};
+					    .nr_allow = cfg->nr_allow,
+					    .unsandboxed = on_caller,
+					    .unsandboxed_ctx = vm};
 		n->be = net_nat_backend(&nc, why, sizeof(why));
 		break;
 	}

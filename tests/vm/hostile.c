@@ -7,6 +7,8 @@
  *
  * usage: hostile TAG SCENARIO [SEED] [MARKDIR]
  *        hostile vsock PORT   (the vsock device instead; see vsock_scenario)
+ *        hostile blk SECTORS ID [ro] | blk-nostatus SECTORS | net [lies]
+ *                             (a disk, the network device: hostile_blknet.c)
  *   survive   requests whose headers lie, resets in the middle of I/O, a thousand open handles
  *             per session then a reset, an interrupt storm; then a quiet spell (MARKDIR/quiet
  *             tells the host to measure the VMM's CPU use, descriptors and memory; MARKDIR/start
@@ -29,16 +31,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../../src/vmm/virtio/mmio_regs.h"
+#include "hostile.h"
 
-#define FEATURE_INDIRECT  (1u << 28)
-#define FEATURE_EVENT_IDX (1u << 29)
-#define DESC_NEXT	  1
-#define DESC_WRITE	  2
-#define DESC_INDIRECT	  4
-#define QUEUE_SIZE	  256
-#define REQUEST_QUEUE	  1
-#define SLOTS		  (QUEUE_SIZE / 2)
+#define QUEUE_SIZE    256
+#define REQUEST_QUEUE 1
+#define SLOTS	      (QUEUE_SIZE / 2)
 
 /* Scratch layout: rings, indirect tables, then one request and one reply buffer per slot. */
 #define OFF_DESC     0x00000
@@ -64,20 +61,14 @@ struct out_header {
 	int32_t error;
 	uint64_t unique;
 };
-struct desc {
-	uint64_t addr;
-	uint32_t len;
-	uint16_t flags, next;
-};
-
-static volatile uint8_t *mmio;	  /* the victim's register window */
-static volatile uint8_t *scratch; /* guest RAM at scratch_gpa */
-static uint64_t scratch_gpa, scratch_size;
+volatile uint8_t *mmio;	   /* the victim's register window */
+volatile uint8_t *scratch; /* guest RAM at scratch_gpa */
+uint64_t scratch_gpa, scratch_size;
 static uint16_t avail_idx, used_seen;
 static uint64_t unique;
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
 
-static uint64_t rnd(void)
+uint64_t rnd(void)
 {
 	rng ^= rng << 13;
 	rng ^= rng >> 7;
@@ -85,12 +76,12 @@ static uint64_t rnd(void)
 	return rng;
 }
 
-static uint32_t rd(uint32_t off)
+uint32_t rd(uint32_t off)
 {
 	return *(volatile uint32_t *)(mmio + off);
 }
 
-static void wr(uint32_t off, uint32_t v)
+void wr(uint32_t off, uint32_t v)
 {
 	*(volatile uint32_t *)(mmio + off) = v;
 }
@@ -116,10 +107,18 @@ static void *map(int fd, uint64_t gpa, size_t size)
 	return p == MAP_FAILED ? NULL : p;
 }
 
-/* Finds the scratch area and the device's window: virtio-fs with tag TAG, or (NULL) vsock. */
-static int setup(const char *tag)
+/* match for a virtio-fs window: its tag (the config's first 36 bytes) is arg. */
+static int fs_tag_is(volatile uint8_t *w, const void *arg)
 {
-	uint32_t want = tag ? 26 : 19;
+	char t[37] = {0};
+	for (int i = 0; i < 36; i++)
+		t[i] = (char)w[REG_CONFIG + i];
+	return !strcmp(t, arg);
+}
+
+int find_device(uint32_t device_id, int (*match)(volatile uint8_t *w, const void *arg),
+		const void *arg, const char *what)
+{
 	char line[4096];
 	FILE *f = fopen("/proc/cmdline", "r");
 	if (!f || !fgets(line, sizeof(line), f)) {
@@ -142,20 +141,16 @@ static int setup(const char *tag)
 			volatile uint8_t *w = map(fd, (uint64_t)a, 4096);
 			if (!w)
 				continue;
-			char t[37] = {0};
-			for (int i = 0; i < 36; i++)
-				t[i] = (char)w[REG_CONFIG + i];
 			if (*(volatile uint32_t *)(w + REG_MAGIC) == 0x74726976 &&
-			    *(volatile uint32_t *)(w + REG_DEVICE_ID) == want &&
-			    (!tag || !strcmp(t, tag)))
+			    *(volatile uint32_t *)(w + REG_DEVICE_ID) == device_id &&
+			    (!match || match(w, arg)))
 				mmio = w;
 			else
 				munmap((void *)w, 4096);
 		}
 	}
 	if (!mmio) {
-		fprintf(stderr, "hostile: no %s device%s%s\n", tag ? "virtio-fs" : "vsock",
-			tag ? " with tag " : "", tag ? tag : "");
+		fprintf(stderr, "hostile: no %s\n", what);
 		return -1;
 	}
 	if (scratch_size < SCRATCH_MIN || !(scratch = map(fd, scratch_gpa, (size_t)scratch_size))) {
@@ -166,7 +161,7 @@ static int setup(const char *tag)
 }
 
 /* Queue q: num entries, its descriptor table, available and used rings at off, +4 KiB, +8 KiB. */
-static void queue_setup(uint32_t q, int num, uint32_t off)
+void queue_setup(uint32_t q, int num, uint32_t off)
 {
 	memset((void *)(scratch + off), 0, 0x3000);
 	wr(REG_QUEUE_SEL, q);
@@ -179,6 +174,21 @@ static void queue_setup(uint32_t q, int num, uint32_t off)
 	wr(REG_QUEUE_DEVICE_LOW, (uint32_t)u);
 	wr(REG_QUEUE_DEVICE_HIGH, (uint32_t)(u >> 32));
 	wr(REG_QUEUE_READY, 1);
+}
+
+volatile struct desc *qdesc(uint32_t off)
+{
+	return (volatile struct desc *)(scratch + off);
+}
+
+volatile uint16_t *qavail(uint32_t off)
+{
+	return (volatile uint16_t *)(scratch + off + 0x1000);
+}
+
+volatile uint16_t *qused(uint32_t off)
+{
+	return (volatile uint16_t *)(scratch + off + 0x2000);
 }
 
 /* A driver's start (§3.1.1); features are the low word's, VERSION_1 always. */
@@ -235,7 +245,7 @@ static void post(int slot, uint32_t req_len, int kick)
 		wr(REG_QUEUE_NOTIFY, REQUEST_QUEUE);
 }
 
-static uint64_t now_ms(void)
+uint64_t now_ms(void)
 {
 	struct timespec t;
 	clock_gettime(CLOCK_MONOTONIC, &t);
@@ -549,32 +559,18 @@ struct vhdr {
 
 static uint16_t rx_avail, rx_used, tx_avail;
 
-static volatile struct desc *vdesc(uint32_t off)
-{
-	return (volatile struct desc *)(scratch + off);
-}
-static volatile uint16_t *vavail(uint32_t off)
-{
-	return (volatile uint16_t *)(scratch + off + 0x1000);
-}
-static volatile uint16_t *vused(uint32_t off)
-{
-	return (volatile uint16_t *)(scratch + off + 0x2000);
-}
-
-/* The kernel's driver let go of the device (its sysfs unbind); 0, or -1. */
-static int unbind_vsock(void)
+int unbind_driver(const char *id, int (*match)(int n, const void *arg), const void *arg)
 {
 	for (int i = 0; i < 32; i++) {
-		char path[128], id[16] = "";
+		char path[128], got[16] = "";
 		snprintf(path, sizeof(path), "/sys/bus/virtio/devices/virtio%d/device", i);
 		FILE *f = fopen(path, "r");
 		if (!f)
 			continue;
-		if (!fgets(id, sizeof(id), f))
-			id[0] = 0;
+		if (!fgets(got, sizeof(got), f))
+			got[0] = 0;
 		fclose(f);
-		if (strncmp(id, "0x0013", 6) != 0)
+		if (strncmp(got, id, strlen(id)) != 0 || (match && !match(i, arg)))
 			continue;
 		snprintf(path, sizeof(path), "/sys/bus/virtio/devices/virtio%d/driver/unbind", i);
 		f = fopen(path, "w");
@@ -589,11 +585,11 @@ static int unbind_vsock(void)
 /* One receive buffer back to the device, in the slot's own place. */
 static void rx_post(uint16_t slot)
 {
-	vdesc(OFF_VRX)[slot] =
+	qdesc(OFF_VRX)[slot] =
 		(struct desc){scratch_gpa + OFF_VRXBUF + slot * 0x1000u, 0x1000, DESC_WRITE, 0};
-	vavail(OFF_VRX)[2 + rx_avail % VQ] = slot;
+	qavail(OFF_VRX)[2 + rx_avail % VQ] = slot;
 	__sync_synchronize();
-	vavail(OFF_VRX)[1] = ++rx_avail;
+	qavail(OFF_VRX)[1] = ++rx_avail;
 }
 
 static void vsock_start(void)
@@ -619,18 +615,18 @@ static void vsend(const struct vhdr *h, const void *data, uint32_t n, uint32_t d
 {
 	/* A ring's worth outstanding: wait for the device (a driver may not overrun its ring). */
 	for (uint64_t until = now_ms() + 10000;
-	     (uint16_t)(tx_avail - vused(OFF_VTX)[1]) >= VQ && now_ms() < until;)
+	     (uint16_t)(tx_avail - qused(OFF_VTX)[1]) >= VQ && now_ms() < until;)
 		usleep(100);
 	uint16_t slot = tx_avail % VQ;
 	volatile uint8_t *b = scratch + OFF_VTXBUF + slot * 0x400u;
 	memcpy((void *)b, h, VHDR);
 	if (n)
 		memcpy((void *)(b + VHDR), data, n);
-	vdesc(OFF_VTX)[slot] =
+	qdesc(OFF_VTX)[slot] =
 		(struct desc){scratch_gpa + OFF_VTXBUF + slot * 0x400u, desc_len, 0, 0};
-	vavail(OFF_VTX)[2 + tx_avail % VQ] = slot;
+	qavail(OFF_VTX)[2 + tx_avail % VQ] = slot;
 	__sync_synchronize();
-	vavail(OFF_VTX)[1] = ++tx_avail;
+	qavail(OFF_VTX)[1] = ++tx_avail;
 	__sync_synchronize();
 	wr(REG_QUEUE_NOTIFY, 1);
 }
@@ -656,13 +652,13 @@ static int vrecv(struct vhdr *h, void *data, size_t cap, int ms)
 {
 	for (uint64_t until = now_ms() + (uint64_t)ms;;) {
 		__sync_synchronize();
-		if (vused(OFF_VRX)[1] != rx_used)
+		if (qused(OFF_VRX)[1] != rx_used)
 			break;
 		if (now_ms() >= until)
 			return -1;
 		usleep(200);
 	}
-	volatile uint32_t *e = (volatile uint32_t *)(vused(OFF_VRX) + 2) + 2 * (rx_used % VQ);
+	volatile uint32_t *e = (volatile uint32_t *)(qused(OFF_VRX) + 2) + 2 * (rx_used % VQ);
 	uint16_t slot = (uint16_t)e[0];
 	uint32_t len = e[1];
 	rx_used++;
@@ -705,7 +701,7 @@ static int drain(int ms, int *not_rst)
  */
 static int vsock_scenario(uint32_t port)
 {
-	if (unbind_vsock()) {
+	if (unbind_driver("0x0013", NULL, NULL)) {
 		fprintf(stderr, "hostile: cannot unbind the kernel's vsock driver\n");
 		return 2;
 	}
@@ -783,9 +779,25 @@ int main(int argc, char **argv)
 {
 	if (argc == 3 && !strcmp(argv[1], "vsock")) {
 		setvbuf(stdout, NULL, _IONBF, 0);
-		if (setup(NULL))
+		if (find_device(19, NULL, NULL, "vsock device"))
 			return 2;
 		int r = vsock_scenario((uint32_t)strtoul(argv[2], NULL, 0));
+		if (r == 0)
+			printf("hostile: still serving\n");
+		return r;
+	}
+	setvbuf(stdout, NULL, _IONBF, 0);
+	if (argc >= 4 && !strcmp(argv[1], "blk")) {
+		int r = blk_scenario(strtoull(argv[2], NULL, 0), argv[3],
+				     argc > 4 && !strcmp(argv[4], "ro"));
+		if (r == 0)
+			printf("hostile: still serving\n");
+		return r;
+	}
+	if (argc == 3 && !strcmp(argv[1], "blk-nostatus"))
+		return blk_no_status(strtoull(argv[2], NULL, 0));
+	if ((argc == 2 || argc == 3) && !strcmp(argv[1], "net")) {
+		int r = net_scenario(argc == 3 && !strcmp(argv[2], "lies"));
 		if (r == 0)
 			printf("hostile: still serving\n");
 		return r;
@@ -797,7 +809,9 @@ int main(int argc, char **argv)
 	const char *scenario = argv[2], *dir = argc > 4 ? argv[4] : NULL;
 	if (argc > 3)
 		rng ^= strtoull(argv[3], NULL, 0) * 0x2545f4914f6cdd1dull;
-	if (setup(argv[1]))
+	char what[128];
+	snprintf(what, sizeof(what), "virtio-fs device with tag %s", argv[1]);
+	if (find_device(26, fs_tag_is, argv[1], what))
 		return 2;
 	setvbuf(stdout, NULL, _IONBF, 0);
 	if (!strcmp(scenario, "survive")) {

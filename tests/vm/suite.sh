@@ -1083,6 +1083,75 @@ t_hostile_vsock_packets_reset_or_dropped() {
 	check $name "0|hostile: still serving" "$rc|$(grep -o 'hostile: still serving' $T/hout)"
 	[ $rc = 0 ] || head -c 1500 $T/herr
 }
+t_hostile_blk_requests_answered_and_contained() {
+	# hostile drives a disk itself (the kernel's driver unbound): requests that lie (past the end,
+	# wrapping around, not whole sectors, a header cut short, bad discard and write-zeroes
+	# segments, a read-only disk's writes), each with the status it must get; 5,000 random
+	# requests, direct and indirect, each answered; 200 resets with requests in flight; then a
+	# clean session. On a raw, a read-only and a qcow2 image: each stays its size, the read-only
+	# one unchanged, the qcow2 one clean for qemu-img check, and the clean write is where it was
+	# asked. A request with no room for its status stops the run, naming the device.
+	rm -rf $T/h && mkdir -p $T/h && cp "$dir/hostile" $T/h/
+	sectors=8200 # 4 MiB and 8 KiB: the size hostile tells the disk apart by
+	head -c $((sectors * 512)) /dev/urandom >$T/hraw.img && cp $T/hraw.img $T/hro.img
+	ro_sum=$(sha256sum <$T/hro.img)
+	qimg create -q -f qcow2 $T/hq.qcow2 $((sectors * 512)) || { fail $name "qemu-img create"; return; }
+	got= want= seen=
+	for kind in raw ro qcow2; do
+		case $kind in
+		raw) disk=$T/hraw.img arg= ;;
+		ro) disk=$T/hro.img,ro arg=ro ;;
+		qcow2) disk=$T/hq.qcow2 arg= ;;
+		esac
+		run --mem 256 --cmdline 'memmap=0x100000$0x4000000' --volume $T/h:/mnt/h \
+			--disk $disk,id=victim -- /mnt/h/hostile blk $sectors victim $arg >$T/hout 2>$T/herr
+		rc=$?
+		seen="$seen; $kind: $(grep -e lying -e random -e clean $T/hout | sed 's/hostile: blk: //' | tr '\n' ' ')"
+		r="$rc $(grep -o 'still serving' $T/hout)"
+		case $kind in
+		raw) r="$r $(stat -c %s $T/hraw.img) $(dd if=$T/hraw.img bs=4096 skip=1 count=1 2>/dev/null | sort -u)" ;;
+		ro) r="$r $([ "$(sha256sum <$T/hro.img)" = "$ro_sum" ] && echo unchanged || echo changed)" ;;
+		qcow2)
+			qimg check -q $T/hq.qcow2 >$T/check 2>&1; c=$?
+			qimg convert -f qcow2 -O raw $T/hq.qcow2 $T/hq.raw
+			r="$r check $c $(stat -c %s $T/hq.raw) $(dd if=$T/hq.raw bs=4096 skip=1 count=1 2>/dev/null | sort -u)" ;;
+		esac
+		got="$got|$kind: $r"
+		[ $rc = 0 ] || { cat $T/hout; head -c 1000 $T/herr; }
+	done
+	want="|raw: 0 still serving $((sectors * 512)) ec1-hostile-blk|ro: 0 still serving unchanged"
+	want="$want|qcow2: 0 still serving check 0 $((sectors * 512)) ec1-hostile-blk"
+	run --mem 256 --cmdline 'memmap=0x100000$0x4000000' --volume $T/h:/mnt/h \
+		--disk $T/hraw.img,id=victim -- /mnt/h/hostile blk-nostatus $sectors >$T/hout 2>$T/herr
+	rc=$?
+	got="$got|nostatus: $rc $(grep -o 'guest driver error on virtio-blk' $T/herr | head -1)"
+	want="$want|nostatus: 125 guest driver error on virtio-blk"
+	echo "      (${seen#; }; nostatus: $(grep -o 'virtio-blk: [^;]*' $T/herr | head -1))"
+	check $name "$want" "$got"
+	rm -f $T/hraw.img $T/hro.img $T/hq.qcow2 $T/hq.raw
+}
+t_hostile_net_frames_dropped_and_counted() {
+	# hostile drives the network device itself (the kernel's driver unbound): 12 frames cut
+	# short, oversized, asking for offloads the NAT does not take, in device-writable buffers,
+	# each dropped and counted (a run with those alone: exactly 12); then, in a second run,
+	# receive buffers the device cannot write, 3,000 random frames, most for the NAT, 100 resets
+	# with frames in flight. Each run ends with a clean ARP request the NAT answers.
+	rm -rf $T/h && mkdir -p $T/h && cp "$dir/hostile" $T/h/
+	got= seen=
+	for what in lies all; do
+		run --mem 256 --cmdline 'memmap=0x100000$0x4000000' --volume $T/h:/mnt/h \
+			--net nat:restricted --timing -- /mnt/h/hostile net ${what%all} >$T/hout 2>$T/herr
+		rc=$?
+		sent=$(sed -n 's/^hostile: net: \([0-9]*\) malformed.*/\1/p' $T/hout)
+		dropped=$(sed -n 's/.*, \([0-9]*\) dropped as malformed.*/\1/p' $T/herr | head -1)
+		seen="$seen; $what: $(grep 'hostile: net' $T/hout | sed 's/hostile: net: //' | tr '\n' ' ')/ $(grep -o 'ec1 virtio-net: sent.*' $T/herr | head -1)"
+		[ $what = lies ] && got="$got|$what: $rc $(grep -o 'still serving' $T/hout) $sent sent $dropped dropped"
+		[ $what = all ] && got="$got|$what: $rc $(grep -o 'still serving' $T/hout)"
+		[ $rc = 0 ] || { cat $T/hout; head -c 1500 $T/herr; }
+	done
+	echo "      (${seen#; })"
+	check $name "|lies: 0 still serving 12 sent 12 dropped|all: 0 still serving" "$got"
+}
 t_hostile_driver_abuse_leaves_vmm_serving() {
 	# Lying headers, resets in the middle of I/O, 8 sessions of 1,024 open handles each ended by
 	# a reset, an interrupt storm: afterwards the device serves a clean session, and while the

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -341,6 +342,12 @@ static int parse_disk(const char *opt, const char *s, unsigned int index, bool r
 	}
 	d->config.block_id = d->id;
 	enum ec1_disk_format found;
+	struct stat st;
+	if (stat(d->path, &st) == 0 && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) {
+		fprintf(stderr, "ec1: %s: %s: a %s, not a disk image\n", opt, d->path,
+			S_ISFIFO(st.st_mode) ? "FIFO or pipe" : "socket");
+		return -1;
+	}
 	if (ec1_disk_detect_format(d->path, &found) != EC1_OK) {
 		fprintf(stderr, "ec1: %s: %s: %s\n", opt, d->path, strerror(errno));
 		return -1;
@@ -361,13 +368,20 @@ static int parse_disk(const char *opt, const char *s, unsigned int index, bool r
  * ec1 run, and ec1 start's VMM process (start_dir: its directory under the run directory): the
  * options to a context; then the run, or a start and the wait for its end.
  */
-/* What the kernel file is: a bzImage ("HdrS" at 0x202, the boot protocol's), else ELF. */
+/*
+ * What the kernel file is: a bzImage ("HdrS" at 0x202, the boot protocol's), else ELF. Only a
+ * regular file is read (a FIFO would be waited on): of anything else the library names the path
+ * and the reason.
+ */
 static enum ec1_kernel_format kernel_format(const char *path)
 {
 	char magic[4] = {0};
+	struct stat st;
+	if (stat(path, &st) || !S_ISREG(st.st_mode))
+		return EC1_KERNEL_ELF;
 	FILE *f = fopen(path, "rbe");
 	if (!f)
-		return EC1_KERNEL_ELF; /* the library names the path and the reason */
+		return EC1_KERNEL_ELF;
 	bool bz = fseek(f, 0x202, SEEK_SET) == 0 && fread(magic, 1, 4, f) == 4 &&
 		  memcmp(magic, "HdrS", 4) == 0;
 	fclose(f);

@@ -308,18 +308,27 @@ static int need_feature(struct ec1_ctx *ctx, unsigned int feature, const char *c
 			ec1_backend_name(ctx->ops->id));
 }
 
-/* Checks that path names an existing file (want_dir: a directory). */
-static int check_path(struct ec1_ctx *ctx, const char *field, const char *path, bool want_dir)
+/* What a path must name: a directory, or a file (a regular file or a device) to read. */
+enum path_kind { PATH_DIR, PATH_FILE };
+
+/*
+ * Checks that path names an existing object of the kind wanted. A FIFO or a socket is refused
+ * where a file is wanted: opening the one waits for a writer, the other cannot be opened.
+ */
+static int check_path(struct ec1_ctx *ctx, const char *field, const char *path, enum path_kind want)
 {
 	struct stat st;
 	if (!path || !*path)
 		return ec1_fail(ctx, EC1_EINVAL, "%s: empty path", field);
 	if (stat(path, &st) < 0)
 		return ec1_fail(ctx, EC1_EINVAL, "%s: %s: %s", field, path, strerror(errno));
-	if (want_dir && !S_ISDIR(st.st_mode))
+	if (want == PATH_DIR && !S_ISDIR(st.st_mode))
 		return ec1_fail(ctx, EC1_EINVAL, "%s: %s: Not a directory", field, path);
-	if (!want_dir && S_ISDIR(st.st_mode))
+	if (want == PATH_FILE && S_ISDIR(st.st_mode))
 		return ec1_fail(ctx, EC1_EINVAL, "%s: %s: Is a directory", field, path);
+	if (want == PATH_FILE && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode)))
+		return ec1_fail(ctx, EC1_EINVAL, "%s: %s: a %s, not a file", field, path,
+				S_ISFIFO(st.st_mode) ? "FIFO or pipe" : "socket");
 	return EC1_OK;
 }
 
@@ -386,7 +395,7 @@ int ec1_ctx_set_vm(struct ec1_ctx *ctx, const struct ec1_vm_config *config)
 int ec1_ctx_set_root(struct ec1_ctx *ctx, const char *dir)
 {
 	ENTER(ctx);
-	int err = check_path(ctx, "root", dir, true);
+	int err = check_path(ctx, "root", dir, PATH_DIR);
 	err = err ?: need_feature(ctx, EC1_F_ROOT, "set_root");
 	err = err ?: replace_str(ctx, &ctx->root, dir);
 	return err ?: call(ctx, ctx->ops->set_root);
@@ -467,7 +476,7 @@ static int parse_volume(struct ec1_ctx *ctx, size_t i, const char *spec, struct 
 				spec, opt + 1);
 	char host[4096];
 	snprintf(host, sizeof(host), "%.*s", (int)(colon - spec), spec);
-	int err = check_path(ctx, field, host, true);
+	int err = check_path(ctx, field, host, PATH_DIR);
 	if (err)
 		return err;
 	*out = (struct ec1_volume){.host = strndup(spec, (size_t)(colon - spec)),
@@ -530,7 +539,7 @@ int ec1_ctx_add_virtiofs(struct ec1_ctx *ctx, const char *tag, const char *dir)
 			return ec1_fail(ctx, EC1_EINVAL, "virtiofs.tag: \"%s\": already used", tag);
 	if (ctx->nr_shares == EC1_MAX_LIST)
 		return ec1_fail(ctx, EC1_EINVAL, "virtiofs: at most %d shares", EC1_MAX_LIST);
-	if ((err = check_path(ctx, "virtiofs.dir", dir, true)) ||
+	if ((err = check_path(ctx, "virtiofs.dir", dir, PATH_DIR)) ||
 	    (err = need_feature(ctx, EC1_F_VOLUMES, "add_virtiofs")))
 		return err;
 	if (ctx->ops->add_virtiofs && (err = ctx->ops->add_virtiofs(ctx, tag, dir)))
@@ -583,7 +592,7 @@ int ec1_ctx_add_disk(struct ec1_ctx *ctx, const struct ec1_disk_config *config)
 	if (config->format != EC1_DISK_RAW && config->format != EC1_DISK_QCOW2)
 		return ec1_fail(ctx, EC1_EINVAL, "disk.format: %d: must be raw (0) or qcow2 (1)",
 				(int)config->format);
-	int err = check_path(ctx, "disk.path", config->path, false);
+	int err = check_path(ctx, "disk.path", config->path, PATH_FILE);
 	err = err ?: need_feature(ctx, EC1_F_DISKS, "add_disk");
 	if (err)
 		return err;
@@ -1179,9 +1188,9 @@ int ec1_ctx_set_kernel(struct ec1_ctx *ctx, const struct ec1_kernel_config *conf
 		return ec1_fail(ctx, EC1_EINVAL, "kernel: NULL config");
 	if ((unsigned int)config->format > EC1_KERNEL_BZIMAGE)
 		return ec1_fail(ctx, EC1_EINVAL, "kernel.format: %d: unknown", (int)config->format);
-	int err = check_path(ctx, "kernel.path", config->path, false);
+	int err = check_path(ctx, "kernel.path", config->path, PATH_FILE);
 	if (!err && config->initramfs)
-		err = check_path(ctx, "kernel.initramfs", config->initramfs, false);
+		err = check_path(ctx, "kernel.initramfs", config->initramfs, PATH_FILE);
 	if (err)
 		return err;
 	/* The new kernel replaces the old one only when the backend takes it. */
@@ -1216,7 +1225,7 @@ int ec1_ctx_set_sev(struct ec1_ctx *ctx, const struct ec1_sev_config *config)
 	if (!config)
 		return ec1_fail(ctx, EC1_EINVAL, "sev: NULL config");
 	if (config->tee_config_file &&
-	    (err = check_path(ctx, "sev.tee_config_file", config->tee_config_file, false)))
+	    (err = check_path(ctx, "sev.tee_config_file", config->tee_config_file, PATH_FILE)))
 		return err;
 	return ctx->ops->set_sev ? ctx->ops->set_sev(ctx, config) : EC1_OK;
 }

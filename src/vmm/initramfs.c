@@ -148,13 +148,15 @@ int vm_setup_initrd(struct vm *vm, char *msg, size_t msg_size)
 
 	if (cfg->initramfs_path) {
 		struct stat st;
-		fd = open(cfg->initramfs_path, O_RDONLY | O_CLOEXEC);
-		if (fd < 0 || fstat(fd, &st) < 0) {
-			int e = errno;
+		/* A FIFO is refused, never waited on; any other file not regular too (its size
+		 * would not be what it holds). */
+		fd = open(cfg->initramfs_path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+		if (fd < 0 || fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+			int e = fd < 0 ? errno : 0;
 			if (fd >= 0)
 				close(fd);
 			VM_FAIL(EC1_EINVAL, "kernel.initramfs: %s: %s", cfg->initramfs_path,
-				strerror(e));
+				e ? strerror(e) : "not a regular file");
 		}
 		file_size = (uint64_t)st.st_size;
 		base_size = (file_size + 3) & ~3ull; /* the next archive starts 4-byte aligned */

@@ -71,6 +71,15 @@ t_cli_ip_checked_and_not_for_the_nat() {
 	expect 125 '--ip: "mtu=9000": unknown option' "$EC1" run --net tap:ec1x --ip 10.0.2.9/24,mtu=9000 -- /bin/true
 	expect 125 "--ip: for --net passt, fd:, gvproxy:, tap: or --vmnet" "$EC1" run --ip 10.0.2.9/24 -- /bin/true
 }
+t_cli_kernel_initramfs_disk_from_a_pipe_refused() {
+	# A shell's <(...) is a pipe: it would be waited on, or read as an empty file.
+	mkfifo $T/fifo
+	expect 125 "kernel.path: $T/fifo: a FIFO or pipe, not a file" "$EC1" run --kernel $T/fifo -- /bin/true
+	expect 125 "kernel.initramfs: $T/fifo: a FIFO or pipe, not a file" \
+		"$EC1" run --kernel "$EC1" --initramfs $T/fifo -- /bin/true
+	expect 125 "--disk: $T/fifo: a FIFO or pipe, not a disk image" "$EC1" run --disk $T/fifo -- /bin/true
+	rm -f $T/fifo
+}
 t_cli_vmnet_and_net_exclusive() {
 	expect 125 '--vmnet and --net: one network at a time' "$EC1" run --vmnet shared --net none -- /bin/true
 }

@@ -1,5 +1,7 @@
 /* The public API: argument checks name the field, the availability table, the log-level guard. */
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ec1/ec1.h"
@@ -60,7 +62,27 @@ static void kernel_path_checked_when_set(void)
 	k.path = "/";
 	CHECK(ec1_ctx_set_kernel(ctx, &k) == EC1_EINVAL);
 	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "Is a directory");
+	/* A FIFO (or a pipe, as a shell's <(...) gives) would be waited on: refused when set. */
+	char fifo[64] = "/tmp/ec1-test-api-fifo-XXXXXX";
+	CHECK(mkdtemp(fifo) != NULL);
+	strcat(fifo, "/f");
+	CHECK(mkfifo(fifo, 0600) == 0);
+	k.path = fifo;
+	CHECK(ec1_ctx_set_kernel(ctx, &k) == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "kernel.path: ");
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "/f: a FIFO or pipe, not a file");
 	k.path = "/proc/self/exe";
+	k.initramfs = fifo;
+	CHECK(ec1_ctx_set_kernel(ctx, &k) == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "kernel.initramfs: ");
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "a FIFO or pipe");
+	struct ec1_disk_config fd_disk = {.block_id = "f", .path = fifo};
+	CHECK(ec1_ctx_add_disk(ctx, &fd_disk) == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "disk.path: ");
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "a FIFO or pipe");
+	unlink(fifo);
+	*strrchr(fifo, '/') = 0;
+	rmdir(fifo);
 	k.initramfs = "/x/none.cpio";
 	CHECK(ec1_ctx_set_kernel(ctx, &k) == EC1_EINVAL);
 	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "kernel.initramfs: /x/none.cpio");

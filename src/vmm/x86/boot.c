@@ -252,13 +252,17 @@ static int load_bzimage(struct vm *vm, int fd, const char *path, uint64_t file_s
 
 int arch_load_kernel(struct vm *vm, const char *path, char *msg, size_t msg_size)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	/* Never waits: a FIFO put in the file's place since it was set is refused below. */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	if (fd < 0)
 		VM_FAIL(EC1_EINVAL, "kernel.path: %s: %s", path, strerror(errno));
 	struct stat st;
 	unsigned char magic[4] = {0};
 	int err;
-	if (fstat(fd, &st) || read_at(fd, magic, 4, 0))
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode))
+		err = EC1_EINVAL,
+		snprintf(msg, msg_size, "kernel.path: %s: not a regular file", path);
+	else if (read_at(fd, magic, 4, 0))
 		err = EC1_EINVAL, snprintf(msg, msg_size, "kernel.path: %s: unreadable", path);
 	else if (memcmp(magic, ELFMAG, 4) == 0)
 		err = load_elf(vm, fd, path, msg, msg_size);

@@ -5,7 +5,8 @@
  * the bytes, cut in up to three parts at two offsets that follow), 1 a receive buffer (u16
  * size), 2 a round of the device's poll with the server accepting, answering and closing what
  * came, 3 a client of the Firecracker socket writing what follows (a byte of length, then the
- * bytes). A packet never makes a step read or write outside
+ * bytes), 4 a batch of receive buffers, 5 a device reset (nothing for the guest after it until
+ * the next poll). A packet never makes a step read or write outside
  * its buffers (ASan), a receive buffer gets a whole header or nothing and never more than its
  * size, and the engine frees everything it took (LeakSanitizer) when the input ends.
  */
@@ -73,7 +74,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t left = size;
 	int clients[8], nr_clients = 0;
 	for (int steps = 0; left && steps < 256; steps++) {
-		uint8_t op = (uint8_t)take(&p, &left, 1) % 5;
+		uint8_t op = (uint8_t)take(&p, &left, 1) % 6;
+		if (op == 5) {
+			vsock_reset(v);
+			struct iovec iov = {rxbuf, sizeof(rxbuf)};
+			if (vsock_rx(v, &iov, 1, sizeof(rxbuf)) != 0)
+				abort();
+			continue;
+		}
 		if (op == 3) {
 			size_t n = take(&p, &left, 1);
 			n = n < left ? n : left;

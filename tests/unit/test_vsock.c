@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -412,6 +413,58 @@ static void table_is_bounded(void)
 	close(srv);
 }
 
+/* Whether fd reads its end (0 bytes) within a second. */
+static bool ended(int fd)
+{
+	struct pollfd pf = {fd, POLLIN, 0};
+	char c;
+	return poll(&pf, 1, 1000) == 1 && read(fd, &c, 1) == 0;
+}
+
+/*
+ * The driver resets the device: the host side of each connection ends (an open one, one the
+ * guest was asked for), what waited for the guest is dropped; a UDS client still sending its
+ * line, the listeners and new connections go on.
+ */
+static void device_reset_ends_connections(void)
+{
+	int srv = unix_server("echo");
+	struct vsock *v = engine(true);
+	CHECK(v != NULL);
+	if (!v)
+		return;
+	struct pkt p;
+	int open_conn = guest_connects(v, srv, 40001);
+	int asked = unix_client("listen");
+	pump(v, 100); /* accepted: a REQUEST for the guest's port 6000 waits */
+	int fc = unix_client("fc");
+	pump(v, 100);			       /* accepted: its line has not come */
+	send_pkt(v, 777, 9999, RW, 0, "x", 1); /* no connection: a reset waits */
+	vsock_reset(v);
+	CHECK(vsock_stats(v)->closed_by_reset == 2);
+	CHECK(ended(open_conn));
+	CHECK(ended(asked));
+	CHECK(recv_pkt(v, &p, NULL, 0) == 0);
+	CHECK(write(fc, "CONNECT 52\n", 11) == 11);
+	pump(v, 100);
+	pump(v, 0);
+	CHECK(recv_pkt(v, &p, NULL, 0) && p.op == REQUEST && p.dst_port == 52);
+	int again = unix_client("listen");
+	pump(v, 100);
+	CHECK(recv_pkt(v, &p, NULL, 0) && p.op == REQUEST && p.dst_port == 6000);
+	int host = guest_connects(v, srv, 40001); /* the same ports, a new connection */
+	send_pkt(v, 40001, 5000, RW, 0, "ping", 4);
+	char got[8] = "";
+	CHECK(host >= 0 && read(host, got, sizeof(got)) == 4 && !memcmp(got, "ping", 4));
+	close(open_conn);
+	close(asked);
+	close(fc);
+	close(again);
+	close(host);
+	vsock_free(v);
+	close(srv);
+}
+
 int main(void)
 {
 	snprintf(dir, sizeof(dir), "/tmp/ec1-test-vsock-XXXXXX");
@@ -424,6 +477,7 @@ int main(void)
 	TEST(host_starts_connections);
 	TEST(listen_paths_checked);
 	TEST(table_is_bounded);
+	TEST(device_reset_ends_connections);
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	if (system(cmd))

@@ -6,7 +6,8 @@
  * keeps out of its own use (memmap=SIZE$ADDR on the command line) for its rings and buffers.
  *
  * usage: hostile TAG SCENARIO [SEED] [MARKDIR]
- *        hostile vsock PORT   (the vsock device instead; see vsock_scenario)
+ *        hostile vsock PORT [MARKDIR]   (the vsock device instead; see vsock_scenario and,
+ *                             with MARKDIR, vsock_reset_with_connections)
  *        hostile blk SECTORS ID [ro] | blk-nostatus SECTORS | net [lies]
  *                             (a disk, the network device: hostile_blknet.c)
  *   survive   requests whose headers lie, resets in the middle of I/O, a thousand open handles
@@ -775,15 +776,50 @@ static int vsock_scenario(uint32_t port)
 	return bad ? 1 : 0;
 }
 
+/*
+ * Connections left open by a driver that resets the device: 8 opened to PORT (MARKDIR/start
+ * before, MARKDIR/open once answered), then the reset (MARKDIR/reset); the host counts the VMM's
+ * descriptors at each mark. 0 when all 8 opened.
+ */
+static int vsock_reset_with_connections(uint32_t port, const char *dir)
+{
+	sleep(1); /* the clean connection's end is done */
+	drain(200, &(int){0});
+	mark(dir, "start");
+	sleep(2);
+	int opened = 0;
+	for (uint32_t i = 0; i < 8; i++) {
+		struct vhdr h = pkt(GUEST_CID, HOST_CID, 5100 + i, port, V_REQUEST, 0);
+		vsend(&h, NULL, 0, VHDR);
+	}
+	struct vhdr a;
+	char d[64];
+	for (int i = 0; i < 50 && opened < 8; i++) {
+		if (vrecv(&a, d, sizeof(d), 2000))
+			break;
+		opened += a.op == V_RESPONSE && a.dst_port >= 5100 && a.dst_port < 5108;
+	}
+	printf("hostile: %d connections open, then a device reset\n", opened);
+	mark(dir, "open");
+	sleep(3);
+	wr(REG_STATUS, 0);
+	mark(dir, "reset");
+	sleep(4);
+	return opened == 8 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
-	if (argc == 3 && !strcmp(argv[1], "vsock")) {
+	if ((argc == 3 || argc == 4) && !strcmp(argv[1], "vsock")) {
 		setvbuf(stdout, NULL, _IONBF, 0);
 		if (find_device(19, NULL, NULL, "vsock device"))
 			return 2;
-		int r = vsock_scenario((uint32_t)strtoul(argv[2], NULL, 0));
+		uint32_t port = (uint32_t)strtoul(argv[2], NULL, 0);
+		int r = vsock_scenario(port);
 		if (r == 0)
 			printf("hostile: still serving\n");
+		if (r == 0 && argc == 4)
+			r = vsock_reset_with_connections(port, argv[3]);
 		return r;
 	}
 	setvbuf(stdout, NULL, _IONBF, 0);

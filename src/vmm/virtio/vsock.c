@@ -35,6 +35,7 @@ struct virtio_vsock {
 	struct vsock *v;
 	struct pollfd *fds; /* the kick eventfd, then vsock/'s */
 	bool failed;
+	bool reset;		  /* the driver reset the device: the connections are over */
 	unsigned int tx_empty;	  /* passes in a row the ring said it had more, and had none */
 	struct virtq_chain chain; /* transmit */
 	struct virtq_chain chains[VSOCK_RX_BATCH]; /* receive, a batch */
@@ -147,6 +148,18 @@ static bool tx_serve(struct virtio_vsock *s)
 	return virtq_pass_again(q, served, &s->tx_empty);
 }
 
+/*
+ * Under the queue lock, held for writing (the thread is out of the queues): the thread ends the
+ * connections itself, inside its next hold of the lock and before it touches a queue, so no
+ * packet of the old driver's reaches the new one.
+ */
+static void vsock_reset_dev(struct virtio_mmio_dev *d)
+{
+	struct virtio_vsock *s = d->priv;
+	__atomic_store_n(&s->reset, true, __ATOMIC_RELEASE);
+	worker_kick(&s->worker);
+}
+
 static void vsock_main(struct worker *w, void *arg)
 {
 	struct virtio_vsock *s = arg;
@@ -154,6 +167,8 @@ static void vsock_main(struct worker *w, void *arg)
 	unsigned int max = vsock_max_fds(s->v);
 	while (!worker_stopping(w) && !s->failed) {
 		virtio_mmio_queues_begin(s->dev);
+		if (__atomic_exchange_n(&s->reset, false, __ATOMIC_ACQ_REL))
+			vsock_reset(s->v);
 		more = tx_serve(s);
 		more = rx_fill(s) || more;
 		virtio_mmio_queues_end(s->dev);
@@ -200,11 +215,12 @@ static void vsock_print_stats(const struct virtio_mmio_dev *d)
 	const struct vsock_stats *st = vsock_stats(s->v);
 	fprintf(stderr,
 		"ec1 virtio-vsock: %llu connections, %llu refused, %llu resets sent, %llu bad "
-		"packets, %llu credit overruns; %.1f MiB to the host, %.1f MiB to the guest\n",
+		"packets, %llu credit overruns, %llu closed by a device reset; %.1f MiB to the "
+		"host, %.1f MiB to the guest\n",
 		(unsigned long long)st->conns, (unsigned long long)st->refused,
 		(unsigned long long)st->resets_sent, (unsigned long long)st->bad,
-		(unsigned long long)st->overruns, st->to_host / 1048576.0,
-		st->to_guest / 1048576.0);
+		(unsigned long long)st->overruns, (unsigned long long)st->closed_by_reset,
+		st->to_host / 1048576.0, st->to_guest / 1048576.0);
 }
 
 static const struct virtio_dev_ops vsock_ops = {
@@ -215,6 +231,7 @@ static const struct virtio_dev_ops vsock_ops = {
 	.queue_max = QUEUE_SIZE,
 	.config_size = CFG_SIZE,
 	.notify = vsock_notify,
+	.reset = vsock_reset_dev,
 	.stop = vsock_stop,
 	.finish = vsock_finish,
 	.destroy = vsock_destroy,

@@ -860,6 +860,18 @@ struct vsock *vsock_new(const struct vsock_config *cfg, char *msg, size_t msg_si
 	return v;
 }
 
+void vsock_reset(struct vsock *v)
+{
+	for (unsigned int i = 0; i < VSOCK_MAX_CONNS; i++) {
+		struct conn *c = &v->conns[i];
+		if (c->state != FREE && c->state != HANDSHAKE) {
+			free_conn(c);
+			v->stats.closed_by_reset++;
+		}
+	}
+	v->rst_head = v->rst_len = 0;
+}
+
 void vsock_free(struct vsock *v)
 {
 	if (!v)

@@ -50,6 +50,7 @@ struct vsock_config {
 
 struct vsock_stats {
 	uint64_t conns, refused, resets_sent, bad, overruns;
+	uint64_t closed_by_reset;   /* connections the driver's device reset ended */
 	uint64_t to_host, to_guest; /* payload bytes */
 };
 
@@ -104,5 +105,13 @@ void vsock_poll_done(struct vsock *v, const struct pollfd *fds, unsigned int n);
 unsigned int vsock_max_fds(const struct vsock *v);
 
 const struct vsock_stats *vsock_stats(const struct vsock *v);
+
+/*
+ * The driver reset the device: the guest's side of every connection is gone, so the host side
+ * of each goes too (its peer sees the end), and the resets waiting for the guest are dropped.
+ * A host client still sending its "CONNECT PORT" line (UDS) stays: no guest was asked yet.
+ * Listeners stay.
+ */
+void vsock_reset(struct vsock *v);
 
 #endif

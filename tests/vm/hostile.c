@@ -192,6 +192,18 @@ volatile uint16_t *qused(uint32_t off)
 	return (volatile uint16_t *)(scratch + off + 0x2000);
 }
 
+int used_moved(uint32_t off, uint16_t seen, int ms)
+{
+	for (uint64_t until = now_ms() + (uint64_t)ms;;) {
+		__sync_synchronize();
+		if (qused(off)[1] != seen)
+			return 0;
+		if (now_ms() >= until)
+			return -1;
+		usleep(100);
+	}
+}
+
 /* A driver's start (§3.1.1); features are the low word's, VERSION_1 always. */
 static void start(uint32_t features, int num)
 {
@@ -651,14 +663,8 @@ static struct vhdr pkt(uint64_t src, uint64_t dst, uint32_t sport, uint32_t dpor
  */
 static int vrecv(struct vhdr *h, void *data, size_t cap, int ms)
 {
-	for (uint64_t until = now_ms() + (uint64_t)ms;;) {
-		__sync_synchronize();
-		if (qused(OFF_VRX)[1] != rx_used)
-			break;
-		if (now_ms() >= until)
-			return -1;
-		usleep(200);
-	}
+	if (used_moved(OFF_VRX, rx_used, ms))
+		return -1;
 	volatile uint32_t *e = (volatile uint32_t *)(qused(OFF_VRX) + 2) + 2 * (rx_used % VQ);
 	uint16_t slot = (uint16_t)e[0];
 	uint32_t len = e[1];

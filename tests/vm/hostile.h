@@ -54,6 +54,8 @@ void queue_setup(uint32_t q, int num, uint32_t off);
 volatile struct desc *qdesc(uint32_t off);
 volatile uint16_t *qavail(uint32_t off);
 volatile uint16_t *qused(uint32_t off);
+/* Waits until the used index of the queue at off is no longer seen: 0, or -1 after ms. */
+int used_moved(uint32_t off, uint16_t seen, int ms);
 
 /* The disk and network scenarios (hostile_blknet.c): exit statuses as main's. */
 int blk_scenario(uint64_t sectors, const char *id, int read_only);

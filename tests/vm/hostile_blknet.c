@@ -605,14 +605,8 @@ static int nsend(const struct nhdr *h, const void *frame, uint32_t len, int how,
 /* The next received frame (its header skipped) into buf, within ms: its length, or -1. */
 static int nrecv(uint8_t *buf, size_t cap, int ms)
 {
-	for (uint64_t until = now_ms() + (uint64_t)ms;;) {
-		__sync_synchronize();
-		if (qused(N_OFF_RX)[1] != rx_used)
-			break;
-		if (now_ms() >= until)
-			return -1;
-		usleep(100);
-	}
+	if (used_moved(N_OFF_RX, rx_used, ms))
+		return -1;
 	volatile uint32_t *e = (volatile uint32_t *)(qused(N_OFF_RX) + 2) + 2 * (rx_used % NQ);
 	uint32_t slot = e[0], len = e[1];
 	rx_used++;

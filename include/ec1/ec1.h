@@ -186,8 +186,19 @@ int ec1_ctx_mount_disk(struct ec1_ctx *ctx, const char *block_id, const char *gu
  * EC1_DISK_ALLOW_BACKING: a qcow2 image may name a backing file (opened read-only, as may its
  * own, up to 8 deep); without it such an image is refused, so an image from elsewhere cannot make
  * ec1 read a host file it names.
+ * EC1_DISK_DIRECT_IO: the image is read and written with O_DIRECT, past the host's page cache
+ * (libkrun's direct_io, QEMU's cache.direct): the guest's own cache is the only one, so a VM
+ * reading a large image does not fill the host's memory. Raw images on a file system or block
+ * device that takes O_DIRECT, whose size is a multiple of its direct-I/O block (else refused at
+ * start, naming the disk); a transfer O_DIRECT cannot take as it is goes through a buffer.
+ * EC1_DISK_NO_FLUSH: the disk offers the guest no flush (libkrun's KRUN_SYNC_NONE, QEMU's
+ * cache.no-flush): the guest sees a write-through disk and its syncs cost nothing, and what it
+ * wrote may be lost if the host crashes (not if ec1 is killed: every write has reached the host
+ * kernel when the guest sees it done). For scratch disks.
  */
 #define EC1_DISK_ALLOW_BACKING 1u
+#define EC1_DISK_DIRECT_IO     2u
+#define EC1_DISK_NO_FLUSH      4u
 int ec1_ctx_set_disk_flags(struct ec1_ctx *ctx, const char *block_id, unsigned int flags);
 /*
  * Which partition of the disk added as block_id init mounts (ec1_ctx_mount_disk): 1..128, the

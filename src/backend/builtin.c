@@ -142,6 +142,8 @@ static int collect_disks(struct ec1_ctx *ctx, const struct share_list *shares,
 										  : DISK_RAW,
 					    .read_only = d->read_only,
 					    .allow_backing = d->flags & EC1_DISK_ALLOW_BACKING,
+					    .direct = d->flags & EC1_DISK_DIRECT_IO,
+					    .no_flush = d->flags & EC1_DISK_NO_FLUSH,
 					    .guest_path = d->guest_path,
 					    .fstype = d->fstype,
 					    .partition = d->partition};

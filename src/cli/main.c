@@ -42,17 +42,20 @@ static const char run_usage[] =
 	"  -s, --share TAG:DIR   offer DIR as virtio-fs TAG for the guest to mount itself:\n"
 	"                        mount -t virtiofs TAG /mnt (repeatable)\n"
 	"  -d, --disk PATH[,id=ID][,format=raw|qcow2][,ro][,mount=GUEST][,fstype=FS][,part=N]\n"
-	"             [,backing] give the guest the image PATH as a virtio disk (repeatable);\n"
+	"             [,backing][,direct][,sync=none|full]  give the guest the image PATH as a\n"
+	"                        virtio disk (repeatable);\n"
 	"                        id: its serial in the guest (default disk0, disk1, ...);\n"
 	"                        format: detected from the header when not given (a named one\n"
 	"                        must agree); ro: read-only; mount: init mounts it at GUEST\n"
 	"                        (file system detected, or fstype), its partition N (1..128)\n"
 	"                        with part; backing: a qcow2 image may name a backing file\n"
-	"                        (refused otherwise)\n"
-	"      --root-disk PATH[,format=F][,ro][,fstype=FS][,part=N][,backing]  the guest's /\n"
-	"                        is the file system on the image PATH (or its partition N:\n"
-	"                        a cloud image's root is usually part=1; id root); not with\n"
-	"                        --root\n"
+	"                        (refused otherwise); direct: O_DIRECT, past the host's page\n"
+	"                        cache (raw images); sync=none: the guest's flushes are not\n"
+	"                        made (scratch disks: lost if the host crashes)\n"
+	"      --root-disk PATH[,format=F][,ro][,fstype=FS][,part=N][,backing][,direct]\n"
+	"             [,sync=none|full]  the guest's / is the file system on the image\n"
+	"                        PATH (or its partition N: a cloud image's root is usually\n"
+	"                        part=1; id root); not with --root\n"
 	"  -t, --timeout SEC     stop the VM and fail after SEC seconds (default: no limit)\n"
 	"  -b, --backend NAME    builtin, libkrun, libkrun-sev, libkrun-efi or stub\n"
 	"      --tee-config FILE  the TEE configuration of an SEV guest (libkrun-sev needs one)\n"
@@ -274,8 +277,8 @@ static int parse_ip(const char *s, struct ip_arg *ip)
 struct disk_arg {
 	char id[EC1_MAX_BLOCK_ID_LEN + 1];
 	char *path, *mount, *fstype;
-	bool backing;
-	unsigned int part; /* 0: the whole disk */
+	unsigned int flags; /* EC1_DISK_* */
+	unsigned int part;  /* 0: the whole disk */
 	struct ec1_disk_config config;
 	char buf[4096];
 };
@@ -292,7 +295,7 @@ static int parse_disk(const char *opt, const char *s, unsigned int index, bool r
 	d->path = f;
 	d->mount = root ? "/" : NULL;
 	d->fstype = NULL;
-	d->backing = false;
+	d->flags = 0;
 	d->part = 0;
 	bool format_given = false;
 	d->config = (struct ec1_disk_config){.path = f};
@@ -310,7 +313,13 @@ static int parse_disk(const char *opt, const char *s, unsigned int index, bool r
 		} else if (strcmp(f, "ro") == 0) {
 			d->config.read_only = true;
 		} else if (strcmp(f, "backing") == 0) {
-			d->backing = true;
+			d->flags |= EC1_DISK_ALLOW_BACKING;
+		} else if (strcmp(f, "direct") == 0) {
+			d->flags |= EC1_DISK_DIRECT_IO;
+		} else if (strcmp(f, "sync=none") == 0) {
+			d->flags |= EC1_DISK_NO_FLUSH;
+		} else if (strcmp(f, "sync=full") == 0 || strcmp(f, "sync=relaxed") == 0) {
+			d->flags &= ~EC1_DISK_NO_FLUSH; /* relaxed is full on Linux, as libkrun's */
 		} else if (strncmp(f, "mount=", 6) == 0 && !root) {
 			d->mount = f + 6;
 		} else if (strncmp(f, "fstype=", 7) == 0) {
@@ -328,7 +337,7 @@ static int parse_disk(const char *opt, const char *s, unsigned int index, bool r
 			fprintf(stderr,
 				"ec1: %s: \"%s\": unknown option \"%s\" (expected "
 				"%sformat=raw|qcow2, "
-				"ro%s, fstype=FS, part=N, backing)\n",
+				"ro%s, fstype=FS, part=N, backing, direct, sync=none|full)\n",
 				opt, s, f, root ? "" : "id=ID (1..20 bytes), ",
 				root ? "" : ", mount=GUEST");
 			return -1;
@@ -705,8 +714,7 @@ int vm_command(int argc, char **argv, const char *start_dir)
 	for (unsigned int i = 0; i < ndisks; i++) {
 		struct disk_arg *d = &disks[i];
 		if ((err = ec1_ctx_add_disk(ctx, &d->config)) ||
-		    (d->backing &&
-		     (err = ec1_ctx_set_disk_flags(ctx, d->id, EC1_DISK_ALLOW_BACKING))) ||
+		    (d->flags && (err = ec1_ctx_set_disk_flags(ctx, d->id, d->flags))) ||
 		    (d->mount && (err = ec1_ctx_mount_disk(ctx, d->id, d->mount, d->fstype))) ||
 		    (d->part && (err = ec1_ctx_set_disk_partition(ctx, d->id, d->part))))
 			return fail(ctx, err);

@@ -4,7 +4,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/fs.h> /* BLKGETSIZE64 */
+#include <linux/fs.h>	/* BLKGETSIZE64, BLKSSZGET */
+#include <linux/stat.h> /* statx's direct I/O alignment */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 const char *disk_format_name(enum disk_format fmt)
@@ -86,6 +88,54 @@ static int qemu_locks(int fd, bool read_only, const char **conflict)
 	return 0;
 }
 
+/*
+ * What O_DIRECT needs of a transfer on fd: the file system's own figures where statx has them
+ * (offset and buffer alignment; 0 there: no direct I/O on this file), else a block device's
+ * logical block size, else 4 KiB. Returns 0 when the file cannot be read directly.
+ */
+static uint32_t dio_alignment(int fd, const struct stat *st)
+{
+	struct statx sx;
+	if (syscall(SYS_statx, fd, "", AT_EMPTY_PATH, STATX_DIOALIGN, &sx) == 0 &&
+	    (sx.stx_mask & STATX_DIOALIGN)) {
+		uint32_t a = sx.stx_dio_offset_align > sx.stx_dio_mem_align
+				     ? sx.stx_dio_offset_align
+				     : sx.stx_dio_mem_align;
+		return a == 0 ? 0 : a < 512 ? 512 : a;
+	}
+	int sector = 0;
+	if (S_ISBLK(st->st_mode) && ioctl(fd, BLKSSZGET, &sector) == 0 && sector >= 512)
+		return (uint32_t)sector;
+	return 4096;
+}
+
+/* Direct I/O for d (DISK_DIRECT): O_DIRECT on, its alignment, the bounce buffer. */
+static int direct_on(struct disk *d, const struct stat *st, char *msg, size_t msg_size)
+{
+	uint32_t a = dio_alignment(d->fd, st);
+	if (a == 0 || a > DISK_BOUNCE || (a & (a - 1)) || fcntl(d->fd, F_SETFL, O_DIRECT) < 0) {
+		snprintf(msg, msg_size,
+			 "direct I/O (O_DIRECT): its file system does not take it; leave out "
+			 "\"direct\" there");
+		return -EINVAL;
+	}
+	if (d->size % a) {
+		snprintf(
+			msg, msg_size,
+			"direct I/O needs a size that is a multiple of %u bytes (the file system's "
+			"block for O_DIRECT); it is %llu",
+			a, (unsigned long long)d->size);
+		return -EINVAL;
+	}
+	d->dio_bounce = aligned_alloc(a, DISK_BOUNCE);
+	if (!d->dio_bounce) {
+		snprintf(msg, msg_size, "out of memory");
+		return -ENOMEM;
+	}
+	d->dio_align = a;
+	return 0;
+}
+
 #define FAIL(err, ...)                                \
 	do {                                          \
 		snprintf(msg, msg_size, __VA_ARGS__); \
@@ -110,6 +160,10 @@ int disk_open_chain(const char *path, enum disk_format fmt, unsigned int flags, 
 		return -ENOMEM;
 	}
 	d->read_only = read_only;
+	d->fd = -1;
+	if ((flags & DISK_DIRECT) && fmt != DISK_RAW)
+		FAIL(-EINVAL, "direct I/O is for raw images (this one is named %s)",
+		     disk_format_name(fmt));
 	/* O_NONBLOCK: a FIFO must not block the open; it is refused just after. */
 	d->fd = open(path, (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (d->fd < 0)
@@ -149,12 +203,15 @@ int disk_open_chain(const char *path, enum disk_format fmt, unsigned int flags, 
 	rc = fmt == DISK_QCOW2
 		     ? disk_qcow2_open(d, path, flags, depth, disk_open_chain, msg, msg_size)
 		     : disk_raw_open(d, msg, msg_size);
+	if (!rc && (flags & DISK_DIRECT))
+		rc = direct_on(d, &st, msg, msg_size);
 out:
 	if (rc) {
 		if (d->ops && d->ops->close)
 			d->ops->close(d);
 		if (d->fd >= 0)
 			close(d->fd);
+		free(d->dio_bounce);
 		free(d);
 		return rc;
 	}

@@ -39,10 +39,21 @@ struct disk {
 	uint64_t size;	/* bytes the guest sees, a multiple of 512 */
 	bool read_only; /* opened O_RDONLY: every change fails with -EROFS */
 	void *priv;	/* the format's */
+	/* Direct I/O (DISK_DIRECT): what O_DIRECT needs of a transfer's offset, length and buffer
+	 * addresses, and an aligned buffer of DISK_BOUNCE bytes for those that do not have it. */
+	uint32_t dio_align;
+	uint8_t *dio_bounce;
 };
 
 #define DISK_READ_ONLY	   1u /* O_RDONLY; every change fails with -EROFS */
 #define DISK_ALLOW_BACKING 2u /* a qcow2 image may name a backing file (opened read-only) */
+/*
+ * Raw images: O_DIRECT, past the host's page cache (a transfer O_DIRECT cannot take as it is, as
+ * a guest's 512-byte write on a file system of 4 KiB blocks, goes through dio_bounce, a write
+ * read-modify-written).
+ */
+#define DISK_DIRECT (1u << 2)
+#define DISK_BOUNCE (256u << 10)
 
 /*
  * Opens path as an image of format fmt: a regular file or block device (never a FIFO, socket or
@@ -66,6 +77,9 @@ int disk_probe(const char *path, enum disk_format *fmt);
 int disk_probe_fd(int fd, enum disk_format *fmt);
 const char *disk_format_name(enum disk_format fmt);
 
+/* Raw access to a DISK_DIRECT image (raw.c): whole or failed, bounced where not aligned. */
+int disk_direct_io(struct disk *d, const struct iovec *iov, unsigned int n, uint64_t off,
+		   bool write);
 /* For the formats: raw access to the image file, whole or failed (short reads past EOF: zeroes). */
 int disk_file_read(int fd, const struct iovec *iov, unsigned int n, uint64_t off);
 int disk_file_write(int fd, const struct iovec *iov, unsigned int n, uint64_t off);

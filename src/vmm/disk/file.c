@@ -82,5 +82,48 @@ void disk_close(struct disk *d)
 	if (d->ops && d->ops->close)
 		d->ops->close(d);
 	close(d->fd);
+	free(d->dio_bounce);
 	free(d);
+}
+
+/* Whether O_DIRECT takes the transfer as it is: offset, lengths and addresses aligned. */
+static bool dio_aligned(const struct iovec *iov, unsigned int n, uint64_t off, uint32_t a)
+{
+	if (off % a)
+		return false;
+	for (unsigned int i = 0; i < n; i++)
+		if ((uintptr_t)iov[i].iov_base % a || iov[i].iov_len % a)
+			return false;
+	return true;
+}
+
+int disk_direct_io(struct disk *d, const struct iovec *iov, unsigned int n, uint64_t off,
+		   bool write)
+{
+	const uint32_t a = d->dio_align;
+	if (dio_aligned(iov, n, off, a))
+		return file_io(d->fd, iov, n, off, write);
+	/* Through the bounce buffer, a window at a time: the aligned blocks around each part. */
+	size_t len = iov_length(iov, n), done = 0;
+	while (done < len) {
+		uint64_t pos = off + done, start = pos - pos % a;
+		size_t head = (size_t)(pos - start);
+		size_t k = len - done < DISK_BOUNCE - head ? len - done : DISK_BOUNCE - head;
+		size_t span = (head + k + a - 1) / a * a; /* at most DISK_BOUNCE, a multiple of a */
+		struct iovec b = {d->dio_bounce, span};
+		int err = 0;
+		/* A write of part of a block reads the block first. */
+		if (!write || head || (head + k) % a)
+			err = file_io(d->fd, &b, 1, start, false);
+		if (!err && write) {
+			iov_to_buf(iov, n, done, d->dio_bounce + head, k);
+			err = file_io(d->fd, &b, 1, start, true);
+		} else if (!err) {
+			iov_from_buf(iov, n, done, d->dio_bounce + head, k);
+		}
+		if (err)
+			return err;
+		done += k;
+	}
+	return 0;
 }

@@ -112,19 +112,24 @@ static void blk_print_stats(const struct virtio_mmio_dev *d)
 		(unsigned long long)s->errors, s->read_ns / 1e6, s->write_ns / 1e6);
 }
 
-#define BLK_OPS(ro_features)                                                          \
-	{                                                                             \
-		.name = "blk", .device_id = VIRTIO_ID_BLOCK,                          \
-		.features = VIRTIO_F_INDIRECT_DESC | BLK_F_SEG_MAX | BLK_F_BLK_SIZE | \
-			    BLK_F_FLUSH | (ro_features),                              \
-		.num_queues = 1, .queue_max = QUEUE_SIZE, .config_size = CFG_SIZE,    \
-		.notify = blk_notify, .stop = blk_stop, .finish = blk_finish,         \
-		.destroy = blk_destroy, .print_stats = blk_print_stats,               \
+#define BLK_OPS(features_)                                                                         \
+	{                                                                                          \
+		.name = "blk", .device_id = VIRTIO_ID_BLOCK,                                       \
+		.features = VIRTIO_F_INDIRECT_DESC | BLK_F_SEG_MAX | BLK_F_BLK_SIZE | (features_), \
+		.num_queues = 1, .queue_max = QUEUE_SIZE, .config_size = CFG_SIZE,                 \
+		.notify = blk_notify, .stop = blk_stop, .finish = blk_finish,                      \
+		.destroy = blk_destroy, .print_stats = blk_print_stats,                            \
 	}
 
-/* A read-only disk offers RO and neither DISCARD nor WRITE_ZEROES. */
-static const struct virtio_dev_ops blk_ops_rw = BLK_OPS(BLK_F_DISCARD | BLK_F_WRITE_ZEROES);
-static const struct virtio_dev_ops blk_ops_ro = BLK_OPS(BLK_F_RO);
+/*
+ * A read-only disk offers RO and neither DISCARD nor WRITE_ZEROES; one whose flushes the user
+ * turned off (sync=none) no FLUSH: the guest then sees a write-through disk and sends none.
+ */
+static const struct virtio_dev_ops blk_ops[2][2] = {
+	{BLK_OPS(BLK_F_FLUSH | BLK_F_DISCARD | BLK_F_WRITE_ZEROES),
+	 BLK_OPS(BLK_F_FLUSH | BLK_F_RO)},
+	{BLK_OPS(BLK_F_DISCARD | BLK_F_WRITE_ZEROES), BLK_OPS(BLK_F_RO)},
+};
 
 static void put32(uint8_t *config, unsigned int off, uint32_t v)
 {
@@ -158,7 +163,9 @@ static int blk_create(struct vm *vm, const struct vm_disk *cfg, char *msg, size_
 	memcpy(b->target.id, cfg->block_id, id_len < BLK_ID_BYTES ? id_len : BLK_ID_BYTES);
 	char why[256];
 	unsigned int flags = (cfg->read_only ? DISK_READ_ONLY : 0) |
-			     (cfg->allow_backing ? DISK_ALLOW_BACKING : 0);
+			     (cfg->allow_backing ? DISK_ALLOW_BACKING : 0) |
+			     (cfg->direct ? DISK_DIRECT : 0);
+	b->target.no_flush = cfg->no_flush;
 	int err = disk_open(cfg->path, cfg->format, flags, &b->target.disk, why, sizeof(why));
 	if (err) {
 		free(b);
@@ -166,7 +173,7 @@ static int blk_create(struct vm *vm, const struct vm_disk *cfg, char *msg, size_
 			cfg->path, why);
 	}
 	err = worker_init(&b->worker);
-	err = err ?: vm_add_mmio(vm, cfg->read_only ? &blk_ops_ro : &blk_ops_rw, b, &b->dev);
+	err = err ?: vm_add_mmio(vm, &blk_ops[cfg->no_flush][cfg->read_only], b, &b->dev);
 	if (err) {
 		worker_free(&b->worker);
 		disk_close(b->target.disk);

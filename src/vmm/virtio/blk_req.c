@@ -105,6 +105,10 @@ int64_t blk_handle(struct blk_target *t, const struct virtq_chain *c)
 		break;
 	}
 	case BLK_T_FLUSH:
+		if (t->no_flush) {
+			status = BLK_S_UNSUPP; /* not offered: a driver that sends one anyway */
+			break;
+		}
 		status = d->ops->flush(d) == 0 ? BLK_S_OK : BLK_S_IOERR;
 		t->stats.flushes++;
 		break;

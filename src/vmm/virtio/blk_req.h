@@ -40,6 +40,7 @@ struct blk_target {
 	struct disk *disk;
 	char id[BLK_ID_BYTES]; /* NUL-padded */
 	struct blk_stats stats;
+	bool no_flush;			   /* FLUSH not offered (sync=none): answered UNSUPP */
 	struct iovec data[VIRTQ_MAX_SIZE]; /* scratch: a request's data buffers */
 };
 

@@ -1,12 +1,14 @@
 /* init's DHCPv4 client, the pure part (dhcp.h). */
 #include "dhcp.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 /* RFC 2131 §2: the fixed part of a BOOTP/DHCP message, then the magic cookie and options. */
 #define B_OP	  0
 #define B_XID	  4
 #define B_FLAGS	  10
+#define B_CIADDR  12
 #define B_YIADDR  16
 #define B_CHADDR  28
 #define B_MAGIC	  236
@@ -49,6 +51,11 @@ size_t dhcp_build(uint8_t *buf, int type, uint32_t xid, const uint8_t mac[6],
 	memcpy(m + B_CHADDR, mac, 6);
 	memcpy(m + B_MAGIC, magic, 4);
 	uint8_t *o = m + B_OPTIONS;
+	bool renew = type == DHCP_RENEW && l;
+	if (renew) {
+		type = DHCP_REQUEST;
+		memcpy(m + B_CIADDR, &l->addr, 4);
+	}
 	*o++ = 53; /* message type */
 	*o++ = 1;
 	*o++ = (uint8_t)type;
@@ -57,7 +64,7 @@ size_t dhcp_build(uint8_t *buf, int type, uint32_t xid, const uint8_t mac[6],
 	*o++ = 1;
 	memcpy(o, mac, 6);
 	o += 6;
-	if (type == DHCP_REQUEST && l) {
+	if (type == DHCP_REQUEST && l && !renew) {
 		*o++ = 50; /* requested address */
 		*o++ = 4;
 		memcpy(o, &l->addr, 4);
@@ -84,6 +91,8 @@ size_t dhcp_build(uint8_t *buf, int type, uint32_t xid, const uint8_t mac[6],
 	put16(ip + 2, (uint16_t)total);
 	ip[8] = 64;
 	ip[9] = 17; /* UDP */
+	if (renew)
+		memcpy(ip + 12, &l->addr, 4);
 	memset(ip + 16, 0xff, 4);
 	put16(ip + 10, fold(sum16(ip, 20, 0)));
 	put16(udp, DHCP_CLIENT_PORT);

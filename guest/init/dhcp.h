@@ -31,9 +31,14 @@ struct dhcp_lease {
 	uint32_t lease_s; /* 0xffffffff: forever */
 };
 
+/* dhcp_build's REQUEST that renews the lease on l->addr (RFC 2131 §4.3.2, §4.4.5). */
+#define DHCP_RENEW 0x103
+
 /*
  * A DISCOVER, or a REQUEST for l->addr from l->server, as an IPv4 packet from 0.0.0.0:68 to
- * 255.255.255.255:67 (checksums filled) into buf (DHCP_PACKET_MAX bytes). Returns its length.
+ * 255.255.255.255:67 (checksums filled) into buf (DHCP_PACKET_MAX bytes); or, with DHCP_RENEW,
+ * a REQUEST from l->addr:68 with l->addr as ciaddr and neither the address nor a server named,
+ * which every server takes as a renewal of that client's lease. Returns its length.
  */
 size_t dhcp_build(uint8_t *buf, int type, uint32_t xid, const uint8_t mac[6],
 		  const struct dhcp_lease *l);

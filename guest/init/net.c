@@ -6,8 +6,9 @@
  * DHCP runs on a packet socket: until the ACK eth0 has no address, and a server may answer to
  * the offered address rather than to broadcast. Retransmits back off from 250 ms; after
  * DHCP_WAIT_MS without a lease the guest goes on without an address (said on stderr), as a
- * machine on a network without a server would. The lease is not renewed: a run lives shorter
- * than any lease the servers here give (passt's is endless).
+ * machine on a network without a server would. A lease that ends (gvproxy's is an hour, a TAP's
+ * server's what it is; passt's never ends) is kept by a process of its own, forked here
+ * (keep_lease): a VM started with `ec1 start` lives as long as it likes.
  */
 #define _GNU_SOURCE
 #include "net.h"
@@ -26,6 +27,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -35,7 +37,9 @@
 #include "dhcp.h"
 
 #define DHCP_WAIT_MS 6000
+#define DHCP_FOREVER 0xffffffffu
 #define ETH_P_IPV4   0x0800
+#define DHCP_NAKED   2 /* dhcp_exchange: the server refused the renewal */
 
 static int if_up(int s, const char *name)
 {
@@ -82,10 +86,13 @@ static long now_ms(void)
 }
 
 /*
- * A lease for interface name (up, no address) from whatever server answers first. Returns 1
- * with *l filled, 0 when none answered in time, -1 with errno on a local failure.
+ * A lease for interface name (up, no address) from whatever server answers first; or, with
+ * renew, the renewal of that lease (eth0 has its address). Waits wait_ms at most. Returns 1 with
+ * *l filled, 0 when none answered in time, DHCP_NAKED when the renewal was refused, -1 with errno
+ * on a local failure.
  */
-static int dhcp_lease(int s, const char *name, struct dhcp_lease *l)
+static int dhcp_exchange(int s, const char *name, struct dhcp_lease *l,
+			 const struct dhcp_lease *renew, long wait_total_ms)
 {
 	struct ifreq r = {0};
 	snprintf(r.ifr_name, sizeof(r.ifr_name), "%s", name);
@@ -114,12 +121,12 @@ static int dhcp_lease(int s, const char *name, struct dhcp_lease *l)
 	if (getrandom(&xid, sizeof(xid), GRND_NONBLOCK) != sizeof(xid))
 		xid = (uint32_t)now_ms() ^ (uint32_t)getpid() << 16;
 	static uint8_t out[DHCP_PACKET_MAX], in[2048];
-	int want = DHCP_OFFER, got = 0;
-	long deadline = now_ms() + DHCP_WAIT_MS, wait_ms = 250;
-	struct dhcp_lease offer = {0};
+	int want = renew ? DHCP_ACK : DHCP_OFFER, got = 0;
+	long deadline = now_ms() + wait_total_ms, wait_ms = 250;
+	struct dhcp_lease offer = renew ? *renew : (struct dhcp_lease){0};
 	while (!got && now_ms() < deadline) {
-		size_t n = dhcp_build(out, want == DHCP_OFFER ? DHCP_DISCOVER : DHCP_REQUEST, xid,
-				      mac, &offer);
+		int type = renew ? DHCP_RENEW : want == DHCP_OFFER ? DHCP_DISCOVER : DHCP_REQUEST;
+		size_t n = dhcp_build(out, type, xid, mac, &offer);
 		if (sendto(ps, out, n, 0, (struct sockaddr *)&to, sizeof(to)) < 0 &&
 		    errno != ENOBUFS && errno != EAGAIN)
 			break;
@@ -150,6 +157,8 @@ static int dhcp_lease(int s, const char *name, struct dhcp_lease *l)
 				got = 1;
 			} else if (type == DHCP_NAK && want == DHCP_ACK &&
 				   (!cand.server || cand.server == offer.server)) {
+				if (renew)
+					got = DHCP_NAKED;
 				want = DHCP_OFFER; /* start over */
 				until = 0;
 			}
@@ -233,6 +242,107 @@ static int write_resolv(const struct process *p, const struct net_cfg *c, const 
 	return 0;
 }
 
+static void cfg_from_lease(struct net_cfg *c, const struct dhcp_lease *l)
+{
+	*c = (struct net_cfg){0};
+	c->addr.s_addr = l->addr;
+	c->mask.s_addr = l->mask;
+	c->gw.s_addr = l->router;
+	for (unsigned int i = 0; i < l->nr_dns; i++)
+		inet_ntop(AF_INET, &l->dns[i], c->dns[c->nr_dns++], sizeof(c->dns[0]));
+}
+
+/* Interface name gets c: its address and mask, up, the default route, resolv.conf. */
+static int configure(int s, char *name, const struct net_cfg *c, const struct process *p,
+		     const char **what)
+{
+	*what = name;
+	struct ifreq r = {0};
+	snprintf(r.ifr_name, sizeof(r.ifr_name), "%s", name);
+	set_in(&r.ifr_addr, c->addr);
+	if (ioctl(s, SIOCSIFADDR, &r) < 0)
+		return -1;
+	set_in(&r.ifr_netmask, c->mask);
+	if (ioctl(s, SIOCSIFNETMASK, &r) < 0 || if_up(s, name) < 0)
+		return -1;
+	if (c->gw.s_addr) {
+		*what = "the default route";
+		struct in_addr any = {0}, all = {0xffffffffu};
+		/* A router outside the leased network is reached on the link first. */
+		if ((c->gw.s_addr & c->mask.s_addr) != (c->addr.s_addr & c->mask.s_addr) &&
+		    add_route(s, name, c->gw, all, any, RTF_HOST) < 0 && errno != EEXIST)
+			return -1;
+		if (add_route(s, name, any, any, c->gw, RTF_GATEWAY) < 0)
+			return -1;
+	}
+	if (c->nr_dns && write_resolv(p, c, what) < 0)
+		return -1;
+	return 0;
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec t = {ms / 1000, ms % 1000 * 1000000};
+	while (ms > 0 && nanosleep(&t, &t) < 0 && errno == EINTR) {
+	}
+}
+
+/*
+ * Keeps eth0's lease (RFC 2131 §4.4.5), in a process of its own: at half the lease a REQUEST
+ * from the address for itself (ciaddr, no server named: a renewal to every server; broadcast, so
+ * that it is also §4.4.5's rebinding), asked again at half the time left (at least 1 s, at most
+ * 60 s) until answered; an ACK starts the lease anew (its time only: the address, mask, router
+ * and DNS stay as leased at first). A NAK, or the lease's end with no answer, takes the address
+ * off (said on stderr) and asks from the start (DISCOVER), as at boot, until a server answers,
+ * then configures what it leases.
+ */
+static void keep_lease(const struct process *p, char *name, struct dhcp_lease l)
+{
+	prctl(PR_SET_NAME, "ec1-dhcp", 0, 0, 0);
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		_exit(1);
+	char addr[INET_ADDRSTRLEN];
+	for (;;) {
+		if (l.lease_s == 0 || l.lease_s == DHCP_FOREVER)
+			_exit(0);
+		long start = now_ms(), end = start + (long)l.lease_s * 1000;
+		sleep_ms((long)l.lease_s * 500);
+		struct dhcp_lease got;
+		int r = 0;
+		for (long left; r != 1 && r != DHCP_NAKED && (left = end - now_ms()) > 0;) {
+			r = dhcp_exchange(s, name, &got, &l, left < 4000 ? left : 4000);
+			if (r < 0)
+				r = 0; /* a local failure: as no answer, tried again */
+			long pause = (end - now_ms()) / 2;
+			if (r == 0)
+				sleep_ms(pause < 1000 ? 1000 : pause > 60000 ? 60000 : pause);
+		}
+		if (r == 1) {
+			l.lease_s = got.lease_s;
+			continue;
+		}
+		inet_ntop(AF_INET, &l.addr, addr, sizeof(addr));
+		say("ec1-init: network: %s: the lease on %s %s; asking again\n", name, addr,
+		    r == DHCP_NAKED ? "was refused (NAK)" : "ended unrenewed");
+		struct ifreq ifr = {0};
+		snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+		set_in(&ifr.ifr_addr, (struct in_addr){0});
+		(void)ioctl(s, SIOCSIFADDR, &ifr); /* the address, and the routes through it, go */
+		for (long pause = 1000; (r = dhcp_exchange(s, name, &l, NULL, DHCP_WAIT_MS)) != 1;
+		     pause = pause < 30000 ? pause * 2 : 60000)
+			sleep_ms(pause);
+		struct net_cfg c;
+		cfg_from_lease(&c, &l);
+		const char *what = "";
+		inet_ntop(AF_INET, &l.addr, addr, sizeof(addr));
+		if (configure(s, name, &c, p, &what) < 0)
+			say("ec1-init: network: %s: %s: %s\n", name, what, strerror(errno));
+		else
+			say("ec1-init: network: %s: leased %s\n", name, addr);
+	}
+}
+
 int net_up(const struct process *p, const char **what)
 {
 	*what = "socket";
@@ -253,12 +363,13 @@ int net_up(const struct process *p, const char **what)
 		goto out;
 	*what = name;
 	struct net_cfg c = {0};
-	if (strcmp(p->net_cidr, "dhcp") == 0) {
+	struct dhcp_lease l = {0};
+	bool dhcp = strcmp(p->net_cidr, "dhcp") == 0;
+	if (dhcp) {
 		if (if_up(s, name) < 0)
 			goto out;
 		*what = "DHCP";
-		struct dhcp_lease l;
-		int got = dhcp_lease(s, name, &l);
+		int got = dhcp_exchange(s, name, &l, NULL, DHCP_WAIT_MS);
 		if (got < 0)
 			goto out;
 		if (!got) {
@@ -268,36 +379,18 @@ int net_up(const struct process *p, const char **what)
 			rc = 0;
 			goto out;
 		}
-		c.addr.s_addr = l.addr;
-		c.mask.s_addr = l.mask;
-		c.gw.s_addr = l.router;
-		for (unsigned int i = 0; i < l.nr_dns; i++)
-			inet_ntop(AF_INET, &l.dns[i], c.dns[c.nr_dns++], sizeof(c.dns[0]));
-		*what = name;
+		cfg_from_lease(&c, &l);
 	} else if (static_cfg(p, &c) < 0) {
 		errno = EINVAL;
 		goto out;
 	}
-	struct ifreq r = {0};
-	snprintf(r.ifr_name, sizeof(r.ifr_name), "%s", name);
-	set_in(&r.ifr_addr, c.addr);
-	if (ioctl(s, SIOCSIFADDR, &r) < 0)
+	if (configure(s, name, &c, p, what) < 0)
 		goto out;
-	set_in(&r.ifr_netmask, c.mask);
-	if (ioctl(s, SIOCSIFNETMASK, &r) < 0 || if_up(s, name) < 0)
-		goto out;
-	if (c.gw.s_addr) {
-		*what = "the default route";
-		struct in_addr any = {0}, all = {0xffffffffu};
-		/* A router outside the leased network is reached on the link first. */
-		if ((c.gw.s_addr & c.mask.s_addr) != (c.addr.s_addr & c.mask.s_addr) &&
-		    add_route(s, name, c.gw, all, any, RTF_HOST) < 0 && errno != EEXIST)
-			goto out;
-		if (add_route(s, name, any, any, c.gw, RTF_GATEWAY) < 0)
-			goto out;
+	/* A lease that ends is kept by a process of its own (killed with the rest at the end). */
+	if (dhcp && l.lease_s && l.lease_s != DHCP_FOREVER && fork() == 0) {
+		close(s);
+		keep_lease(p, name, l);
 	}
-	if (c.nr_dns && write_resolv(p, &c, what) < 0)
-		goto out;
 	rc = 0;
 out:;
 	int e = errno;

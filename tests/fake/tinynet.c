@@ -1,6 +1,7 @@
 /* A network of one host for the test fakes (tinynet.h). */
 #include "tinynet.h"
 
+#include <stdbool.h>
 #include <string.h>
 
 static uint16_t csum(const uint8_t *p, size_t n, uint32_t s)
@@ -84,10 +85,17 @@ static void dhcp(struct tinynet *net, const uint8_t *f, const uint8_t *m, size_t
 	if (!t || n != 1 || (t[0] != 1 && t[0] != 3))
 		return;
 	int type = 2; /* OFFER */
+	bool renewal = false;
 	if (t[0] == 3) {
 		const uint8_t *want = option(m, mlen, 50, &n);
-		type = want && n == 4 && memcmp(want, net->guest, 4) == 0 ? 5 : 6; /* ACK : NAK */
+		/* §4.3.2: no address asked for, ciaddr filled: a renewal (or rebinding). */
+		renewal = !want && memcmp(m + 12, net->guest, 4) == 0;
+		bool ok = (want && n == 4 && memcmp(want, net->guest, 4) == 0) ||
+			  (renewal && !net->nak_renewals);
+		type = ok ? 5 : 6; /* ACK : NAK */
+		net->dhcp_renewals += renewal;
 	}
+	uint32_t lease = net->lease_s ? net->lease_s : 3600;
 	static uint8_t r[600];
 	memset(r, 0, sizeof(r));
 	uint8_t *ip = r + 14, *udp = ip + 20, *b = udp + 8;
@@ -136,10 +144,10 @@ static void dhcp(struct tinynet *net, const uint8_t *f, const uint8_t *m, size_t
 				  net->gateway[3],
 				  51,
 				  4,
-				  0,
-				  0,
-				  0x0e,
-				  0x10};
+				  (uint8_t)(lease >> 24),
+				  (uint8_t)(lease >> 16),
+				  (uint8_t)(lease >> 8),
+				  (uint8_t)lease};
 		memcpy(o, more, sizeof(more));
 		o += sizeof(more);
 	}

@@ -1,7 +1,7 @@
 /*
- * init's DHCP client, the pure part (guest/init/dhcp.c): the DISCOVER and REQUEST it sends are
- * well-formed IPv4/UDP/DHCP (checksums that verify, the options a server needs), and replies are
- * taken only when they are ours and offer an address a host can use.
+ * init's DHCP client, the pure part (guest/init/dhcp.c): the DISCOVER, REQUEST and renewal it sends
+ * are well-formed IPv4/UDP/DHCP (checksums that verify, the options a server needs), and replies
+ * are taken only when they are ours and offer an address a host can use.
  */
 #include <arpa/inet.h>
 #include <stdint.h>
@@ -116,6 +116,16 @@ static void test_build_discover_and_request(void)
 			saw54 = 1;
 	}
 	CHECK(saw50 && saw54);
+	/* A renewal (RFC 2131 §4.3.2): a REQUEST from the address, ciaddr it, neither option. */
+	n = dhcp_build(b, DHCP_RENEW, xid, mac, &l);
+	CHECK(b[28 + 242] == DHCP_REQUEST && fold(sum(b, 20, 0)) == 0);
+	CHECK(memcmp(b + 12, &l.addr, 4) == 0 && memcmp(b + 16, "\xff\xff\xff\xff", 4) == 0);
+	CHECK(memcmp(b + 28 + 12, &l.addr, 4) == 0);
+	CHECK(fold(sum(b + 20, n - 20, sum(b + 12, 8, 17 + (uint32_t)(n - 20)))) == 0);
+	saw50 = saw54 = 0;
+	for (size_t i = 0; i < n - 28 - 240 && o[i] != 255; i += 2u + o[i + 1])
+		saw50 |= o[i] == 50, saw54 |= o[i] == 54;
+	CHECK(!saw50 && !saw54);
 }
 
 static void test_offer_and_ack_parsed(void)

@@ -8,12 +8,14 @@
  * "VFKT" (what came before is counted and dropped); the guest is offered 192.168.127.2/24,
  * gateway 192.168.127.1, as gvproxy's defaults.
  *
- * usage: netpeer [--deaf] [--vfkit PATH] CMD [ARGS...]
+ * usage: netpeer [--deaf] [--lease S] [--nak-renewals] [--vfkit PATH] CMD [ARGS...]
  *   --deaf: never read the socket (a peer that takes nothing: the VMM must queue a bounded
  *   amount and drop the rest)
+ *   --lease S: DHCP leases of S seconds (default 3600, gvproxy's); --nak-renewals: a renewal
+ *   gets a NAK (the guest must start over)
  * prints on stderr, at the end: "netpeer: F frames, A arp replies, E echo replies, O dhcp
- * offers, K dhcp acks, B bad" (and with --vfkit "netpeer: G greetings, D datagrams before one")
- * exit: CMD's status (128 + signal when it was killed), 2 on a set-up error.
+ * offers, K dhcp acks, R dhcp renewals, B bad" (and with --vfkit "netpeer: G greetings, D datagrams
+ * before one") exit: CMD's status (128 + signal when it was killed), 2 on a set-up error.
  *
  * netpeer --flood IFACE N (in the guest, as root): sends N UDP datagrams to 10.0.2.2 (1,514-byte
  * frames), its ARP entry set by hand on IFACE, as fast as it can; prints "netpeer: sent S of N".
@@ -199,6 +201,16 @@ int main(int argc, char **argv)
 		argv++;
 		argc--;
 	}
+	if (argc > 2 && strcmp(argv[1], "--lease") == 0) {
+		net.lease_s = (uint32_t)strtoul(argv[2], NULL, 10);
+		argv += 2;
+		argc -= 2;
+	}
+	if (argc > 1 && strcmp(argv[1], "--nak-renewals") == 0) {
+		net.nak_renewals = 1;
+		argv++;
+		argc--;
+	}
 	const char *vfkit = NULL;
 	if (argc > 2 && strcmp(argv[1], "--vfkit") == 0) {
 		vfkit = argv[2];
@@ -206,8 +218,9 @@ int main(int argc, char **argv)
 		argc -= 2;
 	}
 	if (argc < 2) {
-		fprintf(stderr, "usage: netpeer [--deaf] [--vfkit PATH] CMD [ARGS...] | netpeer "
-				"--flood IFACE N\n");
+		fprintf(stderr,
+			"usage: netpeer [--deaf] [--lease S] [--nak-renewals] [--vfkit PATH] "
+			"CMD [ARGS...] | netpeer --flood IFACE N\n");
 		return 2;
 	}
 	pid_t pid;
@@ -256,7 +269,8 @@ int main(int argc, char **argv)
 	}
 	fprintf(stderr,
 		"netpeer: %lu frames, %lu arp replies, %lu echo replies, %lu dhcp offers, %lu dhcp "
-		"acks, %lu bad\n",
-		frames, net.arps, net.echoes, net.dhcp_offers, net.dhcp_acks, bad + net.bad);
+		"acks, %lu dhcp renewals, %lu bad\n",
+		frames, net.arps, net.echoes, net.dhcp_offers, net.dhcp_acks, net.dhcp_renewals,
+		bad + net.bad);
 	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }

@@ -535,6 +535,25 @@ t_net_stream_peer_answers_ping() {
 	[ $rc = 0 ] || head -c 2000 $T/err
 	check $name "0|3 packets received nameserver 10.0.2.2 02:ec:01:00:00:07 10.0.2.15 |1 dhcp acks" "$got"
 }
+t_net_dhcp_lease_renewed_or_taken_again() {
+	# A lease that ends is kept (init's ec1-dhcp process): with 6 s leases, a guest that lives
+	# 13 s renews at half of each (REQUESTs from its address, which the peer counts and ACKs:
+	# one OFFER only); when every renewal gets a NAK it drops the address, asks again from the
+	# start and gets it back, saying so. Either way eth0 has its address and answers at the end.
+	for mode in renew nak; do
+		timeout -s KILL 180 "$dir/netpeer" --lease 6 $([ $mode = nak ] && echo --nak-renewals) \
+			"$EC1" run --timeout 120 --net fd:3 -- /bin/sh -c 'sleep 13
+			ping -c 2 -W 5 10.0.2.2 >/dev/null && echo pinged; ifconfig eth0 | grep -o 10.0.2.15' \
+			>$T/out.$mode 2>$T/err.$mode
+		echo "      ($mode: $(grep netpeer: $T/err.$mode))"
+	done
+	count() { sed -n "s/^netpeer: .* \([0-9]*\) $1.*/\1/p" $T/err.$2; }
+	got="$(tr '\n' ' ' <$T/out.renew)$(count 'dhcp offers' renew) $([ "$(count 'dhcp renewals' renew)" -ge 3 ] && echo renewed)"
+	got="$got|$(tr '\n' ' ' <$T/out.nak)$([ "$(count 'dhcp offers' nak)" -ge 3 ] && echo offered-again)"
+	got="$got $(grep -c 'eth0: the lease on 10.0.2.15 was refused (NAK); asking again' $T/err.nak | sed 's/^[1-9][0-9]*$/said/')"
+	got="$got $(grep -c 'eth0: leased 10.0.2.15' $T/err.nak | sed 's/^[1-9][0-9]*$/said/')"
+	check $name "pinged 10.0.2.15 1 renewed|pinged 10.0.2.15 offered-again said said" "$got"
+}
 t_net_tap_in_own_netns_serves_http() {
 	# In a network namespace of its own: a TAP interface as 10.0.2.2/24 with busybox httpd and
 	# udhcpd on it; the guest takes its address from udhcpd, fetches a page through virtio-net

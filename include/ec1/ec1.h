@@ -188,9 +188,10 @@ int ec1_ctx_mount_disk(struct ec1_ctx *ctx, const char *block_id, const char *gu
  * ec1 read a host file it names.
  * EC1_DISK_DIRECT_IO: the image is read and written with O_DIRECT, past the host's page cache
  * (libkrun's direct_io, QEMU's cache.direct): the guest's own cache is the only one, so a VM
- * reading a large image does not fill the host's memory. Raw images on a file system or block
- * device that takes O_DIRECT, whose size is a multiple of its direct-I/O block (else refused at
- * start, naming the disk); a transfer O_DIRECT cannot take as it is goes through a buffer.
+ * reading a large image does not fill the host's memory. An image on a file system or block
+ * device that takes O_DIRECT (else refused at start, naming the disk), a raw one's size a multiple
+ * of its direct-I/O block; a transfer O_DIRECT cannot take as it is goes through a buffer. A qcow2
+ * image's backing files stay cached (shared by the VMs that use them).
  * EC1_DISK_NO_FLUSH: the disk offers the guest no flush (libkrun's KRUN_SYNC_NONE, QEMU's
  * cache.no-flush): the guest sees a write-through disk and its syncs cost nothing, and what it
  * wrote may be lost if the host crashes (not if ec1 is killed: every write has reached the host

@@ -1,6 +1,7 @@
 /*
  * libFuzzer target: the qcow2 layer (src/vmm/disk/qcow2.c) over an image the fuzzer writes. The
- * input's first byte picks the operations' seed; the rest is the image file itself (its header,
+ * input's first byte picks the operations' seed (and, its top bit, direct I/O as on 4 KiB
+ * blocks); the rest is the image file itself (its header,
  * tables and clusters), laid out as the fuzzer likes. The image is opened read-write (and, when
  * that fails, read-only); then reads, writes, discards and write-zeroes at offsets from the
  * seed. Checked: nothing crashes, reads or writes outside the image's buffers (ASan), or grows
@@ -40,12 +41,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint64_t seed = data[0] * 0x9e3779b97f4a7c15ull + 1;
 	struct disk *d = NULL;
 	char msg[512];
-	if (disk_open(path, DISK_QCOW2, 0, &d, msg, sizeof(msg)) &&
+	/* The seed's top bit: direct I/O (where /tmp takes it), as on 4 KiB blocks. */
+	unsigned int direct = data[0] & 0x80 ? DISK_DIRECT : 0;
+	if (disk_open(path, DISK_QCOW2, direct, &d, msg, sizeof(msg)) &&
+	    disk_open(path, DISK_QCOW2, 0, &d, msg, sizeof(msg)) &&
 	    disk_open(path, DISK_QCOW2, DISK_READ_ONLY, &d, msg, sizeof(msg))) {
 		if (open_fds() != fds)
 			abort();
 		return 0;
 	}
+	if (d->dio_align)
+		d->dio_align = 4096;
 	static unsigned char buf[1 << 16];
 	for (int i = 0; i < 16 && d->size; i++) {
 		seed ^= seed << 13;

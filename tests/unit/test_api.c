@@ -336,7 +336,7 @@ static void disk_config_checked(void)
 	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "disk_partition: 129: expected 1..128");
 	CHECK(ec1_ctx_set_disk_partition(ctx, "12345678901234567890", 128) == EC1_OK);
 	CHECK(ec1_ctx_set_disk_partition(ctx, "12345678901234567890", 0) == EC1_OK);
-	/* Flags: known ones only; direct I/O for raw images. */
+	/* Flags: known ones only. */
 	CHECK(ec1_ctx_set_disk_flags(ctx, "12345678901234567890", 8) == EC1_EINVAL);
 	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "disk_flags: 0x8: unknown flags");
 	CHECK(ec1_ctx_set_disk_flags(ctx, "12345678901234567890",
@@ -344,9 +344,7 @@ static void disk_config_checked(void)
 	d = (struct ec1_disk_config){
 		.block_id = "q", .path = "/proc/self/exe", .format = EC1_DISK_QCOW2};
 	CHECK(ec1_ctx_add_disk(ctx, &d) == EC1_OK);
-	CHECK(ec1_ctx_set_disk_flags(ctx, "q", EC1_DISK_DIRECT_IO) == EC1_EINVAL);
-	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "disk \"q\": direct I/O is for raw images");
-	CHECK(ec1_ctx_set_disk_flags(ctx, "q", EC1_DISK_NO_FLUSH | EC1_DISK_ALLOW_BACKING) ==
+	CHECK(ec1_ctx_set_disk_flags(ctx, "q", EC1_DISK_DIRECT_IO | EC1_DISK_ALLOW_BACKING) ==
 	      EC1_OK);
 	for (int i = 2; i < EC1_MAX_DISKS; i++) {
 		char id[8];

@@ -110,16 +110,12 @@ static uint32_t dio_alignment(int fd, const struct stat *st)
 }
 
 /* Direct I/O for d (DISK_DIRECT): O_DIRECT on, its alignment, the bounce buffer. */
-static int direct_on(struct disk *d, const struct stat *st, char *msg, size_t msg_size)
+static int direct_on(struct disk *d, const struct stat *st, enum disk_format fmt, char *msg,
+		     size_t msg_size)
 {
 	uint32_t a = dio_alignment(d->fd, st);
-	if (a == 0 || a > DISK_BOUNCE || (a & (a - 1)) || fcntl(d->fd, F_SETFL, O_DIRECT) < 0) {
-		snprintf(msg, msg_size,
-			 "direct I/O (O_DIRECT): its file system does not take it; leave out "
-			 "\"direct\" there");
-		return -EINVAL;
-	}
-	if (d->size % a) {
+	/* A raw image's end (a qcow2 image only grows, in clusters). */
+	if (a && fmt == DISK_RAW && d->size % a) {
 		snprintf(
 			msg, msg_size,
 			"direct I/O needs a size that is a multiple of %u bytes (the file system's "
@@ -127,8 +123,15 @@ static int direct_on(struct disk *d, const struct stat *st, char *msg, size_t ms
 			a, (unsigned long long)d->size);
 		return -EINVAL;
 	}
+	if (a == 0 || a > DISK_BOUNCE || (a & (a - 1)) || fcntl(d->fd, F_SETFL, O_DIRECT) < 0) {
+		snprintf(msg, msg_size,
+			 "direct I/O (O_DIRECT): its file system does not take it; leave out "
+			 "\"direct\" there");
+		return -EINVAL;
+	}
 	d->dio_bounce = aligned_alloc(a, DISK_BOUNCE);
 	if (!d->dio_bounce) {
+		(void)fcntl(d->fd, F_SETFL, 0); /* as it was: the format's close may write */
 		snprintf(msg, msg_size, "out of memory");
 		return -ENOMEM;
 	}
@@ -161,9 +164,6 @@ int disk_open_chain(const char *path, enum disk_format fmt, unsigned int flags, 
 	}
 	d->read_only = read_only;
 	d->fd = -1;
-	if ((flags & DISK_DIRECT) && fmt != DISK_RAW)
-		FAIL(-EINVAL, "direct I/O is for raw images (this one is named %s)",
-		     disk_format_name(fmt));
 	/* O_NONBLOCK: a FIFO must not block the open; it is refused just after. */
 	d->fd = open(path, (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (d->fd < 0)
@@ -204,7 +204,7 @@ int disk_open_chain(const char *path, enum disk_format fmt, unsigned int flags, 
 		     ? disk_qcow2_open(d, path, flags, depth, disk_open_chain, msg, msg_size)
 		     : disk_raw_open(d, msg, msg_size);
 	if (!rc && (flags & DISK_DIRECT))
-		rc = direct_on(d, &st, msg, msg_size);
+		rc = direct_on(d, &st, fmt, msg, msg_size);
 out:
 	if (rc) {
 		if (d->ops && d->ops->close)

@@ -48,9 +48,9 @@ struct disk {
 #define DISK_READ_ONLY	   1u /* O_RDONLY; every change fails with -EROFS */
 #define DISK_ALLOW_BACKING 2u /* a qcow2 image may name a backing file (opened read-only) */
 /*
- * Raw images: O_DIRECT, past the host's page cache (a transfer O_DIRECT cannot take as it is, as
- * a guest's 512-byte write on a file system of 4 KiB blocks, goes through dio_bounce, a write
- * read-modify-written).
+ * O_DIRECT, past the host's page cache (a transfer O_DIRECT cannot take as it is, as a guest's
+ * 512-byte write on a file system of 4 KiB blocks, or a qcow2 table entry, goes through
+ * dio_bounce, a write read-modify-written). A qcow2 image's backing files stay cached.
  */
 #define DISK_DIRECT (1u << 2)
 #define DISK_BOUNCE (256u << 10)
@@ -80,6 +80,8 @@ const char *disk_format_name(enum disk_format fmt);
 /* Raw access to a DISK_DIRECT image (raw.c): whole or failed, bounced where not aligned. */
 int disk_direct_io(struct disk *d, const struct iovec *iov, unsigned int n, uint64_t off,
 		   bool write);
+/* The image file's bytes for a format: disk_direct_io with DISK_DIRECT, else disk_file_*. */
+int disk_io(struct disk *d, const struct iovec *iov, unsigned int n, uint64_t off, bool write);
 /* For the formats: raw access to the image file, whole or failed (short reads past EOF: zeroes). */
 int disk_file_read(int fd, const struct iovec *iov, unsigned int n, uint64_t off);
 int disk_file_write(int fd, const struct iovec *iov, unsigned int n, uint64_t off);

@@ -127,3 +127,9 @@ int disk_direct_io(struct disk *d, const struct iovec *iov, unsigned int n, uint
 	}
 	return 0;
 }
+
+int disk_io(struct disk *d, const struct iovec *iov, unsigned int n, uint64_t off, bool write)
+{
+	return d->dio_align ? disk_direct_io(d, iov, n, off, write)
+			    : file_io(d->fd, iov, n, off, write);
+}

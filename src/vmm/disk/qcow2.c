@@ -61,6 +61,7 @@ struct cache {
 
 struct qcow2 {
 	const char *name; /* for messages */
+	struct disk *d;	  /* the image's own (its fd, its direct I/O) */
 	int fd;
 	unsigned int version, cluster_bits, l2_bits;
 	uint64_t cluster_size, size;
@@ -91,16 +92,17 @@ static int corrupt(struct qcow2 *q, const char *what, uint64_t v)
 	return -EIO;
 }
 
-static int pread_all(int fd, void *buf, size_t len, uint64_t off)
+/* The image file's bytes, through the disk's direct I/O where it has it (disk_io). */
+static int pread_all(struct qcow2 *q, void *buf, size_t len, uint64_t off)
 {
 	struct iovec iov = {buf, len};
-	return disk_file_read(fd, &iov, 1, off);
+	return disk_io(q->d, &iov, 1, off, false);
 }
 
-static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off)
+static int pwrite_all(struct qcow2 *q, const void *buf, size_t len, uint64_t off)
 {
 	struct iovec iov = {(void *)buf, len};
-	return disk_file_write(fd, &iov, 1, off);
+	return disk_io(q->d, &iov, 1, off, true);
 }
 
 /* Where off is in the sorted set of table offsets, or would go. */
@@ -181,7 +183,7 @@ static uint8_t *cache_get(struct qcow2 *q, struct cache *c, uint64_t off, bool z
 	victim->offset = 0;
 	if (zero)
 		memset(victim->data, 0, q->cluster_size);
-	else if ((*err = pread_all(q->fd, victim->data, q->cluster_size, off)))
+	else if ((*err = pread_all(q, victim->data, q->cluster_size, off)))
 		return NULL;
 	victim->offset = off;
 	victim->used = ++c->clock;
@@ -275,7 +277,7 @@ static int grow_refcount_table(struct qcow2 *q, uint64_t t)
 				uint16_t one = htobe16(1);
 				memcpy(blk + 2 * (c & (per_block - 1)), &one, 2);
 			}
-		err = pwrite_all(q->fd, blk, cs, at);
+		err = pwrite_all(q, blk, cs, at);
 	}
 	/* Clusters of the new table whose blocks existed already: raise them there. */
 	for (uint64_t c = start; c <= last && !err; c++) {
@@ -288,8 +290,7 @@ static int grow_refcount_table(struct qcow2 *q, uint64_t t)
 				err = e2;
 			else {
 				memcpy(rb + 2 * (c & (per_block - 1)), &one, 2);
-				err = pwrite_all(q->fd, &one, 2,
-						 q->rt[b] + 2 * (c & (per_block - 1)));
+				err = pwrite_all(q, &one, 2, q->rt[b] + 2 * (c & (per_block - 1)));
 			}
 		}
 	}
@@ -297,7 +298,7 @@ static int grow_refcount_table(struct qcow2 *q, uint64_t t)
 	for (uint64_t i = 0; i < entries && !err; i += cs / 8) {
 		for (uint64_t j = 0; j < cs / 8; j++)
 			disk_rt[j] = htobe64(rt[i + j]);
-		err = pwrite_all(q->fd, blk, cs, start * cs + i * 8);
+		err = pwrite_all(q, blk, cs, start * cs + i * 8);
 	}
 	if (!err && fdatasync(q->fd) < 0)
 		err = -errno;
@@ -306,7 +307,7 @@ static int grow_refcount_table(struct qcow2 *q, uint64_t t)
 		uint32_t clusters;
 	} __attribute__((packed)) h = {htobe64(start * cs), htobe32((uint32_t)clusters)};
 	if (!err)
-		err = pwrite_all(q->fd, &h, sizeof(h), 48);
+		err = pwrite_all(q, &h, sizeof(h), 48);
 	if (!err && fdatasync(q->fd) < 0)
 		err = -errno;
 	free(blk);
@@ -347,12 +348,12 @@ static int refcount_set(struct qcow2 *q, uint64_t idx, uint16_t v)
 			uint16_t one = htobe16(1);
 			memcpy(b + 2 * (at_idx & ((1ull << q->rb_bits) - 1)), &one, 2);
 		}
-		if ((err = pwrite_all(q->fd, b, q->cluster_size, at)))
+		if ((err = pwrite_all(q, b, q->cluster_size, at)))
 			return err;
 		if (!self && (err = refcount_set(q, at_idx, 1)))
 			return err;
 		uint64_t be = htobe64(at);
-		if ((err = pwrite_all(q->fd, &be, 8, q->rt_offset + 8 * t)))
+		if ((err = pwrite_all(q, &be, 8, q->rt_offset + 8 * t)))
 			return err;
 		q->rt[t] = at;
 		if ((err = meta_add(q, at)))
@@ -364,7 +365,7 @@ static int refcount_set(struct qcow2 *q, uint64_t idx, uint16_t v)
 	uint64_t pos = 2 * (idx & ((1ull << q->rb_bits) - 1));
 	uint16_t be = htobe16(v);
 	memcpy(b + pos, &be, 2);
-	return pwrite_all(q->fd, &be, 2, (q->rt[t] & L1E_OFFSET_MASK) + pos);
+	return pwrite_all(q, &be, 2, (q->rt[t] & L1E_OFFSET_MASK) + pos);
 }
 
 /* A free host cluster, its refcount raised to 1 (its content is the caller's to write). */
@@ -459,10 +460,10 @@ static int l2_table(struct qcow2 *q, uint64_t off, bool alloc, uint64_t *table, 
 	uint8_t *t = cache_get(q, &q->l2, e, true, &err);
 	if (!t)
 		return err;
-	if ((err = pwrite_all(q->fd, t, q->cluster_size, e)))
+	if ((err = pwrite_all(q, t, q->cluster_size, e)))
 		return err;
 	uint64_t be = htobe64(e | OFLAG_COPIED);
-	if ((err = pwrite_all(q->fd, &be, 8, q->l1_offset + 8 * l1i)))
+	if ((err = pwrite_all(q, &be, 8, q->l1_offset + 8 * l1i)))
 		return err;
 	q->l1[l1i] = e | OFLAG_COPIED;
 	*table = e;
@@ -514,7 +515,7 @@ static int l2_set(struct qcow2 *q, uint64_t off, uint64_t entry)
 		return err;
 	uint64_t be = htobe64(entry);
 	memcpy(t + 8 * idx, &be, 8);
-	return pwrite_all(q->fd, &be, 8, table + 8 * idx);
+	return pwrite_all(q, &be, 8, table + 8 * idx);
 }
 
 /* Data. */
@@ -527,7 +528,7 @@ static int inflate_cluster(struct qcow2 *q, uint64_t e)
 	compressed_span(q, e, &off, &len);
 	if (len > 2 * q->cluster_size)
 		return corrupt(q, "compressed cluster longer than two clusters", e);
-	int err = pread_all(q->fd, q->zbuf, len, off);
+	int err = pread_all(q, q->zbuf, len, off);
 	if (err)
 		return err;
 	if (!q->z_ready) {
@@ -590,7 +591,7 @@ static int read_piece(struct qcow2 *q, const struct iovec *iov, unsigned int n, 
 		}
 		return 0;
 	}
-	return disk_file_read(q->fd, part, k, (e & L2E_OFFSET_MASK) + in);
+	return disk_io(q->d, part, k, (e & L2E_OFFSET_MASK) + in, false);
 }
 
 /*
@@ -621,9 +622,9 @@ static int write_piece(struct qcow2 *q, const struct iovec *iov, unsigned int n,
 		if (!iov) {
 			memset(q->bounce, 0, len);
 			q->zcached = 0;
-			return pwrite_all(q->fd, q->bounce, len, host + in);
+			return pwrite_all(q, q->bounce, len, host + in);
 		}
-		return disk_file_write(q->fd, part, k, host + in);
+		return disk_io(q->d, part, k, host + in, true);
 	}
 	/* A new cluster: what the cluster reads as now, this piece written over it. */
 	bool whole = in == 0 && len == q->cluster_size;
@@ -633,14 +634,14 @@ static int write_piece(struct qcow2 *q, const struct iovec *iov, unsigned int n,
 	if ((err = alloc_cluster(q, &fresh)))
 		return err;
 	if (whole && iov) {
-		err = disk_file_write(q->fd, part, k, fresh);
+		err = disk_io(q->d, part, k, fresh, true);
 	} else {
 		if (iov)
 			iov_to_buf(part, k, 0, q->bounce + in, len);
 		else
 			memset(q->bounce + in, 0, len);
 		q->zcached = 0;
-		err = pwrite_all(q->fd, q->bounce, q->cluster_size, fresh);
+		err = pwrite_all(q, q->bounce, q->cluster_size, fresh);
 	}
 	err = err ?: l2_set(q, off, fresh | OFLAG_COPIED);
 	if (err)
@@ -892,8 +893,8 @@ static int load_tables(struct qcow2 *q, char *msg, size_t msg_size)
 	q->rt = calloc(q->rt_entries, 8);
 	if (!q->l1 || !q->rt)
 		return -ENOMEM;
-	int err = pread_all(q->fd, q->l1, (size_t)q->l1_size * 8, q->l1_offset);
-	err = err ?: pread_all(q->fd, q->rt, q->rt_entries * 8, q->rt_offset);
+	int err = pread_all(q, q->l1, (size_t)q->l1_size * 8, q->l1_offset);
+	err = err ?: pread_all(q, q->rt, q->rt_entries * 8, q->rt_offset);
 	if (err)
 		return err;
 	for (uint32_t i = 0; i < q->l1_size; i++) {
@@ -963,6 +964,7 @@ int disk_qcow2_open(struct disk *d, const char *path, unsigned int flags, int de
 		return -ENOMEM;
 	d->priv = q;
 	d->ops = &qcow2_ops; /* from here, disk_close frees q */
+	q->d = d;
 	q->fd = d->fd;
 	q->name = path;
 	struct header h = {0};
@@ -1026,7 +1028,7 @@ int disk_qcow2_open(struct disk *d, const char *path, unsigned int flags, int de
 	/* A writer clears the autoclear bits it does not keep up (bitmaps and the like). */
 	if (q->version == 3 && !d->read_only && h.autoclear) {
 		uint64_t zero = 0;
-		if ((err = pwrite_all(q->fd, &zero, 8, 88)))
+		if ((err = pwrite_all(q, &zero, 8, 88)))
 			return err;
 	}
 	d->size = q->size & ~511ull;

@@ -14,16 +14,14 @@
 
 static int raw_read(struct disk *d, const struct iovec *iov, unsigned int n, uint64_t off)
 {
-	return d->dio_align ? disk_direct_io(d, iov, n, off, false)
-			    : disk_file_read(d->fd, iov, n, off);
+	return disk_io(d, iov, n, off, false);
 }
 
 static int raw_write(struct disk *d, const struct iovec *iov, unsigned int n, uint64_t off)
 {
 	if (d->read_only)
 		return -EROFS;
-	return d->dio_align ? disk_direct_io(d, iov, n, off, true)
-			    : disk_file_write(d->fd, iov, n, off);
+	return disk_io(d, iov, n, off, true);
 }
 
 static int raw_flush(struct disk *d)
@@ -51,8 +49,7 @@ static int write_zero_bytes(struct disk *d, uint64_t off, uint64_t len)
 	while (len) {
 		size_t k = len < sizeof(zeroes) ? (size_t)len : sizeof(zeroes);
 		struct iovec iov = {(void *)zeroes, k};
-		int err = d->dio_align ? disk_direct_io(d, &iov, 1, off, true)
-				       : disk_file_write(d->fd, &iov, 1, off);
+		int err = disk_io(d, &iov, 1, off, true);
 		if (err)
 			return err;
 		off += k;

@@ -10,15 +10,20 @@ say() { echo "bench: $*" >&2; }
 mkdir -p $T/add/bin && cp "$dir/blkbench" $T/add/bin/
 (cd $T/add && echo bin/blkbench | cpio -o -H newc 2>/dev/null) >$T/add.cpio
 cat "$dir/rootfs.cpio" $T/add.cpio >$T/root.cpio
+# DIRECT=PATH: the image is PATH (a block device, or a file on a file system that takes O_DIRECT),
+# raw only, opened past the host's page cache by both: ec1's ,direct and QEMU's cache=none.
+img=${DIRECT:-$T/d.img} qcache=writeback
+[ -z "${DIRECT:-}" ] || qcache=none
 image() { # FORMAT: a fresh image of MIB
-	rm -f $T/d.img
-	if [ "$1" = raw ]; then dd if=/dev/zero of=$T/d.img bs=1M count=0 seek="$mib" 2>/dev/null
-	else "$q" create -q -f qcow2 $T/d.img "${mib}M"; fi
+	if [ -n "${DIRECT:-}" ]; then return; fi
+	rm -f $img
+	if [ "$1" = raw ]; then dd if=/dev/zero of=$img bs=1M count=0 seek="$mib" 2>/dev/null
+	else "$q" create -q -f qcow2 $img "${mib}M"; fi
 }
 ec1_run() { # FORMAT
 	image "$1"
 	timeout -s KILL 1800 "$dir/ec1" run --timeout 1700 --mem 512 -i $T/root.cpio -k "$dir/vmlinux" \
-		--disk $T/d.img,format="$1" -- /bin/blkbench /dev/vda "$mib" "$reads"
+		--disk $img,format="$1"${DIRECT:+,direct} -- /bin/blkbench /dev/vda "$mib" "$reads"
 }
 qemu_run() { # FORMAT
 	image "$1"
@@ -39,7 +44,7 @@ qemu_run() { # FORMAT
 		-no-reboot -L /usr/share/qemu -serial file:$T/qemu-console -kernel "$dir/vmlinux" \
 		-initrd $T/qemu-initrd.cpio \
 		-append "console=ttyS0 quiet reboot=t panic=-1 rdinit=/init tsc=reliable no_timer_check" \
-		-drive id=d0,file=$T/d.img,format="$1",if=none,cache=writeback,aio=threads \
+		-drive id=d0,file=$img,format="$1",if=none,cache=$qcache,aio=threads \
 		-device virtio-blk-device,drive=d0 >$T/qemu-err 2>&1 ||
 		echo "bench: qemu failed: $(head -c 600 $T/qemu-err)" >&2
 	grep -q qemu-bench-done $T/qemu-console 2>/dev/null ||
@@ -49,29 +54,31 @@ qemu_run() { # FORMAT
 get() { awk -v k="$1" '$1 == k {print $2}' "$2"; }
 # ROUNDS rounds, the order turned about each time (ec1 first, then QEMU first), so that neither
 # side always runs first on a cold rig; each figure is the best of the rounds.
+formats="raw qcow2"; [ -z "${DIRECT:-}" ] || formats=raw
 for r in $(seq 1 "$rounds"); do
-	for fmt in raw qcow2; do
+	for fmt in $formats; do
 		if [ $((r % 2)) = 1 ]; then order="ec1 qemu"; else order="qemu ec1"; fi
 		for who in $order; do
 			say "round $r: $who $fmt"; ${who}_run $fmt >$T/$who-$fmt.$r
 		done
 	done
 	say "round $r: host"
-	image raw; "$dir/blkbench" $T/d.img "$mib" "$reads" >$T/host.$r
+	image raw; "$dir/blkbench" $img "$mib" "$reads" >$T/host.$r
 done
 best() { # KEY NAME: the largest figure of the rounds
 	for r in $(seq 1 "$rounds"); do get "$1" "$T/$2.$r"; done | sort -g | tail -1
 }
 echo "disk I/O, ${mib} MiB image, 1 MiB requests, $reads random 4 KiB reads, best of $rounds rounds:"
 printf "  %-12s %14s %14s %16s\n" "" "seqread MB/s" "seqwrite MB/s" "randread IOPS"
-for f in ec1-raw qemu-raw ec1-qcow2 qemu-qcow2 host; do
+rows="ec1-raw qemu-raw ec1-qcow2 qemu-qcow2 host"; [ -z "${DIRECT:-}" ] || rows="ec1-raw qemu-raw host"
+for f in $rows; do
 	printf "  %-12s %14s %14s %16s\n" "$f" "$(best seqread $f)" "$(best seqwrite $f)" "$(best randread $f)"
 done
 echo "  every round (seqread seqwrite randread):"
-for f in ec1-raw qemu-raw ec1-qcow2 qemu-qcow2 host; do
+for f in $rows; do
 	printf "  %-12s" "$f"
 	for r in $(seq 1 "$rounds"); do printf "  %s/%s/%s" "$(get seqread $T/$f.$r)" "$(get seqwrite $T/$f.$r)" "$(get randread $T/$f.$r)"; done
 	echo
 done
-echo "  (host: $(get mode $T/host.1) I/O on the image file)"
+echo "  (host: $(get mode $T/host.1) I/O on ${DIRECT:-the image file}${DIRECT:+; ec1 ,direct, QEMU cache=none})"
 rm -rf "$T"

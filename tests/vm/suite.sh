@@ -387,7 +387,7 @@ t_blk_direct_io_and_sync_none() {
 		echo "$(cat /sys/block/vda/queue/write_cache)|$(cat /sys/block/vdb/queue/write_cache)"
 		echo end | dd of=/dev/vda bs=512 seek=16383 conv=sync,fsync 2>/dev/null
 		echo copied; sleep 5' >$T/out 2>$T/err & bg=$!
-	i=0; while ! grep -q copied $T/out && [ $i -lt 1200 ] && kill -0 $bg 2>/dev/null; do sleep 0.1; i=$((i+1)); done
+	i=0; while ! grep -qs copied $T/out && [ $i -lt 1200 ] && kill -0 $bg 2>/dev/null; do sleep 0.1; i=$((i+1)); done
 	pid=$(ec1_pid) flags=""
 	for f in /proc/$pid/fd/*; do
 		case $(readlink $f) in
@@ -1175,23 +1175,37 @@ t_hostile_blk_requests_answered_and_contained() {
 	# wrapping around, not whole sectors, a header cut short, bad discard and write-zeroes
 	# segments, a read-only disk's writes), each with the status it must get; 5,000 random
 	# requests, direct and indirect, each answered; 200 resets with requests in flight; then a
-	# clean session. On a raw, a read-only and a qcow2 image: each stays its size, the read-only
-	# one unchanged, the qcow2 one clean for qemu-img check, and the clean write is where it was
-	# asked. A request with no room for its status stops the run, naming the device.
+	# clean session. On a raw, a read-only and a qcow2 image and a direct-I/O one: each stays its
+	# size, the read-only one unchanged, the qcow2 one clean for qemu-img check, and the clean
+	# write is where it was asked. A request with no room for its status stops the run, naming
+	# the device.
 	rm -rf $T/h && mkdir -p $T/h && cp "$dir/hostile" $T/h/
 	sectors=8200 # 4 MiB and 8 KiB: the size hostile tells the disk apart by
 	head -c $((sectors * 512)) /dev/urandom >$T/hraw.img && cp $T/hraw.img $T/hro.img
 	ro_sum=$(sha256sum <$T/hro.img)
 	qimg create -q -f qcow2 $T/hq.qcow2 $((sectors * 512)) || { fail $name "qemu-img create"; return; }
+	# And direct I/O: a copy of the raw image where the directory takes O_DIRECT, else the rig's
+	# RAM block device /dev/ram1 (its own size).
+	kinds="raw ro qcow2" dsectors=$sectors ddisk=
+	rm -f $T/probe
+	if dd if=/dev/zero of=$T/probe bs=4096 count=1 oflag=direct 2>/dev/null; then
+		head -c $((sectors * 512)) /dev/urandom >$T/hdir.img && ddisk=$T/hdir.img
+	elif [ -b /dev/ram1 ]; then
+		ddisk=/dev/ram1 dsectors=$(cat /sys/block/ram1/size)
+	fi
+	rm -f $T/probe
+	[ -z "$ddisk" ] || kinds="$kinds direct"
 	got= want= seen=
-	for kind in raw ro qcow2; do
+	for kind in $kinds; do
+		ks=$sectors
 		case $kind in
 		raw) disk=$T/hraw.img arg= ;;
 		ro) disk=$T/hro.img,ro arg=ro ;;
 		qcow2) disk=$T/hq.qcow2 arg= ;;
+		direct) disk=$ddisk,direct arg= ks=$dsectors ;;
 		esac
 		run --mem 256 --cmdline 'memmap=0x100000$0x4000000' --volume $T/h:/mnt/h \
-			--disk $disk,id=victim -- /mnt/h/hostile blk $sectors victim $arg >$T/hout 2>$T/herr
+			--disk $disk,id=victim -- /mnt/h/hostile blk $ks victim $arg >$T/hout 2>$T/herr
 		rc=$?
 		seen="$seen; $kind: $(grep -e lying -e random -e clean $T/hout | sed 's/hostile: blk: //' | tr '\n' ' ')"
 		r="$rc $(grep -o 'still serving' $T/hout)"
@@ -1202,12 +1216,14 @@ t_hostile_blk_requests_answered_and_contained() {
 			qimg check -q $T/hq.qcow2 >$T/check 2>&1; c=$?
 			qimg convert -f qcow2 -O raw $T/hq.qcow2 $T/hq.raw
 			r="$r check $c $(stat -c %s $T/hq.raw) $(dd if=$T/hq.raw bs=4096 skip=1 count=1 2>/dev/null | sort -u)" ;;
+		direct) r="$r $(dd if=$ddisk bs=4096 skip=1 count=1 2>/dev/null | sort -u)" ;;
 		esac
 		got="$got|$kind: $r"
 		[ $rc = 0 ] || { cat $T/hout; head -c 1000 $T/herr; }
 	done
 	want="|raw: 0 still serving $((sectors * 512)) ec1-hostile-blk|ro: 0 still serving unchanged"
 	want="$want|qcow2: 0 still serving check 0 $((sectors * 512)) ec1-hostile-blk"
+	[ -z "$ddisk" ] || want="$want|direct: 0 still serving ec1-hostile-blk"
 	run --mem 256 --cmdline 'memmap=0x100000$0x4000000' --volume $T/h:/mnt/h \
 		--disk $T/hraw.img,id=victim -- /mnt/h/hostile blk-nostatus $sectors >$T/hout 2>$T/herr
 	rc=$?
@@ -1215,7 +1231,7 @@ t_hostile_blk_requests_answered_and_contained() {
 	want="$want|nostatus: 125 guest driver error on virtio-blk"
 	echo "      (${seen#; }; nostatus: $(grep -o 'virtio-blk: [^;]*' $T/herr | head -1))"
 	check $name "$want" "$got"
-	rm -f $T/hraw.img $T/hro.img $T/hq.qcow2 $T/hq.raw
+	rm -f $T/hraw.img $T/hro.img $T/hq.qcow2 $T/hq.raw $T/hdir.img
 }
 t_hostile_net_frames_dropped_and_counted() {
 	# hostile drives the network device itself (the kernel's driver unbound): 12 frames cut

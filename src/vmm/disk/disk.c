@@ -163,7 +163,6 @@ int disk_open_chain(const char *path, enum disk_format fmt, unsigned int flags, 
 		return -ENOMEM;
 	}
 	d->read_only = read_only;
-	d->fd = -1;
 	/* O_NONBLOCK: a FIFO must not block the open; it is refused just after. */
 	d->fd = open(path, (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (d->fd < 0)

@@ -112,9 +112,17 @@ int disk_direct_io(struct disk *d, const struct iovec *iov, unsigned int n, uint
 		size_t span = (head + k + a - 1) / a * a; /* at most DISK_BOUNCE, a multiple of a */
 		struct iovec b = {d->dio_bounce, span};
 		int err = 0;
-		/* A write of part of a block reads the block first. */
-		if (!write || head || (head + k) % a)
+		if (!write) {
 			err = file_io(d->fd, &b, 1, start, false);
+		} else {
+			/* A block written in part is read first: the window's first, its last. */
+			struct iovec first = {d->dio_bounce, a},
+				     last = {d->dio_bounce + span - a, a};
+			if (head)
+				err = file_io(d->fd, &first, 1, start, false);
+			if (!err && (head + k) % a && !(head && span == a))
+				err = file_io(d->fd, &last, 1, start + span - a, false);
+		}
 		if (!err && write) {
 			iov_to_buf(iov, n, done, d->dio_bounce + head, k);
 			err = file_io(d->fd, &b, 1, start, true);

@@ -14,6 +14,9 @@ cat "$dir/rootfs.cpio" $T/add.cpio >$T/root.cpio
 # raw only, opened past the host's page cache by both: ec1's ,direct and QEMU's cache=none.
 img=${DIRECT:-$T/d.img} qcache=writeback
 [ -z "${DIRECT:-}" ] || qcache=none
+# A DIRECT that is no block device is a file, made (sparse) when missing.
+[ -z "${DIRECT:-}" ] || [ -b "$DIRECT" ] || [ -f "$DIRECT" ] ||
+	dd if=/dev/zero of="$DIRECT" bs=1M count=0 seek="$mib" 2>/dev/null
 image() { # FORMAT: a fresh image of MIB
 	if [ -n "${DIRECT:-}" ]; then return; fi
 	rm -f $img

@@ -87,9 +87,9 @@ static long now_ms(void)
 
 /*
  * A lease for interface name (up, no address) from whatever server answers first; or, with
- * renew, the renewal of that lease (eth0 has its address). Waits wait_ms at most. Returns 1 with
- * *l filled, 0 when none answered in time, DHCP_NAKED when the renewal was refused, -1 with errno
- * on a local failure.
+ * renew, the renewal of that lease (eth0 has its address). Waits wait_total_ms at most. Returns
+ * 1 with *l filled, 0 when none answered in time, DHCP_NAKED when the renewal was refused, -1
+ * with errno on a local failure.
  */
 static int dhcp_exchange(int s, const char *name, struct dhcp_lease *l,
 			 const struct dhcp_lease *renew, long wait_total_ms)

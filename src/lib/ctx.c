@@ -741,7 +741,6 @@ int ec1_ctx_set_disk_flags(struct ec1_ctx *ctx, const char *block_id, unsigned i
 		return err;
 	if (flags & ~(EC1_DISK_ALLOW_BACKING | EC1_DISK_DIRECT_IO | EC1_DISK_NO_FLUSH))
 		return ec1_fail(ctx, EC1_EINVAL, "disk_flags: 0x%x: unknown flags", flags);
-
 	d->flags = flags;
 	return EC1_OK;
 }

@@ -41,7 +41,7 @@ struct vm_disk {
 	enum disk_format format; /* as named by the caller; the header must agree for qcow2 */
 	bool read_only;
 	bool allow_backing;	/* a qcow2 image may name a backing file (read-only chain) */
-	bool direct;		/* O_DIRECT on the image (raw only) */
+	bool direct;		/* O_DIRECT on the image (not on a qcow2 one's backing files) */
 	bool no_flush;		/* FLUSH not offered: the guest's flushes are not made */
 	const char *guest_path; /* where init mounts it ("/": the root), or NULL: not mounted */
 	const char *fstype;	/* its file system, or NULL: init tries those the kernel has */

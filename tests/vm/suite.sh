@@ -388,11 +388,11 @@ t_blk_direct_io_and_sync_none() {
 		echo end | dd of=/dev/vda bs=512 seek=16383 conv=sync,fsync 2>/dev/null
 		echo copied; sleep 5' >$T/out 2>$T/err & bg=$!
 	i=0; while ! grep -qs copied $T/out && [ $i -lt 1200 ] && kill -0 $bg 2>/dev/null; do sleep 0.1; i=$((i+1)); done
-	pid=$(ec1_pid) flags=""
+	pid=$(ec1_pid) flags="" rt=$(readlink -f $target) rp=$(readlink -f $T/pat.img)
 	for f in /proc/$pid/fd/*; do
 		case $(readlink $f) in
-		"$target") flags="$flags direct:$(( $(awk '/^flags/ {print $2}' /proc/$pid/fdinfo/${f##*/}) & 040000 ))" ;;
-		"$T/pat.img") flags="$flags pat:$(( $(awk '/^flags/ {print $2}' /proc/$pid/fdinfo/${f##*/}) & 040000 ))" ;;
+		"$rt") flags="$flags direct:$(( $(awk '/^flags/ {print $2}' /proc/$pid/fdinfo/${f##*/}) & 040000 ))" ;;
+		"$rp") flags="$flags pat:$(( $(awk '/^flags/ {print $2}' /proc/$pid/fdinfo/${f##*/}) & 040000 ))" ;;
 		esac
 	done
 	wait $bg

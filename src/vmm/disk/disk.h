@@ -77,14 +77,11 @@ int disk_probe(const char *path, enum disk_format *fmt);
 int disk_probe_fd(int fd, enum disk_format *fmt);
 const char *disk_format_name(enum disk_format fmt);
 
-/* Raw access to a DISK_DIRECT image (raw.c): whole or failed, bounced where not aligned. */
-int disk_direct_io(struct disk *d, const struct iovec *iov, unsigned int n, uint64_t off,
-		   bool write);
-/* The image file's bytes for a format: disk_direct_io with DISK_DIRECT, else disk_file_*. */
+/*
+ * For the formats: the image file's bytes, whole or failed (short reads past EOF: zeroes); with
+ * DISK_DIRECT, O_DIRECT, through dio_bounce where a transfer is not aligned.
+ */
 int disk_io(struct disk *d, const struct iovec *iov, unsigned int n, uint64_t off, bool write);
-/* For the formats: raw access to the image file, whole or failed (short reads past EOF: zeroes). */
-int disk_file_read(int fd, const struct iovec *iov, unsigned int n, uint64_t off);
-int disk_file_write(int fd, const struct iovec *iov, unsigned int n, uint64_t off);
 /*
  * The formats' open functions, called by disk_open with d->fd, d->read_only and d->size (the
  * file's) set; they set d->ops (then d->ops->close runs on any later failure) and d->size.

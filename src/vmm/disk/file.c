@@ -41,16 +41,6 @@ static int file_io(int fd, const struct iovec *iov, unsigned int n, uint64_t off
 	return 0;
 }
 
-int disk_file_read(int fd, const struct iovec *iov, unsigned int n, uint64_t off)
-{
-	return file_io(fd, iov, n, off, false);
-}
-
-int disk_file_write(int fd, const struct iovec *iov, unsigned int n, uint64_t off)
-{
-	return file_io(fd, iov, n, off, true);
-}
-
 int disk_probe_fd(int fd, enum disk_format *fmt)
 {
 	char magic[4];
@@ -97,8 +87,9 @@ static bool dio_aligned(const struct iovec *iov, unsigned int n, uint64_t off, u
 	return true;
 }
 
-int disk_direct_io(struct disk *d, const struct iovec *iov, unsigned int n, uint64_t off,
-		   bool write)
+/* Whole or failed, bounced where not aligned. */
+static int direct_io(struct disk *d, const struct iovec *iov, unsigned int n, uint64_t off,
+		     bool write)
 {
 	const uint32_t a = d->dio_align;
 	if (dio_aligned(iov, n, off, a))
@@ -138,6 +129,5 @@ int disk_direct_io(struct disk *d, const struct iovec *iov, unsigned int n, uint
 
 int disk_io(struct disk *d, const struct iovec *iov, unsigned int n, uint64_t off, bool write)
 {
-	return d->dio_align ? disk_direct_io(d, iov, n, off, write)
-			    : file_io(d->fd, iov, n, off, write);
+	return d->dio_align ? direct_io(d, iov, n, off, write) : file_io(d->fd, iov, n, off, write);
 }

@@ -62,7 +62,6 @@ struct cache {
 struct qcow2 {
 	const char *name; /* for messages */
 	struct disk *d;	  /* the image's own (its fd, its direct I/O) */
-	int fd;
 	unsigned int version, cluster_bits, l2_bits;
 	uint64_t cluster_size, size;
 	uint64_t *l1; /* host-endian */
@@ -300,7 +299,7 @@ static int grow_refcount_table(struct qcow2 *q, uint64_t t)
 			disk_rt[j] = htobe64(rt[i + j]);
 		err = pwrite_all(q, blk, cs, start * cs + i * 8);
 	}
-	if (!err && fdatasync(q->fd) < 0)
+	if (!err && fdatasync(q->d->fd) < 0)
 		err = -errno;
 	struct {
 		uint64_t off;
@@ -308,7 +307,7 @@ static int grow_refcount_table(struct qcow2 *q, uint64_t t)
 	} __attribute__((packed)) h = {htobe64(start * cs), htobe32((uint32_t)clusters)};
 	if (!err)
 		err = pwrite_all(q, &h, sizeof(h), 48);
-	if (!err && fdatasync(q->fd) < 0)
+	if (!err && fdatasync(q->d->fd) < 0)
 		err = -errno;
 	free(blk);
 	if (err) {
@@ -400,7 +399,7 @@ static int free_cluster(struct qcow2 *q, uint64_t off)
 		return err;
 	if (idx < q->free_hint)
 		q->free_hint = idx;
-	fallocate(q->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
+	fallocate(q->d->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off,
 		  (off_t)q->cluster_size);
 	return 0;
 }
@@ -685,7 +684,7 @@ static int qcow2_flush(struct disk *d)
 	struct qcow2 *q = d->priv;
 	if (d->read_only)
 		return 0;
-	while (fdatasync(q->fd) < 0)
+	while (fdatasync(q->d->fd) < 0)
 		if (errno != EINTR)
 			return -errno;
 	return 0;
@@ -965,7 +964,6 @@ int disk_qcow2_open(struct disk *d, const char *path, unsigned int flags, int de
 	d->priv = q;
 	d->ops = &qcow2_ops; /* from here, disk_close frees q */
 	q->d = d;
-	q->fd = d->fd;
 	q->name = path;
 	struct header h = {0};
 	uint8_t first[4096];

@@ -182,7 +182,10 @@ int ec1_ctx_add_disk(struct ec1_ctx *ctx, const struct ec1_disk_config *config);
 int ec1_ctx_mount_disk(struct ec1_ctx *ctx, const char *block_id, const char *guest_path,
 		       const char *fstype);
 /*
- * Per-disk options of the builtin engine, EC1_DISK_* flags, for a disk added as block_id.
+ * Per-disk options, EC1_DISK_* flags, for a disk added as block_id (on libkrun: direct I/O and
+ * no flush through krun_add_disk3, libkrun >= 1.19, refused with an older one; a qcow2 image that
+ * names a backing file, which libkrun opens, is refused at start without EC1_DISK_ALLOW_BACKING,
+ * one with an external data file always).
  * EC1_DISK_ALLOW_BACKING: a qcow2 image may name a backing file (opened read-only, as may its
  * own, up to 8 deep); without it such an image is refused, so an image from elsewhere cannot make
  * ec1 read a host file it names.

@@ -12,9 +12,9 @@
  *
  * The configuration: "EC1K1", then records, each a keyword and its fields, then "end":
  *   log LEVEL | backend NAME | vm CPUS RAM | root DIR FLAGS | volumes N SPEC... | virtiofs TAG DIR
- * | disk ID PATH FORMAT RO | vsock PORT PATH LISTEN | net PASST_FD GVPROXY MAC MAPPED N MAP... |
- *   vmnet FD MAC | process PATH WORKDIR ARGC ARGV... ENVC ENV... | kernel PATH FORMAT INITRD
- *   CMDLINE | sev FILE
+ *   | disk ID PATH FORMAT RO FLAGS | vsock PORT PATH LISTEN | net PASST_FD GVPROXY MAC MAPPED N
+ *   MAP... | vmnet FD MAC | process PATH WORKDIR ARGC ARGV... ENVC ENV... | kernel PATH FORMAT
+ *   INITRD CMDLINE | sev FILE
  * Numbers are decimal ("-1" for none), strings may be empty for none, MAC is 12 hex digits.
  */
 #include "libkrun.h"
@@ -139,6 +139,7 @@ int ec1_krun_config_write(struct ec1_ctx *ctx, char **out, size_t *len)
 		put(&w, ctx->disks[i].path);
 		putf(&w, "%d", (int)ctx->disks[i].format);
 		putf(&w, "%d", ctx->disks[i].read_only);
+		putf(&w, "%u", ctx->disks[i].flags);
 	}
 	for (size_t i = 0; i < ctx->nr_vsock_ports; i++) {
 		put(&w, "vsock");
@@ -317,11 +318,14 @@ static int record(struct rd *r, const char *kw, struct ec1_ctx *ctx)
 			err = ec1_ctx_add_virtiofs(ctx, s, t);
 	} else if (strcmp(kw, "disk") == 0) {
 		if (!(s = field(r)) || !(t = field(r)) || !number(r, 0, 1, &a) ||
-		    !number(r, 0, 1, &b))
+		    !number(r, 0, 1, &b) || !number(r, 0, UINT32_MAX, &c))
 			return bad(r, "disk: bad fields");
-		if (ctx)
-			err = ec1_ctx_add_disk(ctx, &(struct ec1_disk_config){
-							    s, t, (enum ec1_disk_format)a, b != 0});
+		if (ctx &&
+		    !(err = ec1_ctx_add_disk(
+			      ctx,
+			      &(struct ec1_disk_config){s, t, (enum ec1_disk_format)a, b != 0})) &&
+		    c)
+			err = ec1_ctx_set_disk_flags(ctx, s, (unsigned int)c);
 	} else if (strcmp(kw, "vsock") == 0) {
 		if (!number(r, 0, UINT32_MAX, &a) || !(s = field(r)) || !number(r, 0, 1, &b))
 			return bad(r, "vsock: bad fields");

@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "../../guest/abi.h"
+#include "../vmm/disk/disk.h"
 #include "../vmm/initramfs.h"
 #include "../vmm/vm.h"
 
@@ -304,6 +305,65 @@ static int libkrun_add_disk(struct ec1_ctx *ctx, const struct ec1_disk_config *d
 	return EC1_OK;
 }
 
+/* Direct I/O and sync=none are krun_add_disk3's (libkrun >= 1.19); backing files libkrun's own. */
+static int libkrun_set_disk_flags(struct ec1_ctx *ctx, const struct ec1_disk *d, unsigned int flags)
+{
+	if ((flags & (EC1_DISK_DIRECT_IO | EC1_DISK_NO_FLUSH)) && !K(ctx)->add_disk3)
+		return ec1_fail(ctx, EC1_EUNSUPPORTED,
+				"disk_flags: disk \"%s\": %s needs krun_add_disk3 (libkrun 1.19 or "
+				"later); the loaded %s%s has none",
+				d->block_id,
+				flags & EC1_DISK_DIRECT_IO ? "direct I/O" : "sync=none",
+				soname(ctx->ops->id), version_note(ctx));
+	return EC1_OK;
+}
+
+/*
+ * libkrun opens every file a qcow2 image names (its backing chain, an external data file) and
+ * gives the guest what they hold, so an image from elsewhere, or a raw one a guest rewrote as
+ * qcow2 and then probed, could hand the guest any host file. As on the builtin engine, an image
+ * that names a backing file is taken only where the caller allowed backing files
+ * (EC1_DISK_ALLOW_BACKING), and one with an external data file never (the builtin engine has
+ * none). Checked at the start, on the image as it is then.
+ */
+static int check_disk_files(struct ec1_ctx *ctx)
+{
+	for (size_t i = 0; i < ctx->nr_disks; i++) {
+		const struct ec1_disk *d = &ctx->disks[i];
+		if (d->format != EC1_DISK_QCOW2)
+			continue;
+		uint8_t first[4096];
+		int fd = open(d->path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+		ssize_t n = fd < 0 ? -1 : pread(fd, first, sizeof(first), 0);
+		if (fd >= 0)
+			close(fd);
+		/* Not readable, or no qcow2 header: libkrun says so itself. */
+		if (n < 4 || memcmp(first, "QFI\xfb", 4) != 0)
+			continue;
+		char name[1024], msg[256];
+		bool data_file;
+		if (disk_qcow2_refs(first, (size_t)n, name, sizeof(name), &data_file, msg,
+				    sizeof(msg)) < 0)
+			return ec1_fail(ctx, EC1_EINVAL, "disk \"%s\": %s: %s", d->block_id,
+					d->path, msg);
+		if (data_file)
+			return ec1_fail(
+				ctx, EC1_EUNSUPPORTED,
+				"disk \"%s\": %s: the image keeps its data in an external "
+				"file, which libkrun would open for the guest; ec1 takes no "
+				"such image",
+				d->block_id, d->path);
+		if (name[0] && !(d->flags & EC1_DISK_ALLOW_BACKING))
+			return ec1_fail(
+				ctx, EC1_EINVAL,
+				"disk \"%s\": %s: the image names a backing file (%s), "
+				"which libkrun would open for the guest: allow backing files "
+				"to use it (EC1_DISK_ALLOW_BACKING; --disk PATH,backing)",
+				d->block_id, d->path, name);
+	}
+	return EC1_OK;
+}
+
 /* krun_add_vsock_port2 (libkrun >= 1.10); the older call knows no listen. */
 static int libkrun_add_vsock_port(struct ec1_ctx *ctx, uint32_t port, const char *path, bool listen)
 {
@@ -452,6 +512,9 @@ static int check_startable(struct ec1_ctx *ctx)
 		return ec1_fail(ctx, EC1_EINVAL,
 				"volumes: libkrun mounts volumes only under a root directory "
 				"(ec1_ctx_set_root)");
+	int err = check_disk_files(ctx);
+	if (err)
+		return err;
 	if (!staged(ctx))
 		return check_packing(ctx);
 	for (size_t i = 0; i < ctx->nr_shares; i++)
@@ -704,6 +767,13 @@ static int apply_process(struct ec1_ctx *ctx)
 	return err;
 }
 
+/* krun_add_disk2's sync mode, for krun_add_disk3 without sync=none: relaxed on macOS, full here. */
+#ifdef __APPLE__
+#define SYNC_DEFAULT KRUN_SYNC_RELAXED
+#else
+#define SYNC_DEFAULT KRUN_SYNC_FULL
+#endif
+
 /* Everything, in this order, each call once, into a fresh libkrun context. */
 static int apply(struct ec1_ctx *ctx)
 {
@@ -715,7 +785,12 @@ static int apply(struct ec1_ctx *ctx)
 		err = KCALL(ctx, add_virtiofs, ctx->shares[i].tag, ctx->shares[i].dir);
 	for (size_t i = 0; i < ctx->nr_disks && !err; i++) {
 		const struct ec1_disk *d = &ctx->disks[i];
-		if (k->add_disk2)
+		if (d->flags & (EC1_DISK_DIRECT_IO | EC1_DISK_NO_FLUSH))
+			/* set_disk_flags took these flags only with krun_add_disk3 there. */
+			err = KCALL(ctx, add_disk3, d->block_id, d->path, (uint32_t)d->format,
+				    d->read_only, (d->flags & EC1_DISK_DIRECT_IO) != 0,
+				    (d->flags & EC1_DISK_NO_FLUSH) ? KRUN_SYNC_NONE : SYNC_DEFAULT);
+		else if (k->add_disk2)
 			err = KCALL(ctx, add_disk2, d->block_id, d->path, (uint32_t)d->format,
 				    d->read_only);
 		else
@@ -815,6 +890,7 @@ static int libkrun_start_enter(struct ec1_ctx *ctx)
 		.id = (backend), .features = (feats), .open = libkrun_open,                       \
 		.close = libkrun_close, .set_root_flags = libkrun_set_root_flags,                 \
 		.set_mapped_volumes = libkrun_set_mapped_volumes, .add_disk = libkrun_add_disk,   \
+		.set_disk_flags = libkrun_set_disk_flags,                                         \
 		.add_vsock_port = libkrun_add_vsock_port, .set_network = libkrun_set_network,     \
 		.set_kernel = libkrun_set_kernel, .set_sev = libkrun_set_sev,                     \
 		.get_shutdown_eventfd = libkrun_shutdown_eventfd, .set_vmnet = libkrun_set_vmnet, \

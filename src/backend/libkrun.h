@@ -22,6 +22,8 @@
 	X(add_virtiofs3, int32_t, (uint32_t, const char *, const char *, uint64_t, bool))          \
 	X(add_disk, int32_t, (uint32_t, const char *, const char *, bool))                         \
 	X(add_disk2, int32_t, (uint32_t, const char *, const char *, uint32_t, bool))              \
+	X(add_disk3, int32_t,                                                                      \
+	  (uint32_t, const char *, const char *, uint32_t, bool, bool, uint32_t))                  \
 	X(add_vsock_port, int32_t, (uint32_t, uint32_t, const char *))                             \
 	X(add_vsock_port2, int32_t, (uint32_t, uint32_t, const char *, bool))                      \
 	X(set_passt_fd, int32_t, (uint32_t, int))                                                  \
@@ -35,6 +37,11 @@
 	X(get_shutdown_eventfd, int32_t, (uint32_t))                                               \
 	X(add_net_unixgram, int32_t, (uint32_t, const char *, int, uint8_t *, uint32_t, uint32_t)) \
 	X(start_enter, int32_t, (uint32_t))
+
+/* libkrun.h's sync modes for krun_add_disk3: no flush offered; on Linux the other two are one. */
+#define KRUN_SYNC_NONE	  0
+#define KRUN_SYNC_RELAXED 1
+#define KRUN_SYNC_FULL	  2
 
 /* libkrun.h's KRUN_FS_ROOT_TAG: the virtio-fs tag of the root (krun_add_virtiofs3 with it). */
 #define KRUN_FS_ROOT_TAG "/dev/root"

@@ -668,10 +668,10 @@ int ec1_ctx_set_vsock_uds(struct ec1_ctx *ctx, const char *path)
 }
 
 /* For the per-disk calls of the builtin engine (call: their name): the disk added as block_id. */
-static int added_disk(struct ec1_ctx *ctx, const char *call, const char *block_id,
-		      struct ec1_disk **out)
+static int added_disk(struct ec1_ctx *ctx, unsigned int feature, const char *call,
+		      const char *block_id, struct ec1_disk **out)
 {
-	int err = need_feature(ctx, EC1_F_DISK_MOUNTS, call);
+	int err = need_feature(ctx, feature, call);
 	if (err)
 		return err;
 	if (!block_id || !(*out = find_disk(ctx, block_id)))
@@ -685,7 +685,7 @@ int ec1_ctx_mount_disk(struct ec1_ctx *ctx, const char *block_id, const char *gu
 {
 	ENTER(ctx);
 	struct ec1_disk *d;
-	int err = added_disk(ctx, "mount_disk", block_id, &d);
+	int err = added_disk(ctx, EC1_F_DISK_MOUNTS, "mount_disk", block_id, &d);
 	if (err)
 		return err;
 	if (!guest_path || guest_path[0] != '/' || strlen(guest_path) > 1024)
@@ -721,7 +721,7 @@ int ec1_ctx_set_disk_partition(struct ec1_ctx *ctx, const char *block_id, unsign
 {
 	ENTER(ctx);
 	struct ec1_disk *d;
-	int err = added_disk(ctx, "disk_partition", block_id, &d);
+	int err = added_disk(ctx, EC1_F_DISK_MOUNTS, "disk_partition", block_id, &d);
 	if (err)
 		return err;
 	if (partition > EC1_ABI_MAX_PARTITION)
@@ -736,11 +736,13 @@ int ec1_ctx_set_disk_flags(struct ec1_ctx *ctx, const char *block_id, unsigned i
 {
 	ENTER(ctx);
 	struct ec1_disk *d;
-	int err = added_disk(ctx, "disk_flags", block_id, &d);
+	int err = added_disk(ctx, EC1_F_DISKS, "disk_flags", block_id, &d);
 	if (err)
 		return err;
 	if (flags & ~(EC1_DISK_ALLOW_BACKING | EC1_DISK_DIRECT_IO | EC1_DISK_NO_FLUSH))
 		return ec1_fail(ctx, EC1_EINVAL, "disk_flags: 0x%x: unknown flags", flags);
+	if (ctx->ops->set_disk_flags && (err = ctx->ops->set_disk_flags(ctx, d, flags)))
+		return err;
 	d->flags = flags;
 	return EC1_OK;
 }

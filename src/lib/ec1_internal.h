@@ -59,6 +59,8 @@ struct ec1_allow {
 /* Parses "ADDR:PORT[/udp|/tcp]" (ADDR dotted IPv4). 0, or -1 with why (a phrase) set. */
 int ec1_parse_allow(const char *spec, struct ec1_allow *a, const char **why);
 
+struct ec1_disk;
+
 /* A backend: what it offers and how each call reaches it. NULL hooks are no-ops. */
 struct ec1_backend_ops {
 	enum ec1_backend id;
@@ -72,6 +74,8 @@ struct ec1_backend_ops {
 	int (*set_mapped_volumes)(struct ec1_ctx *ctx);
 	int (*add_virtiofs)(struct ec1_ctx *ctx, const char *tag, const char *dir);
 	int (*add_disk)(struct ec1_ctx *ctx, const struct ec1_disk_config *disk);
+	/* optional: flags (EC1_DISK_*, known ones) checked for disk, before they are set */
+	int (*set_disk_flags)(struct ec1_ctx *ctx, const struct ec1_disk *disk, unsigned int flags);
 	int (*add_vsock_port)(struct ec1_ctx *ctx, uint32_t port, const char *path, bool listen);
 	int (*set_network)(struct ec1_ctx *ctx, const struct ec1_network_config *config);
 	int (*set_network_tap)(struct ec1_ctx *ctx, const char *iface, const uint8_t *mac);

@@ -2,13 +2,16 @@
  * Fake libkrun builds for the tests, one per real version and variant (tests/fake/meson.build):
  * each exports the krun_* calls that version's libkrun.h declares and answers as that version
  * does on Linux, as far as ec1 uses them:
- *   FAKE_V = 109, 115, 117, 118 (libkrun 1.9, 1.15, 1.17, 1.18), FAKE_SEV for libkrun-sev.
+ *   FAKE_V = 109, 115, 117, 118, 119 (libkrun 1.9, 1.15, 1.17, 1.18, 1.19), FAKE_SEV for
+ *   libkrun-sev.
  *   - krun_set_mapped_volumes: -EINVAL (since 1.8; before, macOS alone took it);
  *   - krun_get_shutdown_eventfd: -EINVAL (Linux builds: the eventfd is macOS's);
  *   - krun_set_exec: never checks the program (a missing one: the guest's init answers 127);
  *     envp NULL makes libkrun copy the host's whole environment (recorded as "NULL");
  *   - krun_add_vsock_port2 (listen) and krun_add_disk2 (qcow2) from 1.10/1.11 (in 1.15 here),
- *     krun_add_net_unixgram from 1.15, krun_add_virtiofs3 (read-only) from 1.18;
+ *     krun_add_net_unixgram from 1.15, krun_add_virtiofs3 (read-only) from 1.18,
+ *     krun_add_disk3 (direct I/O, sync mode) from 1.19; krun_add_disk2/3 answer -EINVAL to a
+ *     format other than raw, qcow2, vmdk (0..2), krun_add_disk3 to a sync mode past 2;
  *   - libkrun-sev: no krun_set_root, krun_add_virtiofs or krun_set_mapped_volumes; a
  *     two-argument krun_set_kernel stub answering -EOPNOTSUPP; krun_set_tee_config_file.
  * There is none for libkrun-efi: it only ever existed for macOS.
@@ -17,8 +20,10 @@
  * names one call that answers -EINVAL (a fault to inject). krun_start_enter exits with
  * FAKE_KRUN_EXIT (default 0), as the real one exits with the guest's status; with FAKE_KRUN_VM
  * (the path of an ec1 binary) it boots what libkrun would: a VM (ec1's builtin engine) with the
- * root directory, the virtio-fs devices, the VM size, the program, its arguments, environment
- * and working directory it was given, and exits with that run's status.
+ * root directory, the virtio-fs devices, the disks (their id as the serial, direct I/O, no flush
+ * with sync mode 0; a qcow2 image's backing files opened, as libkrun's imago opens them), the VM
+ * size, the program, its arguments, environment and working directory it was given, and exits
+ * with that run's status.
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -92,6 +97,12 @@ static struct {
 		char *tag, *path;
 	} fs[16];
 	int nr_fs;
+	struct {
+		char *id, *path;
+		unsigned int fmt, sync;
+		bool ro, direct;
+	} disk[16];
+	int nr_disks;
 	char *exec, *workdir;
 	char **argv, **envp;
 } vm = {.cpus = 1, .ram = 512};
@@ -124,6 +135,15 @@ static __attribute__((unused)) void add_fs(const char *tag, const char *path)
 	}
 }
 
+/* A disk as libkrun takes it: a qcow2 image's backing files opened, whatever they are. */
+static void add_disk(const char *id, const char *path, unsigned int fmt, bool ro, bool direct,
+		     unsigned int sync)
+{
+	if (vm.nr_disks < 16)
+		vm.disk[vm.nr_disks++] =
+			(typeof(vm.disk[0])){strdup(id), strdup(path), fmt, sync, ro, direct};
+}
+
 int32_t krun_set_log_level(uint32_t level)
 {
 	rec("krun_set_log_level %u", level);
@@ -149,6 +169,7 @@ int32_t krun_set_vm_config(uint32_t id, uint8_t cpus, uint32_t ram)
 int32_t krun_add_disk(uint32_t id, const char *block, const char *path, bool ro)
 {
 	rec("krun_add_disk %u %s %s %d", id, block, path, ro);
+	add_disk(block, path, 0, ro, false, 2);
 	return answer("krun_add_disk");
 }
 int32_t krun_set_passt_fd(uint32_t id, int fd)
@@ -206,7 +227,7 @@ int32_t krun_get_shutdown_eventfd(uint32_t id)
 /* Boots what libkrun would have booted, on ec1's builtin engine; its status is ours. */
 static int boot(const char *ec1)
 {
-	char *argv[96], num[2][16], shares[16][4200];
+	char *argv[128], num[2][16], shares[16][4200], disks[16][4200];
 	int n = 0;
 	snprintf(num[0], sizeof(num[0]), "%u", vm.cpus);
 	snprintf(num[1], sizeof(num[1]), "%u", vm.ram);
@@ -227,19 +248,29 @@ static int boot(const char *ec1)
 		argv[n++] = "--share";
 		argv[n++] = shares[i];
 	}
+	for (int i = 0; i < vm.nr_disks; i++) {
+		/* VMDK: ec1 has none, and never names it. */
+		snprintf(disks[i], sizeof(disks[i]), "%s,id=%s,format=%s%s%s%s%s", vm.disk[i].path,
+			 vm.disk[i].id, vm.disk[i].fmt ? "qcow2" : "raw",
+			 vm.disk[i].fmt ? ",backing" : "", vm.disk[i].ro ? ",ro" : "",
+			 vm.disk[i].direct ? ",direct" : "",
+			 vm.disk[i].sync == 0 ? ",sync=none" : "");
+		argv[n++] = "--disk";
+		argv[n++] = disks[i];
+	}
 	if (vm.workdir) {
 		argv[n++] = "--workdir";
 		argv[n++] = vm.workdir;
 	}
 	/* envp NULL: libkrun hands the guest this process's whole environment. */
 	char **env = vm.envp ? vm.envp : environ;
-	for (size_t i = 0; env && env[i] && n < 70; i++) {
+	for (size_t i = 0; env && env[i] && n < 100; i++) {
 		argv[n++] = "--env";
 		argv[n++] = env[i];
 	}
 	argv[n++] = "--";
 	argv[n++] = vm.exec;
-	for (size_t i = 0; vm.argv && vm.argv[i] && n < 94; i++)
+	for (size_t i = 0; vm.argv && vm.argv[i] && n < 126; i++)
 		argv[n++] = vm.argv[i];
 	argv[n] = NULL;
 	pid_t pid = fork();
@@ -308,6 +339,9 @@ int32_t krun_add_vsock_port2(uint32_t id, uint32_t port, const char *path, bool 
 int32_t krun_add_disk2(uint32_t id, const char *block, const char *path, uint32_t fmt, bool ro)
 {
 	rec("krun_add_disk2 %u %s %s %u %d", id, block, path, fmt, ro);
+	if (fmt > 2)
+		return -22;
+	add_disk(block, path, fmt, ro, false, 2);
 	return answer("krun_add_disk2");
 }
 #ifndef FAKE_SEV
@@ -344,6 +378,18 @@ int32_t krun_add_net_unixgram(uint32_t id, const char *path, int fd, uint8_t *m,
 	    m[5], features, flags, echo ? "ok" : "no");
 	close(fd);
 	return answer("krun_add_net_unixgram");
+}
+#endif
+
+#if FAKE_V >= 119
+int32_t krun_add_disk3(uint32_t id, const char *block, const char *path, uint32_t fmt, bool ro,
+		       bool direct, uint32_t sync)
+{
+	rec("krun_add_disk3 %u %s %s %u %d %d %u", id, block, path, fmt, ro, direct, sync);
+	if (fmt > 2 || sync > 2)
+		return -22;
+	add_disk(block, path, fmt, ro, direct, sync);
+	return answer("krun_add_disk3");
 }
 #endif
 

@@ -5,7 +5,9 @@
  * tables and clusters), laid out as the fuzzer likes. The image is opened read-write (and, when
  * that fails, read-only); then reads, writes, discards and write-zeroes at offsets from the
  * seed. Checked: nothing crashes, reads or writes outside the image's buffers (ASan), or grows
- * the file without bound; a failed open leaves no descriptor behind.
+ * the file without bound; a failed open leaves no descriptor behind. The header is also read as
+ * the libkrun backend reads it (disk_qcow2_refs): an image that opens without backing files
+ * allowed names no backing file and no external data file there either.
  */
 #include <fcntl.h>
 #include <stdint.h>
@@ -39,8 +41,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	close(fd);
 	unsigned int fds = open_fds();
 	uint64_t seed = data[0] * 0x9e3779b97f4a7c15ull + 1;
+	/* What the header names outside the image, as the libkrun backend asks before libkrun opens
+	 * it: an image the builtin engine opens without backing files names neither. */
+	char name[1024], msg[512];
+	bool data_file;
+	int refs = disk_qcow2_refs(data + 1, size - 1, name, sizeof(name), &data_file, msg,
+				   sizeof(msg));
+	if (!refs && strlen(name) >= sizeof(name))
+		abort();
 	struct disk *d = NULL;
-	char msg[512];
 	/* The seed's top bit: direct I/O (where /tmp takes it), as on 4 KiB blocks. */
 	unsigned int direct = data[0] & 0x80 ? DISK_DIRECT : 0;
 	if (disk_open(path, DISK_QCOW2, direct, &d, msg, sizeof(msg)) &&
@@ -50,6 +59,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		return 0;
 	}
+	if (refs || name[0] || data_file)
+		abort();
 	if (d->dio_align)
 		d->dio_align = 4096;
 	static unsigned char buf[1 << 16];

@@ -192,6 +192,28 @@ t_cli_libkrun_volumes_staged() {
 		'volumes\[0\]: ro needs krun_add_virtiofs3 (libkrun 1.18 or later); the loaded libkrun.so.1 (1.17.0)' \
 		"$EC1" run --backend libkrun --root / --volume $T/vol:/data:ro -- /bin/true
 }
+t_cli_libkrun_disk_options() {
+	# ec1 run --disk on (fake) libkrun: direct and sync=none through krun_add_disk3 (1.19),
+	# refused on 1.18 naming the call and version; a qcow2 image naming a backing file reaches
+	# libkrun (which opens it) only with ,backing.
+	command -v qemu-img >/dev/null || { skip "no qemu-img (apt-get install qemu-utils)"; return; }
+	rm -f $T/calls $T/raw.img $T/base.img $T/top.qcow2
+	truncate -s 1M $T/raw.img $T/base.img
+	qemu-img create -q -f qcow2 -b $T/base.img -F raw $T/top.qcow2
+	LD_LIBRARY_PATH="$build/tests/fake/v1.18:$build" expect 125 \
+		'disk_flags: disk "disk0": direct I/O needs krun_add_disk3 (libkrun 1.19 or later); the loaded libkrun.so.1 (1.18.0) has none' \
+		"$EC1" run --backend libkrun --disk $T/raw.img,direct -- /bin/true
+	[ "$(cat $T/calls 2>/dev/null)" = "" ] || { fail "1.18 was called: $(cat $T/calls)"; return; }
+	LD_LIBRARY_PATH="$build/tests/fake/v1.19:$build" expect 125 \
+		"disk \"disk1\": $T/top.qcow2: the image names a backing file ($T/base.img), which libkrun would open for the guest" \
+		"$EC1" run --backend libkrun --disk $T/raw.img --disk $T/top.qcow2 -- /bin/true
+	FAKE_KRUN_LOG=$T/calls LD_LIBRARY_PATH="$build/tests/fake/v1.19:$build" \
+		"$EC1" run --backend libkrun --disk $T/raw.img,id=fast,direct,sync=none \
+		--disk $T/top.qcow2,backing,ro -- /bin/true >$T/out 2>$T/err || { fail "exit $?: $(cat $T/err)"; return; }
+	grep -q "^krun_add_disk3 7 fast $T/raw.img 0 0 1 0$" $T/calls &&
+		grep -q "^krun_add_disk2 7 disk1 $T/top.qcow2 1 1$" $T/calls && pass ||
+		fail "calls: $(cat $T/calls)"
+}
 t_cli_root_missing_dir_named() { expect 125 'root: /no/such/root: No such file or directory' "$EC1" run --root /no/such/root -- /bin/true; }
 t_cli_volume_bad_spec_named() { expect 125 'volumes\[0\]: "/tmp:relative": guest path must be absolute' "$EC1" run --volume /tmp:relative -- /bin/true; }
 t_cli_share_bad_spec_named() { expect 125 '--share: "data": expected TAG:DIR' "$EC1" run --share data -- /bin/true; }

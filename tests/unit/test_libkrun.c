@@ -640,6 +640,148 @@ static void libkrun_helper_configuration(void)
 	take_log();
 }
 
+/* A qcow2 header at path: version, the backing file's name (NULL: none), incompatible bits. */
+static void write_qcow2_header(const char *path, uint32_t version, const char *backing,
+			       uint64_t incompat)
+{
+	uint8_t h[4096] = {'Q', 'F', 'I', 0xfb};
+	uint32_t hl = version == 3 ? 112 : 72;
+	h[7] = (uint8_t)version;
+	if (backing) {
+		/* backing_file_offset: after the header and its extensions' end marker */
+		h[15] = (uint8_t)(hl + 8);
+		h[19] = (uint8_t)strlen(backing);
+		memcpy(h + hl + 8, backing, strlen(backing));
+	}
+	if (version == 3) {
+		for (int i = 0; i < 8; i++)
+			h[72 + i] = (uint8_t)(incompat >> (56 - 8 * i));
+		h[99] = 4; /* refcount_order */
+		h[103] = (uint8_t)hl;
+	}
+	FILE *f = fopen(path, "w");
+	CHECK(f && fwrite(h, 1, sizeof(h), f) == sizeof(h));
+	if (f)
+		fclose(f);
+}
+
+/*
+ * Disk flags on libkrun: direct I/O and sync=none through krun_add_disk3 (1.19), refused where the
+ * loaded library has none; the helper carries them. A qcow2 image that names a backing file is
+ * handed to libkrun (which opens it) only with backing files allowed; one with an external data
+ * file never.
+ */
+static void libkrun_disk_flags_and_named_files(void)
+{
+	char dir[] = "/tmp/ec1-krun-disks-XXXXXX", raw[80], q[80], qd[80], qbad[80], log[1024];
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(raw, sizeof(raw), "%s/raw.img", dir);
+	snprintf(q, sizeof(q), "%s/top.qcow2", dir);
+	snprintf(qd, sizeof(qd), "%s/data.qcow2", dir);
+	snprintf(qbad, sizeof(qbad), "%s/bad.qcow2", dir);
+	FILE *f = fopen(raw, "w");
+	if (f)
+		fclose(f);
+	write_qcow2_header(q, 2, "/etc/shadow", 0);
+	write_qcow2_header(qd, 3, NULL, 1u << 2);
+	write_qcow2_header(qbad, 3, "x", 0);
+	/* bad: the name's length runs past the first 4 KiB */
+	f = fopen(qbad, "r+");
+	if (f) {
+		fseek(f, 16, SEEK_SET);
+		fwrite("\x00\x00\x10\x00", 1, 4, f);
+		fclose(f);
+	}
+
+	struct ec1_ctx *ctx;
+	use_lib("v1.18/libkrun.so.1");
+	CHECK(ec1_ctx_new_backend(EC1_BACKEND_LIBKRUN, &ctx) == EC1_OK);
+	CHECK(ec1_ctx_add_disk(ctx, &(struct ec1_disk_config){"a", raw, EC1_DISK_RAW, false}) ==
+	      EC1_OK);
+	CHECK(ec1_ctx_set_disk_flags(ctx, "a", EC1_DISK_DIRECT_IO) == EC1_EUNSUPPORTED);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx),
+			   "disk \"a\": direct I/O needs krun_add_disk3 (libkrun 1.19 or later); "
+			   "the loaded libkrun.so.1 (1.18.0) has none");
+	CHECK(ec1_ctx_set_disk_flags(ctx, "a", EC1_DISK_NO_FLUSH) == EC1_EUNSUPPORTED);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "sync=none needs krun_add_disk3");
+	CHECK(ec1_ctx_set_disk_flags(ctx, "a", EC1_DISK_ALLOW_BACKING) == EC1_OK);
+	CHECK(strstr(run_true(ctx), "krun_add_disk2 7 a ") != NULL);
+	ec1_ctx_free(ctx);
+
+	use_lib("v1.19/libkrun.so.1");
+	const char *const argv[] = {"true", NULL};
+	int status = -1;
+	for (int allow = 0; allow < 2; allow++) {
+		CHECK(ec1_ctx_new_backend(EC1_BACKEND_LIBKRUN, &ctx) == EC1_OK);
+		CHECK(ec1_ctx_add_disk(ctx, &(struct ec1_disk_config){"a", raw, EC1_DISK_RAW,
+								      false}) == EC1_OK);
+		CHECK(ec1_ctx_add_disk(
+			      ctx, &(struct ec1_disk_config){"b", raw, EC1_DISK_RAW, true}) == 0);
+		CHECK(ec1_ctx_add_disk(ctx, &(struct ec1_disk_config){"c", raw, EC1_DISK_RAW,
+								      false}) == EC1_OK);
+		CHECK(ec1_ctx_add_disk(
+			      ctx, &(struct ec1_disk_config){"q", q, EC1_DISK_QCOW2, false}) == 0);
+		CHECK(ec1_ctx_set_disk_flags(ctx, "a", EC1_DISK_DIRECT_IO | EC1_DISK_NO_FLUSH) ==
+		      0);
+		CHECK(ec1_ctx_set_disk_flags(ctx, "b", EC1_DISK_DIRECT_IO) == EC1_OK);
+		CHECK(ec1_ctx_set_disk_flags(ctx, "c", EC1_DISK_NO_FLUSH) == EC1_OK);
+		if (allow) {
+			CHECK(ec1_ctx_set_disk_flags(ctx, "q", EC1_DISK_ALLOW_BACKING) == EC1_OK);
+			/* Through the helper: the flags travel in its configuration. */
+			snprintf(log, sizeof(log),
+				 "krun_set_log_level 3\nkrun_create_ctx\nkrun_set_vm_config 7 1 "
+				 "512\nkrun_add_disk3 7 a %s 0 0 1 0\nkrun_add_disk3 7 b %s 0 1 1 "
+				 "2\nkrun_add_disk3 7 c %s 0 0 0 0\nkrun_add_disk2 7 q %s 1 0\n",
+				 raw, raw, raw, q);
+			CHECK_STR_CONTAINS(run_true(ctx), log);
+		} else {
+			/* The image names /etc/shadow: refused before libkrun sees it. */
+			CHECK(ec1_ctx_set_process(
+				      ctx, &(struct ec1_process_config){.exec_path = "/bin/true",
+									.argv = argv}) == 0);
+			take_log();
+			CHECK(ec1_run(ctx, &status) == EC1_EINVAL);
+			snprintf(log, sizeof(log),
+				 "disk \"q\": %s: the image names a backing file (/etc/shadow), "
+				 "which libkrun would open for the guest: allow backing files",
+				 q);
+			CHECK_STR_CONTAINS(ec1_ctx_message(ctx), log);
+			CHECK_LOG("");
+		}
+		ec1_ctx_free(ctx);
+	}
+
+	/* An external data file, a header that cannot be read: refused, naming the disk. */
+	CHECK(ec1_ctx_new_backend(EC1_BACKEND_LIBKRUN, &ctx) == EC1_OK);
+	CHECK(ec1_ctx_add_disk(ctx, &(struct ec1_disk_config){"d", qd, EC1_DISK_QCOW2, false}) ==
+	      0);
+	CHECK(ec1_ctx_set_disk_flags(ctx, "d", EC1_DISK_ALLOW_BACKING) == EC1_OK);
+	CHECK(ec1_ctx_set_process(ctx, &(struct ec1_process_config){.exec_path = "/bin/true",
+								    .argv = argv}) == 0);
+	CHECK(ec1_run(ctx, &status) == EC1_EUNSUPPORTED);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "disk \"d\": ");
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx),
+			   "the image keeps its data in an external file, which libkrun would "
+			   "open for the guest");
+	ec1_ctx_free(ctx);
+	CHECK(ec1_ctx_new_backend(EC1_BACKEND_LIBKRUN, &ctx) == EC1_OK);
+	CHECK(ec1_ctx_add_disk(ctx, &(struct ec1_disk_config){"e", qbad, EC1_DISK_QCOW2, false}) ==
+	      0);
+	CHECK(ec1_ctx_set_process(ctx, &(struct ec1_process_config){.exec_path = "/bin/true",
+								    .argv = argv}) == 0);
+	CHECK(ec1_run(ctx, &status) == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "disk \"e\": ");
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), ": qcow2: backing file name at 120 (4096 bytes) "
+						 "is not in the header");
+	ec1_ctx_free(ctx);
+	CHECK_LOG("");
+	unlink(raw);
+	unlink(q);
+	unlink(qd);
+	unlink(qbad);
+	rmdir(dir);
+}
+
 static void libkrun_absent_is_not_available(void)
 {
 	struct ec1_ctx *ctx = (void *)1;
@@ -980,6 +1122,7 @@ int main(void)
 	TEST(libkrun_default_environment_not_the_hosts);
 	TEST(libkrun_process_must_fit_the_command_line);
 	TEST(libkrun_helper_configuration);
+	TEST(libkrun_disk_flags_and_named_files);
 	TEST(libkrun_absent_is_not_available);
 	TEST(vmnet_helper_started_with_every_option);
 	TEST(vmnet_helpers_and_environment);

@@ -253,6 +253,28 @@ t_libkrun_volumes_mounted_from_the_staging_root() {
 		"$(echo $got)|$(cat $T/v1/new 2>&1)|$(ls $T/v2/h 2>/dev/null)|$left"
 	[ -s $T/err ] && grep -v '^$' $T/err | head -3 | sed "s/^/    $name: /"
 }
+t_libkrun_disks_as_libkrun_gives_them() {
+	# ec1 run --backend libkrun --disk on the fake libkrun 1.19, which boots the disks as libkrun
+	# would (their ids as serials, krun_add_disk3's sync mode, a qcow2 image's backing file
+	# opened): sync=none reaches the guest as a write-through disk, a qcow2 overlay reads its
+	# backing file's data; without ,backing that image never reaches libkrun.
+	lib=$dir/fake-krun/libkrun.so.1
+	[ -f "$lib" ] && [ -x "$dir/ec1-krun" ] || { echo "SKIP: $name: no fake libkrun or ec1-krun"; return; }
+	rm -f $T/scratch.img $T/base.img $T/top.qcow2
+	dd if=/dev/zero of=$T/scratch.img bs=1M count=0 seek=4 2>/dev/null
+	printf in-base >$T/base.img && dd if=/dev/zero of=$T/base.img bs=1M count=0 seek=1 2>/dev/null
+	qimg create -q -f qcow2 -b base.img -F raw $T/top.qcow2 || { fail $name "qemu-img create"; return; }
+	krun() { FAKE_KRUN_VM=$EC1 EC1_LIBKRUN_PATH=$lib EC1_KRUN_HELPER=$dir/ec1-krun TMPDIR=$T \
+		timeout -s KILL 180 "$EC1" run --backend libkrun "$@"; }
+	got=$(krun --disk $T/scratch.img,id=scratch,sync=none --disk $T/top.qcow2,id=top,backing -- \
+		/bin/sh -c 'for d in vda vdb; do echo $(cat /sys/block/$d/serial):$(cat /sys/block/$d/queue/write_cache); done
+		head -c 7 /dev/vdb; echo; echo from-guest | dd of=/dev/vda conv=fsync 2>/dev/null' 2>$T/err)
+	krun --disk $T/top.qcow2,id=top -- /bin/true 2>$T/err2; rc=$?
+	check $name "scratch:write through top:write back in-base|from-guest|125 1" \
+		"$(echo $got)|$(head -c 10 $T/scratch.img)|$rc $(grep -c 'names a backing file.*libkrun would open' $T/err2)"
+	[ -s $T/err ] && grep -v '^$' $T/err | head -3 | sed "s/^/    $name: /"
+	rm -f $T/scratch.img $T/base.img $T/top.qcow2
+}
 t_fs_share_ids_unless_guest_ids() {
 	# ec1 runs as root here. By default what the guest makes belongs to the directory's owner,
 	# chown to anyone else fails and setuid is dropped; with guest-ids the guest's ids stay.

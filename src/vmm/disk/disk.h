@@ -76,6 +76,14 @@ void disk_close(struct disk *d);
 int disk_probe(const char *path, enum disk_format *fmt);
 int disk_probe_fd(int fd, enum disk_format *fmt);
 const char *disk_format_name(enum disk_format fmt);
+/*
+ * The files outside a qcow2 image its header names, for a backend that opens images itself and
+ * every file they name (libkrun): the backing file's name in name ("" when none; name_size 1024
+ * takes any) and whether the data is in an external file. image: the image's first len bytes
+ * (4 KiB holds every name). 0, or -EINVAL with msg saying why the header is unreadable.
+ */
+int disk_qcow2_refs(const uint8_t *image, size_t len, char *name, size_t name_size, bool *data_file,
+		    char *msg, size_t msg_size);
 
 /*
  * For the formats: the image file's bytes, whole or failed (short reads past EOF: zeroes); with

@@ -955,6 +955,31 @@ static int backing_name(struct qcow2 *q, const struct header *h, const uint8_t *
 	return 0;
 }
 
+int disk_qcow2_refs(const uint8_t *image, size_t len, char *name, size_t name_size, bool *data_file,
+		    char *msg, size_t msg_size)
+{
+	uint8_t first[4096] = {0};
+	struct header h;
+	name[0] = 0;
+	*data_file = false;
+	if (len < HDR_V2_LEN || memcmp(image, "QFI\xfb", 4) != 0)
+		OPEN_FAIL("qcow2: header truncated");
+	memcpy(first, image, len < sizeof(first) ? len : sizeof(first));
+	memcpy(&h, first, sizeof(h));
+	uint32_t version = be32toh(h.version), header_length = HDR_V2_LEN;
+	if (version != 2 && version != 3)
+		OPEN_FAIL("qcow2: version %u (2 and 3 are supported)", version);
+	if (version == 3) {
+		header_length = be32toh(h.header_length);
+		if (header_length < HDR_V3_LEN || header_length > 4096 || header_length % 8)
+			OPEN_FAIL("qcow2: header_length %u", header_length);
+		*data_file = (be64toh(h.incompat) & INCOMPAT_DATA_FILE) != 0;
+	}
+	char fmt[16];
+	return backing_name(NULL, &h, first, (int)header_length, name, name_size, fmt, sizeof(fmt),
+			    msg, msg_size);
+}
+
 int disk_qcow2_open(struct disk *d, const char *path, unsigned int flags, int depth,
 		    disk_open_fn *open_backing, char *msg, size_t msg_size)
 {

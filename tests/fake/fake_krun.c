@@ -20,8 +20,8 @@
  * names one call that answers -EINVAL (a fault to inject). krun_start_enter exits with
  * FAKE_KRUN_EXIT (default 0), as the real one exits with the guest's status; with FAKE_KRUN_VM
  * (the path of an ec1 binary) it boots what libkrun would: a VM (ec1's builtin engine) with the
- * root directory, the virtio-fs devices, the disks (their id as the serial, direct I/O, no flush
- * with sync mode 0; a qcow2 image's backing files opened, as libkrun's imago opens them), the VM
+ * root directory, the virtio-fs devices, the disks (libkrun's serial, direct I/O, no flush with
+ * sync mode 0; a qcow2 image's backing files opened, as libkrun's imago opens them), the VM
  * size, the program, its arguments, environment and working directory it was given, and exits
  * with that run's status.
  */
@@ -32,6 +32,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -135,10 +136,22 @@ static __attribute__((unused)) void add_fs(const char *tag, const char *path)
 	}
 }
 
-/* A disk as libkrun takes it: a qcow2 image's backing files opened, whatever they are. */
-static void add_disk(const char *id, const char *path, unsigned int fmt, bool ro, bool direct,
+/*
+ * A disk as libkrun takes it: a qcow2 image's backing files opened, whatever they are; the
+ * serial the guest reads (GET_ID) not the block id but the image's st_dev, st_rdev and st_ino
+ * in decimal, one after the other, cut at 20 bytes (as kvmtool and Firecracker make it). (ec1's
+ * engine takes no two disks with one serial, as libkrun would give one image added twice.)
+ */
+static void add_disk(const char *block_id, const char *path, unsigned int fmt, bool ro, bool direct,
 		     unsigned int sync)
 {
+	struct stat st;
+	char id[64] = "0";
+	(void)block_id;
+	if (stat(path, &st) == 0)
+		snprintf(id, sizeof(id), "%llu%llu%llu", (unsigned long long)st.st_dev,
+			 (unsigned long long)st.st_rdev, (unsigned long long)st.st_ino);
+	id[20] = 0;
 	if (vm.nr_disks < 16)
 		vm.disk[vm.nr_disks++] =
 			(typeof(vm.disk[0])){strdup(id), strdup(path), fmt, sync, ro, direct};

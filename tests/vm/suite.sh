@@ -255,9 +255,10 @@ t_libkrun_volumes_mounted_from_the_staging_root() {
 }
 t_libkrun_disks_as_libkrun_gives_them() {
 	# ec1 run --backend libkrun --disk on the fake libkrun 1.19, which boots the disks as libkrun
-	# would (their ids as serials, krun_add_disk3's sync mode, a qcow2 image's backing file
-	# opened): sync=none reaches the guest as a write-through disk, a qcow2 overlay reads its
-	# backing file's data; without ,backing that image never reaches libkrun.
+	# would (in order; serials libkrun's, from the image's device and inode, not the block ids;
+	# krun_add_disk3's sync mode; a qcow2 image's backing file opened): sync=none reaches the
+	# guest as a write-through disk, a qcow2 overlay reads its backing file's data; without
+	# ,backing that image never reaches libkrun.
 	lib=$dir/fake-krun/libkrun.so.1
 	[ -f "$lib" ] && [ -x "$dir/ec1-krun" ] || { echo "SKIP: $name: no fake libkrun or ec1-krun"; return; }
 	rm -f $T/scratch.img $T/base.img $T/top.qcow2
@@ -267,10 +268,11 @@ t_libkrun_disks_as_libkrun_gives_them() {
 	krun() { FAKE_KRUN_VM=$EC1 EC1_LIBKRUN_PATH=$lib EC1_KRUN_HELPER=$dir/ec1-krun TMPDIR=$T \
 		timeout -s KILL 180 "$EC1" run --backend libkrun "$@"; }
 	got=$(krun --disk $T/scratch.img,id=scratch,sync=none --disk $T/top.qcow2,id=top,backing -- \
-		/bin/sh -c 'for d in vda vdb; do echo $(cat /sys/block/$d/serial):$(cat /sys/block/$d/queue/write_cache); done
+		/bin/sh -c 'for d in vda vdb; do echo $(cat /sys/block/$d/serial | cut -c1-20):$(cat /sys/block/$d/queue/write_cache); done
 		head -c 7 /dev/vdb; echo; echo from-guest | dd of=/dev/vda conv=fsync 2>/dev/null' 2>$T/err)
 	krun --disk $T/top.qcow2,id=top -- /bin/true 2>$T/err2; rc=$?
-	check $name "scratch:write through top:write back in-base|from-guest|125 1" \
+	serial() { echo "$(stat -c %d "$1")0$(stat -c %i "$1")" | cut -c1-20; } # st_rdev: 0 for files
+	check $name "$(serial $T/scratch.img):write through $(serial $T/top.qcow2):write back in-base|from-guest|125 1" \
 		"$(echo $got)|$(head -c 10 $T/scratch.img)|$rc $(grep -c 'names a backing file.*libkrun would open' $T/err2)"
 	[ -s $T/err ] && grep -v '^$' $T/err | head -3 | sed "s/^/    $name: /"
 	rm -f $T/scratch.img $T/base.img $T/top.qcow2

@@ -667,7 +667,7 @@ int ec1_ctx_set_vsock_uds(struct ec1_ctx *ctx, const char *path)
 	return EC1_OK;
 }
 
-/* For the per-disk calls of the builtin engine (call: their name): the disk added as block_id. */
+/* For the per-disk calls (call: their name, needing feature): the disk added as block_id. */
 static int added_disk(struct ec1_ctx *ctx, unsigned int feature, const char *call,
 		      const char *block_id, struct ec1_disk **out)
 {

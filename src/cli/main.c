@@ -343,10 +343,10 @@ static int parse_disk(const char *opt, const char *s, unsigned int index, bool r
 			return -1;
 		}
 	}
-	if (d->part && !d->mount) {
-		fprintf(stderr,
-			"ec1: %s: \"%s\": part=N says which partition mount= mounts: give mount\n",
-			opt, s);
+	if ((d->part || d->fstype) && !d->mount) {
+		fprintf(stderr, "ec1: %s: \"%s\": %s mount= mounts: give mount\n", opt, s,
+			d->part ? "part=N says which partition"
+				: "fstype=FS names the file system");
 		return -1;
 	}
 	d->config.block_id = d->id;

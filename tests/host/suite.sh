@@ -86,6 +86,15 @@ t_cli_disk_sync_option_checked() {
 	expect 125 'unknown option "sync=fast"' "$EC1" run --disk $T/r.img,sync=fast -- /bin/true
 	rm -f $T/r.img
 }
+t_cli_disk_fstype_and_part_need_mount() {
+	# part= and fstype= say how mount= mounts the disk: without it they would be dropped unseen.
+	dd if=/dev/zero of=$T/r.img bs=1M count=0 seek=1 2>/dev/null
+	expect 125 '"'$T'/r.img,fstype=ext4": fstype=FS names the file system mount= mounts: give mount' \
+		"$EC1" run --disk $T/r.img,fstype=ext4 -- /bin/true
+	expect 125 'part=N says which partition mount= mounts: give mount' \
+		"$EC1" run --disk $T/r.img,part=2 -- /bin/true
+	rm -f $T/r.img
+}
 t_cli_vmnet_and_net_exclusive() {
 	expect 125 '--vmnet and --net: one network at a time' "$EC1" run --vmnet shared --net none -- /bin/true
 }

@@ -207,7 +207,8 @@ int ec1_ctx_set_disk_flags(struct ec1_ctx *ctx, const char *block_id, unsigned i
 /*
  * Which partition of the disk added as block_id init mounts (ec1_ctx_mount_disk): 1..128, the
  * kernel's /dev/vdXN (an MBR or GPT partition table; a cloud image's root is usually 1), or 0,
- * the default: the whole disk. Builtin backend (EC1_CAP_DISK_MOUNTS).
+ * the default: the whole disk; a partition of a disk init does not mount is refused at the
+ * start. Builtin backend (EC1_CAP_DISK_MOUNTS).
  */
 int ec1_ctx_set_disk_partition(struct ec1_ctx *ctx, const char *block_id, unsigned int partition);
 /* The format an image's header says: EC1_DISK_QCOW2 when it has qcow2's magic, else raw. */

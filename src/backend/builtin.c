@@ -117,12 +117,16 @@ static int collect_shares(struct ec1_ctx *ctx, struct share_list *l)
 	return EC1_OK;
 }
 
-/* The disks as the VMM takes them; one as the root excludes a root directory. */
 /* Whether the VM gets a vsock device: a port added, Firecracker's socket, or exec's. */
 static bool has_vsock(const struct ec1_ctx *ctx)
 {
 	return ctx->nr_vsock_ports || ctx->vsock_uds || ctx->exec_socket;
 }
+
+/*
+ * The disks as the VMM takes them; one as the root excludes a root directory, a partition is
+ * only for a disk init mounts.
+ */
 
 static int collect_disks(struct ec1_ctx *ctx, const struct share_list *shares,
 			 struct vm_disk disks[EC1_MAX_DISKS])
@@ -136,6 +140,11 @@ static int collect_disks(struct ec1_ctx *ctx, const struct share_list *shares,
 						"directory (%s): one root only",
 						d->block_id, ctx->root);
 		}
+		if (d->partition && !d->guest_path)
+			return ec1_fail(ctx, EC1_EINVAL,
+					"disk_partition: disk \"%s\": partition %u of a disk init "
+					"does not mount (ec1_ctx_mount_disk says where)",
+					d->block_id, d->partition);
 		disks[i] = (struct vm_disk){.block_id = d->block_id,
 					    .path = d->path,
 					    .format = d->format == EC1_DISK_QCOW2 ? DISK_QCOW2

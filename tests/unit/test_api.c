@@ -369,6 +369,16 @@ static void disk_config_checked(void)
 	CHECK(ec1_run(ctx, &status) == EC1_EINVAL);
 	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "one root only");
 	ec1_ctx_free(ctx);
+	/* A partition of a disk nothing mounts: refused at the start, not dropped. */
+	ctx = new_builtin();
+	d = (struct ec1_disk_config){.block_id = "p", .path = "/proc/self/exe"};
+	CHECK(ec1_ctx_add_disk(ctx, &d) == EC1_OK);
+	CHECK(ec1_ctx_set_disk_partition(ctx, "p", 2) == EC1_OK);
+	CHECK(ec1_ctx_set_process(ctx, &p) == EC1_OK && ec1_ctx_set_kernel(ctx, &k) == EC1_OK);
+	CHECK(ec1_run(ctx, &status) == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx),
+			   "disk_partition: disk \"p\": partition 2 of a disk init does not mount");
+	ec1_ctx_free(ctx);
 	/* Backends without disk mounts say so; the stub has no disks at all. */
 	CHECK(ec1_backend_capabilities(EC1_BACKEND_BUILTIN) & EC1_CAP_DISK_MOUNTS);
 	CHECK(ec1_backend_capabilities(EC1_BACKEND_LIBKRUN) & EC1_CAP_DISKS);

@@ -733,6 +733,11 @@ int vm_command(int argc, char **argv, const char *start_dir)
 	if (tee_config &&
 	    (err = ec1_ctx_set_sev(ctx, &(struct ec1_sev_config){.tee_config_file = tee_config})))
 		return fail(ctx, err);
+	if (root_flags && !root) {
+		fprintf(stderr, "ec1: --root-options: only with --root (a root disk takes ,ro)\n");
+		ec1_ctx_free(ctx);
+		return EXIT_EC1_ERROR;
+	}
 	if (root_flags && (err = ec1_ctx_set_root_flags(ctx, root_flags)))
 		return fail(ctx, err);
 	if (nvolumes && (err = ec1_ctx_set_mapped_volumes(ctx, volumes, nvolumes)))
@@ -765,6 +770,8 @@ int vm_command(int argc, char **argv, const char *start_dir)
 	else if (nallow && !(net_mode && strcmp(net_mode, "nat:restricted") == 0))
 		why = "--allow: only with --net nat:restricted (the NAT otherwise reaches "
 		      "everything)";
+	else if (vmnet_config.helper_path && !vmnet)
+		why = "--vmnet-helper: only with --vmnet";
 	else if (ip.cidr && (none || (!net_on && !passt && !vmnet)))
 		why = "--ip: for --net passt, fd:, gvproxy:, tap: or --vmnet (the NAT's guest is "
 		      "always 10.0.2.15/24)";

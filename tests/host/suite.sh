@@ -95,6 +95,11 @@ t_cli_disk_fstype_and_part_need_mount() {
 		"$EC1" run --disk $T/r.img,part=2 -- /bin/true
 	rm -f $T/r.img
 }
+t_cli_root_options_and_vmnet_helper_need_their_option() {
+	# Options that qualify another one are refused without it, not dropped.
+	expect 125 '--root-options: only with --root' "$EC1" run --root-options ro -- /bin/true
+	expect 125 '--vmnet-helper: only with --vmnet' "$EC1" run --vmnet-helper /bin/true -- /bin/true
+}
 t_cli_vmnet_and_net_exclusive() {
 	expect 125 '--vmnet and --net: one network at a time' "$EC1" run --vmnet shared --net none -- /bin/true
 }

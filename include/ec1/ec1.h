@@ -142,7 +142,7 @@ int ec1_ctx_set_root(struct ec1_ctx *ctx, const char *dir);
 #define EC1_SHARE_GUEST_IDS 2u /* the guest's owners and set-id bits kept: "guest-ids" */
 /* An option list ("ro,guest-ids"; also rw) as EC1_SHARE_* flags; 0, or -1 on an unknown one. */
 int ec1_share_flags_parse(const char *opts, unsigned int *flags);
-/* Flags EC1_SHARE_* for the root directory (default 0). */
+/* Flags EC1_SHARE_* for the root directory (default 0; without one, the start is refused). */
 int ec1_ctx_set_root_flags(struct ec1_ctx *ctx, unsigned int flags);
 /*
  * Maps host directories into the guest: "HOST:GUEST[:OPTS]" each, OPTS a comma-separated list of

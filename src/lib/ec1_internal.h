@@ -61,6 +61,11 @@ int ec1_parse_allow(const char *spec, struct ec1_allow *a, const char **why);
 
 struct ec1_disk;
 
+/* Refused at the start by every backend with a root: flags for a root directory never set. */
+#define EC1_ROOT_FLAGS_WITHOUT_ROOT                                                           \
+	"root.flags: set, but there is no root directory (ec1_ctx_set_root); a root disk is " \
+	"read-only through its ec1_disk_config.read_only"
+
 /* A backend: what it offers and how each call reaches it. NULL hooks are no-ops. */
 struct ec1_backend_ops {
 	enum ec1_backend id;

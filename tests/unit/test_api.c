@@ -379,6 +379,14 @@ static void disk_config_checked(void)
 	CHECK_STR_CONTAINS(ec1_ctx_message(ctx),
 			   "disk_partition: disk \"p\": partition 2 of a disk init does not mount");
 	ec1_ctx_free(ctx);
+	/* Flags for a root directory never set: refused at the start too. */
+	ctx = new_builtin();
+	CHECK(ec1_ctx_set_root_flags(ctx, EC1_SHARE_READ_ONLY) == EC1_OK);
+	CHECK(ec1_ctx_set_process(ctx, &p) == EC1_OK && ec1_ctx_set_kernel(ctx, &k) == EC1_OK);
+	CHECK(ec1_run(ctx, &status) == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx),
+			   "root.flags: set, but there is no root directory (ec1_ctx_set_root)");
+	ec1_ctx_free(ctx);
 	/* Backends without disk mounts say so; the stub has no disks at all. */
 	CHECK(ec1_backend_capabilities(EC1_BACKEND_BUILTIN) & EC1_CAP_DISK_MOUNTS);
 	CHECK(ec1_backend_capabilities(EC1_BACKEND_LIBKRUN) & EC1_CAP_DISKS);

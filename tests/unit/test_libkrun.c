@@ -751,6 +751,17 @@ static void libkrun_disk_flags_and_named_files(void)
 		ec1_ctx_free(ctx);
 	}
 
+	/* Flags for a root directory never set: refused before libkrun is asked. */
+	CHECK(ec1_ctx_new_backend(EC1_BACKEND_LIBKRUN, &ctx) == EC1_OK);
+	CHECK(ec1_ctx_set_root_flags(ctx, EC1_SHARE_READ_ONLY) == EC1_OK);
+	CHECK(ec1_ctx_set_process(ctx, &(struct ec1_process_config){.exec_path = "/bin/true",
+								    .argv = argv}) == 0);
+	take_log();
+	CHECK(ec1_run(ctx, &status) == EC1_EINVAL);
+	CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "root.flags: set, but there is no root directory");
+	CHECK_LOG("");
+	ec1_ctx_free(ctx);
+
 	/* An external data file, a header that cannot be read: refused, naming the disk. */
 	CHECK(ec1_ctx_new_backend(EC1_BACKEND_LIBKRUN, &ctx) == EC1_OK);
 	CHECK(ec1_ctx_add_disk(ctx, &(struct ec1_disk_config){"d", qd, EC1_DISK_QCOW2, false}) ==

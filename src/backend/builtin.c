@@ -129,7 +129,6 @@ static bool has_vsock(const struct ec1_ctx *ctx)
  * The disks as the VMM takes them; one as the root excludes a root directory, a partition is
  * only for a disk init mounts.
  */
-
 static int collect_disks(struct ec1_ctx *ctx, const struct share_list *shares,
 			 struct vm_disk disks[EC1_MAX_DISKS])
 {

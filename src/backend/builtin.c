@@ -90,8 +90,9 @@ struct share_list {
 static int collect_shares(struct ec1_ctx *ctx, struct share_list *l)
 {
 	size_t nr_volumes = ctx->nr_volumes;
-	if (ctx->root_flags && !ctx->root)
-		return ec1_fail(ctx, EC1_EINVAL, EC1_ROOT_FLAGS_WITHOUT_ROOT);
+	int err = ec1_check_root_flags(ctx);
+	if (err)
+		return err;
 	if ((ctx->root ? 1 : 0) + nr_volumes + ctx->nr_shares > VM_MAX_SHARES)
 		return ec1_fail(ctx, EC1_EINVAL,
 				"shares: at most %d directories (root, volumes and shares) per VM",

@@ -512,9 +512,8 @@ static int check_startable(struct ec1_ctx *ctx)
 		return ec1_fail(ctx, EC1_EINVAL,
 				"volumes: libkrun mounts volumes only under a root directory "
 				"(ec1_ctx_set_root)");
-	if (ctx->root_flags && !ctx->root)
-		return ec1_fail(ctx, EC1_EINVAL, EC1_ROOT_FLAGS_WITHOUT_ROOT);
-	int err = check_disk_files(ctx);
+	int err = ec1_check_root_flags(ctx);
+	err = err ?: check_disk_files(ctx);
 	if (err)
 		return err;
 	if (!staged(ctx))

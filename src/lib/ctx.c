@@ -420,6 +420,16 @@ int ec1_ctx_set_root_flags(struct ec1_ctx *ctx, unsigned int flags)
 	return err;
 }
 
+int ec1_check_root_flags(struct ec1_ctx *ctx)
+{
+	if (ctx->root_flags && !ctx->root)
+		return ec1_fail(
+			ctx, EC1_EINVAL,
+			"root.flags: set, but there is no root directory (ec1_ctx_set_root); "
+			"a root disk is read-only through its ec1_disk_config.read_only");
+	return EC1_OK;
+}
+
 int ec1_share_flags_parse(const char *opts, unsigned int *flags)
 {
 	*flags = 0;

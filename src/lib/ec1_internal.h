@@ -61,11 +61,6 @@ int ec1_parse_allow(const char *spec, struct ec1_allow *a, const char **why);
 
 struct ec1_disk;
 
-/* Refused at the start by every backend with a root: flags for a root directory never set. */
-#define EC1_ROOT_FLAGS_WITHOUT_ROOT                                                           \
-	"root.flags: set, but there is no root directory (ec1_ctx_set_root); a root disk is " \
-	"read-only through its ec1_disk_config.read_only"
-
 /* A backend: what it offers and how each call reaches it. NULL hooks are no-ops. */
 struct ec1_backend_ops {
 	enum ec1_backend id;
@@ -254,6 +249,8 @@ void ec1_random_mac(uint8_t mac[6]);
 /* Sets ctx->message (printf-style) and returns code. */
 int ec1_fail(struct ec1_ctx *ctx, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* For the backends' start: root flags without a root directory are refused (EC1_EINVAL). */
+int ec1_check_root_flags(struct ec1_ctx *ctx);
 
 /* The level given to ec1_set_log_level, or -1 if it was never called. */
 int ec1_log_level_requested(void);

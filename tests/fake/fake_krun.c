@@ -142,12 +142,10 @@ static __attribute__((unused)) void add_fs(const char *tag, const char *path)
  * in decimal, one after the other, cut at 20 bytes (as kvmtool and Firecracker make it). (ec1's
  * engine takes no two disks with one serial, as libkrun would give one image added twice.)
  */
-static void add_disk(const char *block_id, const char *path, unsigned int fmt, bool ro, bool direct,
-		     unsigned int sync)
+static void add_disk(const char *path, unsigned int fmt, bool ro, bool direct, unsigned int sync)
 {
 	struct stat st;
 	char id[64] = "0";
-	(void)block_id;
 	if (stat(path, &st) == 0)
 		snprintf(id, sizeof(id), "%llu%llu%llu", (unsigned long long)st.st_dev,
 			 (unsigned long long)st.st_rdev, (unsigned long long)st.st_ino);
@@ -182,7 +180,7 @@ int32_t krun_set_vm_config(uint32_t id, uint8_t cpus, uint32_t ram)
 int32_t krun_add_disk(uint32_t id, const char *block, const char *path, bool ro)
 {
 	rec("krun_add_disk %u %s %s %d", id, block, path, ro);
-	add_disk(block, path, 0, ro, false, 2);
+	add_disk(path, 0, ro, false, 2);
 	return answer("krun_add_disk");
 }
 int32_t krun_set_passt_fd(uint32_t id, int fd)
@@ -354,7 +352,7 @@ int32_t krun_add_disk2(uint32_t id, const char *block, const char *path, uint32_
 	rec("krun_add_disk2 %u %s %s %u %d", id, block, path, fmt, ro);
 	if (fmt > 2)
 		return -22;
-	add_disk(block, path, fmt, ro, false, 2);
+	add_disk(path, fmt, ro, false, 2);
 	return answer("krun_add_disk2");
 }
 #ifndef FAKE_SEV
@@ -401,7 +399,7 @@ int32_t krun_add_disk3(uint32_t id, const char *block, const char *path, uint32_
 	rec("krun_add_disk3 %u %s %s %u %d %d %u", id, block, path, fmt, ro, direct, sync);
 	if (fmt > 2 || sync > 2)
 		return -22;
-	add_disk(block, path, fmt, ro, direct, sync);
+	add_disk(path, fmt, ro, direct, sync);
 	return answer("krun_add_disk3");
 }
 #endif

@@ -83,5 +83,13 @@ for f in $rows; do
 	for r in $(seq 1 "$rounds"); do printf "  %s/%s/%s" "$(get seqread $T/$f.$r)" "$(get seqwrite $T/$f.$r)" "$(get randread $T/$f.$r)"; done
 	echo
 done
+# The target's ratio round by round: the host's figure moves with the environment (in the rig up
+# to 1.7x between rounds), and each round's ec1 and host figures were measured minutes apart.
+printf "  ec1-raw seqread / host's, each round:"
+for r in $(seq 1 "$rounds"); do
+	printf " %s%%" "$(awk -v a="$(get seqread $T/ec1-raw.$r)" -v b="$(get seqread $T/host.$r)" \
+		'BEGIN { if (b > 0) printf "%.0f", 100 * a / b; else printf "?" }')"
+done
+echo
 echo "  (host: $(get mode $T/host.1) I/O on ${DIRECT:-the image file}${DIRECT:+; ec1 ,direct, QEMU cache=none})"
 rm -rf "$T"

@@ -4,7 +4,10 @@
 #include <errno.h>
 #include <linux/kvm.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 
 #include "arch.h"
 #include "ec1/ec1.h"
@@ -38,13 +41,33 @@ static void host_fail(void *ctx, const char *device, const char *what)
 	vm_stop(ctx, EC1_EGUEST, "guest driver error on virtio-%s: %s", device, what);
 }
 
+static uint8_t *host_register_page(void *ctx, uint64_t base)
+{
+	struct vm *vm = ctx;
+	_Static_assert(ARCH_MMIO_STRIDE == VIRTIO_MMIO_WINDOW, "a page per window");
+	return vm->reg_pages ? vm->reg_pages + (base - ARCH_MMIO_BASE) : NULL;
+}
+
+/* The pages of every window the VM may have, where the guest can read them without exits. */
+static void alloc_register_pages(struct vm *vm)
+{
+	const char *how = getenv("EC1_REGISTERS");
+	if ((how && !strcmp(how, "exit")) ||
+	    ioctl(vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_READONLY_MEM) <= 0)
+		return;
+	void *p = mmap(NULL, VM_MAX_DEVICES * ARCH_MMIO_STRIDE, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	vm->reg_pages = p == MAP_FAILED ? NULL : p;
+}
+
 int vm_add_mmio(struct vm *vm, const struct virtio_dev_ops *ops, void *priv,
 		struct virtio_mmio_dev **out)
 {
 	unsigned int i = vm->nr_devs;
 	if (i == VM_MAX_DEVICES)
 		return -ENOSPC;
-	if (i == 0) /* once: the devices added before already use it */
+	if (i == 0) { /* once: the devices added before already use it */
+		alloc_register_pages(vm);
 		vm->mmio_host = (struct virtio_mmio_host){
 			.mem = &vm->mem,
 			.ctx = vm,
@@ -52,7 +75,9 @@ int vm_add_mmio(struct vm *vm, const struct virtio_dev_ops *ops, void *priv,
 			.ioeventfd = host_ioeventfd,
 			.coalesce = host_coalesce,
 			.fail = host_fail,
+			.register_page = host_register_page,
 		};
+	}
 	struct virtio_mmio_dev *d =
 		virtio_mmio_new(&vm->mmio_host, ops, priv, ARCH_MMIO_BASE + ARCH_MMIO_STRIDE * i,
 				ARCH_MMIO_IRQ_BASE + i);
@@ -98,6 +123,26 @@ void vm_bus_flush_coalesced(struct vm *vm)
 	pthread_mutex_unlock(&vm->coalesced_lock);
 }
 
+int vm_bus_map_registers(struct vm *vm)
+{
+	if (!vm->reg_pages || !vm->nr_devs)
+		return 0;
+	for (unsigned int i = 0; i < vm->nr_devs; i++)
+		virtio_mmio_sync_page(vm->devs[i]);
+	struct kvm_userspace_memory_region r = {
+		.slot = VM_REGISTERS_SLOT,
+		.flags = KVM_MEM_READONLY,
+		.guest_phys_addr = ARCH_MMIO_BASE,
+		.memory_size = vm->nr_devs * ARCH_MMIO_STRIDE,
+		.userspace_addr = (uint64_t)(uintptr_t)vm->reg_pages,
+	};
+	if (ioctl(vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &r) < 0)
+		/* The pages stay current; the guest's reads exit and are answered as before. */
+		vm_log(EC1_LOG_INFO, "virtio-mmio: registers read through exits: %s",
+		       strerror(errno));
+	return 0;
+}
+
 size_t vm_bus_cmdline(const struct vm *vm, char *buf, size_t size)
 {
 	size_t n = 0;
@@ -128,4 +173,7 @@ void vm_bus_destroy(struct vm *vm, bool stats)
 		virtio_mmio_free(d);
 	}
 	vm->nr_devs = 0;
+	if (vm->reg_pages)
+		munmap(vm->reg_pages, VM_MAX_DEVICES * ARCH_MMIO_STRIDE);
+	vm->reg_pages = NULL;
 }

@@ -28,6 +28,12 @@ bool vm_bus_mmio(struct vm *vm, uint64_t addr, uint8_t *data, uint32_t len, bool
  * InterruptACK), in order, into the devices; any vCPU thread, at each exit.
  */
 void vm_bus_flush_coalesced(struct vm *vm);
+/*
+ * Once every device is made: maps their register windows into the guest read-only, so that the
+ * guest reads registers without an exit (writes still exit). Where KVM refuses, reads exit as
+ * before. Returns 0.
+ */
+int vm_bus_map_registers(struct vm *vm);
 /* Writes every device's command-line fragment into buf; returns the length it needed. */
 size_t vm_bus_cmdline(const struct vm *vm, char *buf, size_t size);
 /* Teardown, once the VM stopped: each device's ops->finish (before the vCPUs are joined). */

@@ -395,6 +395,7 @@ int vm_run(const struct vm_config *cfg, struct vm_result *result, char *msg, siz
 	STEP("irqchip", arch_vm_init(vm, msg, msg_size));
 	for (unsigned int i = 0; i < vm_nr_device_types; i++)
 		STEP(vm_device_types[i].step, vm_device_types[i].add(vm, msg, msg_size));
+	STEP("registers", vm_bus_map_registers(vm));
 	STEP("cmdline", build_cmdline(vm, msg, msg_size));
 	STEP("initrd", vm_setup_initrd(vm, msg, msg_size));
 	STEP("vcpus", setup_vcpus(vm, msg, msg_size));

@@ -19,7 +19,9 @@
 
 #define VM_MAX_VCPUS   EC1_MAX_VCPUS
 #define VM_MAX_DEVICES 18 /* lines 5..22 (ARCH_MMIO_IRQ_BASE on), of the IOAPIC's 24 */
-#define VM_MAX_SHARES  EC1_MAX_SHARES
+/* The KVM memory slot of the devices' register pages (guest RAM has slots 0 and 1). */
+#define VM_REGISTERS_SLOT 2
+#define VM_MAX_SHARES	  EC1_MAX_SHARES
 _Static_assert(VM_MAX_SHARES + 3 <= VM_MAX_DEVICES,
 	       "a device for each share, the console, the network and vsock");
 
@@ -153,6 +155,13 @@ struct vm {
 	struct virtio_mmio_dev *devs[VM_MAX_DEVICES]; /* every device (bus.c owns them) */
 	unsigned int nr_devs;
 	struct virtio_mmio_host mmio_host; /* what the transport may ask of the VM (bus.c) */
+	/*
+	 * The devices' register windows as the guest reads them (one page each, from
+	 * ARCH_MMIO_BASE), mapped into the guest read-only once the devices are made
+	 * (vm_bus_map_registers), so that a read costs no exit; NULL where KVM has no read-only
+	 * memory or EC1_REGISTERS=exit. bus.c owns it.
+	 */
+	uint8_t *reg_pages;
 	/*
 	 * KVM's coalesced-MMIO ring (the page KVM_CAP_COALESCED_MMIO names in each vCPU's
 	 * mapping; one ring per VM): writes to the registered zones wait there instead of exiting,

@@ -323,7 +323,7 @@ t_vmm_timing_names_every_setup_step() {
 	EC1_ALLOW_PVM=1 EC1_SETUP_ONLY=1 "$EC1" run --timing --share a:$T/share --share b:$T/share \
 		--disk $T/disk.img -- /bin/true 2>$T/err; rc=$?
 	steps=$(sed -n 's/^ec1 vmm-setup (ms)://p' $T/err | tr '|' '\n' | awk '{print $1}' | tr '\n' ' ')
-	if [ $rc = 0 ] && [ "$steps" = "kvm memory kernel irqchip console shares disks network cmdline initrd vcpus " ]
+	if [ $rc = 0 ] && [ "$steps" = "kvm memory kernel irqchip console shares disks network vsock registers cmdline initrd vcpus " ]
 	then pass; else fail "exit $rc, steps [$steps]: $(head -c 300 $T/err)"; fi
 }
 

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "../../src/vmm/guest_mem.h"
 #include "../../src/vmm/virtio/mmio.h"
@@ -74,12 +75,23 @@ static void fake_fail(void *ctx, const char *device, const char *what)
 		 device, what);
 }
 
+/* The page a device made next mirrors its registers in (register_page); NULL: reads exit. */
+static uint8_t *fake_page;
+
+static uint8_t *fake_register_page(void *ctx, uint64_t base)
+{
+	(void)ctx;
+	(void)base;
+	return fake_page;
+}
+
 static const struct virtio_mmio_host fake_host = {
 	.mem = &fake_mem,
 	.irq = fake_irq,
 	.ioeventfd = fake_ioeventfd,
 	.coalesce = fake_coalesce,
 	.fail = fake_fail,
+	.register_page = fake_register_page,
 };
 
 static inline void fake_reset(void)
@@ -104,6 +116,21 @@ static inline void mmio_write(struct virtio_mmio_dev *d, uint64_t off, uint32_t 
 		virtio_mmio_write_coalesced(d, off, (uint8_t *)&v, 4);
 	else
 		virtio_mmio_access(d, off, (uint8_t *)&v, 4, true);
+}
+
+/*
+ * Whether the device's page shows what a read of each register and of its config space (and a
+ * little past it) returns; InterruptStatus, which the page keeps apart, is not compared.
+ */
+static inline int fake_page_matches(struct virtio_mmio_dev *d)
+{
+	for (uint64_t off = 0; off < 0x100 + d->ops->config_size + 16; off += 4) {
+		uint32_t p;
+		memcpy(&p, d->page + off, 4);
+		if (off != 0x060 && p != mmio_read(d, off))
+			return 0;
+	}
+	return 1;
 }
 
 #endif

@@ -37,20 +37,28 @@ struct virtio_mmio_dev *virtio_mmio_new(const struct virtio_mmio_host *host,
 	 * effect: InterruptACK before the driver's next InterruptStatus read (isr_signals keeps
 	 * that safe); the selectors, the driver's features, a queue's size and ring addresses
 	 * before the DeviceFeatures/QueueNumMax read, the FEATURES_OK or the QueueReady write
-	 * that uses them. A driver sets up a queue with 3 exits instead of 11.
+	 * that uses them. A driver sets up a queue with 3 exits instead of 11. Where the guest
+	 * reads the registers from a page (d->page), which must show a selector's effect at the
+	 * read that follows it with no exit between, the two selectors exit.
 	 */
 	static const struct {
 		uint16_t offset, len;
+		bool selects; /* what a read returns depends on it */
 	} zones[] = {
-		{REG_INTERRUPT_ACK, 4},
-		{REG_DEVICE_FEATURES_SEL, 4},
-		{REG_DRIVER_FEATURES, 8}, /* and REG_DRIVER_FEATURES_SEL */
-		{REG_QUEUE_SEL, 4},
-		{REG_QUEUE_NUM, 4},
-		{REG_QUEUE_DESC_LOW, REG_QUEUE_DEVICE_HIGH + 4 - REG_QUEUE_DESC_LOW},
+		{REG_INTERRUPT_ACK, 4, false},
+		{REG_DEVICE_FEATURES_SEL, 4, true},
+		{REG_DRIVER_FEATURES, 8, false}, /* and REG_DRIVER_FEATURES_SEL */
+		{REG_QUEUE_SEL, 4, true},
+		{REG_QUEUE_NUM, 4, false},
+		{REG_QUEUE_DESC_LOW, REG_QUEUE_DEVICE_HIGH + 4 - REG_QUEUE_DESC_LOW, false},
 	};
+	d->page = host->register_page ? host->register_page(host->ctx, base) : NULL;
+	if (d->page)
+		memset(d->page, 0, VIRTIO_MMIO_WINDOW);
 	for (size_t i = 0; host->coalesce && i < sizeof(zones) / sizeof(zones[0]); i++)
-		(void)host->coalesce(host->ctx, base + zones[i].offset, zones[i].len);
+		if (!(d->page && zones[i].selects))
+			(void)host->coalesce(host->ctx, base + zones[i].offset, zones[i].len);
+	virtio_mmio_sync_page(d);
 	return d;
 }
 
@@ -65,6 +73,7 @@ void virtio_mmio_free(struct virtio_mmio_dev *d)
 
 int virtio_mmio_cmdline(const struct virtio_mmio_dev *d, char *buf, size_t size)
 {
+	_Static_assert(VIRTIO_MMIO_WINDOW == 4096, "the window the command line names");
 	return snprintf(buf, size, " virtio_mmio.device=4K@0x%llx:%u", (unsigned long long)d->base,
 			d->gsi);
 }
@@ -90,6 +99,9 @@ void virtio_mmio_signal(struct virtio_mmio_dev *d, unsigned int queue)
 		return;
 	__atomic_fetch_add(&d->isr_signals, 1, __ATOMIC_SEQ_CST);
 	__atomic_fetch_or(&d->isr, 1, __ATOMIC_SEQ_CST);
+	if (d->page)
+		__atomic_fetch_or((uint32_t *)(d->page + REG_INTERRUPT_STATUS), 1,
+				  __ATOMIC_SEQ_CST);
 	__atomic_fetch_add(&d->nr_irqs, 1, __ATOMIC_RELAXED);
 	d->host->irq(d->host->ctx, d->gsi);
 }
@@ -133,6 +145,10 @@ int virtio_mmio_serve(struct virtio_mmio_dev *d, unsigned int qi, struct virtq_c
 void virtio_mmio_fail(struct virtio_mmio_dev *d, const char *what)
 {
 	__atomic_fetch_or(&d->status, STATUS_NEEDS_RESET, __ATOMIC_SEQ_CST);
+	/* (A write being applied may put the page's old Status back; the VM stops anyway.) */
+	if (d->page)
+		__atomic_fetch_or((uint32_t *)(d->page + REG_STATUS), STATUS_NEEDS_RESET,
+				  __ATOMIC_SEQ_CST);
 	d->host->fail(d->host->ctx, d->ops->name, what);
 }
 
@@ -145,6 +161,8 @@ static void reset_locked(struct virtio_mmio_dev *d)
 	d->status = 0;
 	d->driver_features = 0;
 	d->isr = 0;
+	if (d->page)
+		__atomic_store_n((uint32_t *)(d->page + REG_INTERRUPT_STATUS), 0, __ATOMIC_SEQ_CST);
 }
 
 /* The most buffers queue q takes (a device may ask for fewer than queue_max on some). */
@@ -299,6 +317,25 @@ static void write_reg(struct virtio_mmio_dev *d, uint64_t off, uint32_t v)
 	}
 }
 
+/* Under d->lock, or before the guest runs. InterruptStatus is kept apart (struct's comment). */
+static void sync_page_locked(struct virtio_mmio_dev *d)
+{
+	if (!d->page)
+		return;
+	for (uint32_t off = 0; off < REG_CONFIG; off += 4)
+		if (off != REG_INTERRUPT_STATUS)
+			__atomic_store_n((uint32_t *)(d->page + off), read_reg(d, off),
+					 __ATOMIC_RELEASE);
+	memcpy(d->page + REG_CONFIG, d->config, d->ops->config_size);
+}
+
+void virtio_mmio_sync_page(struct virtio_mmio_dev *d)
+{
+	pthread_mutex_lock(&d->lock);
+	sync_page_locked(d);
+	pthread_mutex_unlock(&d->lock);
+}
+
 void virtio_mmio_print_stats(const struct virtio_mmio_dev *d)
 {
 	fprintf(stderr,
@@ -317,10 +354,12 @@ static void reg_access(struct virtio_mmio_dev *d, uint64_t offset, uint8_t *data
 		uint64_t off = offset - REG_CONFIG;
 		pthread_mutex_lock(&d->lock);
 		if (off < d->ops->config_size && len <= d->ops->config_size - off) {
-			if (is_write)
+			if (is_write) {
 				memcpy(d->config + off, data, len);
-			else
+				sync_page_locked(d);
+			} else {
 				memcpy(data, d->config + off, len);
+			}
 		} else if (!is_write) {
 			memset(data, 0, len);
 		}
@@ -360,6 +399,7 @@ static void reg_access(struct virtio_mmio_dev *d, uint64_t offset, uint8_t *data
 	if (rings)
 		pthread_rwlock_wrlock(&d->qlock);
 	write_reg(d, offset, v);
+	sync_page_locked(d);
 	if (rings)
 		pthread_rwlock_unlock(&d->qlock);
 	pthread_mutex_unlock(&d->lock);

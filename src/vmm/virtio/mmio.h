@@ -9,6 +9,7 @@
 
 #include "queue.h"
 
+#define VIRTIO_MMIO_WINDOW     0x1000 /* a device's registers and config space */
 #define VIRTIO_MMIO_MAX_QUEUES 16
 #define VIRTIO_MMIO_CONFIG_MAX 256
 #define VIRTIO_F_INDIRECT_DESC (1ull << 28)
@@ -33,6 +34,12 @@ struct virtio_mmio_host {
 	 * optional. */
 	int (*coalesce)(void *ctx, uint64_t addr, uint32_t len);
 	void (*fail)(void *ctx, const char *device, const char *what);
+	/*
+	 * The page the guest reads the window at base from, without an exit (a read-only memory
+	 * slot over the window; its writes still exit, or wait in the coalesced ring), or NULL:
+	 * reads exit too. Optional.
+	 */
+	uint8_t *(*register_page)(void *ctx, uint64_t base);
 };
 
 /*
@@ -117,6 +124,15 @@ struct virtio_mmio_dev {
 	uint64_t nr_exits, nr_kicks, nr_irqs, nr_coalesced;
 	uint8_t config[VIRTIO_MMIO_CONFIG_MAX];
 	struct virtq queues[VIRTIO_MMIO_MAX_QUEUES];
+	/*
+	 * The window as the guest reads it, where the host gave one (register_page): each
+	 * register's value and the config space, rewritten under lock after every write the
+	 * driver makes and at reset. InterruptStatus there keeps its VRING bit once an interrupt
+	 * came, until a reset: a read that does not exit cannot be matched with the
+	 * acknowledgement that follows it (isr_seen), and a driver that finds the bit set only
+	 * looks at its rings. NULL: every read exits.
+	 */
+	uint8_t *page;
 };
 
 /*
@@ -127,6 +143,11 @@ struct virtio_mmio_dev *virtio_mmio_new(const struct virtio_mmio_host *host,
 					const struct virtio_dev_ops *ops, void *priv, uint64_t base,
 					unsigned int gsi);
 void virtio_mmio_free(struct virtio_mmio_dev *d);
+/*
+ * The device's page (d->page) made equal to what each read would return; the device manager
+ * calls it once the device has filled its config space, before the guest runs.
+ */
+void virtio_mmio_sync_page(struct virtio_mmio_dev *d);
 /* One line on stderr: the device's exits, notifications and interrupts (--timing). */
 void virtio_mmio_print_stats(const struct virtio_mmio_dev *d);
 /* A guest access inside the device's window. */

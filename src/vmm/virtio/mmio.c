@@ -399,7 +399,10 @@ static void reg_access(struct virtio_mmio_dev *d, uint64_t offset, uint8_t *data
 	if (rings)
 		pthread_rwlock_wrlock(&d->qlock);
 	write_reg(d, offset, v);
-	sync_page_locked(d);
+	/* The page's InterruptStatus is kept apart, and an acknowledgement, the one write of every
+	 * interrupt, changes nothing else a read returns. */
+	if (offset != REG_INTERRUPT_ACK)
+		sync_page_locked(d);
 	if (rings)
 		pthread_rwlock_unlock(&d->qlock);
 	pthread_mutex_unlock(&d->lock);

@@ -3,6 +3,12 @@
  * NAT's 10.0.2.15/24) or one leased by DHCP (passt, gvproxy, TAP, vmnet: the network's own
  * server decides); the default route; /etc/resolv.conf.
  *
+ * IPv6: lo always has ::1 (a server on [::] takes IPv4 connections too). eth0 takes IPv6 only on
+ * a network that leases IPv4 by DHCP, whose router may also advertise IPv6 (passt does; the
+ * kernel configures itself from the advertisement, SLAAC). With a static address (the NAT, whose
+ * libslirp has no IPv6 here, or --ip) eth0's IPv6 is off before it comes up: no address, no
+ * solicitations, no frame a guest that never uses the network would send at boot.
+ *
  * DHCP runs on a packet socket: until the ACK eth0 has no address, and a server may answer to
  * the offered address rather than to broadcast. Retransmits back off from 250 ms; after
  * DHCP_WAIT_MS without a lease the guest goes on without an address (said on stderr), as a
@@ -49,6 +55,19 @@ static int if_up(int s, const char *name)
 		return -1;
 	r.ifr_flags |= IFF_UP | IFF_RUNNING;
 	return ioctl(s, SIOCSIFFLAGS, &r);
+}
+
+/* net.ipv6.conf.NAME.disable_ipv6; a kernel without IPv6 has no such file, which is fine. */
+static void ipv6_off(const char *name)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/disable_ipv6", name);
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	if (write(fd, "1", 1) != 1)
+		say("ec1-init: network: %s: turning IPv6 off: %s\n", name, strerror(errno));
+	close(fd);
 }
 
 static void set_in(struct sockaddr *sa, struct in_addr a)
@@ -383,6 +402,8 @@ int net_up(const struct process *p, const char **what)
 	} else if (static_cfg(p, &c) < 0) {
 		errno = EINVAL;
 		goto out;
+	} else {
+		ipv6_off(name);
 	}
 	if (configure(s, name, &c, p, what) < 0)
 		goto out;

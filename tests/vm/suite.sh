@@ -700,36 +700,45 @@ t_net_vmnet_on_builtin_with_fake_helper() {
 	rm -f $T/vmnet.log
 }
 t_net_passt_in_own_netns() {
-	# --net passt in a network namespace of its own (a veth pair, 192.0.2.2/24 and a default
-	# route through 192.0.2.1): the guest has the host's address from passt's DHCP, reaches the
-	# namespace's loopback server at the gateway address, and serves a page and a UDP echo on
-	# published ports. passt comes from the staged directory.
+	# --net passt in a network namespace of its own (a veth pair, 192.0.2.2/24 and 2001:db8::2/64,
+	# default routes through 192.0.2.1 and 2001:db8::1): the guest has the host's IPv4 address
+	# from passt's DHCP and an IPv6 one from its router advertisement (SLAAC), reaches the
+	# namespace's loopback servers at the gateway addresses (IPv4 and IPv6), and serves a page
+	# and a UDP echo on published ports (the host's 127.0.0.1: a published port's address is
+	# IPv4). passt comes from the staged directory.
 	nat_tools
-	mkdir -p $T/www && echo "hello from the host" >$T/www/index.html
+	mkdir -p $T/www $T/www6 && echo "hello from the host" >$T/www/index.html &&
+		echo "hello over v6 from the host" >$T/www6/index.html
 	cat >$T/passt.sh <<EOS
 # (busybox ip names the peer itself: veth0 in a new namespace)
 ip link set lo up && ip link add ec1v0 type veth && ip addr add 192.0.2.2/24 dev ec1v0 &&
+echo 0 >/proc/sys/net/ipv6/conf/ec1v0/accept_dad && ip -6 addr add 2001:db8::2/64 dev ec1v0 &&
 for i in \$(ip link | sed -n 's/^[0-9]*: \\([^:@]*\\).*/\\1/p'); do ip link set \$i up; done &&
-ip route add default via 192.0.2.1 || { ip link; exit 99; }
+ip route add default via 192.0.2.1 && ip -6 route add default via 2001:db8::1 || { ip link; exit 99; }
 httpd -f -p 127.0.0.1:18085 -h $T/www & hp=\$!
+httpd -f -p "[::1]:18088" -h $T/www6 & hp6=\$!
 PATH=$dir:\$PATH timeout -s KILL 180 $EC1 run --timeout 120 --net passt -p 18086:80 \\
 	-p 17779:7777/udp -V $T/nt:/mnt/nt:ro -- /bin/sh -c 'ifconfig eth0 | grep -o "192.0.2.2 ";
-	wget -q -O - http://192.0.2.1:18085/index.html; mkdir -p /tmp/w &&
+	wget -q -O - http://192.0.2.1:18085/index.html; i=0
+	until grep -q "^20010db8[0-9a-f]* [0-9a-f]* 40 00 00 " /proc/net/if_inet6 || [ \$i = 100 ]; do
+		sleep 0.1; i=\$((i + 1)); done
+	echo "v6 \$(grep -c "^20010db8[0-9a-f]* [0-9a-f]* 40 00 00 *eth0" /proc/net/if_inet6)"
+	wget -q -O - "http://[2001:db8::1]:18088/index.html"; mkdir -p /tmp/w &&
 	echo "hello from the guest" >/tmp/w/index.html && httpd -p 80 -h /tmp/w &&
 	/mnt/nt/nettool --udp-echo 7777' >$T/out 2>$T/err & bg=\$!
 "$dir/nettool" --get 127.0.0.1 18086 /index.html 120 2>/dev/null >$T/page
 "$dir/nettool" --udp-ask 127.0.0.1 17779 ping >$T/echo 2>&1
 wait \$bg; rc=\$?
-kill \$hp
+kill \$hp \$hp6
 exit \$rc
 EOS
 	rm -f $T/out $T/page $T/echo
 	unshare -n sh $T/passt.sh
 	rc=$?
 	[ $rc = 0 ] || head -c 2000 $T/err
-	check $name "0|192.0.2.2  hello from the host nettool: listening nettool: got ping |hello from the guest|echo: ping" \
+	check $name "0|192.0.2.2  hello from the host v6 1 hello over v6 from the host nettool: listening nettool: got ping |hello from the guest|echo: ping" \
 		"$rc|$(tr '\n' ' ' <$T/out)|$(cat $T/page)|$(cat $T/echo)"
-	rm -rf $T/www
+	rm -rf $T/www $T/www6
 }
 
 # The user-mode NAT (libslirp), the builtin engine's default network. Host-side servers listen
@@ -894,6 +903,24 @@ t_net_nat_guest_cannot_exhaust_host_sockets() {
 	echo "      ($(cat $T/out); ${open:-?} host sockets open at the end, ${refused:-?} frames refused)"
 	if [ $rc = 0 ] && [ "${open:-999}" -le 256 ] && [ "${refused:-0}" -ge 100 ]; then pass $name
 	else fail $name "rc $rc, open ${open:-?}, refused ${refused:-?}: $(tail -c 1500 $T/err)"; fi
+}
+t_net_ipv6_server_on_any_address_reached_through_published_port() {
+	# The guest kernel has IPv6: busybox httpd listening on [::] (as nginx's default site does)
+	# takes the host's IPv4 connection through a published port, and answers on ::1 in the guest.
+	# On the NAT's eth0 IPv6 is off (libslirp has none here): no IPv6 address there, and lo has
+	# ::1. The guest ends when the datagram came, which the host sends only after it had the page.
+	nat_tools
+	run -p 18092:80 -p 127.0.0.1:17780:7780/udp -V $T/nt:/mnt/nt:ro -- /bin/sh -c \
+		'mkdir -p /tmp/w && echo "hello over v6" >/tmp/w/index.html && httpd -p "[::]:80" -h /tmp/w &&
+		wget -q -O - "http://[::1]:80/index.html"; cat /proc/sys/net/ipv6/conf/eth0/disable_ipv6
+		echo "lo $(grep -c " lo$" /proc/net/if_inet6) eth0 $(grep -c " eth0$" /proc/net/if_inet6)"
+		/mnt/nt/nettool --udp-echo 7780 >/dev/null' >$T/out 2>$T/err & bg=$!
+	page=$(wait_http 18092 /index.html 120)
+	echo_=$("$dir/nettool" --udp-ask 127.0.0.1 17780 done 2>&1)
+	wait $bg; rc=$?
+	[ $rc = 0 ] || head -c 2000 $T/err
+	check $name "0|hello over v6|echo: done|hello over v6 1 lo 1 eth0 0 " \
+		"$rc|$page|$echo_|$(tr '\n' ' ' <$T/out)"
 }
 t_net_none_leaves_only_loopback() {
 	check $name "lo" "$(run --net none -- ls /sys/class/net | tr '\n' ' ' | sed 's/ $//')"

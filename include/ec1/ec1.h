@@ -243,8 +243,8 @@ int ec1_ctx_set_network_tap(struct ec1_ctx *ctx, const char *iface, const uint8_
 /*
  * The user-mode NAT of the builtin engine (libslirp; on by default): the guest is 10.0.2.15/24,
  * 10.0.2.2 is the host's loopback, 10.0.2.3 the host's resolver. publish: "[ADDR:]HOST:GUEST
- * [/udp]" entries, the guest's port GUEST reachable at the host's ADDR (default 127.0.0.1) port
- * HOST, TCP unless /udp. restricted: the guest reaches nothing (no host, no DNS) but what is
+ * [/udp]" entries, the guest's port GUEST reachable at the host's ADDR (default 127.0.0.1; an
+ * IPv6 address in brackets, "[::1]:8080:80") port HOST, TCP unless /udp. restricted: the guest reaches nothing (no host, no DNS) but what is
  * published, and the allow entries: "ADDR:PORT[/udp]", a destination as the guest sees it
  * (10.0.2.2 is the host's loopback), TCP unless /udp; only with restricted. mac: 6 bytes, or
  * NULL to generate one.

@@ -824,20 +824,46 @@ int ec1_parse_publish(const char *spec, struct ec1_port *p, const char **why)
 	const char *end = parse_proto(spec, &p->udp, why);
 	if (!end)
 		return -1;
+	const char *ports = spec;
+	if (*spec == '[') { /* "[IPV6]:HOST:GUEST" */
+		const char *close = memchr(spec, ']', (size_t)(end - spec));
+		char text[INET6_ADDRSTRLEN] = "";
+		size_t n = close ? (size_t)(close - spec - 1) : 0;
+		if (!close || close[1] != ':' || n >= sizeof(text))
+			return *why = "expected [IPV6]:HOST:GUEST", -1;
+		memcpy(text, spec + 1, n);
+		if (inet_pton(AF_INET6, text, p->host_addr6) != 1)
+			return *why = "the address in brackets is not an IPv6 address", -1;
+		p->v6 = true;
+		p->host_addr = 0;
+		ports = close + 2;
+	}
 	const char *c2 = NULL, *c1 = NULL; /* the last two colons */
-	for (const char *c = spec; c < end; c++)
+	for (const char *c = ports; c < end; c++)
 		if (*c == ':') {
 			c1 = c2;
 			c2 = c;
 		}
-	if (!c2)
+	if (!c2 || (p->v6 && c1))
 		return *why = "expected [ADDR:]HOST:GUEST", -1;
-	const char *host = c1 ? c1 + 1 : spec;
-	if (c1 && !parse_addr(spec, c1, &p->host_addr))
-		return *why = "the address is not a dotted IPv4 address", -1;
+	const char *host = c1 ? c1 + 1 : ports;
+	if (c1 && !parse_addr(ports, c1, &p->host_addr))
+		return *why = "the address is neither dotted IPv4 nor IPv6 in brackets", -1;
 	if (!parse_port(host, c2, &p->host_port) || !parse_port(c2 + 1, end, &p->guest_port))
 		return *why = "ports are 1..65535", -1;
 	return 0;
+}
+
+/* Whether two published ports' host addresses overlap: one family, the same or a wildcard. */
+static bool same_host_addr(const struct ec1_port *a, const struct ec1_port *b)
+{
+	static const uint8_t any6[16];
+	if (a->v6 != b->v6)
+		return false;
+	if (!a->v6)
+		return a->host_addr == b->host_addr || !a->host_addr || !b->host_addr;
+	return memcmp(a->host_addr6, b->host_addr6, 16) == 0 || !memcmp(a->host_addr6, any6, 16) ||
+	       !memcmp(b->host_addr6, any6, 16);
 }
 
 int ec1_parse_allow(const char *spec, struct ec1_allow *a, const char **why)
@@ -953,9 +979,7 @@ static int parse_publish_list(struct ec1_ctx *ctx, const char *field, const char
 					spec ? spec : "(null)", why);
 		for (size_t j = 0; j < i; j++)
 			if (ports[j].host_port == ports[i].host_port &&
-			    ports[j].udp == ports[i].udp &&
-			    (ports[j].host_addr == ports[i].host_addr || !ports[j].host_addr ||
-			     !ports[i].host_addr))
+			    ports[j].udp == ports[i].udp && same_host_addr(&ports[j], &ports[i]))
 				return ec1_fail(ctx, EC1_EINVAL,
 						"%s[%zu]: \"%s\": host port %u/%s published twice",
 						field, i, spec, ports[i].host_port,
@@ -976,6 +1000,16 @@ int ec1_ctx_set_network_nat(struct ec1_ctx *ctx, const struct ec1_nat_config *co
 					    config->publish_count, ports);
 	if (err)
 		return err;
+	/*
+	 * libslirp carries a connection to the guest in the family it came in, and the NAT's guest
+	 * side is IPv4 only: a port on an IPv6 address would take connections it cannot deliver.
+	 */
+	for (size_t i = 0; i < config->publish_count; i++)
+		if (ports[i].v6)
+			return ec1_fail(ctx, EC1_EINVAL,
+					"network.publish[%zu]: \"%s\": an IPv6 address needs passt "
+					"(the NAT's guest side is IPv4)",
+					i, config->publish[i]);
 	if (!ctx->ops->set_network_nat)
 		return ec1_fail(ctx, EC1_EUNSUPPORTED,
 				"network: the user-mode NAT is the builtin engine's, not the %s "

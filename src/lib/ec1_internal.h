@@ -39,15 +39,20 @@ enum ec1_net_kind {
 	EC1_NET_DGRAM,	/* a datagram socket: gvproxy, vmnet-helper */
 };
 
-/* A published port of the NAT: the host's IPv4 address (network order) and port, the guest's. */
+/*
+ * A published port: the host's address and port, the guest's port. The address is IPv4
+ * (host_addr, network order) or, with v6, IPv6 (host_addr6).
+ */
 struct ec1_port {
 	uint32_t host_addr;
+	uint8_t host_addr6[16];
+	bool v6;
 	uint16_t host_port, guest_port;
 	bool udp;
 };
 /*
- * Parses "[ADDR:]HOST:GUEST[/udp|/tcp]" (ADDR dotted IPv4, default 127.0.0.1; ports 1..65535).
- * 0, or -1 with why (a phrase) set.
+ * Parses "[ADDR:]HOST:GUEST[/udp|/tcp]" (ADDR dotted IPv4, or IPv6 in brackets as "[::1]";
+ * default 127.0.0.1; ports 1..65535). 0, or -1 with why (a phrase) set.
  */
 int ec1_parse_publish(const char *spec, struct ec1_port *p, const char **why);
 /* A destination a restricted NAT lets through: IPv4 address (network order) and port. */

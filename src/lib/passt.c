@@ -92,12 +92,15 @@ void ec1_passt_stop(struct ec1_passt *p)
 	p->pid = 0;
 }
 
-/* The -t/-u argument for one port: "ADDR/HOST:GUEST". */
+/* The -t/-u argument for one port: "ADDR/HOST:GUEST" (ADDR IPv4 or IPv6). */
 static void port_spec(const struct ec1_port *port, char *out, size_t size)
 {
-	char addr[INET_ADDRSTRLEN];
+	char addr[INET6_ADDRSTRLEN];
 	struct in_addr a = {port->host_addr};
-	inet_ntop(AF_INET, &a, addr, sizeof(addr));
+	if (port->v6)
+		inet_ntop(AF_INET6, port->host_addr6, addr, sizeof(addr));
+	else
+		inet_ntop(AF_INET, &a, addr, sizeof(addr));
 	snprintf(out, size, "%s/%u:%u", addr, port->host_port, port->guest_port);
 }
 
@@ -132,7 +135,7 @@ int ec1_passt_start(struct ec1_ctx *ctx, const char *path, const struct ec1_port
 	snprintf(runas, sizeof(runas), "%u:%u", (unsigned)uid, (unsigned)gid);
 	snprintf(pidfile, sizeof(pidfile), "%s/pid", p->dir);
 	snprintf(errfile, sizeof(errfile), "%s/stderr", p->dir);
-	static char specs[EC1_MAX_LIST][48];
+	static char specs[EC1_MAX_LIST][64]; /* "IPV6/HOST:GUEST" at most 57 */
 	const char *argv[PASST_MAX_ARGS];
 	size_t argc = 0;
 	const char *prog = path ? path : "passt";

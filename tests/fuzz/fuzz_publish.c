@@ -1,8 +1,9 @@
 /*
- * libFuzzer target: published-port specifications, "[ADDR:]HOST:GUEST[/udp|/tcp]"
- * (ec1_parse_publish in src/lib/ctx.c), as --publish and the API's publish and port_map entries
- * give them, and a restricted NAT's allowed destinations, "ADDR:PORT[/udp|/tcp]" (ec1_parse_allow,
- * --allow). The input is the string; a spec taken has ports 1..65535 and a reason otherwise.
+ * libFuzzer target: published-port specifications, "[ADDR:]HOST:GUEST[/udp|/tcp]" (ADDR IPv4,
+ * or IPv6 in brackets; ec1_parse_publish in src/lib/ctx.c), as --publish and the API's publish
+ * and port_map entries give them, and a restricted NAT's allowed destinations,
+ * "ADDR:PORT[/udp|/tcp]" (ec1_parse_allow, --allow). The input is the string; a spec taken has
+ * ports 1..65535 and a reason otherwise.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -20,7 +21,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct ec1_port p;
 	const char *why = NULL;
 	if (ec1_parse_publish(s, &p, &why) == 0) {
-		if (!p.host_port || !p.guest_port)
+		/* An IPv6 address only from a spec that gives one in brackets. */
+		if (!p.host_port || !p.guest_port || (p.v6 && (s[0] != '[' || p.host_addr)))
 			abort();
 	} else if (!why || !*why) {
 		abort();

@@ -12,7 +12,8 @@
  *                                   GET on each; prints "nettool: A of N answered" (200 OK)
  *   nettool --get ADDR PORT PATH SEC  an HTTP GET of PATH, again every 200 ms until a 200
  *                                   answer comes (SEC seconds at most); prints the body
- *                                   (busybox wget crashes in the rig's environment)
+ *                                   (busybox wget crashes in the rig's environment); ADDR
+ *                                   IPv4 or IPv6
  *   nettool --udp-echo PORT         answers the first datagram on PORT with "echo: " and it,
  *                                   prints it, exits
  *   nettool --udp-ask ADDR PORT MSG sends MSG to ADDR:PORT every 200 ms until an answer comes
@@ -259,16 +260,26 @@ static int many(const char *a, const char *port, int n)
 
 static int get(const char *a, const char *port, const char *path, int secs)
 {
-	struct sockaddr_in s = addr(a, port);
+	struct sockaddr_in s4 = {0};
+	struct sockaddr_in6 s6 = {.sin6_family = AF_INET6,
+				  .sin6_port = htons((uint16_t)atoi(port))};
+	bool v6 = strchr(a, ':') != NULL;
+	if (!v6)
+		s4 = addr(a, port);
+	else if (inet_pton(AF_INET6, a, &s6.sin6_addr) != 1) {
+		fprintf(stderr, "nettool: %s: not an IPv6 address\n", a);
+		exit(2);
+	}
+	struct sockaddr *s = v6 ? (struct sockaddr *)&s6 : (struct sockaddr *)&s4;
+	socklen_t slen = v6 ? sizeof(s6) : sizeof(s4);
 	double end = now() + secs;
 	while (now() < end) {
-		int fd = socket(AF_INET, SOCK_STREAM, 0);
+		int fd = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
 		char req[512], buf[8192];
 		int l = snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\n\r\n", path);
 		size_t have = 0;
 		ssize_t r = -1;
-		if (connect(fd, (struct sockaddr *)&s, sizeof(s)) == 0 &&
-		    write(fd, req, (size_t)l) == l)
+		if (connect(fd, s, slen) == 0 && write(fd, req, (size_t)l) == l)
 			while ((r = read(fd, buf + have, sizeof(buf) - 1 - have)) > 0 &&
 			       have + (size_t)r < sizeof(buf) - 1)
 				have += (size_t)r;

@@ -704,8 +704,8 @@ t_net_passt_in_own_netns() {
 	# default routes through 192.0.2.1 and 2001:db8::1): the guest has the host's IPv4 address
 	# from passt's DHCP and an IPv6 one from its router advertisement (SLAAC), reaches the
 	# namespace's loopback servers at the gateway addresses (IPv4 and IPv6), and serves a page
-	# and a UDP echo on published ports (the host's 127.0.0.1: a published port's address is
-	# IPv4). passt comes from the staged directory.
+	# on published ports at the host's 127.0.0.1 and [::1], and a UDP echo. passt comes from the
+	# staged directory.
 	nat_tools
 	mkdir -p $T/www $T/www6 && echo "hello from the host" >$T/www/index.html &&
 		echo "hello over v6 from the host" >$T/www6/index.html
@@ -717,7 +717,7 @@ for i in \$(ip link | sed -n 's/^[0-9]*: \\([^:@]*\\).*/\\1/p'); do ip link set 
 ip route add default via 192.0.2.1 && ip -6 route add default via 2001:db8::1 || { ip link; exit 99; }
 httpd -f -p 127.0.0.1:18085 -h $T/www & hp=\$!
 httpd -f -p "[::1]:18088" -h $T/www6 & hp6=\$!
-PATH=$dir:\$PATH timeout -s KILL 180 $EC1 run --timeout 120 --net passt -p 18086:80 \\
+PATH=$dir:\$PATH timeout -s KILL 180 $EC1 run --timeout 120 --net passt -p 18086:80 -p "[::1]:18089:80" \\
 	-p 17779:7777/udp -V $T/nt:/mnt/nt:ro -- /bin/sh -c 'ifconfig eth0 | grep -o "192.0.2.2 ";
 	wget -q -O - http://192.0.2.1:18085/index.html; i=0
 	until grep -q "^20010db8[0-9a-f]* [0-9a-f]* 40 00 00 " /proc/net/if_inet6 || [ \$i = 100 ]; do
@@ -727,17 +727,18 @@ PATH=$dir:\$PATH timeout -s KILL 180 $EC1 run --timeout 120 --net passt -p 18086
 	echo "hello from the guest" >/tmp/w/index.html && httpd -p 80 -h /tmp/w &&
 	/mnt/nt/nettool --udp-echo 7777' >$T/out 2>$T/err & bg=\$!
 "$dir/nettool" --get 127.0.0.1 18086 /index.html 120 2>/dev/null >$T/page
+"$dir/nettool" --get ::1 18089 /index.html 60 2>/dev/null >$T/page6
 "$dir/nettool" --udp-ask 127.0.0.1 17779 ping >$T/echo 2>&1
 wait \$bg; rc=\$?
 kill \$hp \$hp6
 exit \$rc
 EOS
-	rm -f $T/out $T/page $T/echo
+	rm -f $T/out $T/page $T/page6 $T/echo
 	unshare -n sh $T/passt.sh
 	rc=$?
 	[ $rc = 0 ] || head -c 2000 $T/err
-	check $name "0|192.0.2.2  hello from the host v6 1 hello over v6 from the host nettool: listening nettool: got ping |hello from the guest|echo: ping" \
-		"$rc|$(tr '\n' ' ' <$T/out)|$(cat $T/page)|$(cat $T/echo)"
+	check $name "0|192.0.2.2  hello from the host v6 1 hello over v6 from the host nettool: listening nettool: got ping |hello from the guest|hello from the guest|echo: ping" \
+		"$rc|$(tr '\n' ' ' <$T/out)|$(cat $T/page)|$(cat $T/page6)|$(cat $T/echo)"
 	rm -rf $T/www $T/www6
 }
 
@@ -933,11 +934,13 @@ t_net_nat_bad_options_exit_125_naming_them() {
 	run --net none -p 1:2 -- /bin/true 2>$T/e3; r3=$?
 	run --net bogus -- /bin/true 2>$T/e4; r4=$?
 	run -p 1.2.3:8080:80 -- /bin/true 2>$T/e5; r5=$?
+	run -p "[::1]:18093:80" -- /bin/true 2>$T/e6; r6=$?
 	kill $hp; wait $hp 2>/dev/null
 	got="$r1 $(grep -c 'publish\[0\].*70000:80.*1..65535' $T/e1) $r2 $(grep -c 'publish 127.0.0.1:18090:80' $T/e2)"
 	got="$got $r3 $(grep -c -- --publish $T/e3) $r4 $(grep -c -- '--net' $T/e4) $r5 $(grep -c 'IPv4' $T/e5)"
-	check $name "125 1 125 1 125 1 125 1 125 1" "$got"
-	[ "$got" = "125 1 125 1 125 1 125 1 125 1" ] || cat $T/e1 $T/e2 $T/e3 $T/e4 $T/e5
+	got="$got $r6 $(grep -c 'publish\[0\].*::1.*needs passt' $T/e6)"
+	check $name "125 1 125 1 125 1 125 1 125 1 125 1" "$got"
+	[ "$got" = "125 1 125 1 125 1 125 1 125 1 125 1" ] || cat $T/e1 $T/e2 $T/e3 $T/e4 $T/e5 $T/e6
 }
 
 # vsock to host unix sockets: vsocktool (tests/vm/vsocktool.c) on both sides, staged into the guest

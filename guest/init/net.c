@@ -5,8 +5,9 @@
  *
  * IPv6: lo always has ::1 (a server on [::] takes IPv4 connections too). eth0 takes IPv6 only on
  * a network that leases IPv4 by DHCP, whose router may also advertise IPv6 (passt does; the
- * kernel configures itself from the advertisement, SLAAC). With a static address (the NAT, whose
- * libslirp has no IPv6 here, or --ip) eth0's IPv6 is off before it comes up: no address, no
+ * kernel configures itself from the advertisement, SLAAC, without duplicate address detection,
+ * so that the address is there about as soon as the advertisement). With a static address (the NAT,
+ * whose libslirp has no IPv6 here, or --ip) eth0's IPv6 is off before it comes up: no address, no
  * solicitations, no frame a guest that never uses the network would send at boot.
  *
  * DHCP runs on a packet socket: until the ACK eth0 has no address, and a server may answer to
@@ -57,16 +58,16 @@ static int if_up(int s, const char *name)
 	return ioctl(s, SIOCSIFFLAGS, &r);
 }
 
-/* net.ipv6.conf.NAME.disable_ipv6; a kernel without IPv6 has no such file, which is fine. */
-static void ipv6_off(const char *name)
+/* net.ipv6.conf.NAME.KEY = v; a kernel without IPv6 has no such file, which is fine. */
+static void ipv6_conf(const char *name, const char *key, const char *v)
 {
-	char path[64];
-	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/disable_ipv6", name);
+	char path[96];
+	snprintf(path, sizeof(path), "/proc/sys/net/ipv6/conf/%s/%s", name, key);
 	int fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
 		return;
-	if (write(fd, "1", 1) != 1)
-		say("ec1-init: network: %s: turning IPv6 off: %s\n", name, strerror(errno));
+	if (write(fd, v, strlen(v)) != (ssize_t)strlen(v))
+		say("ec1-init: network: %s: IPv6 %s: %s\n", name, key, strerror(errno));
 	close(fd);
 }
 
@@ -385,6 +386,12 @@ int net_up(const struct process *p, const char **what)
 	struct dhcp_lease l = {0};
 	bool dhcp = strcmp(p->net_cidr, "dhcp") == 0;
 	if (dhcp) {
+		/*
+		 * No duplicate address detection: the addresses eth0 makes itself come from the
+		 * VM's MAC (random per VM unless the caller fixed one), and without the check's
+		 * seconds they are usable as soon as the router's advertisement comes.
+		 */
+		ipv6_conf(name, "accept_dad", "0");
 		if (if_up(s, name) < 0)
 			goto out;
 		*what = "DHCP";
@@ -403,7 +410,7 @@ int net_up(const struct process *p, const char **what)
 		errno = EINVAL;
 		goto out;
 	} else {
-		ipv6_off(name);
+		ipv6_conf(name, "disable_ipv6", "1");
 	}
 	if (configure(s, name, &c, p, what) < 0)
 		goto out;

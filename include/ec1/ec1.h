@@ -244,10 +244,10 @@ int ec1_ctx_set_network_tap(struct ec1_ctx *ctx, const char *iface, const uint8_
  * The user-mode NAT of the builtin engine (libslirp; on by default): the guest is 10.0.2.15/24,
  * 10.0.2.2 is the host's loopback, 10.0.2.3 the host's resolver. publish: "[ADDR:]HOST:GUEST
  * [/udp]" entries, the guest's port GUEST reachable at the host's ADDR (default 127.0.0.1; an
- * IPv6 address in brackets, "[::1]:8080:80") port HOST, TCP unless /udp. restricted: the guest reaches nothing (no host, no DNS) but what is
- * published, and the allow entries: "ADDR:PORT[/udp]", a destination as the guest sees it
- * (10.0.2.2 is the host's loopback), TCP unless /udp; only with restricted. mac: 6 bytes, or
- * NULL to generate one.
+ * IPv6 one, "[::1]:8080:80", is EC1_EINVAL here: the NAT's guest side is IPv4) port HOST, TCP
+ * unless /udp. restricted: the guest reaches nothing (no host, no DNS) but what is published, and
+ * the allow entries: "ADDR:PORT[/udp]", a destination as the guest sees it (10.0.2.2 is the host's
+ * loopback), TCP unless /udp; only with restricted. mac: 6 bytes, or NULL to generate one.
  */
 struct ec1_nat_config {
 	const char *const *publish;
@@ -264,7 +264,8 @@ int ec1_ctx_set_network_none(struct ec1_ctx *ctx);
  * passt (Debian's `passt`) started by ec1 for this context, on a socket pair: the guest gets the
  * host's address, gateway and DNS servers from passt's DHCP, reaches the host's own services at
  * the gateway's address, and the published ports ("[ADDR:]HOST:GUEST[/udp]" as in
- * ec1_nat_config, bound by passt on ADDR, default 127.0.0.1) reach the guest. Returns once passt
+ * ec1_nat_config, bound by passt on ADDR, default 127.0.0.1; an IPv6 ADDR in brackets,
+ * "[::1]:8080:80", reaches the guest's IPv6 address) reach the guest. Returns once passt
  * has bound them (a port taken: EC1_EINVAL with passt's words). passt runs as nobody when ec1
  * runs as root and ends with the context (or with the next network call).
  */

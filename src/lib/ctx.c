@@ -803,19 +803,16 @@ static const char *parse_proto(const char *spec, bool *udp, const char **why)
 	return slash ? slash : spec + strlen(spec);
 }
 
-/* The dotted IPv4 address in [s, end) into *addr (network order). */
-static bool parse_addr(const char *s, const char *end, uint32_t *addr)
+/* The address of family af (AF_INET: dotted, 4 bytes; AF_INET6: 16) in [s, end) into out,
+ * network order. */
+static bool parse_addr(const char *s, const char *end, int af, void *out)
 {
-	char text[INET_ADDRSTRLEN] = "";
+	char text[INET6_ADDRSTRLEN] = "";
 	size_t n = (size_t)(end - s);
-	struct in_addr a;
 	if (n >= sizeof(text))
 		return false;
 	memcpy(text, s, n);
-	if (inet_pton(AF_INET, text, &a) != 1)
-		return false;
-	*addr = a.s_addr;
-	return true;
+	return inet_pton(af, text, out) == 1;
 }
 
 int ec1_parse_publish(const char *spec, struct ec1_port *p, const char **why)
@@ -827,12 +824,9 @@ int ec1_parse_publish(const char *spec, struct ec1_port *p, const char **why)
 	const char *ports = spec;
 	if (*spec == '[') { /* "[IPV6]:HOST:GUEST" */
 		const char *close = memchr(spec, ']', (size_t)(end - spec));
-		char text[INET6_ADDRSTRLEN] = "";
-		size_t n = close ? (size_t)(close - spec - 1) : 0;
-		if (!close || close[1] != ':' || n >= sizeof(text))
+		if (!close || close[1] != ':')
 			return *why = "expected [IPV6]:HOST:GUEST", -1;
-		memcpy(text, spec + 1, n);
-		if (inet_pton(AF_INET6, text, p->host_addr6) != 1)
+		if (!parse_addr(spec + 1, close, AF_INET6, p->host_addr6))
 			return *why = "the address in brackets is not an IPv6 address", -1;
 		p->v6 = true;
 		p->host_addr = 0;
@@ -847,7 +841,7 @@ int ec1_parse_publish(const char *spec, struct ec1_port *p, const char **why)
 	if (!c2 || (p->v6 && c1))
 		return *why = "expected [ADDR:]HOST:GUEST", -1;
 	const char *host = c1 ? c1 + 1 : ports;
-	if (c1 && !parse_addr(ports, c1, &p->host_addr))
+	if (c1 && !parse_addr(ports, c1, AF_INET, &p->host_addr))
 		return *why = "the address is neither dotted IPv4 nor IPv6 in brackets", -1;
 	if (!parse_port(host, c2, &p->host_port) || !parse_port(c2 + 1, end, &p->guest_port))
 		return *why = "ports are 1..65535", -1;
@@ -875,7 +869,7 @@ int ec1_parse_allow(const char *spec, struct ec1_allow *a, const char **why)
 	const char *colon = memchr(spec, ':', (size_t)(end - spec));
 	if (!colon || memchr(colon + 1, ':', (size_t)(end - colon - 1)))
 		return *why = "expected ADDR:PORT", -1;
-	if (!parse_addr(spec, colon, &a->addr))
+	if (!parse_addr(spec, colon, AF_INET, &a->addr))
 		return *why = "the address is not a dotted IPv4 address", -1;
 	if (!parse_port(colon + 1, end, &a->port))
 		return *why = "the port is 1..65535", -1;

@@ -1,7 +1,7 @@
 #!/bin/sh
 # bench/blk-inner.sh DIR WORK MIB READS [ROUNDS]: the part of bench/blk that needs a KVM that can boot a
 # guest. DIR holds ec1, blkbench, qemu-img, vmlinux, rootfs.cpio.
-dir=$1 work=$2 mib=$3 reads=$4 rounds=${5:-2}
+dir=$1 work=$2 mib=$3 reads=$4 rounds=${5:-2} jobs=${JOBS:-16}
 export LD_LIBRARY_PATH=$dir EC1_KERNEL=$dir/vmlinux
 mkdir -p "$work" && T=$work
 q=$dir/qemu-img; [ -x "$q" ] || q=qemu-img
@@ -26,7 +26,7 @@ image() { # FORMAT: a fresh image of MIB
 ec1_run() { # FORMAT
 	image "$1"
 	timeout -s KILL 1800 "$dir/ec1" run --timeout 1700 --mem 512 -i $T/root.cpio -k "$dir/vmlinux" \
-		--disk $img,format="$1"${DIRECT:+,direct} -- /bin/blkbench /dev/vda "$mib" "$reads"
+		--disk $img,format="$1"${DIRECT:+,direct} -- /bin/blkbench /dev/vda "$mib" "$reads" "$jobs"
 }
 qemu_run() { # FORMAT
 	image "$1"
@@ -37,7 +37,7 @@ qemu_run() { # FORMAT
 	mkdir -p $T/qinit
 	printf '%s\n' '#!/bin/sh' 'mount -t proc proc /proc; mount -t sysfs sys /sys' \
 		'mount -t devtmpfs dev /dev 2>/dev/null' \
-		"/bin/blkbench /dev/vda $mib $reads" 'echo qemu-bench-done' 'reboot -f' >$T/qinit/init
+		"/bin/blkbench /dev/vda $mib $reads $jobs" 'echo qemu-bench-done' 'reboot -f' >$T/qinit/init
 	chmod +x $T/qinit/init
 	(cd $T/qinit && echo init | cpio -o -H newc 2>/dev/null) >$T/qinit.cpio
 	cat $T/root.cpio $T/qinit.cpio >$T/qemu-initrd.cpio
@@ -55,7 +55,7 @@ qemu_run() { # FORMAT
 	tr -d '\r' <$T/qemu-console 2>/dev/null
 }
 get() { awk -v k="$1" '$1 == k {print $2}' "$2"; }
-host_run() { image raw; "$dir/blkbench" $img "$mib" "$reads"; }
+host_run() { image raw; "$dir/blkbench" $img "$mib" "$reads" "$jobs"; }
 # ROUNDS rounds, the order turned about each time (ec1 first, then QEMU first), so that neither
 # side always runs first on a cold rig; each figure is the best of the rounds. The host's own
 # figure is taken right before and right after ec1's raw run, so that the target's ratio compares
@@ -74,16 +74,17 @@ done
 best() { # KEY NAME: the largest figure of the rounds
 	for r in $(seq 1 "$rounds"); do get "$1" "$T/$2.$r"; done | sort -g | tail -1
 }
-echo "disk I/O, ${mib} MiB image, 1 MiB requests, $reads random 4 KiB reads, best of $rounds rounds:"
-printf "  %-12s %14s %14s %16s\n" "" "seqread MB/s" "seqwrite MB/s" "randread IOPS"
+echo "disk I/O, ${mib} MiB image, 1 MiB requests, $reads random 4 KiB reads one at a time and from $jobs processes at once, best of $rounds rounds:"
+printf "  %-12s %14s %14s %16s %18s\n" "" "seqread MB/s" "seqwrite MB/s" "randread IOPS" "randread x$jobs IOPS"
 rows="ec1-raw qemu-raw ec1-qcow2 qemu-qcow2 host"; [ -z "${DIRECT:-}" ] || rows="ec1-raw qemu-raw host"
 for f in $rows; do
-	printf "  %-12s %14s %14s %16s\n" "$f" "$(best seqread $f)" "$(best seqwrite $f)" "$(best randread $f)"
+	printf "  %-12s %14s %14s %16s %18s\n" "$f" "$(best seqread $f)" "$(best seqwrite $f)" "$(best randread $f)" \
+		"$(best randreadqd $f)"
 done
-echo "  every round (seqread seqwrite randread):"
+echo "  every round (seqread seqwrite randread randread-x$jobs):"
 for f in $rows; do
 	printf "  %-12s" "$f"
-	for r in $(seq 1 "$rounds"); do printf "  %s/%s/%s" "$(get seqread $T/$f.$r)" "$(get seqwrite $T/$f.$r)" "$(get randread $T/$f.$r)"; done
+	for r in $(seq 1 "$rounds"); do printf "  %s/%s/%s/%s" "$(get seqread $T/$f.$r)" "$(get seqwrite $T/$f.$r)" "$(get randread $T/$f.$r)" "$(get randreadqd $T/$f.$r)"; done
 	echo
 done
 # The target's ratio round by round, against the mean of the host's figures taken just before

@@ -56,11 +56,13 @@ static double parallel_reads(const char *path, int flags, uint64_t blocks, long 
 	int go[2];
 	if (pipe(go) < 0)
 		return -1;
-	for (int j = 0; j < jobs; j++) {
+	int bad = 0, st;
+	for (int j = 0; j < jobs && !bad; j++) {
 		pid_t pid = fork();
-		if (pid < 0)
-			return -1;
-		if (pid == 0) {
+		if (pid < 0) {
+			perror("fork");
+			bad = 1; /* those started go at the close below, and are waited for */
+		} else if (pid == 0) {
 			close(go[1]);
 			int fd = open(path, flags);
 			void *buf;
@@ -78,7 +80,6 @@ static double parallel_reads(const char *path, int flags, uint64_t blocks, long 
 	close(go[0]);
 	double t = now();
 	close(go[1]);
-	int bad = 0, st;
 	while (wait(&st) > 0)
 		bad |= !WIFEXITED(st) || WEXITSTATUS(st);
 	t = now() - t;

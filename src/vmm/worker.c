@@ -5,6 +5,7 @@
 #include <poll.h>
 #include <stdint.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "vm.h"
@@ -68,6 +69,22 @@ bool worker_wait(struct worker *w)
 		}
 	}
 	return false;
+}
+
+int worker_wait_ns(struct worker *w, long ns)
+{
+	if (worker_stopping(w))
+		return -1;
+	struct pollfd p = {.fd = w->kick_fd, .events = POLLIN};
+	struct timespec t = {ns / 1000000000, ns % 1000000000};
+	int r = ppoll(&p, 1, &t, NULL);
+	if (worker_stopping(w))
+		return -1;
+	if (r > 0 && (p.revents & POLLIN)) {
+		worker_clear(w);
+		return 1;
+	}
+	return 0; /* not within ns, or interrupted: the caller goes on as after a timeout */
 }
 
 void worker_stop(struct worker *w)

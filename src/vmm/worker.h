@@ -63,6 +63,10 @@ int worker_start(struct worker *w, struct vm *vm, int sandbox, const char *name,
 void worker_kick(struct worker *w);
 /* In the thread: waits for a kick, consuming it. Returns false once the worker is stopping. */
 bool worker_wait(struct worker *w);
+/*
+ * The same for at most ns nanoseconds: 1 kicked (consumed), 0 not within ns, -1 stopping.
+ */
+int worker_wait_ns(struct worker *w, long ns);
 /* Consumes a pending kick without waiting (after polling kick_fd with other descriptors). */
 void worker_clear(struct worker *w);
 static inline bool worker_stopping(const struct worker *w)

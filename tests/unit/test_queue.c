@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "../../src/vmm/guest_mem.h"
+#include "../../src/vmm/virtio/coalesce.h"
 #include "../../src/vmm/virtio/queue.h"
 #include <errno.h>
 #include "check.h"
@@ -306,6 +307,102 @@ static void queue_event_idx_fields_rule(void)
 	CHECK(!virtq_should_interrupt(&q)); /* nothing new since */
 }
 
+/* The driver's rule for a kick with VIRTIO_F_EVENT_IDX (§2.7.10): its index moved old -> new. */
+static bool driver_kicks(uint16_t event, uint16_t new_idx, uint16_t old_idx)
+{
+	return (uint16_t)(new_idx - event - 1) < (uint16_t)(new_idx - old_idx);
+}
+
+/* Kicks off entirely (a device looking at the ring itself), in both notification modes. */
+static void queue_kicks_off_until_turned_on(void)
+{
+	setup();
+	uint16_t *used_flags = guest_mem_ptr(&mem, USED, 2);
+	*desc(0) = (struct virtq_desc){.addr = 0x8000, .len = 1};
+	virtq_kicks_off(&q);
+	CHECK(*used_flags == VIRTQ_USED_F_NO_NOTIFY);
+	CHECK(!virtq_notify_on_if_empty(&q));
+	CHECK(*used_flags == 0);
+
+	setup();
+	q.event_idx = true;
+	uint16_t *avail_event = guest_mem_ptr(&mem, USED + 4 + 8 * QSIZE, 2);
+	struct virtq_chain c;
+	for (int k = 0; k < 3; k++) { /* taken and returned: the driver's index is 3 */
+		offer(0);
+		CHECK(virtq_pop(&q, &mem, &c) == 1);
+		virtq_push(&q, c.head, 0);
+	}
+	/* virtq_set_no_notify lets one more kick through; virtq_kicks_off none. */
+	CHECK(!virtq_notify_on_if_empty(&q));
+	CHECK(driver_kicks(*avail_event, 4, 3));
+	virtq_kicks_off(&q);
+	CHECK(!driver_kicks(*avail_event, 4, 3));
+	offer(0);
+	CHECK(!driver_kicks(*avail_event, 5, 4)); /* nor at the one after */
+	CHECK(virtq_outstanding(&q) == 1);
+	/* Turned on while a buffer waits: it is found, and taken with kicks still off. */
+	CHECK(virtq_notify_on_if_empty(&q));
+	CHECK(virtq_pop(&q, &mem, &c) == 1);
+	virtq_push(&q, c.head, 0);
+	CHECK(!virtq_notify_on_if_empty(&q));
+	CHECK(driver_kicks(*avail_event, 5, 4)); /* the next one kicks */
+}
+
+/* The interrupt hold's decisions (coalesce.h): off to start, probes, on, off, the knob. */
+static void coalesce_holds_only_while_requests_come(void)
+{
+	struct coalesce c;
+	CHECK(coalesce_init(&c, NULL) == 0);
+	/* One request at a time: no hold but a probe at the 16th kick, then 32 later, then 64. */
+	int probes_at[3], n = 0;
+	for (int i = 1; i <= 112 && n < 3; i++) {
+		int64_t w = coalesce_window(&c);
+		if (w) {
+			CHECK(w == COALESCE_PROBE_NS);
+			probes_at[n++] = i;
+			coalesce_signalled(&c, w, 0);
+		} else {
+			coalesce_served(&c, 1);
+		}
+	}
+	CHECK(n == 3 && probes_at[0] == 16 && probes_at[1] == 48 && probes_at[2] == 112);
+	/* A batch of two (the driver added while the device served): on from the next kick. */
+	coalesce_served(&c, 2);
+	CHECK(coalesce_window(&c) == COALESCE_PROBE_NS);
+	coalesce_caught(&c, 10000);
+	coalesce_signalled(&c, COALESCE_PROBE_NS, 1);
+	CHECK(coalesce_window(&c) == 40000); /* four times the catches' mean */
+	for (int i = 0; i < 40; i++)	     /* long waits: the window is capped */
+		coalesce_caught(&c, 1000000);
+	coalesce_signalled(&c, 40000, 1);
+	CHECK(coalesce_window(&c) == COALESCE_MAX_NS);
+	/* Three holds in a row that catch nothing: off, and the next probe at the 16th kick. */
+	for (int i = 0; i < 3; i++)
+		coalesce_signalled(&c, coalesce_window(&c), 0);
+	for (int i = 1; i < 16; i++) {
+		CHECK(coalesce_window(&c) == 0);
+		coalesce_served(&c, 1);
+	}
+	CHECK(coalesce_window(&c) == COALESCE_PROBE_NS);
+	/* The knob: off never holds, even after batches of many; a number is every batch's. */
+	CHECK(coalesce_init(&c, "off") == 0);
+	coalesce_served(&c, 8);
+	CHECK(coalesce_window(&c) == 0);
+	CHECK(coalesce_init(&c, "50") == 0);
+	CHECK(coalesce_window(&c) == 50000);
+	coalesce_signalled(&c, 50000, 0);
+	coalesce_signalled(&c, 50000, 0);
+	coalesce_signalled(&c, 50000, 0);
+	CHECK(coalesce_window(&c) == 50000);
+	CHECK(coalesce_init(&c, "adaptive") == 0 && c.fixed_ns == -1);
+	const char *bad[] = {"", "x", "-5", "0", "201", "50us", "99999999999999999999"};
+	for (unsigned int i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		CHECK(coalesce_init(&c, bad[i]) == -1);
+		CHECK(c.fixed_ns == -1);
+	}
+}
+
 int main(void)
 {
 	if (guest_mem_init(&mem, 1 << 20))
@@ -322,6 +419,8 @@ int main(void)
 	TEST(queue_enable_rejects_overlapping_rings);
 	TEST(queue_notify_back_on_only_when_empty);
 	TEST(queue_event_idx_fields_rule);
+	TEST(queue_kicks_off_until_turned_on);
+	TEST(coalesce_holds_only_while_requests_come);
 	TEST(guest_mem_ptr_checks_bounds);
 	TEST(guest_mem_regions_are_2mib_aligned);
 	TEST(iov_copies_across_segments);

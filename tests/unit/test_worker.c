@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../../src/vmm/sandbox.h"
@@ -46,6 +47,24 @@ static void worker_wakes_on_kicks_and_stops(void)
 	CHECK(__atomic_load_n(&wakes, __ATOMIC_SEQ_CST) > 0);
 	worker_join(&w, 1000); /* the flag and a kick suffice: it returns on its own */
 	CHECK(!w.started);
+	worker_free(&w);
+}
+
+/* The timed wait, on the caller's own thread: a timeout, a kick, a stop. */
+static void worker_timed_wait_times_out_takes_kicks_and_stops(void)
+{
+	struct worker w;
+	CHECK(worker_init(&w) == 0);
+	struct timespec a, b;
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	CHECK(worker_wait_ns(&w, 2000000) == 0);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	CHECK((b.tv_sec - a.tv_sec) * 1000000000 + (b.tv_nsec - a.tv_nsec) >= 2000000);
+	worker_kick(&w);
+	CHECK(worker_wait_ns(&w, 1000000000) == 1);
+	CHECK(worker_wait_ns(&w, 1000) == 0); /* the kick was consumed */
+	__atomic_store_n(&w.stopping, true, __ATOMIC_RELEASE);
+	CHECK(worker_wait_ns(&w, 1000000000) == -1);
 	worker_free(&w);
 }
 
@@ -125,6 +144,7 @@ int main(void)
 	vm_signals_init();
 	TEST(worker_wakes_on_kicks_and_stops);
 	TEST(worker_stop_interrupts_a_blocking_call);
+	TEST(worker_timed_wait_times_out_takes_kicks_and_stops);
 	TEST(vm_call_runs_on_the_callers_thread);
 	return tests_failed != 0;
 }

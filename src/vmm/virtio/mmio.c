@@ -106,8 +106,8 @@ void virtio_mmio_signal(struct virtio_mmio_dev *d, unsigned int queue)
 	d->host->irq(d->host->ctx, d->gsi);
 }
 
-int virtio_mmio_serve(struct virtio_mmio_dev *d, unsigned int qi, struct virtq_chain *chain,
-		      int64_t (*handle)(void *ctx, struct virtq_chain *chain), void *ctx)
+static int serve(struct virtio_mmio_dev *d, unsigned int qi, struct virtq_chain *chain,
+		 int64_t (*handle)(void *ctx, struct virtq_chain *chain), void *ctx, bool signal)
 {
 	struct virtq *q = &d->queues[qi];
 	int served = 0, r, batch;
@@ -129,7 +129,7 @@ int virtio_mmio_serve(struct virtio_mmio_dev *d, unsigned int qi, struct virtq_c
 				batch++;
 			}
 		}
-		if (batch)
+		if (batch && signal)
 			virtio_mmio_signal(d, qi);
 		served += batch;
 		if (len < 0)
@@ -140,6 +140,20 @@ int virtio_mmio_serve(struct virtio_mmio_dev *d, unsigned int qi, struct virtq_c
 		}
 	} while (virtq_pass_again(q, batch, &empty));
 	return served;
+}
+
+int virtio_mmio_serve(struct virtio_mmio_dev *d, unsigned int qi, struct virtq_chain *chain,
+		      int64_t (*handle)(void *ctx, struct virtq_chain *chain), void *ctx)
+{
+	return serve(d, qi, chain, handle, ctx, true);
+}
+
+int virtio_mmio_serve_unsignalled(struct virtio_mmio_dev *d, unsigned int qi,
+				  struct virtq_chain *chain,
+				  int64_t (*handle)(void *ctx, struct virtq_chain *chain),
+				  void *ctx)
+{
+	return serve(d, qi, chain, handle, ctx, false);
 }
 
 void virtio_mmio_fail(struct virtio_mmio_dev *d, const char *what)

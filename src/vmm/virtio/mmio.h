@@ -181,6 +181,15 @@ int virtio_mmio_notify_eventfd(struct virtio_mmio_dev *d, int fd);
  */
 int virtio_mmio_serve(struct virtio_mmio_dev *d, unsigned int qi, struct virtq_chain *chain,
 		      int64_t (*handle)(void *ctx, struct virtq_chain *chain), void *ctx);
+/*
+ * The same without the signal: the chains are returned, the caller signals (virtio_mmio_signal)
+ * when it chooses, between queues_begin and queues_end (a device that holds its interrupt while
+ * the driver keeps adding requests, virtio/coalesce.h).
+ */
+int virtio_mmio_serve_unsignalled(struct virtio_mmio_dev *d, unsigned int qi,
+				  struct virtq_chain *chain,
+				  int64_t (*handle)(void *ctx, struct virtq_chain *chain),
+				  void *ctx);
 /* Signals used buffers to the driver (if it asked for interrupts on q). */
 void virtio_mmio_signal(struct virtio_mmio_dev *d, unsigned int queue);
 /* The driver broke the protocol: mark the device as needing reset and stop the VM. */

@@ -185,6 +185,16 @@ void virtq_set_no_notify(struct virtq *q, bool no_notify)
 			 __ATOMIC_RELEASE);
 }
 
+void virtq_kicks_off(struct virtq *q)
+{
+	if (!q->ready)
+		return;
+	if (q->event_idx) /* an index the driver has passed: no kick at its next one either */
+		set_avail_event(q, (uint16_t)(q->last_avail - 1));
+	else
+		virtq_set_no_notify(q, true);
+}
+
 bool virtq_notify_after_if_empty(struct virtq *q, uint16_t n)
 {
 	if (!q->ready)

@@ -84,6 +84,11 @@ void virtq_push_many(struct virtq *q, const struct virtq_used_elem *e, unsigned 
 /* Tells the driver whether to notify (kick) us about new buffers. */
 void virtq_set_no_notify(struct virtq *q, bool no_notify);
 /*
+ * No kick at all until notifications are turned on again (with VIRTIO_F_EVENT_IDX
+ * virtq_set_no_notify lets one more through): for a device that looks at the ring itself.
+ */
+void virtq_kicks_off(struct virtq *q);
+/*
  * For a device thread that drains q with notifications off (§2.7.10): once the ring looks empty,
  * turns them back on, then looks again. Returns true when buffers arrived in between (notifications
  * are off again: drain on), false when the thread may wait for the next kick.

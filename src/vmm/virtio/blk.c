@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <time.h>
 
 #include "../bus.h"
+#include "../clock.h"
 #include "../disk/disk.h"
 #include "../sandbox.h"
 #include "../vm.h"
@@ -75,26 +75,28 @@ static int64_t serve_request(void *ctx, struct virtq_chain *chain)
 	return len;
 }
 
-static int64_t now_ns(void)
-{
-	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
-}
-
 /*
- * Serves what is there without signalling: chains served, or -1 (stopped, or failed). When it
- * served some, *gen is the generation of the queue they were served on.
+ * Serves what is there, signalling after each batch or not (the caller then signals): chains
+ * served, or -1 (stopped, or failed). When it served some, *gen is the generation of the queue
+ * they were served on.
  */
-static int serve_pass(struct virtio_blk *b, uint32_t *gen)
+static int serve_pass(struct virtio_blk *b, bool signal, uint32_t *gen)
 {
 	virtio_mmio_queues_begin(b->dev);
 	uint32_t g = b->dev->queues[0].gen; /* (blk's requests never let go of the queues) */
-	int n = virtio_mmio_serve_unsignalled(b->dev, 0, &b->chain, serve_request, b);
+	int n = signal ? virtio_mmio_serve(b->dev, 0, &b->chain, serve_request, b)
+		       : virtio_mmio_serve_unsignalled(b->dev, 0, &b->chain, serve_request, b);
 	virtio_mmio_queues_end(b->dev);
 	if (n > 0)
 		*gen = g;
 	return n;
+}
+
+static void kicks_off(struct virtio_blk *b)
+{
+	virtio_mmio_queues_begin(b->dev);
+	virtq_kicks_off(&b->dev->queues[0]);
+	virtio_mmio_queues_end(b->dev);
 }
 
 /*
@@ -105,7 +107,7 @@ static int serve_pass(struct virtio_blk *b, uint32_t *gen)
 static bool await_request(struct virtio_blk *b, int64_t window)
 {
 	struct virtq *q = &b->dev->queues[0];
-	int64_t start = now_ns(), t = start, spin = b->spin ? window / 2 : 0;
+	int64_t start = (int64_t)clock_ns(), t = start, spin = b->spin ? window / 2 : 0;
 	bool more;
 	for (;;) {
 		virtio_mmio_queues_begin(b->dev);
@@ -114,18 +116,18 @@ static bool await_request(struct virtio_blk *b, int64_t window)
 		if (more || t - start >= spin || worker_stopping(&b->worker))
 			break;
 		sched_yield();
-		t = now_ns();
+		t = (int64_t)clock_ns();
 	}
 	if (!more && !worker_stopping(&b->worker)) {
 		virtio_mmio_queues_begin(b->dev);
 		more = virtq_notify_on_if_empty(q);
 		virtio_mmio_queues_end(b->dev);
-		t = now_ns();
+		t = (int64_t)clock_ns();
 		if (!more && t - start < window)
 			more = worker_wait_ns(&b->worker, (long)(window - (t - start))) > 0;
 	}
 	if (more)
-		coalesce_caught(&b->coalesce, now_ns() - start);
+		coalesce_caught(&b->coalesce, (int64_t)clock_ns() - start);
 	return more;
 }
 
@@ -144,37 +146,27 @@ static void blk_main(struct worker *w, void *arg)
 	bool ok = true;
 	while (ok && worker_wait(w)) {
 		int64_t window = coalesce_window(c);
+		uint32_t gen = 0; /* the queue's generation the last chains were served on */
+		int n = serve_pass(b, !window, &gen);
+		ok = n >= 0;
 		if (!window) { /* served and signalled batch by batch, as every device is */
-			virtio_mmio_queues_begin(b->dev);
-			int n = virtio_mmio_serve(b->dev, 0, &b->chain, serve_request, b);
-			virtio_mmio_queues_end(b->dev);
-			ok = n >= 0;
 			if (n > 0)
 				coalesce_served(c, (unsigned int)n);
 			continue;
 		}
-		/* Held while the driver goes on adding requests, its kicks off (coalesce.h). */
-		uint32_t gen = 0; /* the queue's generation the last chains were served on */
-		int n = serve_pass(b, &gen);
-		ok = n >= 0;
 		if (n <= 0)
 			continue; /* nothing to signal; on a failure the device is failed */
-		int64_t start = now_ns();
-		unsigned int caught = 0, held = (unsigned int)n;
-		virtio_mmio_queues_begin(b->dev);
-		virtq_kicks_off(q);
-		virtio_mmio_queues_end(b->dev);
-		while (ok && held < COALESCE_CHAINS && now_ns() - start < 4 * window &&
-		       await_request(b, window)) {
-			int m = serve_pass(b, &gen); /* (ends with kicks on) */
+		/* Held while the driver goes on adding requests, its kicks off (coalesce.h). */
+		int64_t start = (int64_t)clock_ns();
+		unsigned int caught = 0;
+		kicks_off(b);
+		while (ok && (unsigned int)n + caught < COALESCE_CHAINS &&
+		       (int64_t)clock_ns() - start < 4 * window && await_request(b, window)) {
+			int m = serve_pass(b, false, &gen); /* (ends with kicks on) */
 			ok = m >= 0;
-			if (m > 0) {
+			if (m > 0)
 				caught += (unsigned int)m;
-				held += (unsigned int)m;
-			}
-			virtio_mmio_queues_begin(b->dev);
-			virtq_kicks_off(q);
-			virtio_mmio_queues_end(b->dev);
+			kicks_off(b);
 		}
 		/*
 		 * Signalled unless the driver reset the queue since the last chains were served
@@ -282,9 +274,8 @@ static int blk_create(struct vm *vm, const struct vm_disk *cfg, char *msg, size_
 	if (coalesce_init(&b->coalesce, hold)) {
 		free(b);
 		VM_FAIL(EC1_EINVAL,
-			"disk %s: EC1_BLK_HOLD \"%.40s\": not off, adaptive or a window of 1 to "
-			"200 "
-			"(microseconds)",
+			"disk %s: EC1_BLK_HOLD \"%.40s\": not off, adaptive or 1 to 200 "
+			"microseconds",
 			cfg->block_id, hold);
 	}
 	snprintf(b->path, sizeof(b->path), "%s", cfg->path);

@@ -385,6 +385,40 @@ static void coalesce_holds_only_while_requests_come(void)
 		coalesce_served(&c, 1);
 	}
 	CHECK(coalesce_window(&c) == COALESCE_PROBE_NS);
+	/*
+	 * Batches of several whose first hold catches nothing (a device thread kept off its
+	 * CPU): off after that one hold, and such batches not taken for 16, then 32, 64, 128
+	 * batches; a catch trusts them again at once.
+	 */
+	CHECK(coalesce_init(&c, NULL) == 0);
+	int holds_at[4];
+	n = 0;
+	for (int i = 1; i <= 200 && n < 4; i++) {
+		c.probe_in = 1000; /* (no probes in the way) */
+		int64_t w = coalesce_window(&c);
+		if (w) {
+			holds_at[n++] = i;
+			coalesce_signalled(&c, w, 0);
+		} else {
+			coalesce_served(&c, 2);
+		}
+	}
+	CHECK(n == 4 && holds_at[0] == 2 && holds_at[1] == 20 && holds_at[2] == 54 &&
+	      holds_at[3] == 120);
+	CHECK(c.trials_missed == 4 && c.evidence == 4);
+	for (int i = 0; i < 128; i++) { /* 128 batches after the fourth */
+		coalesce_served(&c, 2);
+		CHECK(!c.window_ns);
+	}
+	coalesce_served(&c, 2);
+	CHECK(coalesce_window(&c) == COALESCE_PROBE_NS);
+	coalesce_caught(&c, 10000);
+	coalesce_signalled(&c, COALESCE_PROBE_NS, 1);
+	for (int i = 0; i < 3; i++) /* confirmed: three misses to turn off */
+		coalesce_signalled(&c, coalesce_window(&c), 0);
+	CHECK(coalesce_window(&c) == 0);
+	coalesce_served(&c, 2);
+	CHECK(coalesce_window(&c) == 40000); /* trusted again at once */
 	/* The knob: off never holds, even after batches of many; a number is every batch's. */
 	CHECK(coalesce_init(&c, "off") == 0);
 	coalesce_served(&c, 8);

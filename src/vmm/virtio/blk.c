@@ -213,7 +213,7 @@ static void blk_print_stats(const struct virtio_mmio_dev *d)
 		"ec1 virtio-blk %s: %llu reads (%.1f MiB), %llu writes (%.1f MiB), %llu flushes, "
 		"%llu discards, %llu failed; %.1f ms in the image's reads, %.1f in its writes; "
 		"%llu batches, %llu requests more in held ones; holding on after %llu batches of "
-		"several and %llu of %llu probes\n",
+		"several (%llu of them not borne out) and %llu of %llu probes\n",
 		b->path, (unsigned long long)s->reads, s->read_bytes / 1048576.0,
 		(unsigned long long)s->writes, s->written_bytes / 1048576.0,
 		(unsigned long long)s->flushes, (unsigned long long)s->discards,
@@ -221,6 +221,7 @@ static void blk_print_stats(const struct virtio_mmio_dev *d)
 		(unsigned long long)b->coalesce.batches,
 		(unsigned long long)b->coalesce.held_chains,
 		(unsigned long long)b->coalesce.evidence,
+		(unsigned long long)b->coalesce.trials_missed,
 		(unsigned long long)b->coalesce.probes_caught,
 		(unsigned long long)b->coalesce.probes);
 }

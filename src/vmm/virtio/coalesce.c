@@ -7,8 +7,10 @@
 
 int coalesce_init(struct coalesce *c, const char *how)
 {
-	*c = (struct coalesce){
-		.probe_in = COALESCE_PROBE_FIRST, .backoff = COALESCE_PROBE_FIRST, .fixed_ns = -1};
+	*c = (struct coalesce){.probe_in = COALESCE_PROBE_FIRST,
+			       .backoff = COALESCE_PROBE_FIRST,
+			       .distrust = COALESCE_PROBE_FIRST,
+			       .fixed_ns = -1};
 	if (!how || !strcmp(how, "adaptive"))
 		return 0;
 	if (!strcmp(how, "off")) {
@@ -54,11 +56,19 @@ int64_t coalesce_window(struct coalesce *c)
 void coalesce_served(struct coalesce *c, unsigned int served)
 {
 	c->batches++;
-	if (served > 1 && c->fixed_ns < 0 && !c->window_ns) {
-		/* The driver added while the device served: holding on from the next batch. */
+	if (c->fixed_ns >= 0 || c->window_ns)
+		return;
+	if (c->trust_in) {
+		c->trust_in--;
+		return;
+	}
+	if (served > 1) {
+		/* The driver added while the device served: holding on from the next batch, on
+		 * trial until a hold catches a request. */
 		c->evidence++;
 		c->window_ns = c->catch_ns ? clamp_window(4 * c->catch_ns) : COALESCE_PROBE_NS;
 		c->misses = 0;
+		c->trial = true;
 	}
 }
 
@@ -74,6 +84,20 @@ void coalesce_signalled(struct coalesce *c, int64_t window, unsigned int caught)
 		c->window_ns = clamp_window(4 * c->catch_ns);
 		c->misses = 0;
 		c->backoff = COALESCE_PROBE_FIRST;
+		c->trial = false;
+		c->distrust = COALESCE_PROBE_FIRST;
+		return;
+	}
+	if (c->trial) {
+		/* On from a batch of several, and the first hold caught nothing: off, and batches
+		 * of several not taken for a while, longer each time. */
+		c->trials_missed++;
+		c->trust_in = c->distrust;
+		if (c->distrust < COALESCE_PROBE_LAST)
+			c->distrust *= 2;
+		c->trial = false;
+		c->window_ns = 0;
+		c->misses = 0;
 		return;
 	}
 	if (c->window_ns && ++c->misses < 3)

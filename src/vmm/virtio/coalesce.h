@@ -17,7 +17,11 @@
  * served); else now and then (at the 16th kick, then ever more rarely, up to every 1,024th) one
  * batch probes with 50 us. A probe or hold that catches a request keeps it on, with a window
  * four times the mean wait of its catches (so that a hold ends soon after the driver has
- * stopped adding); three holds in a row that catch none turn it off.
+ * stopped adding); three holds in a row that catch none turn it off. A batch of several that
+ * turned it on proves less than a catch (a device thread kept off its CPU finds several
+ * requests waiting without the driver adding during a hold): when the first hold after it
+ * catches none, it is off at once and batches of several are not taken for a while (16
+ * batches, doubling with each such miss up to 1,024, back to 16 at a catch).
  * Windows are 2 to 200 us. A hold ends at the first window without a request, after four windows
  * in all, or at 64 chains.
  * Decisions only: the caller waits and signals (virtio/blk.c).
@@ -25,6 +29,7 @@
 #ifndef EC1_VMM_VIRTIO_COALESCE_H
 #define EC1_VMM_VIRTIO_COALESCE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define COALESCE_PROBE_NS    50000ll  /* a probe's window */
@@ -41,8 +46,11 @@ struct coalesce {
 	unsigned int probe_in; /* batches until the next probe while off */
 	unsigned int backoff;  /* the probes' interval */
 	unsigned int misses;   /* holds in a row that caught nothing */
+	bool trial;	       /* on from a batch of several, no catch since */
+	unsigned int trust_in; /* unheld batches before a batch of several turns it on again */
+	unsigned int distrust; /* what trust_in is set to at the next trial that misses */
 	/* counted for --timing */
-	uint64_t batches, held_chains, probes, probes_caught, evidence;
+	uint64_t batches, held_chains, probes, probes_caught, evidence, trials_missed;
 };
 
 /*

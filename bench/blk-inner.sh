@@ -35,7 +35,8 @@ qemu_run() { # FORMAT
 	# virtio-mmio device gets no interrupts in our guest (seen 2026-12-02: with a console device
 	# beside the disk, whichever of the two is second never completes a request).
 	mkdir -p $T/qinit
-	printf '%s\n' '#!/bin/sh' 'mount -t proc proc /proc; mount -t sysfs sys /sys' \
+	printf '%s\n' '#!/bin/sh' 'mkdir -p /proc /sys /dev' \
+		'mount -t proc proc /proc; mount -t sysfs sys /sys' \
 		'mount -t devtmpfs dev /dev 2>/dev/null' \
 		"/bin/blkbench /dev/vda $mib $reads $jobs" 'echo qemu-bench-done' 'reboot -f' >$T/qinit/init
 	chmod +x $T/qinit/init

@@ -3,7 +3,7 @@
 # guest. DIR holds ec1, netbench, passt, vmlinux, rootfs.cpio. Each leg runs netbench --client in
 # a guest (the host's own figure: on the host) against netbench --serve on the loopback of the
 # network namespace it runs in, reached through the network's gateway address. LEGS: which
-# (default all: ec1_nat qemu_user ec1_passt ec1_tap qemu_tap).
+# (default all: ec1_nat qemu_user ec1_passt qemu_passt ec1_tap qemu_tap).
 dir=$1 mib=$2 trips=$3 rounds=${4:-2}
 export LD_LIBRARY_PATH=$dir EC1_KERNEL=$dir/vmlinux
 T=$(mktemp -d)
@@ -27,40 +27,48 @@ ec1_nat() {
 		-- $(echo "$client" | sed s/GW/10.0.2.2/)
 }
 # passt needs a host interface with a default route: a network namespace with a veth (192.0.2.2,
-# gateway 192.0.2.1, which passt maps to the namespace's loopback).
-ec1_passt() {
+# gateway 192.0.2.1, which passt maps to the namespace's loopback). passt_ns CMD...: CMD there,
+# with a server on the namespace's 127.0.0.1:5201.
+passt_ns() {
 	cat >$T/passt.sh <<EOS
 ip link set lo up && ip link add ec1v0 type veth && ip addr add 192.0.2.2/24 dev ec1v0 &&
 for i in \$(ip link | sed -n 's/^[0-9]*: \\([^:@]*\\).*/\\1/p'); do ip link set \$i up; done &&
 ip route add default via 192.0.2.1 || { echo "bench: no namespace for passt" >&2; exit 1; }
 "$dir/netbench" --serve 127.0.0.1 5201 & sp=\$!
-PATH=$dir:\$PATH timeout -s KILL 900 "$dir/ec1" run --timeout 800 --mem 512 -i $T/root.cpio \
-	--net passt -- $(echo "$client" | sed s/GW/192.0.2.1/); rc=\$?
+$*; rc=\$?
 kill \$sp
 exit \$rc
 EOS
 	unshare -n sh $T/passt.sh
 }
+ec1_passt() {
+	passt_ns PATH=$dir:\$PATH timeout -s KILL 900 "$dir/ec1" run --timeout 800 --mem 512 \
+		-i $T/root.cpio --net passt -- $(echo "$client" | sed s/GW/192.0.2.1/)
+}
 # QEMU's guest: the same kernel and root, a shell /init that sets eth0 up as 10.0.2.15 and runs
 # the client on the serial console; the network device is its only virtio device (see
 # bench/blk-inner.sh: microvm's second virtio-mmio device gets no interrupts in our guest).
-# qemu_script NETDEV: $T/qemu.sh runs it with -netdev NETDEV.
+# qemu_script NETDEV [ADDR GW]: $T/qemu.sh runs it with -netdev NETDEV, the guest's eth0 ADDR/24
+# (default 10.0.2.15) behind GW (default 10.0.2.2).
 qemu_script() {
-	if [ ! -f $T/qemu-initrd.cpio ]; then
+	addr=${2:-10.0.2.15} gw=${3:-10.0.2.2}
+	initrd=$T/qemu-initrd-$gw.cpio
+	if [ ! -f $initrd ]; then
 		mkdir -p $T/qinit
-		printf '%s\n' '#!/bin/sh' 'mount -t proc proc /proc; mount -t sysfs sys /sys' \
-			'ip link set lo up; ip addr add 10.0.2.15/24 dev eth0; ip link set eth0 up' \
-			'ip route add default via 10.0.2.2' "$(echo "$client" | sed s/GW/10.0.2.2/)" \
+		printf '%s\n' '#!/bin/sh' 'mkdir -p /proc /sys /dev' \
+			'mount -t proc proc /proc; mount -t sysfs sys /sys' \
+			"ip link set lo up; ip addr add $addr/24 dev eth0; ip link set eth0 up" \
+			"ip route add default via $gw" "$(echo "$client" | sed s/GW/$gw/)" \
 			'echo qemu-bench-done' 'reboot -f' >$T/qinit/init
 		chmod +x $T/qinit/init
 		(cd $T/qinit && echo init | cpio -o -H newc 2>/dev/null) >$T/qinit.cpio
-		cat $T/root.cpio $T/qinit.cpio >$T/qemu-initrd.cpio
+		cat $T/root.cpio $T/qinit.cpio >$initrd
 	fi
 	cat >$T/qemu.sh <<EOS
 exec timeout -s KILL 900 qemu-system-x86_64 -M microvm,x-option-roms=off,rtc=off,acpi=off \
 	-accel kvm -cpu host,-arch-capabilities -m 512 -smp 1 -nodefaults -no-user-config \
 	-display none -no-reboot -L /usr/share/qemu -serial file:$T/qemu-console \
-	-kernel "$dir/vmlinux" -initrd $T/qemu-initrd.cpio \
+	-kernel "$dir/vmlinux" -initrd $initrd \
 	-append "console=ttyS0 quiet reboot=t panic=-1 rdinit=/init tsc=reliable no_timer_check" \
 	-netdev $1 -device virtio-net-device,netdev=n0
 EOS
@@ -75,6 +83,22 @@ qemu_figures() {
 qemu_user() {
 	qemu_script user,id=n0
 	serve sh $T/qemu.sh >$T/qemu-err 2>&1 || say "qemu failed: $(head -c 600 $T/qemu-err)"
+	qemu_figures
+}
+# QEMU on passt, as passt's own documentation runs them (passt on a UNIX socket, -netdev stream):
+# the same passt as ec1's leg, in the same kind of namespace; the guest takes the namespace's
+# address as passt expects (static here, as for QEMU's other legs).
+qemu_passt() {
+	qemu_script socket,id=n0,fd=5 192.0.2.2 192.0.2.1
+	cat >$T/qpasst.sh <<EOS
+rm -f /tmp/passt_1.socket
+"$dir/passt" -f -q -1 --runas 65534:65534 -s /tmp/passt_1.socket & pp=\$!
+i=0; while [ ! -S /tmp/passt_1.socket ] && [ \$i -lt 100 ]; do sleep 0.1; i=\$((i + 1)); done
+"$dir/qrap" 5 sh $T/qemu.sh; rc=\$?
+kill \$pp 2>/dev/null
+exit \$rc
+EOS
+	passt_ns sh $T/qpasst.sh >$T/qemu-err 2>&1 || say "qemu failed: $(head -c 600 $T/qemu-err)"
 	qemu_figures
 }
 # A TAP in a network namespace of its own (10.0.2.2/24 on the host's side, where the server
@@ -103,7 +127,7 @@ qemu_tap() {
 host() { serve "$dir/netbench" --client 127.0.0.1 5201 "$mib" "$trips"; }
 
 get() { awk -v k="$1" '$1 == k {print $2}' "$2"; }
-legs=${LEGS:-ec1_nat qemu_user ec1_passt ec1_tap qemu_tap}
+legs=${LEGS:-ec1_nat qemu_user ec1_passt qemu_passt ec1_tap qemu_tap}
 for r in $(seq 1 "$rounds"); do
 	# The order turns about each round, so that no leg always runs first on a cold rig.
 	if [ $((r % 2)) = 1 ]; then order=$legs; else order=$(echo $legs | awk '{for (i = NF; i; i--) printf "%s ", $i}'); fi

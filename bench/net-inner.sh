@@ -85,16 +85,18 @@ qemu_user() {
 	serve sh $T/qemu.sh >$T/qemu-err 2>&1 || say "qemu failed: $(head -c 600 $T/qemu-err)"
 	qemu_figures
 }
-# QEMU on passt, as passt's own documentation runs them (passt on a UNIX socket, -netdev stream):
-# the same passt as ec1's leg, in the same kind of namespace; the guest takes the namespace's
-# address as passt expects (static here, as for QEMU's other legs).
+# QEMU on the same passt as ec1's leg, in the same kind of namespace, as passt documents it for
+# QEMU 7.2 and later: passt on a UNIX socket of its own, -netdev stream connecting to it. The
+# guest takes the namespace's address, as passt expects (static, as for QEMU's other legs).
 qemu_passt() {
-	qemu_script socket,id=n0,fd=5 192.0.2.2 192.0.2.1
+	# (passt, no longer root when it serves, must reach its socket: $T is mktemp -d's 0700;
+	# without this passt exits and QEMU's guest sees no carrier)
+	mkdir -p $T/ps && chmod 755 $T && chmod 777 $T/ps && rm -f $T/ps/sock
+	qemu_script stream,id=n0,server=off,addr.type=unix,addr.path=$T/ps/sock 192.0.2.2 192.0.2.1
 	cat >$T/qpasst.sh <<EOS
-rm -f /tmp/passt_1.socket
-"$dir/passt" -f -q -1 --runas 65534:65534 -s /tmp/passt_1.socket & pp=\$!
-i=0; while [ ! -S /tmp/passt_1.socket ] && [ \$i -lt 100 ]; do sleep 0.1; i=\$((i + 1)); done
-"$dir/qrap" 5 sh $T/qemu.sh; rc=\$?
+"$dir/passt" -f -q -1 --runas 65534:65534 -s $T/ps/sock & pp=\$!
+i=0; while [ ! -S $T/ps/sock ] && [ \$i -lt 100 ]; do sleep 0.1; i=\$((i + 1)); done
+sh $T/qemu.sh; rc=\$?
 kill \$pp 2>/dev/null
 exit \$rc
 EOS

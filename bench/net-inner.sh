@@ -89,9 +89,11 @@ qemu_user() {
 # QEMU 7.2 and later: passt on a UNIX socket of its own, -netdev stream connecting to it. The
 # guest takes the namespace's address, as passt expects (static, as for QEMU's other legs).
 qemu_passt() {
-	# (passt, no longer root when it serves, must reach its socket: $T is mktemp -d's 0700;
-	# without this passt exits and QEMU's guest sees no carrier)
-	mkdir -p $T/ps && chmod 755 $T && chmod 777 $T/ps && rm -f $T/ps/sock
+	# passt makes its socket as the user it runs as (--runas), so that user must reach and write
+	# the socket's directory ($T is mktemp -d's 0700); without it passt exits and QEMU's guest
+	# sees no carrier. QEMU, root, connects regardless.
+	mkdir -p $T/ps && rm -f $T/ps/sock && chown 65534:65534 $T/ps && chmod 700 $T/ps &&
+		chmod 711 $T
 	qemu_script stream,id=n0,server=off,addr.type=unix,addr.path=$T/ps/sock 192.0.2.2 192.0.2.1
 	cat >$T/qpasst.sh <<EOS
 "$dir/passt" -f -q -1 --runas 65534:65534 -s $T/ps/sock & pp=\$!

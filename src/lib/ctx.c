@@ -896,12 +896,18 @@ static int check_port_map(struct ec1_ctx *ctx, const char *field, const char *co
 	return EC1_OK;
 }
 
-/* A guest MAC (or NULL: generated) must be unicast. */
+/*
+ * A guest MAC (or NULL: generated) must be unicast and not all zeroes (the guest's driver takes
+ * neither: Linux's virtio-net makes up a random address instead, and the one fixed is lost).
+ */
 static int check_mac(struct ec1_ctx *ctx, const uint8_t *mac)
 {
 	if (mac && (mac[0] & 1))
 		return ec1_fail(ctx, EC1_EINVAL,
 				"network.mac: multicast address (low bit of the first byte set)");
+	if (mac && !(mac[0] | mac[1] | mac[2] | mac[3] | mac[4] | mac[5]))
+		return ec1_fail(ctx, EC1_EINVAL,
+				"network.mac: 00:00:00:00:00:00 is no station's address");
 	return EC1_OK;
 }
 

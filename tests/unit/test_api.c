@@ -269,6 +269,28 @@ static void publish_specs_checked(void)
 	}
 }
 
+/* A fixed MAC is unicast and not all zeroes, on every way to set a network. */
+static void mac_checked(void)
+{
+	static const uint8_t ok[6] = {0x02, 0, 0, 0, 0, 1}, multi[6] = {0x03, 0, 0, 0, 0, 1},
+			     zero[6] = {0};
+	const uint8_t *const macs[] = {ok, multi, zero};
+	static const char *const why[] = {NULL, "multicast address", "00:00:00:00:00:00 is no"};
+	for (size_t i = 0; i < 3; i++) {
+		struct ec1_ctx *ctx = new_builtin();
+		struct ec1_nat_config c = {.mac = macs[i]};
+		int err = ec1_ctx_set_network_nat(ctx, &c);
+		if (!why[i]) {
+			CHECK(err == EC1_OK);
+		} else {
+			CHECK(err == EC1_EINVAL);
+			CHECK_STR_CONTAINS(ec1_ctx_message(ctx), "network.mac: ");
+			CHECK_STR_CONTAINS(ec1_ctx_message(ctx), why[i]);
+		}
+		ec1_ctx_free(ctx);
+	}
+}
+
 static void vsock_config_checked(void)
 {
 	struct ec1_ctx *ctx = new_builtin();
@@ -458,6 +480,7 @@ int main(void)
 	TEST(stub_backend_is_not_available);
 	TEST(vm_config_checks_ranges);
 	TEST(publish_specs_checked);
+	TEST(mac_checked);
 	TEST(kernel_path_checked_when_set);
 	TEST(process_config_checks_fields);
 	TEST(run_requires_process);

@@ -5,6 +5,10 @@
  * and write-zeroes mirrored on a raw shadow; every read must agree with the shadow, and
  * afterwards qemu-img check must find no error (nor leak) and qemu-img compare the two identical.
  * Then damaged headers and tables: clear errors, no crash. Skipped without qemu-img.
+ *
+ * A soak: EC1_QCOW2_SEED=N starts the random sequence elsewhere (not 0), EC1_QCOW2_SOAK=K makes
+ * each sequence K times as long; e.g. for s in $(seq 1 100); do EC1_QCOW2_SEED=$s
+ * EC1_QCOW2_SOAK=4 build/tests/unit/test_qcow2 | grep -v PASS; done
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,6 +26,7 @@
 static char dir[] = "/tmp/ec1-test-qcow2-XXXXXX";
 static unsigned char *shadow, *buf;
 static uint64_t rng = 88172645463325252ull;
+static unsigned int soak = 1; /* EC1_QCOW2_SOAK */
 
 static uint64_t next(void)
 {
@@ -61,6 +66,7 @@ static void fill(unsigned char *p, size_t n)
 /* n random operations, in sectors, biased to cluster edges; each read checked. */
 static void exercise(struct disk *d, unsigned int n, uint64_t cluster)
 {
+	n *= soak;
 	for (unsigned int i = 0; i < n && !check_failed; i++) {
 		uint64_t max = 4 * cluster < (1 << 20) ? 4 * cluster : (1 << 20);
 		uint64_t len = (1 + next() % (max / 512)) * 512;
@@ -450,6 +456,13 @@ int main(void)
 		perror("mkdtemp");
 		return 1;
 	}
+	const char *seed = getenv("EC1_QCOW2_SEED"), *k = getenv("EC1_QCOW2_SOAK");
+	if (seed && strtoull(seed, NULL, 0)) {
+		rng = strtoull(seed, NULL, 0);
+		printf("qcow2: seed %s\n", seed);
+	}
+	if (k && atoi(k) > 0)
+		soak = (unsigned int)atoi(k);
 	shadow = malloc(SIZE);
 	buf = malloc(4 << 20);
 	TEST(v2_4k);

@@ -617,6 +617,28 @@ t_blk_qcow2_root_disk_over_backing_file() {
 		"$(echo $got)|$again|$(sha256sum <$T/base.img)|$rc $(grep -c 'backing file' $T/err)"
 	rm -f $T/base.img $T/top.qcow2
 }
+t_blk_net_devices_work_again_after_the_driver_is_rebound() {
+	# The guest's own drivers let go of the disk and of eth0 (unbind: the device is reset) and
+	# take them again (bind: a second set-up of features and queues on the same device): the
+	# disk reads the same, the network fetches a page again.
+	head -c 8388608 /dev/urandom >$T/rb.img
+	mkdir -p $T/www && echo "hello again" >$T/www/rb.html
+	httpd -f -p 127.0.0.1:18098 -h $T/www & hp=$!
+	got=$(run --disk $T/rb.img -- /bin/sh -c 'd=/sys/bus/virtio/drivers
+		b=$(basename $(readlink -f /sys/block/vda/device)); n=$(basename $(readlink -f /sys/class/net/eth0/device))
+		sha256sum </dev/vda | cut -c1-64
+		echo $b >$d/virtio_blk/unbind; [ -e /dev/vda ] && echo still there
+		echo $b >$d/virtio_blk/bind; sha256sum </dev/vda | cut -c1-64
+		echo $n >$d/virtio_net/unbind; ip link show eth0 2>/dev/null && echo still there
+		echo $n >$d/virtio_net/bind && ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 &&
+		ip route add default via 10.0.2.2 && wget -q -O - http://10.0.2.2:18098/rb.html' 2>$T/err)
+	rc=$?
+	kill $hp; wait $hp 2>/dev/null
+	[ $rc = 0 ] || head -c 2000 $T/err
+	want=$(sha256sum <$T/rb.img | cut -c1-64)
+	check $name "0|$want $want hello again" "$rc|$(echo $got)"
+	rm -f $T/rb.img
+}
 t_blk_bad_disks_exit_125_naming_them() {
 	out=""
 	run --disk /no/such.img -- /bin/true 2>$T/e1; out="$out $?"

@@ -1091,6 +1091,21 @@ t_vsock_unmapped_port_refused_and_many_at_once() {
 	check $name "0|vsocktool: connect: Connection reset by peer vsocktool: 100 of 100 answered " \
 		"$rc|$(tr '\n' ' ' <$T/out)"
 }
+t_vsock_works_again_after_the_driver_is_rebound() {
+	# The guest's vsock driver lets go of the device (unbind: reset) with a connection open and
+	# takes it again (bind): a new connection is echoed.
+	vsock_tools
+	"$dir/vsocktool" unix-echo $T/echo.sock >/dev/null & ep=$!
+	run --vsock 5000:$T/echo.sock -V $T/vt:/mnt/vt:ro -- /bin/sh -c '
+		d=/sys/bus/virtio/drivers/vmw_vsock_virtio_transport
+		v=$(basename $(readlink -f $d/virtio*)); sleep 30 | /mnt/vt/vsocktool connect 5000 >/dev/null 2>&1 &
+		sleep 1; echo $v >$d/unbind; echo $v >$d/bind
+		echo "echoed after a rebind" | /mnt/vt/vsocktool connect 5000' >$T/out 2>$T/err
+	rc=$?
+	kill $ep; wait $ep 2>/dev/null
+	[ $rc = 0 ] || head -c 2000 $T/err
+	check $name "0|echoed after a rebind" "$rc|$(cat $T/out)"
+}
 t_vsock_guest_exit_closes_host_connections() {
 	# The guest ends with three connections open: the host server sees each of them end.
 	vsock_tools

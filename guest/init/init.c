@@ -516,6 +516,15 @@ static void forward(int sig)
 		kill(-child_pid, sig);
 }
 
+/* The end of the run, in order: SIGTERM to the process, and to what exec started. */
+static void go_down(void)
+{
+	stopping = true;
+	forward(SIGTERM);
+	if (agent_pid > 0)
+		kill(agent_pid, SIGTERM); /* it ends what exec started */
+}
+
 /*
  * The exec agent on its vsock port: listening before init says "ready", so that the VMM's first
  * exec finds it. A failure is the VM's: without an agent it cannot do what it was started for.
@@ -677,13 +686,20 @@ int main(int argc, char **argv)
 serve:;
 	struct sigaction sa = {.sa_handler = forward};
 	sigemptyset(&sa.sa_mask);
-	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
-	/* Children's exits arrive on a signalfd, so one poll also hears the VMM's requests. */
+	/*
+	 * Children's exits arrive on a signalfd, so one poll also hears the VMM's requests; so do
+	 * the requests to go down made inside the guest, which busybox's reboot, halt and poweroff
+	 * send init (SIGTERM, SIGUSR1, SIGUSR2; `kill 1` too): each ends the run as the VMM's
+	 * "term" does (SIGTERM to the process, and to what exec started).
+	 */
 	sigset_t chld;
 	sigemptyset(&chld);
 	sigaddset(&chld, SIGCHLD);
+	sigaddset(&chld, SIGTERM);
+	sigaddset(&chld, SIGUSR1);
+	sigaddset(&chld, SIGUSR2);
 	sigprocmask(SIG_BLOCK, &chld, NULL);
 	int sfd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
 	char line[64];
@@ -726,7 +742,8 @@ serve:;
 		if (pfd[0].revents & POLLIN) {
 			struct signalfd_siginfo si;
 			while (read(sfd, &si, sizeof(si)) == sizeof(si))
-				;
+				if (si.ssi_signo != SIGCHLD)
+					go_down();
 		}
 		if (!(pfd[1].revents & POLLIN))
 			continue;
@@ -740,10 +757,7 @@ serve:;
 			line[line_len] = 0;
 			line_len = 0;
 			if (strcmp(line, EC1_CTL_TERM) == 0) {
-				stopping = true;
-				forward(SIGTERM);
-				if (agent_pid > 0)
-					kill(agent_pid, SIGTERM); /* it ends what exec started */
+				go_down();
 			} else if (strcmp(line, EC1_CTL_KILL) == 0) {
 				stopping = true;
 				forward(SIGKILL);

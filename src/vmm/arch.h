@@ -37,5 +37,11 @@ int arch_vcpu_init(struct vm *vm, struct vcpu *vcpu);
 void arch_pio(struct vm *vm, uint16_t port, bool is_write, uint8_t *data, uint32_t size);
 /* True when /dev/kvm is PVM (the kvm_pvm module), where an ordinary kernel cannot run. */
 bool arch_kvm_is_pvm(void);
+/*
+ * In vCPU v's own thread, out of KVM_RUN: whether the vCPU stopped for good — halted with
+ * interrupts off, as a kernel leaves each CPU when it halts or powers off where nothing can
+ * power the machine off. Only an NMI or a reset could wake it.
+ */
+bool arch_vcpu_halted_for_good(struct vcpu *v);
 
 #endif

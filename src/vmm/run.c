@@ -40,6 +40,16 @@ static void handle_mmio(struct vm *vm, struct kvm_run *run)
 		memset(run->mmio.data, 0xff, sizeof(run->mmio.data));
 }
 
+/* Out of KVM_RUN by a kick: answers the latest halt probe if this vCPU has not yet. */
+static void answer_halt_probe(struct vm *vm, struct vcpu *v)
+{
+	uint32_t probe = __atomic_load_n(&vm->halt_probe, __ATOMIC_ACQUIRE);
+	if (!probe || __atomic_load_n(&v->probe_answer, __ATOMIC_RELAXED) >> 1 == probe)
+		return;
+	uint32_t answer = probe << 1 | (arch_vcpu_halted_for_good(v) ? 1u : 0u);
+	__atomic_store_n(&v->probe_answer, answer, __ATOMIC_RELEASE);
+}
+
 static void *vcpu_main(void *arg)
 {
 	struct vcpu *v = arg;
@@ -61,6 +71,7 @@ static void *vcpu_main(void *arg)
 		if (ran < 0) {
 			if (errno == EINTR || errno == EAGAIN) {
 				__atomic_store_n(&run->immediate_exit, 0, __ATOMIC_SEQ_CST);
+				answer_halt_probe(vm, v);
 				continue;
 			}
 			vm_stop(vm, EC1_EKVM, "KVM_RUN on vCPU %u: %s", v->index, strerror(errno));
@@ -291,6 +302,36 @@ static void teardown(struct vm *vm)
 }
 
 /*
+ * How long after the guest kernel's halt line the vCPUs are probed (a kernel stops its other
+ * CPUs first, waiting up to a second for them), and how often.
+ */
+#define HALT_PROBE_FOR_NS   (10ull * 1000000000)
+#define HALT_PROBE_EVERY_MS 50
+
+/*
+ * A round of the halt probe (see vm->halt_line_ns): true when every vCPU answered the last
+ * probe that it stopped for good; otherwise a new probe goes out when the last is
+ * HALT_PROBE_EVERY_MS old (*last_ns: when it was sent).
+ */
+static bool halt_probe_round(struct vm *vm, uint64_t *last_ns)
+{
+	uint32_t probe = __atomic_load_n(&vm->halt_probe, __ATOMIC_RELAXED);
+	unsigned int halted = 0;
+	for (unsigned int i = 0; probe && i < vm->nr_vcpus; i++)
+		halted += __atomic_load_n(&vm->vcpus[i].probe_answer, __ATOMIC_ACQUIRE) ==
+			  (probe << 1 | 1u);
+	if (probe && halted == vm->nr_vcpus)
+		return true;
+	uint64_t now = clock_ns();
+	if (!probe || now - *last_ns >= (uint64_t)HALT_PROBE_EVERY_MS * 1000000) {
+		__atomic_store_n(&vm->halt_probe, probe + 1, __ATOMIC_RELEASE);
+		*last_ns = now;
+		vm_kick_vcpus(vm);
+	}
+	return false;
+}
+
+/*
  * Waits until the VM stops, the timeout passes, or the caller asks for an orderly shutdown
  * through cfg->shutdown_fd: the first request has init send SIGTERM to the process (and to
  * everything exec started), the second SIGKILL, and a third stops the VM at once, its status
@@ -300,7 +341,7 @@ static void wait_for_stop(struct vm *vm)
 {
 	uint64_t deadline =
 		vm->cfg->timeout_ms ? vm->timing.start + vm->cfg->timeout_ms * 1000000ull : 0;
-	uint64_t requests = 0, delivered = 0;
+	uint64_t requests = 0, delivered = 0, probe_ns = 0;
 
 	for (;;) {
 		struct pollfd p[3] = {{.fd = vm->stop_fd, .events = POLLIN},
@@ -319,6 +360,18 @@ static void wait_for_stop(struct vm *vm)
 		}
 		if (delivered < requests && delivered < 2 && (wait_ms < 0 || wait_ms > 50))
 			wait_ms = 50; /* init not listening yet: try again shortly */
+		uint64_t halt_line = __atomic_load_n(&vm->halt_line_ns, __ATOMIC_ACQUIRE);
+		if (halt_line && clock_ns() - halt_line < HALT_PROBE_FOR_NS) {
+			if (halt_probe_round(vm, &probe_ns)) {
+				vm_stop(vm, EC1_EGUEST,
+					"the guest halted: its kernel stopped every CPU (halt, or "
+					"poweroff, which a machine without ACPI turns into a halt) "
+					"without init reporting an exit status");
+				return;
+			}
+			if (wait_ms < 0 || wait_ms > HALT_PROBE_EVERY_MS / 5)
+				wait_ms = HALT_PROBE_EVERY_MS / 5;
+		}
 		int n = poll(p, vm->cfg->shutdown_fd >= 0 ? 3 : 2, wait_ms);
 		if (n < 0 && errno != EINTR)
 			return;

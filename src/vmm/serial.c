@@ -22,43 +22,69 @@ void serial_free(struct serial *s)
 	pthread_mutex_destroy(&s->lock);
 }
 
-/* Keeps c in the tail; returns the length of a line to echo, copied into echo. */
-static size_t serial_keep(struct serial *s, char c, char *echo)
+bool serial_halt_line(const char *line, size_t len)
+{
+	static const char *const last[] = {"reboot: System halted", "reboot: Power down"};
+	/* printk's time stamp, "[    1.234567] ", when the kernel has one. */
+	if (len && line[0] == '[') {
+		const char *end = memchr(line, ']', len);
+		if (!end || (size_t)(end - line) + 2 > len || end[1] != ' ')
+			return false;
+		len -= (size_t)(end + 2 - line);
+		line = end + 2;
+	}
+	for (size_t i = 0; i < sizeof(last) / sizeof(last[0]); i++)
+		if (len == strlen(last[i]) && memcmp(line, last[i], len) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Keeps c in the tail and in the line; returns the length of a line to echo, copied into echo,
+ * and sets *halt when c ended the kernel's halt line.
+ */
+static size_t serial_keep(struct serial *s, char c, char *echo, bool *halt)
 {
 	if (s->tail_len == sizeof(s->tail)) {
 		memmove(s->tail, s->tail + sizeof(s->tail) / 2, sizeof(s->tail) / 2);
 		s->tail_len = sizeof(s->tail) / 2;
 	}
 	s->tail[s->tail_len++] = c;
-	if (s->echo_fd < 0)
-		return 0;
 	s->line[s->line_len++] = c;
 	if (c != '\n' && s->line_len < sizeof(s->line))
 		return 0;
 	size_t n = s->line_len;
-	memcpy(echo, s->line, n);
+	bool cut = s->line_cut;
+	s->line_cut = c != '\n'; /* a full buffer: what follows is the same line's rest */
 	s->line_len = 0;
+	if (c == '\n' && !cut)
+		*halt = serial_halt_line(s->line, n - 1);
+	if (s->echo_fd < 0)
+		return 0;
+	memcpy(echo, s->line, n);
 	return n;
 }
 
 static size_t serial_access(struct serial *s, unsigned int reg, bool is_write, uint8_t *data,
-			    char *echo);
+			    char *echo, bool *halt);
 
-void serial_io(struct serial *s, uint16_t port, bool is_write, uint8_t *data)
+bool serial_io(struct serial *s, uint16_t port, bool is_write, uint8_t *data)
 {
 	char echo[SERIAL_LINE];
+	bool halt = false;
 	pthread_mutex_lock(&s->lock);
-	size_t n = serial_access(s, port - SERIAL_BASE, is_write, data, echo);
+	size_t n = serial_access(s, port - SERIAL_BASE, is_write, data, echo, &halt);
 	int fd = s->echo_fd;
 	pthread_mutex_unlock(&s->lock);
 	if (n) {
 		ssize_t w = write(fd, echo, n);
 		(void)w; /* console echo is best effort */
 	}
+	return halt;
 }
 
 static size_t serial_access(struct serial *s, unsigned int reg, bool is_write, uint8_t *data,
-			    char *echo)
+			    char *echo, bool *halt)
 {
 	bool dlab = s->lcr & LCR_DLAB;
 	size_t n = 0;
@@ -69,7 +95,7 @@ static size_t serial_access(struct serial *s, unsigned int reg, bool is_write, u
 			if (dlab)
 				s->dll = *data;
 			else if (*data != '\r')
-				n = serial_keep(s, (char)*data, echo);
+				n = serial_keep(s, (char)*data, echo, halt);
 			break;
 		case IER:
 			if (dlab)

@@ -83,7 +83,7 @@ void vm_interrupt_thread(pthread_t thread)
 	pthread_kill(thread, KICK_SIGNAL);
 }
 
-static void kick_vcpus(struct vm *vm)
+void vm_kick_vcpus(struct vm *vm)
 {
 	for (unsigned int i = 0; i < vm->nr_vcpus; i++) {
 		struct vcpu *v = &vm->vcpus[i];
@@ -123,7 +123,15 @@ void vm_stop(struct vm *vm, int code, const char *fmt, ...)
 			if (vm->devs[i]->ops->stop)
 				vm->devs[i]->ops->stop(vm->devs[i]);
 	}
-	kick_vcpus(vm);
+	vm_kick_vcpus(vm);
+}
+
+void vm_guest_halting(struct vm *vm)
+{
+	__atomic_store_n(&vm->halt_line_ns, clock_ns(), __ATOMIC_RELEASE);
+	uint64_t one = 1; /* wakes wait_for_stop, which probes the vCPUs */
+	if (write(vm->call_fd, &one, sizeof(one)) < 0)
+		return; /* (an eventfd's counter cannot overflow from here) */
 }
 
 void vm_report_status(struct vm *vm, int status)

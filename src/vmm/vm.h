@@ -135,6 +135,9 @@ struct vcpu {
 	struct kvm_run *run;
 	pthread_t thread;
 	bool started;
+	/* Its answer to the latest halt probe (vm->halt_probe): the probe's number << 1, and
+	 * whether it stopped for good (arch_vcpu_halted_for_good) in bit 0. */
+	uint32_t probe_answer;
 };
 
 /* How the VM talks to the guest's init (the console's control port registers itself). */
@@ -180,6 +183,14 @@ struct vm {
 	char cmdline[4096];
 	struct arch_vm *arch; /* interrupt controller state (arch_vm_init) */
 
+	/*
+	 * When the guest kernel's console last said it halts for good (serial_halt_line; 0:
+	 * never). For a while after it, the thread in vm_run asks every vCPU whether it stopped
+	 * with interrupts off (halt_probe: the probe's number, answered in vcpu->probe_answer)
+	 * and ends the run once all have: nothing else would, the kernel has no way to say it.
+	 */
+	uint64_t halt_line_ns;
+	uint32_t halt_probe;
 	int stop_fd; /* eventfd: written once when the VM stops */
 	int call_fd; /* eventfd: a job waits for the thread in vm_run (vm_run_on_caller) */
 	pthread_cond_t call_done;
@@ -221,6 +232,10 @@ bool vm_run_on_caller(struct vm *vm, void (*fn)(void *arg), void *arg);
 void vm_run_calls(struct vm *vm);
 /* The guest's init reported the process's exit status. */
 void vm_report_status(struct vm *vm, int status);
+/* The guest kernel's console wrote its halt line (from the vCPU thread that wrote it). */
+void vm_guest_halting(struct vm *vm);
+/* Brings every vCPU thread out of KVM_RUN once (it goes back in unless the VM is stopping). */
+void vm_kick_vcpus(struct vm *vm);
 /* Guest memory pointer or NULL; see guest_mem_ptr. */
 static inline void *vm_ptr(struct vm *vm, uint64_t gpa, uint64_t len)
 {

@@ -4,8 +4,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "ec1/ec1.h"
+#include "../../src/vmm/serial.h"
 #include "check.h"
+#include "ec1/ec1.h"
 
 static struct ec1_ctx *new_builtin(void)
 {
@@ -269,6 +270,35 @@ static void publish_specs_checked(void)
 	}
 }
 
+/* The kernel's halt line on its console (serial.c): only that line, after a time stamp at most. */
+static void serial_halt_line_is_the_kernels_last(void)
+{
+	static const struct {
+		const char *line;
+		bool halt;
+	} cases[] = {
+		{"reboot: System halted", true},
+		{"reboot: Power down", true},
+		{"[    1.234567] reboot: System halted", true},
+		{"[1.0] reboot: Power down", true},
+		{"reboot: Restarting system", false},
+		{"reboot: System halted ", false},
+		{" reboot: System halted", false},
+		{"[1.0]reboot: System halted", false},
+		{"[1.0 reboot: System halted", false},
+		{"x[1.0] reboot: System halted", false},
+		{"reboot: System halte", false},
+		{"", false},
+		{"[", false},
+		{"[]", false},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		if (serial_halt_line(cases[i].line, strlen(cases[i].line)) != cases[i].halt) {
+			printf("    \"%s\": %d\n", cases[i].line, !cases[i].halt);
+			check_failed = 1;
+		}
+}
+
 /* A fixed MAC is unicast and not all zeroes, on every way to set a network. */
 static void mac_checked(void)
 {
@@ -481,6 +511,7 @@ int main(void)
 	TEST(vm_config_checks_ranges);
 	TEST(publish_specs_checked);
 	TEST(mac_checked);
+	TEST(serial_halt_line_is_the_kernels_last);
 	TEST(kernel_path_checked_when_set);
 	TEST(process_config_checks_fields);
 	TEST(run_requires_process);

@@ -66,6 +66,21 @@ t_run_ram_above_4gib_carries_every_devices_io() {
 		"$rc|$([ "${kb:-0}" -gt 4400000 ] && echo big)|$(sed -n 2,5p $T/hout | paste -sd '|')|$host"
 	rm -rf $T/hi.img $T/hi2.img $T/hv $T/hw $T/hout
 }
+t_run_guest_halt_and_poweroff_end_the_run() {
+	# The kernel halted (poweroff -f, which turns into a halt on a machine without ACPI, and
+	# halt -f on two vCPUs): the run ends at once, 125, naming the halt, not at the timeout.
+	# busybox poweroff, halt and reboot ask init: the process gets SIGTERM, 143. The halt line
+	# written by a process (not the kernel halting) ends nothing.
+	run --timeout 60 -- /bin/sh -c 'poweroff -f; sleep 100' 2>$T/e1; r1=$?
+	run --timeout 60 --cpus 2 -- /bin/sh -c 'halt -f; sleep 100' 2>$T/e2; r2=$?
+	run --timeout 60 -- /bin/sh -c 'poweroff; sleep 100' 2>$T/e3; r3=$?
+	run --timeout 60 -- /bin/sh -c 'halt; sleep 100' 2>/dev/null; r4=$?
+	run --timeout 60 -- /bin/sh -c 'reboot; sleep 100' 2>/dev/null; r5=$?
+	out=$(run --timeout 60 -- /bin/sh -c 'echo "reboot: System halted" >/dev/console; sleep 1; echo after' 2>&1); r6=$?
+	check $name "125 1 125 1 143 143 143 0 after" \
+		"$r1 $(grep -c 'the guest halted: its kernel stopped every CPU' $T/e1) $r2 $(grep -c 'the guest halted' $T/e2) $r3 $r4 $r5 $r6 $out"
+	[ "$r1$r2" = 125125 ] || cat $T/e1 $T/e2
+}
 t_run_stdin_reaches_process() { check $name "abc" "$(echo abc | run -- /bin/cat)"; }
 t_run_stdin_eof_ends_read() { check $name 0 "$(run -- /bin/sh -c 'wc -c' </dev/null | tr -d ' ')"; }
 t_run_stdout_stderr_kept_apart() {

@@ -249,13 +249,24 @@ int arch_vcpu_init(struct vm *vm, struct vcpu *vcpu)
 	return 0;
 }
 
+#define RFLAGS_IF (1ull << 9)
+
+bool arch_vcpu_halted_for_good(struct vcpu *v)
+{
+	struct kvm_mp_state mp;
+	struct kvm_regs regs;
+	return ioctl(v->fd, KVM_GET_MP_STATE, &mp) == 0 && mp.mp_state == KVM_MP_STATE_HALTED &&
+	       ioctl(v->fd, KVM_GET_REGS, &regs) == 0 && !(regs.rflags & RFLAGS_IF);
+}
+
 #define I8042_COMMAND 0x64
 #define I8042_RESET   0xfe
 
 void arch_pio(struct vm *vm, uint16_t port, bool is_write, uint8_t *data, uint32_t size)
 {
 	if (port >= SERIAL_BASE && port < SERIAL_BASE + SERIAL_PORTS && size == 1) {
-		serial_io(&vm->serial, port, is_write, data);
+		if (serial_io(&vm->serial, port, is_write, data))
+			vm_guest_halting(vm);
 		return;
 	}
 	if (port == I8042_COMMAND && is_write && size == 1 && *data == I8042_RESET) {

@@ -15,6 +15,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -399,6 +401,90 @@ static void damaged_images_refused(void)
 	unlink(img);
 }
 
+/*
+ * The host's file system full (RLIMIT_FSIZE stands in for it: a write past the limit fails with
+ * EFBIG): writes that need new clusters fail, the guest sees errors; nothing already written is
+ * lost, writes into clusters it has still work, and the image checks clean but for leaked
+ * clusters (qemu-img check: exit 0 or 3) — also after more writes with the space back.
+ */
+static void host_file_system_full(void)
+{
+	char img[256], raw[256];
+	snprintf(img, sizeof(img), "%s/full.qcow2", dir);
+	snprintf(raw, sizeof(raw), "%s/full.raw", dir);
+	for (unsigned int cluster = 512; cluster <= 65536; cluster *= 128) {
+		char opts[64];
+		snprintf(opts, sizeof(opts), "cluster_size=%u", cluster);
+		CHECK(sh("qemu-img create -q -f qcow2 -o %s %s 24M", opts, img) == 0);
+		struct disk *d = open_img(img, 0);
+		if (!d)
+			return;
+		memset(shadow, 0, SIZE);
+		static bool known[SIZE >> 16]; /* each 64 KiB: its content is the shadow's */
+		memset(known, 1, sizeof(known));
+		struct rlimit old, lim;
+		getrlimit(RLIMIT_FSIZE, &old);
+		struct stat st;
+		CHECK(fstat(d->fd, &st) == 0);
+		lim = old;
+		lim.rlim_cur = (rlim_t)st.st_size + (3 << 20);
+		signal(SIGXFSZ, SIG_IGN);
+		CHECK(setrlimit(RLIMIT_FSIZE, &lim) == 0);
+		unsigned int ok = 0, failed = 0;
+		for (uint64_t off = 0; off < SIZE; off += 65536) {
+			fill(buf, 65536);
+			struct iovec iov = {buf, 65536};
+			int err = d->ops->write(d, &iov, 1, off);
+			if (!err) {
+				memcpy(shadow + off, buf, 65536);
+				ok++;
+			} else {
+				CHECK(err == -EFBIG);
+				known[off >> 16] = false; /* the guest may find either */
+				failed++;
+			}
+		}
+		/* Where the writes went in, the disk still takes them; reads agree. */
+		for (uint64_t off = 0; off < SIZE; off += 65536) {
+			if (!known[off >> 16])
+				continue;
+			struct iovec iov = {buf, 65536};
+			CHECK(d->ops->read(d, &iov, 1, off) == 0 &&
+			      memcmp(buf, shadow + off, 65536) == 0);
+			fill(buf, 65536);
+			if (off < (1 << 20) && d->ops->write(d, &iov, 1, off) == 0)
+				memcpy(shadow + off, buf, 65536);
+		}
+		CHECK(setrlimit(RLIMIT_FSIZE, &old) == 0);
+		signal(SIGXFSZ, SIG_DFL);
+		CHECK(ok > 8 && failed > 8);
+		CHECK(d->ops->flush(d) == 0);
+		disk_close(d);
+		char check[512];
+		snprintf(check, sizeof(check), "qemu-img check -q %s >/dev/null 2>&1", img);
+		int rc = system(check); /* 3: leaked clusters, and nothing worse */
+		CHECK(rc == 0 || rc == 3 << 8);
+		/* The space back: every write goes in, and afterwards the whole disk is the shadow.
+		 */
+		d = open_img(img, 0);
+		for (uint64_t off = 0; d && off < SIZE; off += 65536) {
+			fill(buf, 65536);
+			struct iovec iov = {buf, 65536};
+			CHECK(d->ops->write(d, &iov, 1, off) == 0);
+			memcpy(shadow + off, buf, 65536);
+		}
+		if (d)
+			reads_as_shadow(d);
+		disk_close(d);
+		rc = system(check);
+		CHECK(rc == 0 || rc == 3 << 8);
+		write_shadow(raw);
+		CHECK(sh("qemu-img compare -q -f qcow2 -F raw %s %s", img, raw) == 0);
+		unlink(img);
+		unlink(raw);
+	}
+}
+
 /* ec1 and QEMU refuse each other's images as two of either do (QEMU's byte locks). */
 static void locks_shared_with_qemu(void)
 {
@@ -475,6 +561,7 @@ int main(void)
 	TEST(compressed_image);
 	TEST(backing_chain);
 	TEST(damaged_images_refused);
+	TEST(host_file_system_full);
 	TEST(locks_shared_with_qemu);
 	char cmd[256];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);

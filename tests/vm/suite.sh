@@ -1244,6 +1244,18 @@ t_exec_vmm_kill9_noticed() {
 	check $name "125|closed|dead|125|not running|0|" \
 		"$st|$(grep -o closed $T/err1)|$state|$st2|$(grep -o 'not running' $T/err2)|$src|$left"
 }
+t_exec_guest_poweroff_ends_the_vm() {
+	# A long-lived VM whose guest powers itself off (poweroff -f through exec: the kernel halts)
+	# ends as one whose CMD ended does: its process exits and cleans up after itself, ls no
+	# longer lists it. (Before, it stayed "running" with every vCPU halted.)
+	E start --name s10 --mem 256 2>$T/err || { fail $name "start: $(head -c 500 $T/err)"; return; }
+	pid=$(cat $T/run/s10/pid)
+	E exec s10 -- /bin/sh -c 'poweroff -f' >/dev/null 2>&1
+	for i in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	alive=$(kill -0 "$pid" 2>/dev/null && echo alive || echo gone)
+	check $name "gone||" "$alive|$(E ls | awk '$1 == "s10"')|$(ls $T/run 2>/dev/null | tr '\n' ' ')"
+	[ "$alive" = gone ] || E stop -t 1 s10 2>/dev/null
+}
 t_exec_full_table_and_root_dir() {
 	# 64 processes at once is the agent's limit: the 65th is told so (125) while the 64 run on.
 	# A VM with a host directory as its root runs exec'd commands in that root.

@@ -335,7 +335,8 @@ static bool halt_probe_round(struct vm *vm, uint64_t *last_ns)
  * Waits until the VM stops, the timeout passes, or the caller asks for an orderly shutdown
  * through cfg->shutdown_fd: the first request has init send SIGTERM to the process (and to
  * everything exec started), the second SIGKILL, and a third stops the VM at once, its status
- * 128+SIGKILL. A request made before init can hear it is retried.
+ * 128+SIGKILL. A request made before init can hear it is retried. After the guest kernel's
+ * halt line it also probes the vCPUs (halt_probe_round), and ends the run once all halted.
  */
 static void wait_for_stop(struct vm *vm)
 {

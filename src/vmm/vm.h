@@ -192,7 +192,9 @@ struct vm {
 	uint64_t halt_line_ns;
 	uint32_t halt_probe;
 	int stop_fd; /* eventfd: written once when the VM stops */
-	int call_fd; /* eventfd: a job waits for the thread in vm_run (vm_run_on_caller) */
+	/* eventfd: a job waits for the thread in vm_run (vm_run_on_caller), or the guest's halt
+	 * line does (vm_guest_halting): either wakes wait_for_stop. */
+	int call_fd;
 	pthread_cond_t call_done;
 	struct vm_call *calls; /* waiting, under lock */
 	pthread_mutex_t lock;  /* guards what follows, and calls */

@@ -1,4 +1,7 @@
-/* The public API: argument checks name the field, the availability table, the log-level guard. */
+/*
+ * The public API: argument checks name the field, the availability table, the log-level guard;
+ * and the console's halt line (serial.c), which decides how a run ends.
+ */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>

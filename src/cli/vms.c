@@ -134,7 +134,8 @@ static pid_t vm_pid(const char *dir)
 /*
  * Whether process pid is gone or on its way out (PF_EXITING in /proc/PID/stat's flags, set as
  * soon as a signal kills it): a VMM killed with SIGKILL holds its lock until the kernel has torn
- * its VM down, some milliseconds after its sockets already closed.
+ * its VM down, some milliseconds after its sockets already closed, and its parent may reap it
+ * between our open and our read of its stat.
  */
 static bool pid_ending(pid_t pid)
 {
@@ -144,9 +145,11 @@ static bool pid_ending(pid_t pid)
 	if (fd < 0)
 		return errno == ENOENT;
 	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	int err = errno;
 	close(fd);
+	/* Reaped between the open and the read: the read fails with ESRCH. */
 	if (n <= 0)
-		return false;
+		return n < 0 && err == ESRCH;
 	buf[n] = 0;
 	/* After the name's closing parenthesis: state ppid pgrp session tty tpgid flags. */
 	char *p = strrchr(buf, ')');

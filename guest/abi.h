@@ -81,8 +81,10 @@ enum ec1_abi_port {
  * EC1_EXEC_F_* bits), rows, cols (the terminal's size with EC1_EXEC_F_TTY), exec path, workdir
  * ("": "/"), argc, argv[0..argc), envc, env[0..envc) (added to the VM's environment, replacing
  * entries of the same name); nothing follows. Then STDIN (bytes for the process; an empty one
- * ends its input), SIGNAL (4 bytes: a signal number for the process's group) and RESIZE (4 bytes:
- * rows, cols, 16-bit each) in any order. The guest sends STDOUT and STDERR (non-empty), and last
+ * ends its input), SIGNAL (4 bytes: a signal number for the process's group), RESIZE (4 bytes:
+ * rows, cols, 16-bit each) and CLOSE (1 byte: 1 stdout, 2 stderr; the host's reader of it went
+ * away, so the process's writes to it fail from then on, EPIPE or SIGPIPE, or, with a terminal,
+ * the terminal hangs up) in any order. The guest sends STDOUT and STDERR (non-empty), and last
  * EXIT (4 bytes: the status, 0..255, with the rules below), after all the process wrote; then it
  * closes. A host that closes first has the process group killed. With EC1_EXEC_F_TTY the
  * process has a terminal for stdin, stdout and stderr, and all its output comes as STDOUT.
@@ -99,6 +101,7 @@ enum ec1_exec_frame_type {
 	EC1_EXEC_STDIN = 2,
 	EC1_EXEC_SIGNAL = 3,
 	EC1_EXEC_RESIZE = 4,
+	EC1_EXEC_CLOSE = 5,
 	EC1_EXEC_STDOUT = 16,
 	EC1_EXEC_STDERR = 17,
 	EC1_EXEC_EXIT = 18,

@@ -297,6 +297,27 @@ static void apply_resize(struct session *s, const uint8_t *payload, size_t len)
 	ioctl(s->in_fd, TIOCSWINSZ, &ws); /* the terminal's foreground group gets SIGWINCH */
 }
 
+/*
+ * The host's reader of stdout (1) or stderr (2) went away: the pipe's read end closes, so the
+ * process's next write there fails (EPIPE, SIGPIPE) as it would locally. A terminal, which is
+ * stdout and stdin at once, hangs up (its session gets SIGHUP).
+ */
+static void apply_close(struct session *s, const uint8_t *payload, size_t len)
+{
+	if (len != 1 || (payload[0] != 1 && payload[0] != 2))
+		return;
+	if (payload[0] == 2) {
+		close_fd(&s->err_fd);
+		return;
+	}
+	if (s->tty && s->in_fd == s->out_fd) {
+		s->in_fd = -1;
+		s->stdin_open = false;
+		s->stdin_done = 0;
+	}
+	close_fd(&s->out_fd);
+}
+
 /* Input for the process: true once the frame's bytes are all written (or dropped). */
 static bool feed_stdin(struct session *s, const uint8_t *payload, size_t len)
 {
@@ -363,6 +384,9 @@ static void take_frames(struct session *s)
 			break;
 		case EC1_EXEC_RESIZE:
 			apply_resize(s, f + HDR, len);
+			break;
+		case EC1_EXEC_CLOSE:
+			apply_close(s, f + HDR, len);
 			break;
 		default:
 			detach(s);

@@ -118,7 +118,8 @@ struct stream {
 	int pipe[2];	/* [0] init's end, non-blocking; [1] the process's */
 	int port;	/* non-blocking */
 	bool port_full; /* the port has taken all it can for now: wait for POLLOUT */
-	bool eof;	/* every writer closed the pipe and it is empty */
+	bool eof;	/* every writer closed the pipe and it is empty, or the host's end closed */
+	bool taken;	/* the port took data once: the host's end was open */
 };
 static struct stream streams[2]; /* stdout, stderr */
 
@@ -134,13 +135,31 @@ static int stream_open(struct stream *s, int port)
 	return 0;
 }
 
+/*
+ * The host closed its end of the port for good (PORT_OPEN 0: whoever read the output there went
+ * away), which the port's poll says with POLLHUP and no POLLOUT. Before the port ever took data
+ * that is only the host's end not opened yet. Then the pipe closes as well: the process's next
+ * write fails (EPIPE, SIGPIPE) as it would with its reader gone, instead of filling nothing.
+ */
+static bool host_gone(struct stream *s, short revents)
+{
+	if (!s->taken || !(revents & (POLLHUP | POLLERR)) || (revents & POLLOUT))
+		return false;
+	close(s->pipe[0]);
+	s->eof = true;
+	s->port_full = false;
+	return true;
+}
+
 /* Moves what waits in the pipe on to the port, until the pipe is empty or the port is full. */
 static void relay(struct stream *s)
 {
 	while (s->active && !s->eof) {
 		ssize_t n = splice(s->pipe[0], NULL, s->port, NULL, PIPE_BYTES, SPLICE_F_NONBLOCK);
-		if (n > 0)
+		if (n > 0) {
+			s->taken = true;
 			continue;
+		}
 		if (n < 0 && errno == EINTR)
 			continue;
 		int queued = 0;
@@ -161,9 +180,11 @@ static void relay(struct stream *s)
 			ssize_t w = write(s->port, buf + done, (size_t)(n - done));
 			if (w > 0) {
 				done += w;
+				s->taken = true;
 			} else if (w < 0 && errno == EAGAIN) {
 				struct pollfd p = {.fd = s->port, .events = POLLOUT};
-				poll(&p, 1, -1);
+				if (poll(&p, 1, -1) > 0 && host_gone(s, p.revents))
+					return;
 			} else if (w < 0 && errno != EINTR) {
 				break; /* the port is gone: the data with it */
 			}
@@ -177,7 +198,8 @@ static void drain_streams(void)
 	for (int i = 0; i < 2; i++) {
 		for (relay(&streams[i]); streams[i].port_full; relay(&streams[i])) {
 			struct pollfd p = {.fd = streams[i].port, .events = POLLOUT};
-			poll(&p, 1, -1);
+			if (poll(&p, 1, -1) > 0 && host_gone(&streams[i], p.revents))
+				break;
 		}
 	}
 }
@@ -734,6 +756,8 @@ serve:;
 			continue;
 		for (int i = 0; i < 2; i++) {
 			struct stream *s = &streams[i];
+			if (s->port_full && host_gone(s, pfd[2 + i].revents))
+				continue;
 			if (pfd[2 + i].revents & (POLLIN | POLLOUT))
 				relay(s);
 			else if ((pfd[2 + i].revents & POLLHUP) && !s->port_full)

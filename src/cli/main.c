@@ -1,5 +1,6 @@
 /* ec1: the command-line tool. `ec1 run [options] -- CMD [ARGS...]` */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -892,13 +893,31 @@ static int cmd_variants(int argc, char **argv)
 	return 0;
 }
 
+/*
+ * Started with stdin, stdout or stderr closed, ec1 would get that number back from its first
+ * open (an eventfd, /dev/kvm, a disk image) and take it for the stream: the guest's output
+ * written into a disk, its input read from an eventfd for ever. /dev/null stands in for each
+ * closed one: no input, output dropped.
+ */
+static void std_fds_open(void)
+{
+	for (int fd = 0; fd < 3; fd++)
+		if (fcntl(fd, F_GETFD) < 0 && errno == EBADF &&
+		    open("/dev/null", fd == 0 ? O_RDONLY : O_WRONLY) < 0)
+			_exit(EXIT_EC1_ERROR);
+}
+
 int main(int argc, char **argv)
 {
+	std_fds_open();
 #ifndef EC1_CLI_FRONT
 	/* ec1 executed ec1-full (front.c): the process keeps the name ps, top and pkill know. */
 	prctl(PR_SET_NAME, "ec1");
 #endif
-	/* A closed stdout ends the guest's output stream, not ec1 (the VMM sees EPIPE). */
+	/*
+	 * A stdout whose reader went away is the guest's to learn of (the VMM sees EPIPE, and the
+	 * process's writes fail from then on), not the end of ec1.
+	 */
 	signal(SIGPIPE, SIG_IGN);
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
 	    strcmp(argv[1], "help") == 0) {

@@ -33,6 +33,7 @@ struct ec1_exec {
 	bool started, in_open, done;
 	uint64_t signals;	  /* pending signals, bit sig-1 (atomic) */
 	uint32_t resize;	  /* pending size: 1 << 31 | rows << 15 | cols (atomic) */
+	uint8_t close_owed;	  /* CLOSE frames to send: bit 1 stdout, bit 2 stderr */
 	uint8_t ibuf[HDR + MAXP]; /* frames from the guest */
 	size_t ilen;
 	uint8_t obuf[OBUF_SIZE]; /* frames to the guest */
@@ -254,7 +255,10 @@ int ec1_exec_resize(struct ec1_exec *e, uint16_t rows, uint16_t cols)
 	return EC1_OK;
 }
 
-/* Signals and a size asked for meanwhile, as frames (they wait while obuf is full). */
+/*
+ * Signals and a size asked for meanwhile, and streams whose reader went away, as frames (they
+ * wait while obuf is full).
+ */
 static void take_requests(struct ec1_exec *e)
 {
 	uint64_t v;
@@ -277,11 +281,19 @@ static void take_requests(struct ec1_exec *e)
 		if (!queue(e, EC1_EXEC_RESIZE, p, sizeof(p)))
 			__atomic_store_n(&e->resize, r, __ATOMIC_SEQ_CST);
 	}
+	for (uint8_t stream = 1; stream <= 2; stream++)
+		if ((e->close_owed & stream) && queue(e, EC1_EXEC_CLOSE, &stream, 1))
+			e->close_owed &= (uint8_t)~stream;
 }
 
-/* The guest's output to a host fd; one the reader closed (EPIPE) drops the rest. */
-static void deliver(int *fd, const uint8_t *p, size_t n)
+/*
+ * The guest's output to a host fd (stream 1 stdout, 2 stderr). One that fails (its reader gone:
+ * EPIPE) drops the rest, and the guest is told (CLOSE), so that the process's writes fail from
+ * then on as they would locally, rather than go on into nothing.
+ */
+static void deliver(struct ec1_exec *e, uint8_t stream, const uint8_t *p, size_t n)
 {
+	int *fd = stream == 1 ? &e->out_fd : &e->err_fd;
 	while (*fd >= 0 && n) {
 		ssize_t w = write(*fd, p, n);
 		if (w > 0) {
@@ -292,6 +304,7 @@ static void deliver(int *fd, const uint8_t *p, size_t n)
 			poll(&pf, 1, -1);
 		} else if (w < 0 && errno != EINTR) {
 			*fd = -1;
+			e->close_owed |= stream; /* sent by take_requests() */
 		}
 	}
 }
@@ -318,7 +331,7 @@ static int take_frames(struct ec1_exec *e, int *status)
 			*status = (int)get32(p);
 			ret = 1;
 		} else {
-			deliver(type == EC1_EXEC_STDOUT ? &e->out_fd : &e->err_fd, p, n);
+			deliver(e, type == EC1_EXEC_STDOUT ? 1 : 2, p, n);
 		}
 	}
 	memmove(e->ibuf, e->ibuf + off, e->ilen - off);

@@ -15,13 +15,17 @@
  *   7 a reset and a fresh start of the driver;
  *   8 data on port c's transmit queue (a + 256 b bytes), then a kick;
  *   9 the end of the input port's host input.
+ * Port 4's fd is a pipe nobody reads (EPIPE): the device closes its host end (PORT_OPEN 0) and
+ * never opens it again.
  * Checked while the driver's view is its own (no raw register write or memory write since its
  * last start): each message the device writes is DEVICE_ADD (only after a DEVICE_READY), or
- * PORT_NAME (the port's name) or PORT_OPEN for a port 1..3 the driver said ready, never longer
- * than the buffer nor in a device-readable one. ASan finds any access outside the buffers;
- * libFuzzer's timeout a loop that never ends.
+ * PORT_NAME (the port's name) or PORT_OPEN for a port 1..4 the driver said ready, never longer
+ * than the buffer nor in a device-readable one; PORT_OPEN 0 only for port 3 after the end of its
+ * input or for port 4, and no PORT_OPEN 1 for a port after its PORT_OPEN 0. ASan finds any access
+ * outside the buffers; libFuzzer's timeout a loop that never ends.
  */
 #include <fcntl.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +42,10 @@ int vm_add_mmio(struct vm *vm, const struct virtio_dev_ops *ops, void *priv,
 	(void)vm;
 	*out = virtio_mmio_new(&fake_host, ops, priv, 0xd0000000, 5);
 	return *out ? 0 : -ENOMEM;
+}
+void vm_log(int level, const char *fmt, ...)
+{
+	(void)level, (void)fmt;
 }
 int worker_init(struct worker *w)
 {
@@ -77,7 +85,7 @@ void worker_free(struct worker *w)
 }
 
 #define MEM_BYTES    (1u << 20)
-#define NR_PORTS     4 /* ports 1..3: output to a file, a callback, the input port */
+#define NR_PORTS     5 /* ports 1..4: output to a file, a callback, the input port, a dead pipe */
 #define NR_QUEUES    (2 * NR_PORTS + 2)
 #define RING	     16
 #define BUF_BYTES    1024u
@@ -86,9 +94,11 @@ void worker_free(struct worker *w)
 
 static struct vm fake_vm;
 static struct console *con;
-static int null_fd = -1;
+static int null_fd = -1, dead_pipe = -1;
 static unsigned int callback_bytes;
-static const char *const names[NR_PORTS] = {NULL, "out", "callback", "in"};
+static const char *const names[NR_PORTS] = {NULL, "out", "callback", "in", "gone"};
+/* The device's messages taken so far this input: each port's PORT_OPEN 0; op 9 done. */
+static bool closed_seen[NR_PORTS], input_ended;
 
 /* The driver's view. */
 static struct {
@@ -204,8 +214,11 @@ static void take_messages(void)
 				   e[1] - sizeof(m)) != 0)
 				abort();
 		} else if (m.event == CTL_PORT_OPEN) {
-			if (!drv.said_ready[m.id])
-				abort();
+			if (!drv.said_ready[m.id] || closed_seen[m.id])
+				abort(); /* unasked, or opened again after its close */
+			if (m.value == 0 && m.id != 4 && !(m.id == 3 && input_ended))
+				abort(); /* a port closed with nothing failed */
+			closed_seen[m.id] = m.value == 0;
 		} else {
 			abort();
 		}
@@ -238,6 +251,7 @@ static void new_console(void)
 		{names[1], null_fd, -1, NULL},
 		{names[2], -1, -1, on_data},
 		{names[3], -1, null_fd, NULL},
+		{names[4], dead_pipe, -1, NULL},
 	};
 	memset(&fake_vm, 0, sizeof(fake_vm));
 	if (console_add_ports(&fake_vm, ports, NR_PORTS, NULL, NULL, &con))
@@ -249,6 +263,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	(void)argc;
 	(void)argv;
 	null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
+	int p[2];
+	if (pipe2(p, O_CLOEXEC | O_NONBLOCK))
+		return -1;
+	close(p[0]);
+	dead_pipe = p[1];
+	signal(SIGPIPE, SIG_IGN); /* writes to it fail with EPIPE, as in the VMM's threads */
 	return null_fd < 0 || guest_mem_init(&fake_mem, MEM_BYTES) ? -1 : 0;
 }
 
@@ -257,6 +277,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static const uint32_t widths[4] = {1, 2, 4, 8};
 	static const uint8_t filler[300];
 	fake_reset();
+	memset(closed_seen, 0, sizeof(closed_seen));
+	input_ended = false;
 	new_console();
 	start_driver();
 	for (size_t at = 0; at + 8 <= size; at += 8) {
@@ -303,6 +325,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			post(tx_queue(1 + c % (NR_PORTS - 1)), ab % (BUF_BYTES + 1), false, true);
 			break;
 		default:
+			input_ended = true;
 			stdin_eof(con);
 			break;
 		}

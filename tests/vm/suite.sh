@@ -130,6 +130,29 @@ t_run_timeout_with_serial_console_blocked() {
 t_run_stdout_complete_to_slow_reader() {
 	check $name 4194304 "$(run -- /bin/sh -c 'head -c 4194304 /dev/zero' | { sleep 3; wc -c; } | tr -d ' ')"
 }
+t_run_reader_gone_fails_the_writers_next_write() {
+	# The host's reader of stdout goes away (`ec1 run -- yes | head -n 1`): the process's next
+	# write fails as it would locally, SIGPIPE (141), or EPIPE where it ignores SIGPIPE, not a
+	# write into nothing until the timeout. What came before arrives; stderr on its own too.
+	{ run --timeout 60 -- yes; echo $? >$T/st1; } | head -n 1 >$T/o1
+	{ run --timeout 60 -- seq 1000000; echo $? >$T/st2; } | head -n 3 | tr '\n' ' ' >$T/o2
+	{ run --timeout 60 -- /bin/sh -c 'trap "" PIPE; yes; echo after >&2' 2>$T/e3
+	  echo $? >$T/st3; } | head -c 1 >/dev/null
+	{ run --timeout 60 -- /bin/sh -c 'yes >&2' 2>&1 >/dev/null; echo $? >$T/st4; } | head -n 1 >/dev/null
+	check $name "141 y|141 1 2 3 |0 1 after|141" \
+		"$(cat $T/st1) $(cat $T/o1)|$(cat $T/st2) $(cat $T/o2)|$(cat $T/st3) $(grep -c 'Broken pipe' $T/e3) $(tail -n 1 $T/e3)|$(cat $T/st4)"
+}
+t_run_closed_stdio_stand_in_for_dev_null() {
+	# ec1 started with stdin, stdout or stderr closed: the stream is /dev/null (no input, output
+	# dropped), not whatever ec1 opened first under that number. A disk stays as it was.
+	head -c 1048576 /dev/urandom >$T/cs.img
+	want=$(sha256sum <$T/cs.img | cut -c1-64)
+	run --timeout 60 -- cat <&-; r1=$?
+	run --timeout 60 --disk $T/cs.img -- /bin/sh -c 'seq 100000; seq 100000 >&2' >&- 2>&-; r2=$?
+	run --timeout 60 --disk $T/cs.img -- /bin/sh -c 'cat; seq 1000' <&- >&- 2>&-; r3=$?
+	check $name "0 0 0 $want" "$r1 $r2 $r3 $(sha256sum <$T/cs.img | cut -c1-64)"
+	rm -f $T/cs.img
+}
 t_run_bad_kernel_path_names_it() {
 	"$EC1" run --kernel /no/such/vmlinux -- /bin/true 2>$T/err; rc=$?
 	if [ $rc = 125 ] && grep -q 'kernel.path: /no/such/vmlinux: No such file or directory' $T/err
@@ -1192,6 +1215,16 @@ t_exec_8mib_stdin_and_stdout_sha256() {
 	back=$(E exec -i sx -- /bin/cat <$T/in8 | sha256sum | cut -d' ' -f1)
 	E stop sx
 	check $name "$want $want" "$got $back"
+}
+t_exec_reader_gone_fails_the_writers_next_write() {
+	# As with ec1 run: `ec1 exec VM -- yes | head -n 1` ends with SIGPIPE's 141, and the VM
+	# goes on serving; stderr's reader gone, too.
+	E start --name sp --mem 256 2>$T/err || { fail $name "start: $(head -c 500 $T/err)"; return; }
+	{ E exec sp -- yes; echo $? >$T/st1; } | head -n 1 >$T/o1
+	{ E exec sp -- /bin/sh -c 'yes >&2' 2>&1 >/dev/null; echo $? >$T/st2; } | head -n 1 >/dev/null
+	after=$(E exec sp -- echo still serving)
+	E stop sp
+	check $name "141 y|141|still serving" "$(cat $T/st1) $(cat $T/o1)|$(cat $T/st2)|$after"
 }
 t_exec_100_in_a_row_and_10_at_once() {
 	# 100 execs one after another, then 10 at once, each with its own output and status.

@@ -60,7 +60,11 @@ struct console {
 	unsigned int nr_pending;
 	bool port_ready[CONSOLE_MAX_PORTS];
 	bool guest_open[CONSOLE_MAX_PORTS]; /* the guest holds the port open (atomic access) */
-	bool in_eof;
+	/*
+	 * The host end is closed for good (atomic access; set under ctl_lock): the input port's
+	 * at the end of its input, an output port's once its fd failed (its reader gone: EPIPE).
+	 */
+	bool host_closed[CONSOLE_MAX_PORTS];
 	struct worker rx; /* input: its queue kicked, the guest opened the port, or stop */
 	struct worker tx; /* a transmit queue kicked, a drain asked, or stop */
 	/* The transmit thread's; callback ports have their own, as a callback may drain the rest.
@@ -152,7 +156,22 @@ static void ctl_send(struct console *c, uint32_t id, uint16_t event, uint16_t va
 
 static bool host_open(const struct console *c, unsigned int port)
 {
-	return port != c->in_port || !c->in_eof;
+	return !__atomic_load_n(&c->host_closed[port], __ATOMIC_ACQUIRE);
+}
+
+/*
+ * Closes the host end of a port for good (§5.3.6.2 PORT_OPEN 0): the guest's reads of the input
+ * port then return 0 (EOF); an output port polls POLLHUP in the guest and takes no more writes.
+ * Queues held (virtio_mmio_queues_begin).
+ */
+static void close_host_end(struct console *c, unsigned int port)
+{
+	pthread_mutex_lock(&c->ctl_lock);
+	bool was = __atomic_exchange_n(&c->host_closed[port], true, __ATOMIC_ACQ_REL);
+	if (!was && c->port_ready[port])
+		ctl_send(c, port, CTL_PORT_OPEN, 0);
+	ctl_flush(c);
+	pthread_mutex_unlock(&c->ctl_lock);
 }
 
 /* Messages from the guest driver (§5.3.6.2). ctl_lock held. */
@@ -205,16 +224,16 @@ static void ctl_tx(struct console *c)
 }
 
 /*
- * Writes a whole chain to fd; a closed or failing fd drops the data (as a closed pipe would).
- * Returns false when the console is being stopped and fd blocks: give up.
+ * Writes a whole chain to fd. Returns 0 when written, -1 when the console is being stopped and
+ * fd blocks (give up), or the errno of a write that failed (EPIPE: nobody reads fd any more).
  */
-static bool write_all(struct console *c, int fd, struct iovec *iov, unsigned int n)
+static int write_all(struct console *c, int fd, struct iovec *iov, unsigned int n)
 {
 	while (n && fd >= 0) {
 		ssize_t w = writev(fd, iov, n < IOV_MAX ? (int)n : IOV_MAX);
 		if (w < 0) {
 			if (worker_stopping(&c->tx) && (errno == EINTR || errno == EAGAIN))
-				return false;
+				return -1;
 			if (errno == EINTR)
 				continue;
 			if (errno == EAGAIN) {
@@ -222,7 +241,7 @@ static bool write_all(struct console *c, int fd, struct iovec *iov, unsigned int
 				poll(&p, 1, -1);
 				continue;
 			}
-			return true;
+			return errno;
 		}
 		while (n && (size_t)w >= iov->iov_len) {
 			w -= (ssize_t)iov->iov_len;
@@ -234,7 +253,7 @@ static bool write_all(struct console *c, int fd, struct iovec *iov, unsigned int
 			iov->iov_len -= (size_t)w;
 		}
 	}
-	return true;
+	return 0;
 }
 
 struct tx_ctx {
@@ -250,15 +269,30 @@ static int64_t serve_tx(void *ctx, struct virtq_chain *chain)
 		port->on_data(t->c->ctx, chain->out, chain->n_out);
 		return 0;
 	}
+	if (!host_open(t->c, t->port))
+		return 0; /* its fd failed: the rest is dropped */
 	/*
 	 * The write may block for as long as nobody reads the output: not while holding the
 	 * queues, which a driver's reset waits for. The buffers are guest RAM, mapped for the VM's
 	 * life; if the driver reset the queue meanwhile, the chain is not returned.
 	 */
 	virtio_mmio_queues_end(t->c->dev);
-	bool done = write_all(t->c, port->out_fd, chain->out, chain->n_out);
+	int err = write_all(t->c, port->out_fd, chain->out, chain->n_out);
 	virtio_mmio_queues_begin(t->c->dev);
-	return done ? 0 : -1; /* -1: stopping */
+	if (err > 0) {
+		/*
+		 * As with a pipe whose reader left, the writer learns of it: the guest's end
+		 * closes, so that the process's next write fails (EPIPE, SIGPIPE) instead of
+		 * writing into nothing for ever. A reader that went away is no error to report.
+		 */
+		if (err != EPIPE)
+			vm_log(EC1_LOG_ERROR,
+			       "ec1: console port %s: writing to its host fd: %s; the guest's "
+			       "further writes there fail\n",
+			       port->name, strerror(err));
+		close_host_end(t->c, t->port);
+	}
+	return err < 0 ? -1 : 0; /* -1: stopping */
 }
 
 /*
@@ -336,14 +370,10 @@ static void console_notify(struct virtio_mmio_dev *d, unsigned int q)
 
 static void stdin_eof(struct console *c)
 {
+	if (!c->in_port)
+		return;
 	virtio_mmio_queues_begin(c->dev);
-	pthread_mutex_lock(&c->ctl_lock);
-	c->in_eof = true;
-	/* §5.3.6.2 PORT_OPEN 0: the host end is closed; the guest's reads then return 0 (EOF). */
-	if (c->in_port && c->port_ready[c->in_port])
-		ctl_send(c, c->in_port, CTL_PORT_OPEN, 0);
-	ctl_flush(c);
-	pthread_mutex_unlock(&c->ctl_lock);
+	close_host_end(c, c->in_port);
 	virtio_mmio_queues_end(c->dev);
 }
 

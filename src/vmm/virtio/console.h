@@ -20,8 +20,12 @@ struct console;
 /* One port: where what the guest writes goes, and what is fed to it. */
 struct console_port {
 	const char *name; /* sent to the guest (PORT_NAME), at most 32 bytes used; borrowed */
-	int out_fd;	  /* what the guest writes is written here; -1: dropped */
-	int in_fd;	  /* read and fed to the guest; -1: none (one port at most has one) */
+	/*
+	 * What the guest writes is written here; -1: dropped. Once a write fails (its reader gone:
+	 * EPIPE) the port's host end closes (PORT_OPEN 0): the guest's writes to it fail from then.
+	 */
+	int out_fd;
+	int in_fd; /* read and fed to the guest; -1: none (one port at most has one) */
 	/* Instead of out_fd: what the guest writes, in the transmit thread. Optional. */
 	void (*on_data)(void *ctx, const struct iovec *iov, unsigned int n);
 };

@@ -1226,6 +1226,24 @@ t_exec_reader_gone_fails_the_writers_next_write() {
 	E stop sp
 	check $name "141 y|141|still serving" "$(cat $T/st1) $(cat $T/o1)|$(cat $T/st2)|$after"
 }
+t_exec_terminal_keys_ctrl_c_resize_and_status() {
+	# ec1 exec -it on a terminal (tests/vm/ptydrive.c types to it): the guest's shell has a
+	# terminal of ec1's size; typed lines run; Ctrl-C interrupts the command in front (130), not
+	# the shell; a resize reaches the guest (SIGWINCH); exit's status is ec1's.
+	[ -x "$dir/ptydrive" ] || { echo "SKIP: $name: no ptydrive built"; return; }
+	# The rig mounts no devpts of its own.
+	if [ ! -e /dev/pts/ptmx ]; then
+		mkdir -p /dev/pts && mount -t devpts -o ptmxmode=0666 devpts /dev/pts
+		[ -e /dev/ptmx ] || ln -s pts/ptmx /dev/ptmx
+	fi
+	E start --name tt --mem 256 2>$T/err || { fail $name "start: $(head -c 500 $T/err)"; return; }
+	out=$("$dir/ptydrive" 24 80 's:stty size; tty\r' 'w:24 80' 'w:/dev/pts/' \
+		'r:40,132' 'p:500' 's:stty size\r' 'w:40 132' \
+		's:sleep 100\r' 'p:1500' 's:\x03' 's:echo "after int $?"\r' 'w:after int 130' \
+		's:exit 3\r' -- timeout -s KILL 120 "$EC1" exec -it tt -- /bin/sh 2>&1)
+	E stop tt
+	check $name "exit 3" "$out"
+}
 t_exec_100_in_a_row_and_10_at_once() {
 	# 100 execs one after another, then 10 at once, each with its own output and status.
 	E start --name s2 --mem 256 2>$T/err || { fail $name "start: $(head -c 500 $T/err)"; return; }

@@ -232,6 +232,48 @@ t_run_vmm_memory_stays_small_with_devices() {
 
 # Host directories through virtio-fs.
 fsdir() { rm -rf $T/fs && mkdir -p $T/fs; }
+t_run_and_exec_as_a_user_without_root() {
+	# ec1 as an ordinary user (uid 4242) in /dev/kvm's group, with the threads' seccomp lists:
+	# run, a volume (what the guest makes is the user's), a disk image, the NAT to a host
+	# server, and start/exec/ls/stop under the default run directory, /tmp/ec1-UID. A run
+	# directory someone else made there first is refused.
+	[ -x "$dir/asuser" ] || { echo "SKIP: $name: no asuser built"; return; }
+	[ -e /tmp/ec1-4242 ] && { echo "SKIP: $name: /tmp/ec1-4242 exists"; return; }
+	kvm_gid=$(stat -c %g /dev/kvm)
+	if [ -e /.rig-moved ]; then # the rig's /dev/kvm is root's alone: a kvm group of its own
+		kvm_gid=4243 && chgrp $kvm_gid /dev/kvm && chmod 660 /dev/kvm
+	elif [ $(( 0$(stat -c %a /dev/kvm) & 060 )) != 48 ]; then
+		echo "SKIP: $name: /dev/kvm is not for its group"; return
+	fi
+	U=$(mktemp -d /tmp/ec1-user.XXXXXX) && chmod 755 $U
+	cp -L "$EC1" "$dir/ec1-full" "$dir/libec1.so.0" "$dir/vmlinux" "$dir/rootfs.cpio" $U/
+	[ -f "$dir/libslirp.so.0" ] && cp -L "$dir/libslirp.so.0" $U/
+	mkdir -p $U/v $U/w && echo host >$U/v/f && echo page >$U/w/p
+	dd if=/dev/zero of=$U/d.img bs=1M count=8 2>/dev/null
+	chown -R 4242:4242 $U
+	httpd -f -p 127.0.0.1:18097 -h $U/w & hp=$!
+	cat >$U/t.sh <<'EOS'
+cd "$1" || exit 1
+r() { timeout -s KILL 150 ./ec1 run --timeout 120 "$@"; }
+id -u
+r -- id -u
+r -V "$1/v:/mnt/v" -- sh -c 'cat /mnt/v/f; echo guest >/mnt/v/g'
+stat -c %u v/g
+r --disk d.img -- sh -c 'echo disk >/dev/vda; sync'; head -c 4 d.img; echo
+r -- wget -q -O - http://10.0.2.2:18097/p
+./ec1 start --name u1 --mem 256 && echo "$(./ec1 exec u1 -- echo in-vm) $(./ec1 ls | awk '$1 == "u1" {print $3}')"
+./ec1 stop u1; echo "$? $(ls -A /tmp/ec1-4242)"
+EOS
+	out=$("$dir/asuser" 4242 4242 $kvm_gid env -i HOME=$U PATH=/bin:/usr/bin:/sbin:/usr/sbin \
+		LD_LIBRARY_PATH=$U EC1_KERNEL=$U/vmlinux EC1_INITRAMFS=$U/rootfs.cpio EC1_SECCOMP=kill \
+		sh $U/t.sh $U 2>&1 | tr '\n' '|')
+	rm -rf /tmp/ec1-4242 && mkdir -m 700 /tmp/ec1-4242 && chown 4243 /tmp/ec1-4242
+	"$dir/asuser" 4242 4242 $kvm_gid env -i LD_LIBRARY_PATH=$U $U/ec1 start --name u2 2>$T/err; st=$?
+	kill $hp; wait $hp 2>/dev/null
+	rm -rf /tmp/ec1-4242 $U
+	check $name "4242|0|host|4242|disk|page|in-vm running|0 |125 1" \
+		"$out$st $(grep -c 'not a directory of ours' $T/err)"
+}
 t_fs_guest_changes_seen_on_host() {
 	fsdir
 	echo data >$T/fs/old; echo gone >$T/fs/del; mkdir $T/fs/rmme; echo 0123456789 >$T/fs/trunc

@@ -22,6 +22,12 @@ check() { if [ "$2" = "$3" ]; then pass "$1"; else fail "$1" "expected [$2], got
 run() { timeout -s KILL 180 "$EC1" run --timeout 120 "$@"; }
 selected() { [ -z "$only" ] || echo " $only " | grep -q " $1 "; }
 ec1_pid() { for p in /proc/[0-9]*; do [ "$(cat $p/comm 2>/dev/null)" = ec1 ] && echo ${p#/proc/}; done; }
+# Terminals for ptydrive: the rig mounts no devpts of its own.
+ptys() {
+	[ -e /dev/pts/ptmx ] && return
+	mkdir -p /dev/pts && mount -t devpts -o ptmxmode=0666 devpts /dev/pts
+	[ -e /dev/ptmx ] || ln -s pts/ptmx /dev/ptmx
+}
 # fds PID: how many descriptors it holds; ticks PID: its CPU time so far (user + system).
 fds() { ls /proc/$1/fd | wc -l; }
 ticks() { awk '{print $14 + $15}' /proc/$1/stat; }
@@ -152,6 +158,18 @@ t_run_closed_stdio_stand_in_for_dev_null() {
 	run --timeout 60 --disk $T/cs.img -- /bin/sh -c 'cat; seq 1000' <&- >&- 2>&-; r3=$?
 	check $name "0 0 0 $want" "$r1 $r2 $r3 $(sha256sum <$T/cs.img | cut -c1-64)"
 	rm -f $T/cs.img
+}
+t_run_on_a_terminal_lines_eof_and_ctrl_c() {
+	# ec1 run on a terminal (tests/vm/ptydrive.c types to it; the terminal stays in its own
+	# mode): a typed line reaches CMD's stdin, Ctrl-D ends its input, Ctrl-C to ec1 reaches CMD
+	# as SIGTERM (its trap runs, its status is ec1's).
+	[ -x "$dir/ptydrive" ] || { echo "SKIP: $name: no ptydrive built"; return; }
+	ptys
+	out=$("$dir/ptydrive" 24 80 'w:ready' 's:hello\r' 'w:got hello' 's:more\r' 's:\x04' \
+		'w:eof 5' 's:\x03' 'w:got TERM' -- "$EC1" run --timeout 120 -- /bin/sh -c \
+		'trap "echo got TERM; exit 5" TERM; echo ready; read x; echo "got $x"; echo "eof $(wc -c)";
+		 while :; do sleep 0.1; done' 2>&1)
+	check $name "exit 5" "$out"
 }
 t_run_bad_kernel_path_names_it() {
 	"$EC1" run --kernel /no/such/vmlinux -- /bin/true 2>$T/err; rc=$?
@@ -1273,11 +1291,7 @@ t_exec_terminal_keys_ctrl_c_resize_and_status() {
 	# terminal of ec1's size; typed lines run; Ctrl-C interrupts the command in front (130), not
 	# the shell; a resize reaches the guest (SIGWINCH); exit's status is ec1's.
 	[ -x "$dir/ptydrive" ] || { echo "SKIP: $name: no ptydrive built"; return; }
-	# The rig mounts no devpts of its own.
-	if [ ! -e /dev/pts/ptmx ]; then
-		mkdir -p /dev/pts && mount -t devpts -o ptmxmode=0666 devpts /dev/pts
-		[ -e /dev/ptmx ] || ln -s pts/ptmx /dev/ptmx
-	fi
+	ptys
 	E start --name tt --mem 256 2>$T/err || { fail $name "start: $(head -c 500 $T/err)"; return; }
 	out=$("$dir/ptydrive" 24 80 's:stty size; tty\r' 'w:24 80' 'w:/dev/pts/' \
 		'r:40,132' 'p:500' 's:stty size\r' 'w:40 132' \

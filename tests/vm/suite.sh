@@ -145,8 +145,12 @@ t_run_reader_gone_fails_the_writers_next_write() {
 	{ run --timeout 60 -- /bin/sh -c 'trap "" PIPE; yes; echo after >&2' 2>$T/e3
 	  echo $? >$T/st3; } | head -c 1 >/dev/null
 	{ run --timeout 60 -- /bin/sh -c 'yes >&2' 2>&1 >/dev/null; echo $? >$T/st4; } | head -n 1 >/dev/null
-	check $name "141 y|141 1 2 3 |0 1 after|141" \
-		"$(cat $T/st1) $(cat $T/o1)|$(cat $T/st2) $(cat $T/o2)|$(cat $T/st3) $(grep -c 'Broken pipe' $T/e3) $(tail -n 1 $T/e3)|$(cat $T/st4)"
+	# Output to a file system that fills up: said, and the process's writes fail the same way.
+	mkdir -p $T/small && mount -t tmpfs -o size=64k small $T/small
+	run --timeout 60 -- seq 1000000 >$T/small/out 2>$T/e5; st5=$?
+	umount $T/small
+	check $name "141 y|141 1 2 3 |0 1 after|141|141 1" \
+		"$(cat $T/st1) $(cat $T/o1)|$(cat $T/st2) $(cat $T/o2)|$(cat $T/st3) $(grep -c 'Broken pipe' $T/e3) $(tail -n 1 $T/e3)|$(cat $T/st4)|$st5 $(grep -c 'ec1.stdout: writing to its host fd: No space left on device' $T/e5)"
 }
 t_run_closed_stdio_stand_in_for_dev_null() {
 	# ec1 started with stdin, stdout or stderr closed: the stream is /dev/null (no input, output

@@ -5,17 +5,22 @@
  * $XDG_RUNTIME_DIR/ec1, else /run/ec1 for root and /tmp/ec1-UID for others; mode 0700, ours):
  * NAME/lock, held (flock) by the VM's process for as long as it runs, so a VMM that died, even by
  * kill -9, is seen at once; NAME/pid; NAME/exec.sock, the exec socket (mode 0600: only its owner
- * and root can exec into the VM); NAME/log, what the VM's own process, init and the VMM wrote.
- * The VM's process removes the directory when the VM ends; ec1 stop removes what a dead one left.
+ * and root can exec into the VM); NAME/log, what the VM's own process, init and the VMM wrote,
+ * kept to LOG_MAX bytes (then it becomes NAME/log.1, the one before it dropped). The VM's process
+ * removes the directory when the VM ends; ec1 stop removes what a dead one left.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -44,6 +49,12 @@ static const char exec_usage[] =
 	"  -t, --tty           a terminal for CMD (this one in raw mode while it runs, if one)\n"
 	"  -e, --env K=V       added to the VM's environment (repeatable)\n"
 	"  -w, --workdir DIR   CMD's working directory (default: the VM's, /)\n";
+
+/*
+ * A log file's most bytes. The run directory is often a tmpfs (/run, $XDG_RUNTIME_DIR): memory,
+ * which a chatty VM must not fill; two files of this size at most, the newest output kept.
+ */
+#define LOG_MAX (8u << 20)
 
 static int usage_error(const char *usage)
 {
@@ -181,7 +192,7 @@ static int vm_running(const char *dir)
 /* What a VM's directory holds, removed (what is already gone is fine). */
 static void clean_dir(const char *dir)
 {
-	static const char *const files[] = {"exec.sock", "pid", "log", "lock"};
+	static const char *const files[] = {"exec.sock", "pid", "log", "log.1", "lock"};
 	char path[160];
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		vm_file(path, sizeof(path), dir, files[i]);
@@ -228,8 +239,8 @@ int cmd_start(int argc, char **argv)
 		return EXIT_EC1_ERROR;
 	}
 	/* What a dead VM of that name left is replaced. */
-	static const char *const stale[] = {"exec.sock", "pid"};
-	for (size_t i = 0; i < 2; i++) {
+	static const char *const stale[] = {"exec.sock", "pid", "log.1"};
+	for (size_t i = 0; i < 3; i++) {
 		vm_file(path, sizeof(path), dir, stale[i]);
 		unlink(path);
 	}
@@ -286,9 +297,117 @@ int cmd_start(int argc, char **argv)
 	return WIFEXITED(st) && WEXITSTATUS(st) ? WEXITSTATUS(st) : EXIT_EC1_ERROR;
 }
 
+/*
+ * The VM's log: everything written to its process's stdout (and, once it is ready, stderr) comes
+ * through a pipe to this thread, which appends it to NAME/log and moves that to NAME/log.1 when
+ * the next write would take it over LOG_MAX. A log that cannot be written drops what comes (the
+ * VM goes on).
+ */
+struct logger {
+	int in, out; /* the pipe's read end; NAME/log */
+	int stop;    /* eventfd: everything is in the pipe; end once it is empty */
+	size_t size; /* of NAME/log */
+	char path[160], old[160];
+	pthread_t thread;
+};
+
+static void *log_main(void *arg)
+{
+	struct logger *l = arg;
+	static char buf[65536];
+	for (;;) {
+		struct pollfd p[2] = {{.fd = l->in, .events = POLLIN},
+				      {.fd = l->stop, .events = POLLIN}};
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			break;
+		if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR))) {
+			if (p[1].revents & POLLIN)
+				break; /* told to end, nothing left: a writer that lingers is not
+					  waited for */
+			continue;
+		}
+		ssize_t n = read(l->in, buf, sizeof(buf));
+		if (n == 0 || (n < 0 && errno != EINTR))
+			break;
+		if (n < 0)
+			continue;
+		if (l->size && l->size + (size_t)n > LOG_MAX) {
+			int fd = -1;
+			if (rename(l->path, l->old) == 0)
+				fd = open(l->path,
+					  O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+					  0600);
+			if (fd >= 0) {
+				close(l->out);
+				l->out = fd;
+			}
+			l->size = 0; /* else at most LOG_MAX more go on into the old one */
+		}
+		for (ssize_t done = 0; done < n;) {
+			ssize_t w = write(l->out, buf + done, (size_t)(n - done));
+			if (w <= 0 && errno != EINTR)
+				break;
+			done += w > 0 ? w : 0;
+		}
+		l->size += (size_t)n;
+	}
+	return NULL;
+}
+
+/* From here on fd 1 is a pipe to the logger, which has the log; false with a message. */
+static bool start_logger(struct logger *l, const char *dir)
+{
+	int p[2];
+	vm_file(l->path, sizeof(l->path), dir, "log");
+	vm_file(l->old, sizeof(l->old), dir, "log.1");
+	if (pipe2(p, O_CLOEXEC) < 0) {
+		fprintf(stderr, "ec1: the log's pipe: %s\n", strerror(errno));
+		return false;
+	}
+	fcntl(p[1], F_SETPIPE_SZ, 1 << 20); /* a burst of output does not wait for the file */
+	l->in = p[0];
+	l->stop = eventfd(0, EFD_CLOEXEC);
+	l->out = fcntl(1, F_DUPFD_CLOEXEC, 3);
+	off_t end = l->out >= 0 ? lseek(l->out, 0, SEEK_END) : -1;
+	l->size = end > 0 ? (size_t)end : 0;
+	int err = l->out < 0 || l->stop < 0 || dup2(p[1], 1) < 0
+			  ? errno
+			  : pthread_create(&l->thread, NULL, log_main, l);
+	close(p[1]);
+	if (err) {
+		fprintf(stderr, "ec1: the log: %s\n", strerror(err));
+		return false;
+	}
+	return true;
+}
+
+/* Ends the logger once it has written everything: nothing may write to fds 1 and 2 after. */
+static void stop_logger(struct logger *l)
+{
+	int devnull = open("/dev/null", O_WRONLY | O_CLOEXEC);
+	if (devnull >= 0) {
+		dup2(devnull, 1);
+		dup2(devnull, 2);
+		close(devnull);
+	}
+	uint64_t one = 1;
+	if (write(l->stop, &one, sizeof(one)) < 0)
+		fprintf(stderr, "ec1: the log: %s\n", strerror(errno));
+	pthread_join(l->thread, NULL);
+	close(l->in);
+	close(l->out);
+	close(l->stop);
+}
+
 int serve_started(struct ec1_ctx *ctx, const char *dir)
 {
 	char sock[160], path[160];
+	struct logger log;
+	if (!start_logger(&log, dir)) {
+		ec1_ctx_free(ctx);
+		clean_dir(dir);
+		return EXIT_EC1_ERROR;
+	}
 	vm_file(sock, sizeof(sock), dir, "exec.sock");
 	int err = ec1_ctx_set_exec_socket(ctx, sock);
 	err = err ?: ec1_ctx_set_stdio(ctx, -1, 1, 1);
@@ -297,6 +416,8 @@ int serve_started(struct ec1_ctx *ctx, const char *dir)
 		const char *msg = ec1_ctx_message(ctx);
 		fprintf(stderr, "ec1: %s\n", *msg ? msg : ec1_strerror(err));
 		ec1_ctx_free(ctx);
+		fflush(NULL);
+		stop_logger(&log);
 		clean_dir(dir);
 		return EXIT_EC1_ERROR;
 	}
@@ -318,6 +439,8 @@ int serve_started(struct ec1_ctx *ctx, const char *dir)
 		status = EXIT_EC1_ERROR;
 	}
 	ec1_ctx_free(ctx);
+	fflush(NULL);
+	stop_logger(&log);
 	clean_dir(dir);
 	return status;
 }
@@ -562,6 +685,19 @@ int cmd_stop(int argc, char **argv)
 	return 0;
 }
 
+/* What fd holds from where it is to its end, on stdout; false when stdout fails. */
+static bool copy_out(int fd)
+{
+	char buf[65536];
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+		if (n > 0 && fwrite(buf, 1, (size_t)n, stdout) != (size_t)n)
+			return false;
+		if (n == 0 || (n < 0 && errno != EINTR))
+			return true;
+	}
+}
+
 int cmd_logs(int argc, char **argv)
 {
 	bool follow = false;
@@ -575,29 +711,48 @@ int cmd_logs(int argc, char **argv)
 	}
 	if (optind + 1 != argc)
 		return usage_error("usage: ec1 logs [-f] NAME\n");
-	char dir[128], path[160];
+	char dir[128], path[160], old[160];
 	if (!vm_dir(argv[optind], dir, sizeof(dir)))
 		return EXIT_EC1_ERROR;
 	vm_file(path, sizeof(path), dir, "log");
+	vm_file(old, sizeof(old), dir, "log.1");
+	int prev = open(old, O_RDONLY | O_CLOEXEC);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		fprintf(stderr, "ec1: no VM named %s\n", argv[optind]);
 		return EXIT_EC1_ERROR;
 	}
-	char buf[65536];
-	for (;;) {
-		ssize_t n = read(fd, buf, sizeof(buf));
-		if (n > 0) {
-			if (fwrite(buf, 1, (size_t)n, stdout) != (size_t)n)
+	/* The log before the newest, if the log was moved on (LOG_MAX), then the newest. */
+	if (prev >= 0 && !copy_out(prev)) {
+		close(prev);
+		close(fd);
+		return 0;
+	}
+	if (prev >= 0)
+		close(prev);
+	bool ended = false;
+	while (copy_out(fd) && follow) {
+		/*
+		 * Moved on: the rest of the old file (written before it was moved), then the new
+		 * one.
+		 */
+		struct stat now, ours;
+		int next;
+		if (stat(path, &now) == 0 && fstat(fd, &ours) == 0 && now.st_ino != ours.st_ino &&
+		    (next = open(path, O_RDONLY | O_CLOEXEC)) >= 0) {
+			bool more = copy_out(fd);
+			close(fd);
+			fd = next;
+			if (!more)
 				break;
 			continue;
 		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (!follow || vm_running(dir) != 1)
+		if (ended)
 			break;
+		ended = vm_running(dir) != 1; /* then one more pass for what came last */
 		fflush(stdout);
-		nanosleep(&(struct timespec){0, 100000000}, NULL);
+		if (!ended)
+			nanosleep(&(struct timespec){0, 100000000}, NULL);
 	}
 	close(fd);
 	return 0;

@@ -1290,6 +1290,23 @@ t_exec_reader_gone_fails_the_writers_next_write() {
 	E stop sp
 	check $name "141 y|141|still serving" "$(cat $T/st1) $(cat $T/o1)|$(cat $T/st2)|$after"
 }
+t_exec_log_kept_to_a_bound() {
+	# A chatty long-lived VM (24 MB of output) keeps at most two log files of 8 MiB (the run
+	# directory is often a tmpfs: memory): ec1 logs prints the newest lines, whole and in order,
+	# and ec1 logs -f, following all along, got every line.
+	E start --name lb --mem 256 -- /bin/sh -c 'sleep 2; seq 1 3000000; echo last; sleep 100' \
+		2>$T/err || { fail $name "start: $(head -c 500 $T/err)"; return; }
+	E logs -f lb >$T/follow & lf=$!
+	for i in $(seq 1200); do [ "$(E logs lb | tail -n 1)" = last ] && break; sleep 0.1; done
+	sizes=$(for f in log log.1; do s=$(stat -c %s $T/run/lb/$f); [ "$s" -le 8388608 ] && echo ok; done | tr '\n' ' ')
+	kept=$(E logs lb | awk 'NR == 1 { p = $1 - 1 } $1 != "last" { if ($1 != p + 1) bad++; p = $1 }
+		END { print (NR >= 1000000 ? "many" : NR) " " bad + 0 " " p " " $1 }')
+	E stop lb
+	wait $lf
+	all=$(awk '$1 != "last" { if ($1 != p + 1) bad++; p = $1 } END { print NR " " bad + 0 " " $1 }' $T/follow)
+	rm -f $T/follow
+	check $name "ok ok |many 0 3000000 last|3000001 0 last" "$sizes|$kept|$all"
+}
 t_exec_terminal_keys_ctrl_c_resize_and_status() {
 	# ec1 exec -it on a terminal (tests/vm/ptydrive.c types to it): the guest's shell has a
 	# terminal of ec1's size; typed lines run; Ctrl-C interrupts the command in front (130), not

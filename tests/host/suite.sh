@@ -277,6 +277,18 @@ t_cli_static_front_runs_the_full_cli() {
 	if [ -e "$libexec/ec1/ec1-full" ]; then pass; return; fi # installed: the alone copy finds it
 	expect 125 "variants needs the library: running $libexec/ec1/ec1-full: No such file" $T/alone/ec1 variants
 }
+t_cli_logs_print_the_moved_log_then_the_newest() {
+	# A VM's log moved on (log.1, then log: what its process leaves when the log passes 8 MiB)
+	# is printed whole and in order, by logs and by logs -f of a VM no longer running (whose lock
+	# nobody holds), which ends. A name with no directory is said.
+	mkdir -p $T/lr/v1 && : >$T/lr/v1/lock
+	seq 1 50000 >$T/lr/v1/log.1 && seq 50001 60000 >$T/lr/v1/log
+	a=$(EC1_RUN_DIR=$T/lr "$EC1" logs v1 | awk '$1 != NR { bad++ } END { print NR, bad + 0 }')
+	b=$(EC1_RUN_DIR=$T/lr timeout 20 "$EC1" logs -f v1 | awk '$1 != NR { bad++ } END { print NR, bad + 0 }')
+	EC1_RUN_DIR=$T/lr "$EC1" logs v2 2>$T/err; c=$?
+	got="$a|$b|$c $(grep -c 'no VM named v2' $T/err)"
+	if [ "$got" = "60000 0|60000 0|125 1" ]; then pass; else fail "[$got]"; fi
+}
 t_vmm_sets_up_and_tears_down_natively() {
 	# KVM set-up ioctls work on PVM too: build the whole VM, then tear it down without running it.
 	case $mode in none | rig) skip "no usable /dev/kvm"; return ;; esac

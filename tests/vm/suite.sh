@@ -1286,9 +1286,11 @@ t_exec_reader_gone_fails_the_writers_next_write() {
 	E start --name sp --mem 256 2>$T/err || { fail $name "start: $(head -c 500 $T/err)"; return; }
 	{ E exec sp -- yes; echo $? >$T/st1; } | head -n 1 >$T/o1
 	{ E exec sp -- /bin/sh -c 'yes >&2' 2>&1 >/dev/null; echo $? >$T/st2; } | head -n 1 >/dev/null
+	# With a terminal (-t), whose reader is gone: the terminal hangs up (SIGHUP).
+	{ E exec -t sp -- yes; echo $? >$T/st3; } | head -n 1 >/dev/null
 	after=$(E exec sp -- echo still serving)
 	E stop sp
-	check $name "141 y|141|still serving" "$(cat $T/st1) $(cat $T/o1)|$(cat $T/st2)|$after"
+	check $name "141 y|141|129|still serving" "$(cat $T/st1) $(cat $T/o1)|$(cat $T/st2)|$(cat $T/st3)|$after"
 }
 t_exec_log_kept_to_a_bound() {
 	# A chatty long-lived VM (24 MB of output) keeps at most two log files of 8 MiB (the run

@@ -60,7 +60,8 @@ enum {
 };
 
 static int control_fd = -1;
-static int err_fd = -1; /* the process's stderr port once open, else the kernel log */
+static int err_fd = -1;	   /* the process's stderr port once open, else the kernel log */
+static bool err_port_took; /* a message of ours went out on the stderr port */
 
 void say(const char *fmt, ...)
 {
@@ -72,8 +73,8 @@ void say(const char *fmt, ...)
 	if (n > (int)sizeof(buf) - 1)
 		n = sizeof(buf) - 1;
 	if (err_fd >= 0) {
-		if (write(err_fd, buf, (size_t)n) < 0)
-			return;
+		if (write(err_fd, buf, (size_t)n) > 0)
+			err_port_took = true;
 		return;
 	}
 	/* Before the ports exist: the kernel log, which the VMM shows when the guest fails. */
@@ -138,12 +139,14 @@ static int stream_open(struct stream *s, int port)
 /*
  * The host closed its end of the port for good (PORT_OPEN 0: whoever read the output there went
  * away), which the port's poll says with POLLHUP and no POLLOUT. Before the port ever took data
- * that is only the host's end not opened yet. Then the pipe closes as well: the process's next
- * write fails (EPIPE, SIGPIPE) as it would with its reader gone, instead of filling nothing.
+ * (the process's, or one of our messages on stderr) that is only the host's end not opened yet.
+ * Then the pipe closes as well: the process's next write fails (EPIPE, SIGPIPE) as it would with
+ * its reader gone, instead of filling nothing.
  */
 static bool host_gone(struct stream *s, short revents)
 {
-	if (!s->taken || !(revents & (POLLHUP | POLLERR)) || (revents & POLLOUT))
+	bool took = s->taken || (s == &streams[1] && err_port_took);
+	if (!took || !(revents & (POLLHUP | POLLERR)) || (revents & POLLOUT))
 		return false;
 	close(s->pipe[0]);
 	s->eof = true;

@@ -405,7 +405,12 @@ struct ec1_vmnet_info {
 int ec1_ctx_get_vmnet_info(struct ec1_ctx *ctx, struct ec1_vmnet_info *info);
 
 /* Builtin-engine extras (EC1_EUNSUPPORTED elsewhere). */
-/* Guest process stdio: host fds for its stdin, stdout, stderr. Default: 0, 1, 2; -1 for none. */
+/*
+ * Guest process stdio: host fds for its stdin, stdout, stderr. Default: 0, 1, 2; -1 for none. An
+ * output fd whose write fails (its reader gone: EPIPE) takes no more: the process's next write
+ * to that stream fails in the guest (SIGPIPE, or EPIPE where it ignores SIGPIPE). The VMM's own
+ * threads never take SIGPIPE.
+ */
 int ec1_ctx_set_stdio(struct ec1_ctx *ctx, int stdin_fd, int stdout_fd, int stderr_fd);
 /* Stops the run with EC1_ETIMEDOUT after timeout_ms milliseconds (0: never, the default). */
 int ec1_ctx_set_timeout(struct ec1_ctx *ctx, uint32_t timeout_ms);
@@ -467,6 +472,11 @@ struct ec1_exec_config {
 	int stdin_fd;		 /* host fd copied to the process's stdin, or -1: /dev/null */
 	int stdout_fd;		 /* host fd that gets its stdout, or -1: dropped */
 	int stderr_fd;		 /* host fd that gets its stderr, or -1: dropped */
+	/*
+	 * An output fd whose write fails (its reader gone) takes no more, and the process's next
+	 * write to that stream fails in the guest (SIGPIPE; a terminal hangs up). ec1_exec_wait
+	 * writes in the caller's thread: a caller that does not ignore SIGPIPE gets it then.
+	 */
 	bool tty; /* a terminal in the guest for all three (output comes as stdout) */
 	uint16_t tty_rows, tty_cols; /* its size */
 };

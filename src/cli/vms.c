@@ -6,7 +6,8 @@
  * NAME/lock, held (flock) by the VM's process for as long as it runs, so a VMM that died, even by
  * kill -9, is seen at once; NAME/pid; NAME/exec.sock, the exec socket (mode 0600: only its owner
  * and root can exec into the VM); NAME/log, what the VM's own process, init and the VMM wrote,
- * kept to LOG_MAX bytes (then it becomes NAME/log.1, the one before it dropped). The VM's process
+ * kept to LOG_MAX bytes or EC1_LOG_MAX_MIB (then it becomes NAME/log.1, the one before it
+ * dropped). The VM's process
  * removes the directory when the VM ends; ec1 stop removes what a dead one left.
  */
 #include <dirent.h>
@@ -55,6 +56,23 @@ static const char exec_usage[] =
  * which a chatty VM must not fill; two files of this size at most, the newest output kept.
  */
 #define LOG_MAX (8u << 20)
+
+/* EC1_LOG_MAX_MIB (1..1024) in bytes, else LOG_MAX; 0, said, when it is not such a number. */
+static size_t log_max(void)
+{
+	const char *v = getenv("EC1_LOG_MAX_MIB");
+	if (!v || !*v)
+		return LOG_MAX;
+	char *end;
+	errno = 0;
+	unsigned long n = strtoul(v, &end, 10);
+	if (errno || *end || v[0] < '0' || v[0] > '9' || n < 1 || n > 1024) {
+		fprintf(stderr, "ec1: EC1_LOG_MAX_MIB: \"%s\": expected a number 1..1024 (MiB)\n",
+			v);
+		return 0;
+	}
+	return (size_t)n << 20;
+}
 
 static int usage_error(const char *usage)
 {
@@ -224,6 +242,8 @@ int cmd_start(int argc, char **argv)
 		fprintf(stderr, "ec1 start: --name NAME is required\n");
 		return usage_error(start_usage);
 	}
+	if (!log_max())
+		return EXIT_EC1_ERROR;
 	char dir[128], path[160];
 	if (!vm_dir(name, dir, sizeof(dir)))
 		return EXIT_EC1_ERROR;
@@ -300,16 +320,44 @@ int cmd_start(int argc, char **argv)
 /*
  * The VM's log: everything written to its process's stdout (and, once it is ready, stderr) comes
  * through a pipe to this thread, which appends it to NAME/log and moves that to NAME/log.1 when
- * the next write would take it over LOG_MAX. A log that cannot be written drops what comes (the
- * VM goes on).
+ * the next write would take it over its most (LOG_MAX, EC1_LOG_MAX_MIB). A log that cannot be
+ * written drops what comes (the VM goes on).
  */
 struct logger {
-	int in, out; /* the pipe's read end; NAME/log */
-	int stop;    /* eventfd: everything is in the pipe; end once it is empty */
-	size_t size; /* of NAME/log */
+	int in, out;	  /* the pipe's read end; NAME/log */
+	int stop;	  /* eventfd: everything is in the pipe; end once it is empty */
+	size_t size, max; /* of NAME/log; the most it grows to (but for the rest of a line) */
+	bool line_start;  /* NAME/log ends with a whole line (or is empty) */
 	char path[160], old[160];
 	pthread_t thread;
 };
+
+/* Appends len bytes to the log (dropped where it cannot be written). */
+static void log_write(struct logger *l, const char *p, size_t len)
+{
+	for (size_t done = 0; done < len;) {
+		ssize_t w = write(l->out, p + done, len - done);
+		if (w <= 0 && errno != EINTR)
+			break;
+		done += w > 0 ? (size_t)w : 0;
+	}
+	l->size += len;
+	if (len)
+		l->line_start = p[len - 1] == '\n';
+}
+
+/* NAME/log becomes NAME/log.1 (the one before dropped), and a new NAME/log is begun. */
+static void log_move_on(struct logger *l)
+{
+	int fd = -1;
+	if (rename(l->path, l->old) == 0)
+		fd = open(l->path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd >= 0) {
+		close(l->out);
+		l->out = fd;
+	}
+	l->size = 0; /* else at most max more go on into the old one */
+}
 
 static void *log_main(void *arg)
 {
@@ -331,25 +379,25 @@ static void *log_main(void *arg)
 			break;
 		if (n < 0)
 			continue;
-		if (l->size && l->size + (size_t)n > LOG_MAX) {
-			int fd = -1;
-			if (rename(l->path, l->old) == 0)
-				fd = open(l->path,
-					  O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-					  0600);
-			if (fd >= 0) {
-				close(l->out);
-				l->out = fd;
-			}
-			l->size = 0; /* else at most LOG_MAX more go on into the old one */
+		size_t head = 0;
+		if (l->size + (size_t)n > l->max) {
+			/*
+			 * Each file holds whole lines: the old one takes the lines that fit, or,
+			 * when it ends in the middle of one, the rest of that line (unless longer
+			 * than what was read: a line of 64 KiB and more is cut).
+			 */
+			size_t room = l->max > l->size ? l->max - l->size : 0;
+			const char *nl =
+				room ? memrchr(buf, '\n', room < (size_t)n ? room : (size_t)n)
+				     : NULL;
+			if (!nl && !l->line_start)
+				nl = memchr(buf, '\n', (size_t)n);
+			head = nl ? (size_t)(nl - buf) + 1 : 0;
+			log_write(l, buf, head);
+			if (l->size)
+				log_move_on(l);
 		}
-		for (ssize_t done = 0; done < n;) {
-			ssize_t w = write(l->out, buf + done, (size_t)(n - done));
-			if (w <= 0 && errno != EINTR)
-				break;
-			done += w > 0 ? w : 0;
-		}
-		l->size += (size_t)n;
+		log_write(l, buf + head, (size_t)n - head);
 	}
 	return NULL;
 }
@@ -366,6 +414,8 @@ static bool start_logger(struct logger *l, const char *dir)
 	}
 	fcntl(p[1], F_SETPIPE_SZ, 1 << 20); /* a burst of output does not wait for the file */
 	l->in = p[0];
+	l->max = log_max() ?: LOG_MAX;
+	l->line_start = true;
 	l->stop = eventfd(0, EFD_CLOEXEC);
 	l->out = fcntl(1, F_DUPFD_CLOEXEC, 3);
 	off_t end = l->out >= 0 ? lseek(l->out, 0, SEEK_END) : -1;
@@ -722,7 +772,7 @@ int cmd_logs(int argc, char **argv)
 		fprintf(stderr, "ec1: no VM named %s\n", argv[optind]);
 		return EXIT_EC1_ERROR;
 	}
-	/* The log before the newest, if the log was moved on (LOG_MAX), then the newest. */
+	/* The log before the newest, if the log was moved on (at its most), then the newest. */
 	if (prev >= 0 && !copy_out(prev)) {
 		close(prev);
 		close(fd);

@@ -117,6 +117,9 @@ extern const char start_usage[];
 int vm_command(int argc, char **argv, const char *start_dir);
 /* ec1 start's VM process once its context is set: starts it, serves, cleans up (vms.c). */
 int serve_started(struct ec1_ctx *ctx, const char *dir);
+/* s as a number min..max into *out; -1 with a message naming opt (main.c). */
+int parse_uint(const char *opt, const char *s, unsigned long min, unsigned long max,
+	       unsigned long *out);
 
 int cmd_start(int argc, char **argv);
 int cmd_exec(int argc, char **argv);

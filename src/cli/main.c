@@ -142,8 +142,8 @@ static int fail(struct ec1_ctx *ctx, int code)
 	return EXIT_EC1_ERROR;
 }
 
-static int parse_uint(const char *opt, const char *s, unsigned long min, unsigned long max,
-		      unsigned long *out)
+int parse_uint(const char *opt, const char *s, unsigned long min, unsigned long max,
+	       unsigned long *out)
 {
 	char *end;
 	errno = 0;

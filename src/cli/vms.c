@@ -7,8 +7,8 @@
  * kill -9, is seen at once; NAME/pid; NAME/exec.sock, the exec socket (mode 0600: only its owner
  * and root can exec into the VM); NAME/log, what the VM's own process, init and the VMM wrote,
  * kept to LOG_MAX bytes or EC1_LOG_MAX_MIB (then it becomes NAME/log.1, the one before it
- * dropped). The VM's process
- * removes the directory when the VM ends; ec1 stop removes what a dead one left.
+ * dropped). The VM's process removes the directory when the VM ends; ec1 stop removes what a dead
+ * one left.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -63,15 +63,8 @@ static size_t log_max(void)
 	const char *v = getenv("EC1_LOG_MAX_MIB");
 	if (!v || !*v)
 		return LOG_MAX;
-	char *end;
-	errno = 0;
-	unsigned long n = strtoul(v, &end, 10);
-	if (errno || *end || v[0] < '0' || v[0] > '9' || n < 1 || n > 1024) {
-		fprintf(stderr, "ec1: EC1_LOG_MAX_MIB: \"%s\": expected a number 1..1024 (MiB)\n",
-			v);
-		return 0;
-	}
-	return (size_t)n << 20;
+	unsigned long n;
+	return parse_uint("EC1_LOG_MAX_MIB", v, 1, 1024, &n) ? 0 : (size_t)n << 20;
 }
 
 static int usage_error(const char *usage)
@@ -260,7 +253,7 @@ int cmd_start(int argc, char **argv)
 	}
 	/* What a dead VM of that name left is replaced. */
 	static const char *const stale[] = {"exec.sock", "pid", "log.1"};
-	for (size_t i = 0; i < 3; i++) {
+	for (size_t i = 0; i < sizeof(stale) / sizeof(stale[0]); i++) {
 		vm_file(path, sizeof(path), dir, stale[i]);
 		unlink(path);
 	}
@@ -769,6 +762,8 @@ int cmd_logs(int argc, char **argv)
 	int prev = open(old, O_RDONLY | O_CLOEXEC);
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
+		if (prev >= 0)
+			close(prev);
 		fprintf(stderr, "ec1: no VM named %s\n", argv[optind]);
 		return EXIT_EC1_ERROR;
 	}
